@@ -1,0 +1,142 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// One package, one executable (`gatehouse`), modules as in ../shared/design/ARCHITECTURE.md.
+// Pure modules (STUN, TURN, WireGuard, Policy, ControlProtocol) do no I/O; runtime modules (Actors,
+// BPF, Persistence) touch the system; shells (Portal, Relay, Gateway, Client) never import each other.
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "gatehouse",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "gatehouse", targets: ["gatehouse"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // MARK: C libraries from the system
+        .systemLibrary(
+            name: "CBPF",
+            pkgConfig: "libbpf",
+            providers: [.apt(["libbpf-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        // The one definition of every layout shared with the kernel: the header under bpf/include is
+        // included by the *.bpf.c programs and imported by Swift through this module.
+        .target(
+            name: "BPFMaps",
+            path: "bpf",
+            sources: ["layouts.c"],
+            publicHeadersPath: "include"
+        ),
+
+        // MARK: Pure modules
+        .target(
+            name: "STUN",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        .target(name: "TURN", dependencies: ["STUN"], swiftSettings: swiftSettings),
+        .target(name: "WireGuard", dependencies: ["CSodium"], swiftSettings: swiftSettings),
+        .target(name: "Policy", swiftSettings: swiftSettings),
+        .target(name: "ControlProtocol", dependencies: ["Policy"], swiftSettings: swiftSettings),
+
+        // MARK: Runtime modules
+        .target(
+            name: "Actors",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BPF",
+            dependencies: ["CBPF", "BPFMaps"],
+            swiftSettings: swiftSettings,
+            plugins: ["BPFCompiler"]
+        ),
+        .target(name: "Persistence", swiftSettings: swiftSettings),
+
+        // MARK: Shells
+        .target(
+            name: "Portal",
+            dependencies: ["Actors", "Persistence", "Policy", "ControlProtocol"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Relay",
+            dependencies: ["Actors", "BPF", "STUN", "TURN", "ControlProtocol"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Gateway",
+            dependencies: ["Actors", "BPF", "WireGuard", "Policy", "ControlProtocol"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Client",
+            dependencies: ["Actors", "WireGuard", "STUN", "Policy", "ControlProtocol"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: The binary
+        .executableTarget(
+            name: "gatehouse",
+            dependencies: [
+                "Portal", "Relay", "Gateway", "Client", "BPF",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Build tooling: bpf/*.bpf.c → BPF object → Swift source embedded in the `BPF` module
+        .executableTarget(name: "bpf-embed", path: "Plugins/bpf-embed"),
+        .plugin(
+            name: "BPFCompiler",
+            capability: .buildTool(),
+            dependencies: ["bpf-embed"]
+        ),
+
+        // MARK: Tests
+        .target(
+            name: "CTestSupport",
+            path: "Tests/CTestSupport"
+        ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["CTestSupport"],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(
+            name: "BPFTests",
+            dependencies: ["BPF", "BPFMaps", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "STUNTests",
+            dependencies: ["STUN"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TestSupportTests",
+            dependencies: ["TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatehouseCLITests",
+            dependencies: ["TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

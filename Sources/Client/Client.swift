@@ -1,0 +1,3 @@
+// The headless client.
+
+package enum Client {}

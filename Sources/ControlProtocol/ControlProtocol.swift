@@ -1,0 +1,4 @@
+// Codable messages between the portal and relays, gateways and clients. Filled in by the
+// realtime issue.
+
+package enum ControlProtocol {}

@@ -1,0 +1,3 @@
+// The gateway service: TUN device, WireGuard peer sessions, enforcement, NAT.
+
+package enum Gateway {}

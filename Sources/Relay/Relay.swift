@@ -1,0 +1,3 @@
+// The relay service: listener, allocation actors, XDP router control, health and metrics.
+
+package enum Relay {}

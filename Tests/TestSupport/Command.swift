@@ -1,0 +1,58 @@
+import Foundation
+
+/// What a finished command printed and how it ended.
+package struct CommandOutput: Sendable {
+    package let arguments: [String]
+    package let status: Int32
+    package let standardOutput: String
+    package let standardError: String
+
+    package var succeeded: Bool { status == 0 }
+}
+
+/// A command failed; the message carries everything needed to see why from a test log.
+package struct CommandError: Error, CustomStringConvertible {
+    package let output: CommandOutput
+    package var description: String {
+        "`\(output.arguments.joined(separator: " "))` exited \(output.status): \(output.standardError)\(output.standardOutput)"
+    }
+}
+
+/// Runs programs to completion. Output goes through temporary files rather than pipes, so a chatty
+/// program can never block on a full pipe while we wait for it.
+package enum Command {
+    /// Runs `arguments` (the first is looked up on PATH) and waits for it to end; throws
+    /// `CommandError` on a non-zero exit when `check` is true.
+    @discardableResult
+    package static func run(
+        _ arguments: [String], check: Bool = true, environment: [String: String]? = nil
+    ) throws -> CommandOutput {
+        let directory = FileManager.default.temporaryDirectory
+        let id = UUID().uuidString
+        let outURL = directory.appending(path: "gatehouse-cmd-\(id).out")
+        let errURL = directory.appending(path: "gatehouse-cmd-\(id).err")
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(at: outURL)
+            try? FileManager.default.removeItem(at: errURL)
+        }
+        let process = Process()
+        process.executableURL = URL(filePath: "/usr/bin/env")
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        try process.run()
+        process.waitUntilExit()
+        let output = CommandOutput(
+            arguments: arguments,
+            status: process.terminationStatus,
+            standardOutput: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+            standardError: (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
+        )
+        if check && !output.succeeded { throw CommandError(output: output) }
+        return output
+    }
+}
