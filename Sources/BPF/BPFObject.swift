@@ -13,7 +13,7 @@ package final class BPFObject: @unchecked Sendable {
     package init(bytes: [UInt8], name: String) throws(BPFError) {
         _ = LibBPFLog.installed
         var options = bpf_object_open_opts()
-        options.sz = MemoryLayout<bpf_object_open_opts>.size
+        options.sz = libbpfOptionsSize(bpf_object_open_opts.self, through: \.object_name)
         let (opened, openLog) = name.withCString { cName in
             options.object_name = cName
             return LibBPFLog.capturing {

@@ -22,7 +22,9 @@ enum LibBPFLog {
     }()
 
     static func append(_ text: String) {
-        let split = text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+        let split = text.split(separator: "\n", omittingEmptySubsequences: true).map { line in
+            line.hasPrefix("libbpf: ") ? String(line.dropFirst("libbpf: ".count)) : String(line)
+        }
         lines.withLock { lines in
             lines.append(contentsOf: split)
             if lines.count > maximumLines { lines.removeFirst(lines.count - maximumLines) }

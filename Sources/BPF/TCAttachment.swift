@@ -49,17 +49,19 @@ package final class TCAttachment: Sendable {
         _ program: BPFProgram, to interface: String, direction: TCDirection
     ) throws(BPFError) -> TCAttachment {
         let index = try NetworkInterface.index(named: interface)
-        var hook = hook(index: index, direction: direction)
-        let (created, createLog) = LibBPFLog.capturing { bpf_tc_hook_create(&hook) }
+        // One clsact qdisc serves both directions.
+        var qdisc = Self.makeHook(index: index, direction: .ingress)
+        let (created, createLog) = LibBPFLog.capturing { bpf_tc_hook_create(&qdisc) }
         if created < 0 && created != -EEXIST {
             throw LibBPFLog.error("creating the clsact qdisc on \(interface)", code: -created, log: createLog)
         }
+        var hook = Self.makeHook(index: index, direction: direction)
         var options = bpf_tc_opts()
-        options.sz = MemoryLayout<bpf_tc_opts>.size
+        options.sz = libbpfOptionsSize(bpf_tc_opts.self, through: \.priority)
         options.prog_fd = program.fileDescriptor
         let (code, log) = LibBPFLog.capturing { bpf_tc_attach(&hook, &options) }
         if code < 0 {
-            if created == 0 { _ = bpf_tc_hook_destroy(&hook) }
+            if created == 0 { Self.destroyQdisc(index: index) }
             throw LibBPFLog.error(
                 "attaching TC program \"\(program.name)\" to \(interface) \(direction.rawValue)", code: -code, log: log)
         }
@@ -73,9 +75,9 @@ package final class TCAttachment: Sendable {
     /// Removes the filter (and the qdisc this attachment created). Calling it again does nothing.
     package func detach() throws(BPFError) {
         guard attached.withLock({ attached -> Bool in defer { attached = false }; return attached }) else { return }
-        var hook = Self.hook(index: interfaceIndex, direction: direction)
+        var hook = Self.makeHook(index: interfaceIndex, direction: direction)
         var options = bpf_tc_opts()
-        options.sz = MemoryLayout<bpf_tc_opts>.size
+        options.sz = libbpfOptionsSize(bpf_tc_opts.self, through: \.priority)
         options.handle = handle
         options.priority = priority
         let code = bpf_tc_detach(&hook, &options)
@@ -83,15 +85,19 @@ package final class TCAttachment: Sendable {
         if code < 0 && code != -ENOENT && code != -ENODEV && code != -EINVAL {
             throw LibBPFLog.error("detaching TC program \"\(program.name)\" from \(interface)", code: -code)
         }
-        if createdQdisc {
-            hook.attach_point = bpf_tc_attach_point(rawValue: BPF_TC_INGRESS.rawValue | BPF_TC_EGRESS.rawValue)
-            _ = bpf_tc_hook_destroy(&hook)
-        }
+        if createdQdisc { Self.destroyQdisc(index: interfaceIndex) }
     }
 
-    private static func hook(index: Int32, direction: TCDirection) -> bpf_tc_hook {
+    /// Deletes the clsact qdisc (both directions at once is what tells libbpf to delete, not flush).
+    private static func destroyQdisc(index: Int32) {
+        var hook = makeHook(index: index, direction: .ingress)
+        hook.attach_point = bpf_tc_attach_point(rawValue: BPF_TC_INGRESS.rawValue | BPF_TC_EGRESS.rawValue)
+        _ = bpf_tc_hook_destroy(&hook)
+    }
+
+    private static func makeHook(index: Int32, direction: TCDirection) -> bpf_tc_hook {
         var hook = bpf_tc_hook()
-        hook.sz = MemoryLayout<bpf_tc_hook>.size
+        hook.sz = libbpfOptionsSize(bpf_tc_hook.self, through: \.parent)
         hook.ifindex = index
         hook.attach_point = direction.attachPoint
         return hook

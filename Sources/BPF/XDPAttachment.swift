@@ -42,7 +42,7 @@ package final class XDPAttachment: Sendable {
     ) throws(BPFError) -> XDPAttachment {
         let index = try NetworkInterface.index(named: interface)
         var options = bpf_link_create_opts()
-        options.sz = MemoryLayout<bpf_link_create_opts>.size
+        options.sz = libbpfOptionsSize(bpf_link_create_opts.self, through: \.flags)
         options.flags = mode.flags
         let (fd, log) = LibBPFLog.capturing {
             bpf_link_create(program.fileDescriptor, index, BPF_XDP, &options)

@@ -61,6 +61,11 @@ package final class TestNetwork: Sendable {
         let namespace = NetworkNamespace(name: name, role: role)
         state.withLock { $0.namespaces.append(namespace) }
         try namespace.ip("link", "set", "lo", "up")
+        // Without duplicate address detection, IPv6 addresses (link-local ones too, which neighbour
+        // discovery needs) are usable the moment a link is up, instead of a second or two later.
+        try namespace.exec([
+            "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
+        ])
         return namespace
     }
 
@@ -84,7 +89,6 @@ package final class TestNetwork: Sendable {
         let endB = VethEnd(namespace: b, interface: nameB, ipv4: "198.18.\(pair).2", ipv6: "fd00:6768:0:\(pair)::2")
         for end in [endA, endB] {
             try end.namespace.ip("addr", "add", "\(end.ipv4)/24", "dev", end.interface)
-            // nodad: the address is usable at once instead of after duplicate address detection.
             try end.namespace.ip("-6", "addr", "add", "\(end.ipv6)/64", "dev", end.interface, "nodad")
             try end.namespace.ip("link", "set", end.interface, "up")
         }
