@@ -33,6 +33,8 @@ let package = Package(
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"])]
         ),
+        // System calls that need _GNU_SOURCE (recvmmsg, sendmmsg, setns), which Swift's Glibc lacks.
+        .target(name: "CSystem"),
         // The one definition of every layout shared with the kernel: the header under bpf/include is
         // included by the *.bpf.c programs and imported by Swift through this module.
         .target(
@@ -56,7 +58,7 @@ let package = Package(
         // MARK: Runtime modules
         .target(
             name: "Actors",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: ["CSystem", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -110,17 +112,18 @@ let package = Package(
 
         // MARK: Tests
         .target(
-            name: "CTestSupport",
-            path: "Tests/CTestSupport"
-        ),
-        .target(
             name: "TestSupport",
-            dependencies: ["CTestSupport"],
+            dependencies: ["Actors", "CSystem"],
             path: "Tests/TestSupport"
         ),
         .testTarget(
+            name: "ActorsTests",
+            dependencies: ["Actors"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "BPFTests",
-            dependencies: ["BPF", "BPFMaps", "TestSupport"],
+            dependencies: ["Actors", "BPF", "BPFMaps", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -130,7 +133,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TestSupportTests",
-            dependencies: ["TestSupport"],
+            dependencies: ["Actors", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

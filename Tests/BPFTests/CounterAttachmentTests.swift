@@ -1,3 +1,4 @@
+import Actors
 import BPF
 import BPFMaps
 import TestSupport

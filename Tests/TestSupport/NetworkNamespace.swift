@@ -1,4 +1,4 @@
-import CTestSupport
+import CSystem
 import Foundation
 
 /// A network namespace made by a `TestNetwork`: a host of its own with interfaces, addresses and

@@ -1,0 +1,235 @@
+import CSystem
+import Glibc
+
+/// A UDP socket with batched I/O: `receive(into:)` and `send(_:)` move many datagrams per system call
+/// (recvmmsg/sendmmsg), which is what keeps a relay's per-packet cost low.
+///
+/// The socket is non-blocking; `waitUntilReadable` parks the calling thread in poll(2). The descriptor
+/// never changes after init and the kernel serialises operations on it, so one socket may be used from
+/// several threads (one reading, others sending).
+package final class UDPSocket: @unchecked Sendable {
+    package let fileDescriptor: Int32
+    package let localAddress: SocketAddress
+
+    /// Binds to `address` (port 0: the kernel picks). IPv6 sockets are IPv6-only, so that an IPv4 and
+    /// an IPv6 socket can share a port number.
+    package init(bindTo address: SocketAddress, receiveBufferBytes: Int32? = nil) throws(SocketError) {
+        let family = address.isIPv6 ? AF_INET6 : AF_INET
+        let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .system("socket", errno) }
+        var one: Int32 = 1
+        if address.isIPv6 {
+            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        if var bytes = receiveBufferBytes {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, socklen_t(MemoryLayout<Int32>.size))
+        }
+        let bound = address.withSockaddr { bind(fd, $0, $1) }
+        guard bound == 0 else {
+            let code = errno
+            close(fd)
+            throw .system("bind \(address)", code)
+        }
+        var storage = sockaddr_in6()
+        var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        let named = withUnsafeMutableBytes(of: &storage) { raw in
+            getsockname(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length)
+        }
+        guard named == 0, let local = withUnsafeBytes(of: storage, { SocketAddress($0.baseAddress!) }) else {
+            let code = errno
+            close(fd)
+            throw .system("getsockname", code)
+        }
+        fileDescriptor = fd
+        localAddress = local
+    }
+
+    /// Binds to an address given as text ("198.18.1.2", "::", ...).
+    package convenience init(bindTo address: String, port: UInt16 = 0) throws(SocketError) {
+        try self.init(bindTo: SocketAddress(address, port: port))
+    }
+
+    deinit { close(fileDescriptor) }
+
+    package var localPort: UInt16 { localAddress.port }
+
+    // MARK: One datagram at a time (control traffic, tests)
+
+    /// Sends one datagram; false if the send buffer is full (EAGAIN), which the caller may count as a
+    /// drop or retry.
+    @discardableResult
+    package func send(_ bytes: [UInt8], to destination: SocketAddress) throws(SocketError) -> Bool {
+        let sent = bytes.withUnsafeBytes { buffer in
+            destination.withSockaddr { sendto(fileDescriptor, buffer.baseAddress, buffer.count, 0, $0, $1) }
+        }
+        if sent < 0 {
+            if errno == EAGAIN || errno == EWOULDBLOCK { return false }
+            throw .system("sendto \(destination)", errno)
+        }
+        return true
+    }
+
+    package func send(_ bytes: [UInt8], to address: String, port: UInt16) throws(SocketError) {
+        try send(bytes, to: SocketAddress(address, port: port))
+    }
+
+    /// Waits up to `timeout` for one datagram; nil if none came.
+    package func receive(timeout: Duration = .seconds(2)) throws(SocketError) -> (bytes: [UInt8], from: SocketAddress)? {
+        let deadline = ContinuousClock.now + timeout
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            var storage = sockaddr_in6()
+            var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            let count = buffer.withUnsafeMutableBytes { raw in
+                withUnsafeMutableBytes(of: &storage) { address in
+                    recvfrom(fileDescriptor, raw.baseAddress, raw.count, 0,
+                             address.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length)
+                }
+            }
+            if count >= 0 {
+                guard let source = withUnsafeBytes(of: storage, { SocketAddress($0.baseAddress!) }) else { continue }
+                return (Array(buffer.prefix(count)), source)
+            }
+            guard errno == EAGAIN || errno == EWOULDBLOCK else { throw .system("recvfrom", errno) }
+            let remaining = deadline - ContinuousClock.now
+            if remaining <= .zero { return nil }
+            try waitUntilReadable(timeout: remaining)
+        }
+    }
+
+    /// Parks the thread until a datagram is waiting or `timeout` passes; true if one is waiting.
+    @discardableResult
+    package func waitUntilReadable(timeout: Duration) throws(SocketError) -> Bool {
+        var descriptor = pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)
+        let (seconds, attoseconds) = timeout.components
+        let milliseconds = max(0, min(Int64(Int32.max), seconds * 1000 + attoseconds / 1_000_000_000_000_000))
+        let ready = poll(&descriptor, 1, Int32(milliseconds))
+        if ready < 0 && errno != EINTR { throw .system("poll", errno) }
+        return ready > 0
+    }
+
+    // MARK: Batches
+
+    /// Receives as many datagrams as are waiting, up to the batch's capacity, without blocking.
+    /// Returns how many arrived (0 when none was waiting).
+    package func receive(into batch: DatagramBatch) throws(SocketError) -> Int {
+        batch.prepareForReceive()
+        let received = gatehouse_recvmmsg(fileDescriptor, batch.headers, UInt32(batch.capacity), Int32(MSG_DONTWAIT))
+        if received < 0 {
+            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { batch.count = 0; return 0 }
+            throw .system("recvmmsg", errno)
+        }
+        batch.count = Int(received)
+        return Int(received)
+    }
+
+    /// Sends the first `batch.count` datagrams of the batch. Returns how many the kernel took; the rest
+    /// met a full send buffer (the caller queues or drops them).
+    package func send(_ batch: DatagramBatch) throws(SocketError) -> Int {
+        var offset = 0
+        while offset < batch.count {
+            let sent = gatehouse_sendmmsg(fileDescriptor, batch.headers + offset, UInt32(batch.count - offset), 0)
+            if sent < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK { return offset }
+                if errno == EINTR { continue }
+                // One bad destination must not stop the rest of the batch: skip it.
+                if errno == ENETUNREACH || errno == EHOSTUNREACH || errno == EINVAL || errno == EAFNOSUPPORT
+                    || errno == EPERM || errno == EACCES || errno == EMSGSIZE {
+                    offset += 1
+                    continue
+                }
+                throw .system("sendmmsg", errno)
+            }
+            offset += Int(sent)
+        }
+        return offset
+    }
+}
+
+/// Pre-allocated room for many datagrams, their addresses and the system-call headers that point at
+/// them: filled by `UDPSocket.receive(into:)`, or by the caller before `UDPSocket.send(_:)`. Owned by one
+/// thread at a time.
+package final class DatagramBatch {
+    package let capacity: Int
+    package let datagramCapacity: Int
+    /// How many datagrams the batch holds now.
+    package var count = 0
+
+    let headers: UnsafeMutablePointer<gatehouse_mmsghdr>
+    private let vectors: UnsafeMutablePointer<iovec>
+    private let addresses: UnsafeMutablePointer<sockaddr_in6>
+    private let buffers: UnsafeMutableRawPointer
+
+    package init(capacity: Int = 64, datagramCapacity: Int = 2048) {
+        precondition(capacity > 0 && datagramCapacity > 0)
+        self.capacity = capacity
+        self.datagramCapacity = datagramCapacity
+        headers = .allocate(capacity: capacity)
+        vectors = .allocate(capacity: capacity)
+        addresses = .allocate(capacity: capacity)
+        buffers = .allocate(byteCount: capacity * datagramCapacity, alignment: 16)
+        for index in 0..<capacity {
+            vectors[index] = iovec(iov_base: buffers + index * datagramCapacity, iov_len: datagramCapacity)
+            addresses[index] = sockaddr_in6()
+            headers[index] = gatehouse_mmsghdr()
+            headers[index].msg_hdr.msg_name = UnsafeMutableRawPointer(addresses + index)
+            headers[index].msg_hdr.msg_iov = vectors + index
+            headers[index].msg_hdr.msg_iovlen = 1
+        }
+    }
+
+    deinit {
+        headers.deallocate()
+        vectors.deallocate()
+        addresses.deallocate()
+        buffers.deallocate()
+    }
+
+    func prepareForReceive() {
+        for index in 0..<capacity {
+            vectors[index].iov_len = datagramCapacity
+            headers[index].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            headers[index].msg_len = 0
+        }
+        count = 0
+    }
+
+    /// The bytes of datagram `index` (valid until the batch is refilled).
+    package func payload(_ index: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: buffers + index * datagramCapacity, count: Int(headers[index].msg_len))
+    }
+
+    /// The source (after a receive) or destination (before a send) of datagram `index`.
+    package func address(_ index: Int) -> SocketAddress? {
+        SocketAddress(UnsafeRawPointer(addresses + index))
+    }
+
+    /// Empties the batch for filling with datagrams to send.
+    package func removeAll() { count = 0 }
+
+    /// Appends a datagram to send: `write` fills up to `datagramCapacity` bytes and returns how many.
+    /// Returns false when the batch is full.
+    @discardableResult
+    package func append(to destination: SocketAddress, _ write: (UnsafeMutableRawBufferPointer) -> Int) -> Bool {
+        guard count < capacity else { return false }
+        let index = count
+        let buffer = UnsafeMutableRawBufferPointer(start: buffers + index * datagramCapacity, count: datagramCapacity)
+        let length = write(buffer)
+        precondition(length >= 0 && length <= datagramCapacity)
+        vectors[index].iov_len = length
+        headers[index].msg_hdr.msg_namelen = destination.write(to: UnsafeMutableRawPointer(addresses + index))
+        headers[index].msg_len = 0
+        count += 1
+        return true
+    }
+
+    /// Appends a copy of `bytes` to send to `destination`.
+    @discardableResult
+    package func append(_ bytes: UnsafeRawBufferPointer, to destination: SocketAddress) -> Bool {
+        guard bytes.count <= datagramCapacity else { return false }
+        return append(to: destination) { buffer in
+            buffer.copyMemory(from: bytes)
+            return bytes.count
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import Actors
+import Testing
+
+/// Batched UDP on loopback: what goes out in one sendmmsg arrives, complete and in order, through
+/// recvmmsg.
+@Suite struct UDPSocketTests {
+    @Test(arguments: ["127.0.0.1", "::1"])
+    func aBatchSentInOneCallArrivesWhole(loopback: String) throws {
+        let receiver = try UDPSocket(bindTo: loopback)
+        let sender = try UDPSocket(bindTo: loopback)
+        let outgoing = DatagramBatch(capacity: 40, datagramCapacity: 1500)
+        for index in 0..<40 {
+            let appended = outgoing.append(to: receiver.localAddress) { buffer in
+                let length = 1 + index * 30
+                for offset in 0..<length { buffer[offset] = UInt8(truncatingIfNeeded: index + offset) }
+                return length
+            }
+            #expect(appended)
+        }
+        #expect(!outgoing.append([1, 2, 3].withUnsafeBytes { $0 }, to: receiver.localAddress), "a full batch refuses more")
+        #expect(try sender.send(outgoing) == 40)
+
+        let incoming = DatagramBatch(capacity: 16, datagramCapacity: 2048)
+        var received: [[UInt8]] = []
+        let deadline = ContinuousClock.now + .seconds(5)
+        while received.count < 40 && ContinuousClock.now < deadline {
+            try receiver.waitUntilReadable(timeout: .milliseconds(200))
+            let count = try receiver.receive(into: incoming)
+            #expect(count <= 16)
+            for index in 0..<count {
+                #expect(incoming.address(index) == sender.localAddress)
+                received.append(Array(incoming.payload(index)))
+            }
+        }
+        #expect(received.count == 40)
+        for (index, datagram) in received.enumerated() {
+            #expect(datagram.count == 1 + index * 30)
+            #expect(datagram.first == UInt8(truncatingIfNeeded: index))
+        }
+        #expect(try receiver.receive(into: incoming) == 0, "nothing more is waiting, and receive does not block")
+    }
+
+    @Test func aDestinationOfTheWrongFamilyIsSkippedAndTheRestGoesOut() throws {
+        let receiver = try UDPSocket(bindTo: "127.0.0.1")
+        let sender = try UDPSocket(bindTo: "127.0.0.1")
+        let batch = DatagramBatch(capacity: 3, datagramCapacity: 64)
+        let payload: [UInt8] = [7, 7, 7]
+        payload.withUnsafeBytes { bytes in
+            batch.append(bytes, to: receiver.localAddress)
+            batch.append(bytes, to: try! SocketAddress("::1", port: receiver.localPort))
+            batch.append(bytes, to: receiver.localAddress)
+        }
+        #expect(try sender.send(batch) == 3)
+        #expect(try receiver.receive()?.bytes == payload)
+        #expect(try receiver.receive()?.bytes == payload)
+        #expect(try receiver.receive(timeout: .milliseconds(100)) == nil)
+    }
+
+    @Test func receiveWithATimeoutReturnsNilWhenNothingComes() throws {
+        let socket = try UDPSocket(bindTo: "127.0.0.1")
+        let start = ContinuousClock.now
+        #expect(try socket.receive(timeout: .milliseconds(50)) == nil)
+        #expect(ContinuousClock.now - start >= .milliseconds(50))
+    }
+
+    @Test func bindingAPortInUseSaysWhich() throws {
+        let first = try UDPSocket(bindTo: "127.0.0.1")
+        #expect {
+            _ = try UDPSocket(bindTo: "127.0.0.1", port: first.localPort)
+        } throws: { error in
+            "\(error)".contains("bind 127.0.0.1:\(first.localPort)") && "\(error)".contains("in use")
+        }
+    }
+}
+
+@Suite struct SocketAddressTests {
+    @Test(arguments: [
+        ("192.0.2.1", 3478, "192.0.2.1:3478"),
+        ("2001:db8::1", 443, "[2001:db8::1]:443"),
+        ("::ffff:127.0.0.1", 1, "[::ffff:127.0.0.1]:1"),
+        ("::", 0, "[::]:0"),
+    ])
+    func parsesAndPrints(text: String, port: Int, expected: String) throws {
+        let address = try SocketAddress(text, port: UInt16(port))
+        #expect(address.description == expected)
+        let roundTrip = address.withSockaddr { pointer, _ in SocketAddress(UnsafeRawPointer(pointer)) }
+        #expect(roundTrip == address)
+    }
+
+    @Test func ipv4IsPackedBigEndian() throws {
+        #expect(try SocketAddress("192.0.2.1", port: 1).ip == .v4(0xC000_0201))
+        #expect(try SocketAddress("2001:db8::1", port: 1).ip == .v6(0x2001_0DB8_0000_0000, 1))
+    }
+
+    @Test(arguments: ["", "300.1.1.1", "example.com", "1.2.3", "[::1]", "::1::2"])
+    func rejectsWhatIsNotAnAddress(text: String) {
+        #expect(throws: SocketError.badAddress(text)) { _ = try SocketAddress(text, port: 1) }
+    }
+}
+
+@Suite struct SecretTests {
+    @Test func aSecretNeverPrintsItsValue() {
+        let secret = Secret("hunter2")
+        #expect("\(secret)" == "[redacted]")
+        #expect(String(describing: [secret]) == "[[redacted]]")
+        #expect(String(reflecting: secret) == "[redacted]")
+        #expect(secret.reveal() == "hunter2")
+    }
+}
