@@ -20,6 +20,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // MARK: C libraries from the system
@@ -34,7 +38,7 @@ let package = Package(
             providers: [.apt(["libsodium-dev"])]
         ),
         // System calls that need _GNU_SOURCE (recvmmsg, sendmmsg, setns), which Swift's Glibc lacks.
-        .target(name: "CSystem"),
+        .target(name: "CGatehouseSystem"),
         // The one definition of every layout shared with the kernel: the header under bpf/include is
         // included by the *.bpf.c programs and imported by Swift through this module.
         .target(
@@ -45,12 +49,15 @@ let package = Package(
         ),
 
         // MARK: Pure modules
+        // IP and transport addresses as values (no I/O): shared by the codecs, the state machines and
+        // the shells.
+        .target(name: "Addresses", swiftSettings: swiftSettings),
         .target(
             name: "STUN",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
-        .target(name: "TURN", dependencies: ["STUN"], swiftSettings: swiftSettings),
+        .target(name: "TURN", dependencies: ["STUN", "Addresses"], swiftSettings: swiftSettings),
         .target(name: "WireGuard", dependencies: ["CSodium"], swiftSettings: swiftSettings),
         .target(name: "Policy", swiftSettings: swiftSettings),
         .target(name: "ControlProtocol", dependencies: ["Policy"], swiftSettings: swiftSettings),
@@ -58,7 +65,13 @@ let package = Package(
         // MARK: Runtime modules
         .target(
             name: "Actors",
-            dependencies: ["CSystem", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "CGatehouseSystem", "Addresses",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -113,17 +126,27 @@ let package = Package(
         // MARK: Tests
         .target(
             name: "TestSupport",
-            dependencies: ["Actors", "CSystem"],
+            dependencies: ["Actors", "CGatehouseSystem"],
             path: "Tests/TestSupport"
         ),
         .testTarget(
+            name: "AddressesTests",
+            dependencies: ["Addresses"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "ActorsTests",
-            dependencies: ["Actors"],
+            dependencies: ["Actors", "Addresses"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "BPFTests",
             dependencies: ["Actors", "BPF", "BPFMaps", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TURNTests",
+            dependencies: ["TURN", "Addresses"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,4 +1,4 @@
-import CSystem
+import CGatehouseSystem
 import Glibc
 
 /// A UDP socket with batched I/O: `receive(into:)` and `send(_:)` move many datagrams per system call

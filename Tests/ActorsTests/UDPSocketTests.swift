@@ -1,4 +1,5 @@
 import Actors
+import Addresses
 import Testing
 
 /// Batched UDP on loopback: what goes out in one sendmmsg arrives, complete and in order, through

@@ -1,4 +1,4 @@
-import CSystem
+import CGatehouseSystem
 import Foundation
 
 /// A network namespace made by a `TestNetwork`: a host of its own with interfaces, addresses and

@@ -1,5 +1,5 @@
-#ifndef GATEHOUSE_CSYSTEM_H
-#define GATEHOUSE_CSYSTEM_H
+#ifndef GATEHOUSE_CGATEHOUSESYSTEM_H
+#define GATEHOUSE_CGATEHOUSESYSTEM_H
 
 /* System calls Swift's Glibc module does not expose because they need _GNU_SOURCE. */
 

@@ -1,6 +1,6 @@
 package import Glibc
 
-/// An IP address and UDP port, as a value: hashable and cheap to compare (a key of the relay's
+/// An IP address and UDP port (a "transport address" in STUN/TURN terms), as a value: hashable and cheap to compare (a key of the relay's
 /// tables), convertible to and from `sockaddr` at the system-call boundary.
 package struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     /// The address bytes, in network order, packed into integers.

@@ -2,7 +2,7 @@
 #include <sched.h>
 #include <stddef.h>
 #include <sys/socket.h>
-#include "CSystem.h"
+#include "CGatehouseSystem.h"
 
 _Static_assert(sizeof(struct gatehouse_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
 _Static_assert(offsetof(struct gatehouse_mmsghdr, msg_len) == offsetof(struct mmsghdr, msg_len), "mmsghdr layout");
