@@ -1,7 +1,11 @@
 #define _GNU_SOURCE
 #include <sched.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include "CGatehouseSystem.h"
 
 _Static_assert(sizeof(struct gatehouse_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
@@ -18,3 +22,38 @@ int gatehouse_sendmmsg(int fd, struct gatehouse_mmsghdr *messages, unsigned int 
 }
 
 int gatehouse_setns_net(int fd) { return setns(fd, CLONE_NEWNET); }
+
+int gatehouse_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int gatehouse_epoll_add(int epoll, int fd)
+{
+    struct epoll_event event = { .events = EPOLLIN, .data.fd = fd };
+    return epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event);
+}
+
+int gatehouse_epoll_remove(int epoll, int fd) { return epoll_ctl(epoll, EPOLL_CTL_DEL, fd, NULL); }
+
+int gatehouse_epoll_wait(int epoll, int *ready, int capacity, int timeout_ms)
+{
+    struct epoll_event events[256];
+    if (capacity > 256)
+        capacity = 256;
+    int count = epoll_wait(epoll, events, capacity, timeout_ms);
+    for (int i = 0; i < count; i++)
+        ready[i] = events[i].data.fd;
+    return count;
+}
+
+int gatehouse_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+int gatehouse_eventfd_signal(int fd)
+{
+    uint64_t one = 1;
+    return (int)write(fd, &one, sizeof one);
+}
+
+int gatehouse_eventfd_drain(int fd)
+{
+    uint64_t value;
+    return (int)read(fd, &value, sizeof value);
+}

@@ -17,6 +17,19 @@ struct gatehouse_mmsghdr {
 int gatehouse_recvmmsg(int fd, struct gatehouse_mmsghdr *messages, unsigned int count, int flags);
 int gatehouse_sendmmsg(int fd, struct gatehouse_mmsghdr *messages, unsigned int count, int flags);
 
+/* epoll without struct epoll_event, which glibc declares packed on x86_64 (Swift cannot import that
+ * layout reliably). `gatehouse_epoll_add` registers `fd` for reading with `fd` as its token;
+ * `gatehouse_epoll_wait` writes the ready descriptors to `ready` and returns how many, or -1. */
+int gatehouse_epoll_create(void);
+int gatehouse_epoll_add(int epoll, int fd);
+int gatehouse_epoll_remove(int epoll, int fd);
+int gatehouse_epoll_wait(int epoll, int *ready, int capacity, int timeout_ms);
+
+/* An eventfd to wake a thread parked in epoll_wait. */
+int gatehouse_eventfd(void);
+int gatehouse_eventfd_signal(int fd);
+int gatehouse_eventfd_drain(int fd);
+
 /* setns(2) for network namespaces (CLONE_NEWNET): moves the calling thread. */
 int gatehouse_setns_net(int fd);
 
