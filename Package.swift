@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // MARK: C libraries from the system
@@ -80,7 +81,11 @@ let package = Package(
             swiftSettings: swiftSettings,
             plugins: ["BPFCompiler"]
         ),
-        .target(name: "Persistence", swiftSettings: swiftSettings),
+        .target(
+            name: "Persistence",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Shells
         .target(
@@ -142,6 +147,11 @@ let package = Package(
         .testTarget(
             name: "BPFTests",
             dependencies: ["Actors", "BPF", "BPFMaps", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PersistenceTests",
+            dependencies: ["Persistence", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

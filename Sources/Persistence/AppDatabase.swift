@@ -1,0 +1,31 @@
+package import GRDB
+
+/// The portal's database: one SQLite file in WAL mode with foreign keys on, migrated to the current
+/// schema when opened. Writes that must hold together go through `write`, one transaction each.
+package final class AppDatabase: Sendable {
+    package let writer: any DatabaseWriter
+
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    package init(path: String) throws {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(5)
+        // DatabasePool uses WAL: readers never block the writer.
+        writer = try DatabasePool(path: path, configuration: configuration)
+        try Migrations.migrator.migrate(writer)
+    }
+
+    /// Runs `updates` in one write transaction.
+    package func write<T: Sendable>(_ updates: @Sendable (Database) throws -> T) async throws -> T {
+        try await writer.write(updates)
+    }
+
+    package func read<T: Sendable>(_ value: @Sendable (Database) throws -> T) async throws -> T {
+        try await writer.read(value)
+    }
+
+    /// The names of applied migrations, oldest first.
+    package func appliedMigrations() throws -> [String] {
+        try writer.read { db in try Migrations.migrator.appliedIdentifiers(db).sorted() }
+    }
+}

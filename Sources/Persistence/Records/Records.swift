@@ -1,0 +1,302 @@
+package import Foundation
+package import GRDB
+
+// One Codable record per table. IDs are UUIDs stored as lower-case text (readable in the sqlite3 shell
+// and portable to PostgreSQL); dates are stored by GRDB as UTC text.
+
+/// What every record shares: UUIDs as lower-case text.
+package protocol GatehouseRecord: Codable, Sendable, FetchableRecord, PersistableRecord {}
+
+extension GatehouseRecord {
+    package static func databaseUUIDEncodingStrategy(for column: String) -> DatabaseUUIDEncodingStrategy {
+        .lowercaseString
+    }
+}
+
+package struct AccountRecord: GatehouseRecord, Equatable {
+    package static let databaseTableName = "account"
+    package var id: UUID
+    package var name: String
+    package var slug: String
+    package var tunnelIPv4Range: String
+    package var tunnelIPv6Range: String
+    package var createdAt: Date
+
+    package enum CodingKeys: String, CodingKey {
+        case id, name, slug
+        case tunnelIPv4Range = "tunnel_ipv4_range"
+        case tunnelIPv6Range = "tunnel_ipv6_range"
+        case createdAt = "created_at"
+    }
+
+    package enum Columns {
+        static let slug = Column(CodingKeys.slug)
+    }
+
+    package init(id: UUID = UUID(), name: String, slug: String, tunnelIPv4Range: String = "100.64.0.0/11",
+                 tunnelIPv6Range: String = "fd00:6761:7465::/48", createdAt: Date) {
+        self.id = id
+        self.name = name
+        self.slug = slug
+        self.tunnelIPv4Range = tunnelIPv4Range
+        self.tunnelIPv6Range = tunnelIPv6Range
+        self.createdAt = createdAt
+    }
+}
+
+package struct ActorRecord: GatehouseRecord, Equatable {
+    package static let databaseTableName = "actor"
+
+    package enum Kind: String, Codable, Sendable, CaseIterable {
+        case user
+        case admin
+        case serviceAccount = "service_account"
+    }
+
+    package var id: UUID
+    package var accountID: UUID
+    package var type: Kind
+    package var name: String
+    package var email: String?
+    package var disabled: Bool
+    package var createdAt: Date
+
+    package enum CodingKeys: String, CodingKey {
+        case id, type, name, email, disabled
+        case accountID = "account_id"
+        case createdAt = "created_at"
+    }
+
+    package init(id: UUID = UUID(), accountID: UUID, type: Kind, name: String, email: String?, disabled: Bool = false, createdAt: Date) {
+        self.id = id
+        self.accountID = accountID
+        self.type = type
+        self.name = name
+        self.email = email
+        self.disabled = disabled
+        self.createdAt = createdAt
+    }
+}
+
+package struct GroupRecord: GatehouseRecord, Equatable {
+    package static let databaseTableName = "actor_group"
+    package var id: UUID
+    package var accountID: UUID
+    package var name: String
+    package var createdAt: Date
+
+    package enum CodingKeys: String, CodingKey {
+        case id, name
+        case accountID = "account_id"
+        case createdAt = "created_at"
+    }
+
+    package init(id: UUID = UUID(), accountID: UUID, name: String, createdAt: Date) {
+        self.id = id
+        self.accountID = accountID
+        self.name = name
+        self.createdAt = createdAt
+    }
+}
+
+package struct MembershipRecord: GatehouseRecord, Equatable {
+    package static let databaseTableName = "membership"
+    package var accountID: UUID
+    package var actorID: UUID
+    package var groupID: UUID
+
+    package enum CodingKeys: String, CodingKey {
+        case accountID = "account_id"
+        case actorID = "actor_id"
+        case groupID = "group_id"
+    }
+
+    package init(accountID: UUID, actorID: UUID, groupID: UUID) {
+        self.accountID = accountID
+        self.actorID = actorID
+        self.groupID = groupID
+    }
+}
+
+package struct SiteRecord: GatehouseRecord, Equatable {
+    package static let databaseTableName = "site"
+    package var id: UUID
+    package var accountID: UUID
+    package var name: String
+    package var createdAt: Date
+
+    package enum CodingKeys: String, CodingKey {
+        case id, name
+        case accountID = "account_id"
+        case createdAt = "created_at"
+    }
+
+    package init(id: UUID = UUID(), accountID: UUID, name: String, createdAt: Date) {
+        self.id = id
+        self.accountID = accountID
+        self.name = name
+        self.createdAt = createdAt
+    }
+}
+
+package struct ResourceRecord: GatehouseRecord, Equatable {
+    package static let databaseTableName = "resource"
+
+    package enum Kind: String, Codable, Sendable, CaseIterable {
+        case cidr, ip, dns
+    }
+
+    package var id: UUID
+    package var accountID: UUID
+    package var siteID: UUID
+    package var name: String
+    package var type: Kind
+    package var address: String
+    package var addressDescription: String?
+    /// JSON array, as the `Policy` module encodes filters.
+    package var filters: String
+    package var ipStack: String?
+    package var createdAt: Date
+
+    package enum CodingKeys: String, CodingKey {
+        case id, name, type, address, filters
+        case accountID = "account_id"
+        case siteID = "site_id"
+        case addressDescription = "address_description"
+        case ipStack = "ip_stack"
+        case createdAt = "created_at"
+    }
+
+    package init(id: UUID = UUID(), accountID: UUID, siteID: UUID, name: String, type: Kind, address: String,
+                 addressDescription: String? = nil, filters: String = "[]", ipStack: String? = nil, createdAt: Date) {
+        self.id = id
+        self.accountID = accountID
+        self.siteID = siteID
+        self.name = name
+        self.type = type
+        self.address = address
+        self.addressDescription = addressDescription
+        self.filters = filters
+        self.ipStack = ipStack
+        self.createdAt = createdAt
+    }
+}
+
+package struct PolicyRecord: GatehouseRecord, Equatable {
+    package static let databaseTableName = "policy"
+    package var id: UUID
+    package var accountID: UUID
+    package var groupID: UUID
+    package var resourceID: UUID
+    package var description: String?
+    /// JSON array, as the `Policy` module encodes conditions.
+    package var conditions: String
+    package var disabled: Bool
+    package var createdAt: Date
+
+    package enum CodingKeys: String, CodingKey {
+        case id, description, conditions, disabled
+        case accountID = "account_id"
+        case groupID = "group_id"
+        case resourceID = "resource_id"
+        case createdAt = "created_at"
+    }
+
+    package init(id: UUID = UUID(), accountID: UUID, groupID: UUID, resourceID: UUID, description: String? = nil,
+                 conditions: String = "[]", disabled: Bool = false, createdAt: Date) {
+        self.id = id
+        self.accountID = accountID
+        self.groupID = groupID
+        self.resourceID = resourceID
+        self.description = description
+        self.conditions = conditions
+        self.disabled = disabled
+        self.createdAt = createdAt
+    }
+}
+
+package struct TokenRecord: GatehouseRecord, Equatable {
+    package static let databaseTableName = "token"
+
+    package enum Kind: String, Codable, Sendable, CaseIterable {
+        case adminAPI = "admin_api"
+        case client, gateway, relay
+    }
+
+    package var id: UUID
+    package var accountID: UUID?
+    package var kind: Kind
+    /// SHA-256 of the secret, lower-case hex.
+    package var secretHash: String
+    package var expiresAt: Date?
+    package var actorID: UUID?
+    package var siteID: UUID?
+    package var lastUsedAt: Date?
+    package var lastUsedAddress: String?
+    package var createdAt: Date
+
+    package enum CodingKeys: String, CodingKey {
+        case id, kind
+        case accountID = "account_id"
+        case secretHash = "secret_hash"
+        case expiresAt = "expires_at"
+        case actorID = "actor_id"
+        case siteID = "site_id"
+        case lastUsedAt = "last_used_at"
+        case lastUsedAddress = "last_used_address"
+        case createdAt = "created_at"
+    }
+
+    package enum Columns {
+        static let secretHash = Column(CodingKeys.secretHash)
+    }
+
+    package init(id: UUID = UUID(), accountID: UUID?, kind: Kind, secretHash: String, expiresAt: Date?,
+                 actorID: UUID? = nil, siteID: UUID? = nil, createdAt: Date) {
+        self.id = id
+        self.accountID = accountID
+        self.kind = kind
+        self.secretHash = secretHash
+        self.expiresAt = expiresAt
+        self.actorID = actorID
+        self.siteID = siteID
+        self.createdAt = createdAt
+    }
+}
+
+package struct AuditEventRecord: GatehouseRecord, Equatable {
+    package static let databaseTableName = "audit_event"
+    package var id: UUID
+    package var accountID: UUID
+    package var actorID: UUID?
+    package var actorName: String?
+    package var action: String
+    package var subjectType: String
+    package var subjectID: String
+    package var before: String?
+    package var after: String?
+    package var at: Date
+
+    package enum CodingKeys: String, CodingKey {
+        case id, action, before, after, at
+        case accountID = "account_id"
+        case actorID = "actor_id"
+        case actorName = "actor_name"
+        case subjectType = "subject_type"
+        case subjectID = "subject_id"
+    }
+
+    package init(id: UUID = UUID(), accountID: UUID, actorID: UUID?, actorName: String?, action: String,
+                 subjectType: String, subjectID: String, before: String?, after: String?, at: Date) {
+        self.id = id
+        self.accountID = accountID
+        self.actorID = actorID
+        self.actorName = actorName
+        self.action = action
+        self.subjectType = subjectType
+        self.subjectID = subjectID
+        self.before = before
+        self.after = after
+        self.at = at
+    }
+}

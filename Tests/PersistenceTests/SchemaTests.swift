@@ -1,0 +1,126 @@
+import Foundation
+import GRDB
+import Persistence
+import Testing
+
+/// The schema holds the data model's invariants, on a real SQLite file.
+@Suite struct SchemaTests {
+    let now = Date(timeIntervalSince1970: 1_700_000_000)
+
+    /// A fresh database file in a temporary directory, removed afterwards.
+    func withDatabase(_ body: (AppDatabase, String) throws -> Void) throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "gatehouse-db-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appending(path: "portal.sqlite").path
+        try body(try AppDatabase(path: path), path)
+    }
+
+    func isConstraintViolation(_ error: any Error) -> Bool {
+        (error as? DatabaseError)?.resultCode == .SQLITE_CONSTRAINT
+    }
+
+    struct Fixture {
+        var account: AccountRecord
+        var site: SiteRecord
+        var group: GroupRecord
+        var user: ActorRecord
+    }
+
+    func seed(_ db: Database) throws -> Fixture {
+        let account = AccountRecord(name: "Acme", slug: "acme", createdAt: now)
+        try account.insert(db)
+        let site = SiteRecord(accountID: account.id, name: "hq", createdAt: now)
+        try site.insert(db)
+        let group = GroupRecord(accountID: account.id, name: "engineering", createdAt: now)
+        try group.insert(db)
+        let user = ActorRecord(accountID: account.id, type: .user, name: "Ada", email: "ada@acme.test", createdAt: now)
+        try user.insert(db)
+        return Fixture(account: account, site: site, group: group, user: user)
+    }
+
+    @Test func aNewFileIsMigratedInWALModeAndKeepsItsDataWhenReopened() throws {
+        try withDatabase { database, path in
+            #expect(try database.appliedMigrations() == ["001_initial_schema"])
+            let mode = try database.writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+            #expect(mode == "wal")
+            let fixture = try database.writer.write { db in try seed(db) }
+            let reopened = try AppDatabase(path: path)
+            let account = try reopened.writer.read { db in try AccountRecord.fetchOne(db, key: fixture.account.id.uuidString.lowercased()) }
+            #expect(account == fixture.account)
+            let storedID = try reopened.writer.read { db in try String.fetchOne(db, sql: "SELECT id FROM account") }
+            #expect(storedID == fixture.account.id.uuidString.lowercased(), "IDs are stored as lower-case text")
+        }
+    }
+
+    @Test func namesAreUniquePerAccountOnly() throws {
+        try withDatabase { database, _ in
+            try database.writer.write { db in
+                let fixture = try seed(db)
+                #expect(performing: { try GroupRecord(accountID: fixture.account.id, name: "engineering", createdAt: now).insert(db) },
+                        throws: isConstraintViolation)
+                let other = AccountRecord(name: "Other", slug: "other", createdAt: now)
+                try other.insert(db)
+                try GroupRecord(accountID: other.id, name: "engineering", createdAt: now).insert(db)
+                #expect(performing: { try AccountRecord(name: "Acme 2", slug: "acme", createdAt: now).insert(db) },
+                        throws: isConstraintViolation)
+                #expect(performing: { try AccountRecord(name: "Bad", slug: "Not A Slug", createdAt: now).insert(db) },
+                        throws: isConstraintViolation)
+                #expect(performing: {
+                    try ActorRecord(accountID: fixture.account.id, type: .admin, name: "Ada again", email: "ada@acme.test", createdAt: now).insert(db)
+                }, throws: isConstraintViolation)
+            }
+        }
+    }
+
+    @Test func deletingASiteDeletesItsResourcesAndTheirPolicies() throws {
+        try withDatabase { database, _ in
+            try database.writer.write { db in
+                let fixture = try seed(db)
+                let resource = ResourceRecord(accountID: fixture.account.id, siteID: fixture.site.id, name: "db",
+                                              type: .cidr, address: "10.0.0.0/24", filters: #"["tcp:5432"]"#, createdAt: now)
+                try resource.insert(db)
+                try PolicyRecord(accountID: fixture.account.id, groupID: fixture.group.id, resourceID: resource.id, createdAt: now).insert(db)
+                try MembershipRecord(accountID: fixture.account.id, actorID: fixture.user.id, groupID: fixture.group.id).insert(db)
+                _ = try fixture.site.delete(db)
+                #expect(try ResourceRecord.fetchCount(db) == 0)
+                #expect(try PolicyRecord.fetchCount(db) == 0)
+                _ = try fixture.user.delete(db)
+                #expect(try MembershipRecord.fetchCount(db) == 0, "memberships go with their actor")
+            }
+        }
+    }
+
+    @Test func foreignKeysAndChecksRefuseWhatTheModelForbids() throws {
+        try withDatabase { database, _ in
+            try database.writer.write { db in
+                let fixture = try seed(db)
+                let account = fixture.account.id
+                #expect(performing: { try MembershipRecord(accountID: account, actorID: UUID(), groupID: fixture.group.id).insert(db) },
+                        throws: isConstraintViolation)
+                #expect(performing: {
+                    try ResourceRecord(accountID: account, siteID: fixture.site.id, name: "web", type: .dns, address: "web.acme.test", createdAt: now).insert(db)
+                }, throws: isConstraintViolation)  // a DNS resource needs its IP stack
+                #expect(performing: {
+                    try ResourceRecord(accountID: account, siteID: fixture.site.id, name: "net", type: .cidr, address: "10.0.0.0/8",
+                                       filters: #"{"tcp": 1}"#, createdAt: now).insert(db)
+                }, throws: isConstraintViolation)  // filters are a JSON array
+                let hash = String(repeating: "a", count: 64)
+                #expect(performing: { try TokenRecord(accountID: account, kind: .gateway, secretHash: hash, expiresAt: nil).insert(db) },
+                        throws: isConstraintViolation)  // a gateway token belongs to a site
+                #expect(performing: { try TokenRecord(accountID: account, kind: .adminAPI, secretHash: "plain-secret", expiresAt: nil, actorID: fixture.user.id).insert(db) },
+                        throws: isConstraintViolation)  // only a SHA-256 hex digest fits
+                try TokenRecord(accountID: account, kind: .gateway, secretHash: hash, expiresAt: nil, siteID: fixture.site.id).insert(db)
+                #expect(performing: { try ActorRecord(accountID: account, type: .serviceAccount, name: "ci", email: "ci@acme.test", createdAt: now).insert(db) },
+                        throws: isConstraintViolation)  // machines have no email
+            }
+        }
+    }
+}
+
+extension TokenRecord {
+    init(accountID: UUID?, kind: Kind, secretHash: String, expiresAt: Date?, actorID: UUID? = nil, siteID: UUID? = nil) {
+        self.init(accountID: accountID, kind: kind, secretHash: secretHash, expiresAt: expiresAt, actorID: actorID,
+                  siteID: siteID, createdAt: Date(timeIntervalSince1970: 1_700_000_000))
+    }
+}
