@@ -58,7 +58,11 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
-        .target(name: "TURN", dependencies: ["STUN", "Addresses"], swiftSettings: swiftSettings),
+        .target(
+            name: "TURN",
+            dependencies: ["STUN", "Addresses", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         .target(name: "WireGuard", dependencies: ["CSodium"], swiftSettings: swiftSettings),
         .target(name: "Policy", swiftSettings: swiftSettings),
         .target(name: "ControlProtocol", dependencies: ["Policy"], swiftSettings: swiftSettings),
@@ -95,7 +99,12 @@ let package = Package(
         ),
         .target(
             name: "Relay",
-            dependencies: ["Actors", "BPF", "STUN", "TURN", "ControlProtocol"],
+            dependencies: [
+                "Actors", "BPF", "STUN", "TURN", "ControlProtocol",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -113,9 +122,10 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "Portal", "Relay", "Gateway", "Client", "BPF",
+                "Portal", "Relay", "Gateway", "Client", "BPF", "Actors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -152,6 +162,11 @@ let package = Package(
         .testTarget(
             name: "PersistenceTests",
             dependencies: ["Persistence", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RelayTests",
+            dependencies: ["Actors", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

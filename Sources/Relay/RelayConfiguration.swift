@@ -10,7 +10,7 @@ package struct RelayConfiguration: Sendable {
     /// Where the sockets bind; by default every address of the family that has a public address.
     package var bindIPv4: SocketAddress.IP?
     package var bindIPv6: SocketAddress.IP?
-    /// The STUN/TURN port (RFC 8489 default 3478).
+    /// The STUN/TURN port (RFC 8489 default 3478); 0 lets the kernel choose (tests).
     package var listenPort: UInt16 = 3478
     /// Relayed ports are drawn at random from this range (RFC 8656 section 7.2 suggests 49152-65535).
     package var portRange: ClosedRange<UInt16> = 49152...65535
@@ -38,7 +38,6 @@ package struct RelayConfiguration: Sendable {
         }
         if case .v6 = publicIPv4 { throw .invalid("--public-ipv4", "is an IPv6 address") }
         if case .v4 = publicIPv6 { throw .invalid("--public-ipv6", "is an IPv4 address") }
-        if listenPort == 0 { throw .invalid("--listen-port", "must be 1-65535") }
         if portRange.lowerBound == 0 { throw .invalid("--port-range", "ports must be 1-65535") }
         if portRange.contains(listenPort) {
             throw .invalid("--port-range", "\(portRange.lowerBound)-\(portRange.upperBound) contains the listen port \(listenPort)")

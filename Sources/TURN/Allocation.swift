@@ -33,7 +33,10 @@ package struct Allocation: Sendable {
     /// After a binding expires, its number and peer stay reserved this long (section 12).
     package static let channelCooldown: Duration = .seconds(300)
     package static let defaultLifetime: Duration = .seconds(600)  // section 7.2
-    package static let channelNumbers: ClosedRange<UInt16> = 0x4000...0x4FFF  // section 12
+    /// RFC 8656 section 12 allows 0x4000-0x4FFF; RFC 5766, which it replaced, allowed 0x4000-0x7FFF,
+    /// and deployed clients still draw from that range (coturn's turnutils_uclient picks numbers like
+    /// 0x5A1F). Refusing them would break those clients for no gain, so the relay accepts the old range.
+    package static let channelNumbers: ClosedRange<UInt16> = 0x4000...0x7FFF
 
     // Our choice.
     package static let maximumLifetime: Duration = .seconds(3600)
@@ -60,7 +63,7 @@ package struct Allocation: Sendable {
         case peerBoundToAnotherNumber
         /// The allocation has no relayed address of the peer's family: 443.
         case familyNotRelayed
-        /// Not a channel number (0x4000-0x4FFF): 400.
+        /// Not a channel number (0x4000-0x7FFF): 400.
         case invalidNumber
         /// The allocation holds as many channels as it may: 508.
         case tooMany

@@ -36,13 +36,6 @@ struct PortalCommand: NotYetImplemented {
     )
 }
 
-struct RelayCommand: NotYetImplemented {
-    static let configuration = CommandConfiguration(
-        commandName: "relay",
-        abstract: "Run a STUN/TURN relay with an XDP fast path (not yet implemented)."
-    )
-}
-
 struct GatewayCommand: NotYetImplemented {
     static let configuration = CommandConfiguration(
         commandName: "gateway",

@@ -56,7 +56,8 @@ import Testing
         #expect(throws: Allocation.BindError.numberInUse) { _ = try allocation.bindChannel(0x4000, to: otherPeer, now: t0) }
         #expect(throws: Allocation.BindError.peerBoundToAnotherNumber) { _ = try allocation.bindChannel(0x4001, to: peer, now: t0) }
         #expect(throws: Allocation.BindError.invalidNumber) { _ = try allocation.bindChannel(0x3FFF, to: otherPeer, now: t0) }
-        #expect(throws: Allocation.BindError.invalidNumber) { _ = try allocation.bindChannel(0x5000, to: otherPeer, now: t0) }
+        #expect(throws: Allocation.BindError.invalidNumber) { _ = try allocation.bindChannel(0x8000, to: otherPeer, now: t0) }
+        _ = try allocation.bindChannel(0x5A1F, to: address("10.1.2.9", 1), now: t0)  // RFC 5766 range, as coturn's client uses
         #expect(throws: Allocation.BindError.familyNotRelayed) {
             _ = try allocation.bindChannel(0x4002, to: address("2001:db8::9", 1), now: t0)
         }

@@ -8,7 +8,9 @@ package final class BackgroundProcess: Sendable {
     private let process: Mutex<Process?>
     private let outputURL: URL
 
-    init(arguments: [String], environment: [String: String]? = nil) throws {
+    /// Starts `arguments` (the first looked up on PATH) on this host. Stop it with `stop()`; it is also
+    /// stopped when the object goes away.
+    package init(arguments: [String], environment: [String: String]? = nil) throws {
         self.arguments = arguments
         outputURL = FileManager.default.temporaryDirectory.appending(path: "gatehouse-bg-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
@@ -20,7 +22,7 @@ package final class BackgroundProcess: Sendable {
         let log = try FileHandle(forWritingTo: outputURL)
         process.standardOutput = log
         process.standardError = log
-        try process.run()
+        try Command.launch(process)
         self.process = Mutex(process)
     }
 
@@ -30,6 +32,25 @@ package final class BackgroundProcess: Sendable {
 
     /// Everything the program wrote to stdout and stderr so far.
     package var output: String { (try? String(contentsOf: outputURL, encoding: .utf8)) ?? "" }
+
+    /// Waits until a line of the output matches `pattern` and returns the first capture group.
+    package func waitForMatch(_ pattern: String, timeout: Duration = .seconds(10)) async throws -> String {
+        let regex = try Regex(pattern)
+        var found: String?
+        do {
+            try await Wait.until("\(arguments.first ?? "process") printed a line matching \(pattern)", timeout: timeout) {
+                if let match = output.firstMatch(of: regex), match.output.count > 1, let capture = match.output[1].substring {
+                found = String(capture)
+                return true
+            }
+                if !isRunning { throw WaitError(what: "process exited before printing \(pattern): \(output)") }
+                return false
+            }
+        } catch let error as WaitError {
+            throw WaitError(what: "\(error.what); running: \(isRunning); output so far:\n\(output)")
+        }
+        return found ?? ""
+    }
 
     /// Waits until the output contains `text`; throws with the output so far when the deadline passes
     /// or the program exits first.

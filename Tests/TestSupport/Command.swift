@@ -18,11 +18,23 @@ package struct CommandError: Error, CustomStringConvertible {
     }
 }
 
+/// Foundation's Process on Linux sets up the child's descriptors while other threads may be opening
+/// and closing theirs: two launches at once have been seen to hand a child the wrong stdout. Tests run
+/// in parallel, so every launch goes through this lock.
+private let launchLock = NSLock()
+
 /// Runs programs to completion. Output goes through temporary files rather than pipes, so a chatty
 /// program can never block on a full pipe while we wait for it.
 package enum Command {
     /// Runs `arguments` (the first is looked up on PATH) and waits for it to end; throws
     /// `CommandError` on a non-zero exit when `check` is true.
+    /// Starts `process`, one launch at a time.
+    package static func launch(_ process: Process) throws {
+        launchLock.lock()
+        defer { launchLock.unlock() }
+        try process.run()
+    }
+
     @discardableResult
     package static func run(
         _ arguments: [String], check: Bool = true, environment: [String: String]? = nil
@@ -44,7 +56,7 @@ package enum Command {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = try FileHandle(forWritingTo: outURL)
         process.standardError = try FileHandle(forWritingTo: errURL)
-        try process.run()
+        try Command.launch(process)
         process.waitUntilExit()
         let output = CommandOutput(
             arguments: arguments,

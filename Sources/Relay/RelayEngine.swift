@@ -1,0 +1,266 @@
+import Actors
+import Foundation
+import Logging
+import Synchronization
+import TURN
+
+/// The relay's protocol engine and user-space data path, on one dedicated thread: an epoll loop over
+/// the listener and relayed sockets that feeds the sans-IO `TURNServer` and carries out its commands.
+///
+/// ChannelData, the hot path, never reaches the protocol core once a channel is bound: the engine keeps
+/// the channel routes the core installs (the same routes the XDP program gets) and forwards by table
+/// lookup, reading and writing in batches (recvmmsg/sendmmsg). Reading is fair: one batch per ready
+/// socket per turn of the loop, so a flood on one socket cannot starve control traffic on another.
+final class RelayEngine: @unchecked Sendable {
+    // Everything below is touched only by the engine's thread, except `stopping` and `loop.wake()`.
+    private let configuration: RelayConfiguration
+    private let metrics: RelayMetrics
+    private let logger: Logger
+    private let loop: EventLoop
+    private var server: TURNServer<STUNCodec, SystemRandomNumberGenerator>
+    private let origin = ContinuousClock.now
+    private let stopping = Atomic<Bool>(false)
+
+    private struct Listener {
+        let socket: UDPSocket
+        /// The 5-tuple's server side as the core knows it.
+        let address: SocketAddress
+    }
+
+    private var listeners: [Int32: Listener] = [:]
+    private var listenerByAddress: [SocketAddress: Listener] = [:]
+    /// Relayed sockets by descriptor, and by the public relayed address the core uses.
+    private var relayed: [Int32: (socket: UDPSocket, address: SocketAddress)] = [:]
+    private var relayedByAddress: [SocketAddress: UDPSocket] = [:]
+
+    private struct ClientKey: Hashable {
+        var client: SocketAddress
+        var channel: UInt16
+    }
+
+    private struct PeerKey: Hashable {
+        var relayedPort: UInt16
+        var peer: SocketAddress
+    }
+
+    private var clientRoutes: [ClientKey: (socket: UDPSocket, peer: SocketAddress)] = [:]
+    private var peerRoutes: [PeerKey: (socket: UDPSocket, client: SocketAddress, channel: UInt16)] = [:]
+
+    private let receiveBatch = DatagramBatch(capacity: 64, datagramCapacity: 65_535)
+    private var sendBatches: [Int32: (socket: UDPSocket, batch: DatagramBatch)] = [:]
+    private var commands: [TURNCommand] = []
+    private var reportedRequests: [TURNServer<STUNCodec, SystemRandomNumberGenerator>.RequestKey: Int] = [:]
+
+    /// Binds the listeners; throws if a listener cannot bind (the relay then exits with the reason).
+    init(configuration: RelayConfiguration, metrics: RelayMetrics, logger: Logger) throws {
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+        loop = try EventLoop()
+        var serverConfiguration = TURNServer<STUNCodec, SystemRandomNumberGenerator>.Configuration()
+        serverConfiguration.realm = configuration.realm
+        serverConfiguration.secrets = configuration.authSecrets.map { $0.reveal() }
+        serverConfiguration.relayIPv4 = configuration.publicIPv4
+        serverConfiguration.relayIPv6 = configuration.publicIPv6
+        serverConfiguration.portRange = configuration.portRange
+        serverConfiguration.allocationsPerUsername = configuration.allocationsPerUsername
+        serverConfiguration.peerPolicy = PeerPolicy(
+            allow: try configuration.allowPeers.map { try AddressRange($0) },
+            deny: try configuration.denyPeers.map { try AddressRange($0) },
+            relayAddresses: Set([configuration.publicIPv4, configuration.publicIPv6].compactMap { $0 }))
+        server = TURNServer(configuration: serverConfiguration, codec: STUNCodec(), random: SystemRandomNumberGenerator())
+
+        for ip in [configuration.bindIPv4 ?? configuration.publicIPv4.map { _ in .v4(0) },
+                   configuration.bindIPv6 ?? configuration.publicIPv6.map { _ in .v6(0, 0) }].compactMap({ $0 }) {
+            let socket = try UDPSocket(bindTo: SocketAddress(ip: ip, port: configuration.listenPort), receiveBufferBytes: 4 << 20)
+            try loop.add(socket.fileDescriptor)
+            let listener = Listener(socket: socket, address: socket.localAddress)
+            listeners[socket.fileDescriptor] = listener
+            listenerByAddress[listener.address] = listener
+        }
+    }
+
+    /// The addresses the listeners are bound to.
+    var listenerAddresses: [SocketAddress] { listeners.values.map(\.address) }
+
+    /// Runs the loop on the calling thread until `stop()`.
+    func run() {
+        while !stopping.load(ordering: .relaxed) {
+            do {
+                try turn()
+            } catch {
+                // A failed system call on one turn (a vanished socket, ENOBUFS) must not stop the relay.
+                logger.error("relay loop error", metadata: ["error": "\(error)"])
+            }
+        }
+        for (_, entry) in relayed { loop.remove(entry.socket.fileDescriptor) }
+        relayed.removeAll()
+        relayedByAddress.removeAll()
+    }
+
+    /// Makes `run()` return soon; callable from any thread.
+    func stop() {
+        stopping.store(true, ordering: .relaxed)
+        loop.wake()
+    }
+
+    private func now() -> TURNTime {
+        TURNTime(monotonic: ContinuousClock.now - origin, unixSeconds: Int64(Date().timeIntervalSince1970))
+    }
+
+    private func turn() throws {
+        var timeout: Duration = .seconds(1)
+        if let deadline = server.nextDeadline {
+            timeout = max(.zero, min(timeout, deadline - now().monotonic))
+        }
+        let ready = try loop.wait(timeout: timeout)
+        for fd in ready {
+            if let listener = listeners[fd] {
+                try readClients(listener)
+            } else if let entry = relayed[fd] {
+                try readPeers(entry.socket, relayedAddress: entry.address)
+            }
+        }
+        let current = now()
+        if let deadline = server.nextDeadline, deadline <= current.monotonic {
+            server.handleTimeout(now: current, into: &commands)
+        }
+        perform()
+        flush()
+        reportMetrics()
+    }
+
+    private func readClients(_ listener: Listener) throws {
+        let count = try listener.socket.receive(into: receiveBatch)
+        guard count > 0 else { return }
+        let current = now()
+        for index in 0..<count {
+            guard let client = receiveBatch.address(index) else { continue }
+            let bytes = receiveBatch.payload(index)
+            if let first = bytes.first, first & 0xC0 == 0x40, bytes.count >= 4 {  // ChannelData: 0x40-0x7F
+                let channel = UInt16(first) << 8 | UInt16(bytes[1])
+                let length = Int(UInt16(bytes[2]) << 8 | UInt16(bytes[3]))
+                if let route = clientRoutes[ClientKey(client: client, channel: channel)],
+                   bytes.count == 4 + length || bytes.count == 4 + ((length + 3) & ~3) {
+                    enqueue(UnsafeRawBufferPointer(rebasing: bytes[4..<(4 + length)]), on: route.socket, to: route.peer)
+                    metrics.userSpacePackets.increment()
+                    metrics.userSpaceBytes.increment(by: Int64(length))
+                    continue
+                }
+            }
+            server.handleClientDatagram(bytes, from: client, to: listener.address, now: current, into: &commands)
+            perform()
+        }
+    }
+
+    private func readPeers(_ socket: UDPSocket, relayedAddress: SocketAddress) throws {
+        let count = try socket.receive(into: receiveBatch)
+        guard count > 0 else { return }
+        let current = now()
+        for index in 0..<count {
+            guard let peer = receiveBatch.address(index) else { continue }
+            let bytes = receiveBatch.payload(index)
+            if let route = peerRoutes[PeerKey(relayedPort: relayedAddress.port, peer: peer)] {
+                let length = bytes.count
+                enqueue(on: route.socket, to: route.client) { buffer in
+                    guard buffer.count >= 4 + length else { return 0 }
+                    buffer[0] = UInt8(route.channel >> 8)
+                    buffer[1] = UInt8(route.channel & 0xFF)
+                    buffer[2] = UInt8(length >> 8)
+                    buffer[3] = UInt8(length & 0xFF)
+                    UnsafeMutableRawBufferPointer(rebasing: buffer[4..<(4 + length)]).copyMemory(from: bytes)
+                    return 4 + length
+                }
+                metrics.userSpacePackets.increment()
+                metrics.userSpaceBytes.increment(by: Int64(length))
+                continue
+            }
+            server.handlePeerDatagram(bytes, from: peer, to: relayedAddress, now: current, into: &commands)
+            perform()
+        }
+    }
+
+    /// Carries out the core's commands, in order.
+    private func perform() {
+        guard !commands.isEmpty else { return }
+        for command in commands {
+            switch command {
+            case let .sendToClient(bytes, client, listener):
+                guard let socket = listenerByAddress[listener]?.socket else { continue }
+                bytes.withUnsafeBytes { enqueue($0, on: socket, to: client) }
+            case let .sendToPeer(bytes, peer, relayedAddress):
+                guard let socket = relayedByAddress[relayedAddress] else { continue }
+                bytes.withUnsafeBytes { enqueue($0, on: socket, to: peer) }
+                metrics.userSpacePackets.increment()
+                metrics.userSpaceBytes.increment(by: Int64(bytes.count))
+            case let .openRelayedSocket(address):
+                openRelayed(address)
+            case let .closeRelayedSocket(address):
+                guard let socket = relayedByAddress.removeValue(forKey: address) else { continue }
+                flush(socket.fileDescriptor)
+                loop.remove(socket.fileDescriptor)
+                relayed[socket.fileDescriptor] = nil
+                sendBatches[socket.fileDescriptor] = nil
+            case let .installChannelRoute(route):
+                guard let socket = relayedByAddress[route.relayed], let listener = listenerByAddress[route.listener] else { continue }
+                clientRoutes[ClientKey(client: route.client, channel: route.channel)] = (socket, route.peer)
+                peerRoutes[PeerKey(relayedPort: route.relayed.port, peer: route.peer)] = (listener.socket, route.client, route.channel)
+            case let .removeChannelRoute(route):
+                clientRoutes[ClientKey(client: route.client, channel: route.channel)] = nil
+                peerRoutes[PeerKey(relayedPort: route.relayed.port, peer: route.peer)] = nil
+            }
+        }
+        commands.removeAll(keepingCapacity: true)
+    }
+
+    private func openRelayed(_ address: SocketAddress) {
+        let bindIP: SocketAddress.IP = address.isIPv6 ? (configuration.bindIPv6 ?? .v6(0, 0)) : (configuration.bindIPv4 ?? .v4(0))
+        do {
+            let socket = try UDPSocket(bindTo: SocketAddress(ip: bindIP, port: address.port), receiveBufferBytes: 1 << 20)
+            try loop.add(socket.fileDescriptor)
+            relayed[socket.fileDescriptor] = (socket, address)
+            relayedByAddress[address] = socket
+        } catch {
+            // The port was free in our table but taken on the host: the allocation cannot relay.
+            logger.error("cannot open relayed port", metadata: ["relayed_address": "\(address)", "error": "\(error)"])
+        }
+    }
+
+    private func enqueue(_ bytes: UnsafeRawBufferPointer, on socket: UDPSocket, to destination: SocketAddress) {
+        enqueue(on: socket, to: destination) { buffer in
+            guard bytes.count <= buffer.count else { return 0 }
+            buffer.copyMemory(from: bytes)
+            return bytes.count
+        }
+    }
+
+    private func enqueue(on socket: UDPSocket, to destination: SocketAddress, _ write: (UnsafeMutableRawBufferPointer) -> Int) {
+        let fd = socket.fileDescriptor
+        if sendBatches[fd] == nil { sendBatches[fd] = (socket, DatagramBatch(capacity: 64, datagramCapacity: 65_535)) }
+        guard let entry = sendBatches[fd] else { return }
+        if entry.batch.count == entry.batch.capacity { flush(fd) }
+        entry.batch.append(to: destination, write)
+    }
+
+    private func flush() {
+        for fd in sendBatches.keys { flush(fd) }
+    }
+
+    /// Sends what is queued for one socket. What the kernel does not take (a full send buffer) is dropped
+    /// and counted: queues stay bounded by the batch size.
+    private func flush(_ fd: Int32) {
+        guard let entry = sendBatches[fd], entry.batch.count > 0 else { return }
+        let queued = entry.batch.count
+        let sent = (try? entry.socket.send(entry.batch)) ?? 0
+        if sent < queued { metrics.droppedSends.increment(by: Int64(queued - sent)) }
+        entry.batch.removeAll()
+    }
+
+    private func reportMetrics() {
+        metrics.allocations.set(Int64(server.allocationCount))
+        for (key, value) in server.requests where reportedRequests[key] != value {
+            metrics.requests(method: key.method, code: key.code).increment(by: Int64(value - reportedRequests[key, default: 0]))
+            reportedRequests[key] = value
+        }
+    }
+}

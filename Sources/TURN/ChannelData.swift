@@ -1,0 +1,33 @@
+/// A ChannelData message (RFC 8656 section 12.4): a 4-byte header (channel number, length) and the
+/// application data, padded to 4 bytes over UDP. Padding is accepted on input and not counted in the
+/// length; output is not padded (the header's length field says where the data ends).
+package struct ChannelData {
+    package let channel: UInt16
+    package let payload: UnsafeRawBufferPointer
+
+    /// Parses a datagram; nil if it is not a well-formed ChannelData message.
+    package init?(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count >= 4 else { return nil }
+        let channel = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
+        let length = Int(UInt16(bytes[2]) << 8 | UInt16(bytes[3]))
+        guard Allocation.channelNumbers.contains(channel) else { return nil }
+        // The datagram holds exactly the data, or the data padded up to a multiple of 4.
+        let padded = (length + 3) & ~3
+        guard bytes.count == 4 + length || bytes.count == 4 + padded else { return nil }
+        self.channel = channel
+        self.payload = UnsafeRawBufferPointer(rebasing: bytes[4..<(4 + length)])
+    }
+
+    /// Frames `payload` on `channel`, without padding.
+    package static func frame(channel: UInt16, payload: UnsafeRawBufferPointer) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: 4 + payload.count)
+        bytes[0] = UInt8(channel >> 8)
+        bytes[1] = UInt8(channel & 0xFF)
+        bytes[2] = UInt8(payload.count >> 8)
+        bytes[3] = UInt8(payload.count & 0xFF)
+        bytes.withUnsafeMutableBytes { raw in
+            UnsafeMutableRawBufferPointer(rebasing: raw[4...]).copyMemory(from: payload)
+        }
+        return bytes
+    }
+}

@@ -1,0 +1,134 @@
+import Actors
+import ArgumentParser
+import Foundation
+import Logging
+import Relay
+import ServiceLifecycle
+
+struct RelayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay",
+        abstract: "Run a STUN/TURN relay (RFC 8489, RFC 8656) for UDP.",
+        discussion: """
+            Standalone, with time-limited TURN REST API credentials derived from a shared secret \
+            (username "<unix-expiry>:<id>", password base64(HMAC-SHA1(secret, username))). Every option \
+            can also come from a GATEHOUSE_RELAY_* environment variable (shown in each option's help); \
+            flags win. The secret is best given through GATEHOUSE_RELAY_AUTH_SECRET or \
+            --auth-secret-file, which keeps it out of the process list.
+            """
+    )
+
+    @Option(name: .customLong("public-ipv4"), help: "Public IPv4 address clients reach the relay at. [GATEHOUSE_RELAY_PUBLIC_IPV4]")
+    var publicIPv4: String?
+    @Option(name: .customLong("public-ipv6"), help: "Public IPv6 address clients reach the relay at. [GATEHOUSE_RELAY_PUBLIC_IPV6]")
+    var publicIPv6: String?
+    @Option(name: .customLong("bind-ipv4"), help: "Address the IPv4 sockets bind to (default: all). [GATEHOUSE_RELAY_BIND_IPV4]")
+    var bindIPv4: String?
+    @Option(name: .customLong("bind-ipv6"), help: "Address the IPv6 sockets bind to (default: all). [GATEHOUSE_RELAY_BIND_IPV6]")
+    var bindIPv6: String?
+    @Option(help: "STUN/TURN port (default 3478). [GATEHOUSE_RELAY_LISTEN_PORT]")
+    var listenPort: UInt16?
+    @Option(help: "Relayed ports, LOW-HIGH (default 49152-65535). [GATEHOUSE_RELAY_PORT_RANGE]")
+    var portRange: String?
+    @Option(help: "Realm (default gatehouse). [GATEHOUSE_RELAY_REALM]")
+    var realm: String?
+    @Option(help: "TURN REST API secret; repeat to accept several during a rotation. [GATEHOUSE_RELAY_AUTH_SECRET, comma-separated]")
+    var authSecret: [String] = []
+    @Option(help: "File holding the secret (mode 600). [GATEHOUSE_RELAY_AUTH_SECRET_FILE]")
+    var authSecretFile: String?
+    @Option(help: "Peer range to allow despite the secure defaults (e.g. 127.0.0.0/8 for tests); repeatable. [GATEHOUSE_RELAY_ALLOW_PEER]")
+    var allowPeer: [String] = []
+    @Option(help: "Peer range to refuse; repeatable. [GATEHOUSE_RELAY_DENY_PEER]")
+    var denyPeer: [String] = []
+    @Option(help: "Allocations one username may hold (default 32). [GATEHOUSE_RELAY_ALLOCATIONS_PER_USERNAME]")
+    var allocationsPerUsername: Int?
+    @Option(help: "Where /healthz, /readyz and /metrics listen, HOST:PORT (default 127.0.0.1:9478). [GATEHOUSE_RELAY_OPERATIONS_ADDRESS]")
+    var operationsAddress: String?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info). [GATEHOUSE_LOG_LEVEL]")
+    var logLevel: String?
+    @Option(help: "Log format: human or json (default human). [GATEHOUSE_LOG_FORMAT]")
+    var logFormat: String?
+
+    func run() async throws {
+        let environment = Environment()
+        let level = try environment.value(logLevel.map { Logger.Level(rawValue: $0) ?? .info }, "GATEHOUSE_LOG_LEVEL") {
+            Logger.Level(rawValue: $0)
+        } ?? .info
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level \"\(logLevel)\": must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        guard let format = LogFormat(rawValue: environment.string(logFormat, "GATEHOUSE_LOG_FORMAT") ?? "human") else {
+            throw ValidationError("--log-format: must be human or json")
+        }
+        LogSetup.bootstrap(level: level, format: format)
+        let logger = Logger(label: "gatehouse.relay")
+
+        let configuration = try makeConfiguration(environment)
+        let metrics = RelayMetrics()
+        let relay = try RelayService(configuration: configuration, metrics: metrics, logger: logger)
+        let operations = OperationsServer.application(
+            host: configuration.operationsHost, port: configuration.operationsPort, registry: metrics.registry,
+            readiness: { relay.isRunning ? .ready : Readiness(isReady: false, reason: "relay not listening") },
+            logger: logger,
+            onListening: { address in logger.info("operations listening", metadata: ["address": "\(address)"]) })
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: relay), .init(service: operations)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+
+    func makeConfiguration(_ environment: Environment) throws -> RelayConfiguration {
+        var configuration = RelayConfiguration()
+        func ip(_ flag: String?, _ variable: String, option: String) throws -> SocketAddress.IP? {
+            guard let text = environment.string(flag, variable) else { return nil }
+            do {
+                return try SocketAddress(text, port: 0).ip
+            } catch {
+                throw ValidationError("\(option) \"\(text)\": not an IP address")
+            }
+        }
+        configuration.publicIPv4 = try ip(publicIPv4, "GATEHOUSE_RELAY_PUBLIC_IPV4", option: "--public-ipv4")
+        configuration.publicIPv6 = try ip(publicIPv6, "GATEHOUSE_RELAY_PUBLIC_IPV6", option: "--public-ipv6")
+        configuration.bindIPv4 = try ip(bindIPv4, "GATEHOUSE_RELAY_BIND_IPV4", option: "--bind-ipv4")
+        configuration.bindIPv6 = try ip(bindIPv6, "GATEHOUSE_RELAY_BIND_IPV6", option: "--bind-ipv6")
+        if let port = try environment.value(listenPort, "GATEHOUSE_RELAY_LISTEN_PORT", parse: { UInt16($0) }) {
+            configuration.listenPort = port
+        }
+        if let range = environment.string(portRange, "GATEHOUSE_RELAY_PORT_RANGE") {
+            configuration.portRange = try RelayConfiguration.parsePortRange(range)
+        }
+        if let realm = environment.string(realm, "GATEHOUSE_RELAY_REALM") { configuration.realm = realm }
+        var secrets = environment.list(authSecret, "GATEHOUSE_RELAY_AUTH_SECRET")
+        if let file = environment.string(authSecretFile, "GATEHOUSE_RELAY_AUTH_SECRET_FILE") {
+            secrets.append(try Environment.readSecretFile(file, option: "--auth-secret-file"))
+        }
+        configuration.authSecrets = secrets.map(Secret.init)
+        configuration.allowPeers = environment.list(allowPeer, "GATEHOUSE_RELAY_ALLOW_PEER")
+        configuration.denyPeers = environment.list(denyPeer, "GATEHOUSE_RELAY_DENY_PEER")
+        for range in configuration.allowPeers + configuration.denyPeers {
+            do {
+                _ = try AddressRange(range)
+            } catch {
+                throw ValidationError("--allow-peer/--deny-peer: \(error)")
+            }
+        }
+        if let quota = try environment.value(allocationsPerUsername, "GATEHOUSE_RELAY_ALLOCATIONS_PER_USERNAME", parse: { Int($0) }) {
+            configuration.allocationsPerUsername = quota
+        }
+        if let address = environment.string(operationsAddress, "GATEHOUSE_RELAY_OPERATIONS_ADDRESS") {
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+                throw ValidationError("--operations-address \"\(address)\": expected HOST:PORT")
+            }
+            configuration.operationsHost = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            configuration.operationsPort = port
+        }
+        do {
+            try configuration.validate()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        return configuration
+    }
+}

@@ -1,0 +1,42 @@
+import Actors
+import Foundation
+import TestSupport
+import Testing
+
+/// A `gatehouse relay` process on loopback for a test, with the ports it reported.
+struct RelayProcess {
+    static let secret = "interop-secret"
+
+    let process: BackgroundProcess
+    let port: UInt16
+    let operations: String
+
+    /// Starts the relay on 127.0.0.1 (and ::1 with `ipv6`), ports chosen by the kernel, loopback peers
+    /// allowed (the secure defaults refuse them).
+    static func start(ipv6: Bool = true, portRange: String = "40000-40999", extra: [String] = []) async throws -> RelayProcess {
+        var arguments = [
+            Binaries.gatehouse, "relay", "--public-ipv4", "127.0.0.1", "--bind-ipv4", "127.0.0.1",
+            "--listen-port", "0", "--port-range", portRange, "--auth-secret", secret,
+            "--allow-peer", "127.0.0.0/8", "--allow-peer", "::1/128",
+            "--operations-address", "127.0.0.1:0",
+        ]
+        if ipv6 { arguments += ["--public-ipv6", "::1", "--bind-ipv6", "::1"] }
+        let process = try BackgroundProcess(arguments: arguments + extra)
+        let port = try await process.waitForMatch(#"addresses=\S*?127\.0\.0\.1:(\d+)\S*\s.*relay listening"#)
+        let operations = try await process.waitForMatch(#"address=(\S+)\s.*operations listening"#)
+        return RelayProcess(process: process, port: UInt16(port) ?? 0, operations: operations)
+    }
+
+    /// GET on the operations server.
+    func get(_ path: String) throws -> (status: Int, body: String) {
+        let output = try Command.run(["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "http://\(operations)\(path)"])
+        let lines = output.standardOutput.split(separator: "\n", omittingEmptySubsequences: false)
+        let body = lines.dropLast().joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+        return (Int(lines.last ?? "") ?? 0, body)
+    }
+}
+
+/// A UDP port that was free a moment ago (for tools that need a port number up front).
+func freeUDPPort(_ host: String = "127.0.0.1") throws -> UInt16 {
+    try UDPSocket(bindTo: host).localPort
+}

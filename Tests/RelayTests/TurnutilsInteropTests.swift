@@ -1,0 +1,46 @@
+import Actors
+import Foundation
+import TestSupport
+import Testing
+
+/// coturn's own test client against `gatehouse relay`: allocations, permissions, channels or Send/Data
+/// indications, relayed to coturn's echo peer, with zero loss.
+@Suite(.serialized) struct TurnutilsInteropTests {
+    struct Run: CustomTestStringConvertible, Sendable {
+        var name: String
+        var flags: [String]
+        var peer: String
+        var testDescription: String { name }
+    }
+
+    static let runs = [
+        Run(name: "channels, IPv4", flags: [], peer: "127.0.0.1"),
+        Run(name: "send indications, IPv4", flags: ["-s"], peer: "127.0.0.1"),
+        Run(name: "channels, IPv6 relayed address", flags: ["-x"], peer: "::1"),
+        Run(name: "send indications, IPv6 relayed address", flags: ["-x", "-s"], peer: "::1"),
+    ]
+
+    @Test(arguments: runs)
+    func turnutilsClientsRelayWithoutLoss(run: Run) async throws {
+        let relay = try await RelayProcess.start()
+        defer { relay.process.stop() }
+        let peerPort = try freeUDPPort(run.peer)
+        let peer = try BackgroundProcess(arguments: ["turnutils_peer", "-p", String(peerPort), "-L", run.peer])
+        defer { peer.stop() }
+        // turnutils_peer prints nothing when ready: it is once its port can no longer be bound.
+        try await Wait.until("turnutils_peer listens on \(run.peer):\(peerPort)") {
+            (try? UDPSocket(bindTo: run.peer, port: peerPort)) == nil
+        }
+
+        let client = try Command.run([
+            "timeout", "60", "turnutils_uclient", "-W", RelayProcess.secret, "-p", String(relay.port),
+            "-e", run.peer, "-r", String(peerPort), "-n", "50", "-m", "4", "-l", "120", "-z", "5", "-c",
+        ] + run.flags + ["127.0.0.1"], check: false)
+        let output = client.standardOutput + client.standardError
+        #expect(client.status == 0, "turnutils_uclient failed:\n\(output)\nrelay:\n\(relay.process.output)")
+        let sent = try #require(output.firstMatch(of: /start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+)/), "no totals in:\n\(output)")
+        #expect(Int(sent.1) == 200, "4 clients × 50 messages")
+        #expect(sent.1 == sent.2, "every message came back")
+        #expect(output.contains("Total lost packets 0 (0.000000%)"), "\(output)")
+    }
+}
