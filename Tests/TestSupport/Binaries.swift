@@ -9,6 +9,21 @@ package enum Binaries {
         return URL(filePath: executable).deletingLastPathComponent()
     }
 
+    /// The package's root directory (where Package.swift is), found upwards from the build directory.
+    package static var packageRoot: URL {
+        var directory = buildDirectory
+        while directory.path != "/" {
+            if FileManager.default.fileExists(atPath: directory.appending(path: "Package.swift").path) { return directory }
+            directory = directory.deletingLastPathComponent()
+        }
+        return URL(filePath: FileManager.default.currentDirectoryPath)
+    }
+
+    /// The project's Python (scripts/setup makes it, with aioice).
+    package static var python: String {
+        packageRoot.appending(path: ".venv/bin/python").path(percentEncoded: false)
+    }
+
     /// The `gatehouse` binary under test.
     package static var gatehouse: String {
         buildDirectory.appending(path: "gatehouse").path(percentEncoded: false)
