@@ -166,7 +166,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RelayTests",
-            dependencies: ["Actors", "TestSupport"],
+            dependencies: ["Actors", "TURN", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -12,37 +12,37 @@ package struct STUNCodec: TURNCodec {
 
     // MARK: Types and methods (RFC 8489 section 5, RFC 8656 section 17)
 
-    enum AttributeType {
-        static let mappedAddress: UInt16 = 0x0001
-        static let username: UInt16 = 0x0006
-        static let messageIntegrity: UInt16 = 0x0008
-        static let errorCode: UInt16 = 0x0009
-        static let unknownAttributes: UInt16 = 0x000A
-        static let channelNumber: UInt16 = 0x000C
-        static let lifetime: UInt16 = 0x000D
-        static let xorPeerAddress: UInt16 = 0x0012
-        static let data: UInt16 = 0x0013
-        static let realm: UInt16 = 0x0014
-        static let nonce: UInt16 = 0x0015
-        static let xorRelayedAddress: UInt16 = 0x0016
-        static let requestedAddressFamily: UInt16 = 0x0017
-        static let evenPort: UInt16 = 0x0018
-        static let requestedTransport: UInt16 = 0x0019
-        static let dontFragment: UInt16 = 0x001A
-        static let messageIntegritySHA256: UInt16 = 0x001C
-        static let passwordAlgorithm: UInt16 = 0x001D
-        static let userhash: UInt16 = 0x001E
-        static let xorMappedAddress: UInt16 = 0x0020
-        static let reservationToken: UInt16 = 0x0022
-        static let priority: UInt16 = 0x0024
-        static let useCandidate: UInt16 = 0x0025
-        static let additionalAddressFamily: UInt16 = 0x8000
-        static let addressErrorCode: UInt16 = 0x8001
-        static let software: UInt16 = 0x8022
-        static let fingerprint: UInt16 = 0x8028
+    package enum AttributeType {
+        package static let mappedAddress: UInt16 = 0x0001
+        package static let username: UInt16 = 0x0006
+        package static let messageIntegrity: UInt16 = 0x0008
+        package static let errorCode: UInt16 = 0x0009
+        package static let unknownAttributes: UInt16 = 0x000A
+        package static let channelNumber: UInt16 = 0x000C
+        package static let lifetime: UInt16 = 0x000D
+        package static let xorPeerAddress: UInt16 = 0x0012
+        package static let data: UInt16 = 0x0013
+        package static let realm: UInt16 = 0x0014
+        package static let nonce: UInt16 = 0x0015
+        package static let xorRelayedAddress: UInt16 = 0x0016
+        package static let requestedAddressFamily: UInt16 = 0x0017
+        package static let evenPort: UInt16 = 0x0018
+        package static let requestedTransport: UInt16 = 0x0019
+        package static let dontFragment: UInt16 = 0x001A
+        package static let messageIntegritySHA256: UInt16 = 0x001C
+        package static let passwordAlgorithm: UInt16 = 0x001D
+        package static let userhash: UInt16 = 0x001E
+        package static let xorMappedAddress: UInt16 = 0x0020
+        package static let reservationToken: UInt16 = 0x0022
+        package static let priority: UInt16 = 0x0024
+        package static let useCandidate: UInt16 = 0x0025
+        package static let additionalAddressFamily: UInt16 = 0x8000
+        package static let addressErrorCode: UInt16 = 0x8001
+        package static let software: UInt16 = 0x8022
+        package static let fingerprint: UInt16 = 0x8028
 
         /// Comprehension-required attributes (type < 0x8000) this codec understands.
-        static let understood: Set<UInt16> = [
+        package static let understood: Set<UInt16> = [
             mappedAddress, username, messageIntegrity, errorCode, unknownAttributes, channelNumber, lifetime,
             xorPeerAddress, data, realm, nonce, xorRelayedAddress, requestedAddressFamily, evenPort,
             requestedTransport, dontFragment, messageIntegritySHA256, passwordAlgorithm, userhash,
@@ -77,7 +77,7 @@ package struct STUNCodec: TURNCodec {
     }
 
     /// The method and class bits interleaved in the message type (RFC 8489 section 5, figure 3).
-    static func messageType(method: UInt16, classBits: UInt16) -> UInt16 {
+    package static func messageType(method: UInt16, classBits: UInt16) -> UInt16 {
         (method & 0x0F80) << 2 | (method & 0x0070) << 1 | (method & 0x000F) | (classBits & 0x2) << 7 | (classBits & 0x1) << 4
     }
 
@@ -190,7 +190,7 @@ package struct STUNCodec: TURNCodec {
     }
 
     /// XOR-MAPPED-ADDRESS and its kin (RFC 8489 section 14.2).
-    static func decodeXORAddress(_ value: UnsafeRawBufferPointer, transactionID: [UInt8]) -> SocketAddress? {
+    package static func decodeXORAddress(_ value: UnsafeRawBufferPointer, transactionID: [UInt8]) -> SocketAddress? {
         guard value.count >= 8 else { return nil }
         let port = read16(value, 2) ^ 0x2112
         switch value[1] {
@@ -241,14 +241,14 @@ package struct STUNCodec: TURNCodec {
         return found
     }
 
-    static func longTermKey(type: UInt16, username: String, realm: String, password: String) -> [UInt8] {
+    package static func longTermKey(type: UInt16, username: String, realm: String, password: String) -> [UInt8] {
         let material = Data("\(username):\(realm):\(password)".utf8)
         return type == AttributeType.messageIntegritySHA256 ? Array(SHA256.hash(data: material)) : Array(Insecure.MD5.hash(data: material))
     }
 
     /// The HMAC over `message` with the header's length field set to `lengthThrough` (the attributes up
     /// to and including the integrity attribute).
-    static func mac(type: UInt16, key: [UInt8], message: UnsafeRawBufferPointer, lengthThrough: Int) -> [UInt8] {
+    package static func mac(type: UInt16, key: [UInt8], message: UnsafeRawBufferPointer, lengthThrough: Int) -> [UInt8] {
         var copy = Array(message)
         copy[2] = UInt8(lengthThrough >> 8)
         copy[3] = UInt8(lengthThrough & 0xFF)
@@ -270,7 +270,7 @@ package struct STUNCodec: TURNCodec {
 
     /// CRC-32 of the message up to the FINGERPRINT attribute, with the length field counting it, XOR
     /// 0x5354554E.
-    static func fingerprint(_ message: UnsafeRawBufferPointer, length: Int) -> UInt32 {
+    package static func fingerprint(_ message: UnsafeRawBufferPointer, length: Int) -> UInt32 {
         var crc: UInt32 = 0xFFFF_FFFF
         for (index, byte) in message.enumerated() {
             var value = byte
@@ -367,7 +367,7 @@ package struct STUNCodec: TURNCodec {
         return writer.buffer
     }
 
-    static func encodeXORAddress(_ address: SocketAddress, transactionID: [UInt8]) -> [UInt8] {
+    package static func encodeXORAddress(_ address: SocketAddress, transactionID: [UInt8]) -> [UInt8] {
         var value = Writer()
         value.u8(0)
         value.u16(address.port ^ 0x2112)
@@ -404,17 +404,19 @@ package struct STUNCodec: TURNCodec {
         }
     }
 
-    struct Writer {
-        var buffer: [UInt8] = []
+    package struct Writer {
+        package var buffer: [UInt8] = []
 
-        mutating func u8(_ value: UInt8) { buffer.append(value) }
-        mutating func u16(_ value: UInt16) { buffer.append(UInt8(value >> 8)); buffer.append(UInt8(value & 0xFF)) }
-        mutating func u32(_ value: UInt32) { u16(UInt16(value >> 16)); u16(UInt16(value & 0xFFFF)) }
-        mutating func u64(_ value: UInt64) { u32(UInt32(value >> 32)); u32(UInt32(value & 0xFFFF_FFFF)) }
-        mutating func bytes(_ value: [UInt8]) { buffer.append(contentsOf: value) }
+        package init() {}
+
+        package mutating func u8(_ value: UInt8) { buffer.append(value) }
+        package mutating func u16(_ value: UInt16) { buffer.append(UInt8(value >> 8)); buffer.append(UInt8(value & 0xFF)) }
+        package mutating func u32(_ value: UInt32) { u16(UInt16(value >> 16)); u16(UInt16(value & 0xFFFF)) }
+        package mutating func u64(_ value: UInt64) { u32(UInt32(value >> 32)); u32(UInt32(value & 0xFFFF_FFFF)) }
+        package mutating func bytes(_ value: [UInt8]) { buffer.append(contentsOf: value) }
 
         /// Type, length, value, and zero padding to 4 bytes.
-        mutating func attribute(_ type: UInt16, _ value: [UInt8]) {
+        package mutating func attribute(_ type: UInt16, _ value: [UInt8]) {
             u16(type)
             u16(UInt16(value.count))
             bytes(value)

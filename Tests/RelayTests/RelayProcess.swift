@@ -13,13 +13,16 @@ struct RelayProcess {
 
     /// Starts the relay on 127.0.0.1 (and ::1 with `ipv6`), ports chosen by the kernel, loopback peers
     /// allowed (the secure defaults refuse them).
-    static func start(ipv6: Bool = true, portRange: String = "40000-40999", extra: [String] = []) async throws -> RelayProcess {
+    static func start(
+        ipv6: Bool = true, portRange: String = "40000-40999", allowLoopbackPeers: Bool = true,
+        publicIPv4: String = "127.0.0.1", extra: [String] = []
+    ) async throws -> RelayProcess {
         var arguments = [
-            Binaries.gatehouse, "relay", "--public-ipv4", "127.0.0.1", "--bind-ipv4", "127.0.0.1",
+            Binaries.gatehouse, "relay", "--public-ipv4", publicIPv4, "--bind-ipv4", "127.0.0.1",
             "--listen-port", "0", "--port-range", portRange, "--auth-secret", secret,
-            "--allow-peer", "127.0.0.0/8", "--allow-peer", "::1/128",
             "--operations-address", "127.0.0.1:0",
         ]
+        if allowLoopbackPeers { arguments += ["--allow-peer", "127.0.0.0/8", "--allow-peer", "::1/128"] }
         if ipv6 { arguments += ["--public-ipv6", "::1", "--bind-ipv6", "::1"] }
         let process = try BackgroundProcess(arguments: arguments + extra)
         let port = try await process.waitForMatch(#"addresses=\S*?127\.0\.0\.1:(\d+)\S*\s.*relay listening"#)
@@ -33,6 +36,15 @@ struct RelayProcess {
         let lines = output.standardOutput.split(separator: "\n", omittingEmptySubsequences: false)
         let body = lines.dropLast().joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
         return (Int(lines.last ?? "") ?? 0, body)
+    }
+}
+
+extension RelayProcess {
+    var address: SocketAddress { SocketAddress(ip: .v4(0x7F00_0001), port: port) }
+
+    /// A client of this relay with valid credentials.
+    func client(id: String = "tester", expiry: Int64? = nil, bindTo host: String = "127.0.0.1") throws -> TURNTestClient {
+        try TURNTestClient(server: address, secret: RelayProcess.secret, id: id, expiry: expiry, bindTo: host)
     }
 }
 

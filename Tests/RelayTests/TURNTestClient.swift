@@ -1,0 +1,152 @@
+import Actors
+import Foundation
+import TURN
+
+/// A small TURN client for driving the relay into each of its error branches over real UDP. It builds
+/// requests with the codec's primitives; what the relay answers is checked by reading raw attributes.
+/// (Interop with clients nobody here wrote is proven by the turnutils and aioice tests.)
+final class TURNTestClient {
+    enum Attribute {
+        case transport(UInt8)
+        case lifetime(UInt32)
+        case requestedFamily(UInt8)
+        case additionalFamily(UInt8)
+        case peer(SocketAddress)
+        case channel(UInt16)
+        case data([UInt8])
+        case raw(UInt16, [UInt8])
+    }
+
+    struct Reply {
+        var bytes: [UInt8]
+        var messageType: UInt16
+        var transactionID: [UInt8]
+        var attributes: [(type: UInt16, value: [UInt8])]
+
+        var isSuccess: Bool { messageType & 0x0110 == 0x0100 }
+        var errorCode: Int? {
+            guard let value = attribute(STUNCodec.AttributeType.errorCode), value.count >= 4 else { return nil }
+            return Int(value[2]) * 100 + Int(value[3])
+        }
+        var nonce: String? { attribute(STUNCodec.AttributeType.nonce).map { String(decoding: $0, as: UTF8.self) } }
+        var realm: String? { attribute(STUNCodec.AttributeType.realm).map { String(decoding: $0, as: UTF8.self) } }
+        var relayedAddresses: [SocketAddress] {
+            attributes.filter { $0.type == STUNCodec.AttributeType.xorRelayedAddress }.compactMap { attribute in
+                attribute.value.withUnsafeBytes { STUNCodec.decodeXORAddress($0, transactionID: transactionID) }
+            }
+        }
+        var unknownAttributes: [UInt16] {
+            guard let value = attribute(STUNCodec.AttributeType.unknownAttributes) else { return [] }
+            return stride(from: 0, to: value.count - 1, by: 2).map { UInt16(value[$0]) << 8 | UInt16(value[$0 + 1]) }
+        }
+        var hasIntegrity: Bool { attribute(STUNCodec.AttributeType.messageIntegrity) != nil }
+
+        func attribute(_ type: UInt16) -> [UInt8]? { attributes.first { $0.type == type }?.value }
+    }
+
+    static let allocate: UInt16 = 0x003
+    static let refresh: UInt16 = 0x004
+    static let send: UInt16 = 0x006
+    static let createPermission: UInt16 = 0x008
+    static let channelBind: UInt16 = 0x009
+
+    let socket: UDPSocket
+    let server: SocketAddress
+    var username: String
+    var password: String
+    var nonce: String?
+    let realm = "gatehouse"
+
+    init(server: SocketAddress, secret: String, id: String = "tester", expiry: Int64? = nil, bindTo host: String = "127.0.0.1") throws {
+        socket = try UDPSocket(bindTo: host)
+        self.server = server
+        username = RESTCredentials.username(expiry: expiry ?? Int64(Date().timeIntervalSince1970) + 3600, id: id)
+        password = RESTCredentials.password(secret: secret, username: username)
+    }
+
+    /// Encodes a request; with `authenticated`, adds USERNAME, REALM, NONCE and MESSAGE-INTEGRITY.
+    func encode(method: UInt16, _ attributes: [Attribute], authenticated: Bool, transactionID: [UInt8], indication: Bool = false) -> [UInt8] {
+        var writer = STUNCodec.Writer()
+        writer.u16(STUNCodec.messageType(method: method, classBits: indication ? 1 : 0))
+        writer.u16(0)
+        writer.u32(STUNCodec.magicCookie)
+        writer.bytes(transactionID)
+        for attribute in attributes {
+            switch attribute {
+            case let .transport(protocolNumber): writer.attribute(STUNCodec.AttributeType.requestedTransport, [protocolNumber, 0, 0, 0])
+            case let .lifetime(seconds):
+                var value = STUNCodec.Writer()
+                value.u32(seconds)
+                writer.attribute(STUNCodec.AttributeType.lifetime, value.buffer)
+            case let .requestedFamily(family): writer.attribute(STUNCodec.AttributeType.requestedAddressFamily, [family, 0, 0, 0])
+            case let .additionalFamily(family): writer.attribute(STUNCodec.AttributeType.additionalAddressFamily, [family, 0, 0, 0])
+            case let .peer(address):
+                writer.attribute(STUNCodec.AttributeType.xorPeerAddress, STUNCodec.encodeXORAddress(address, transactionID: transactionID))
+            case let .channel(number): writer.attribute(STUNCodec.AttributeType.channelNumber, [UInt8(number >> 8), UInt8(number & 0xFF), 0, 0])
+            case let .data(bytes): writer.attribute(STUNCodec.AttributeType.data, bytes)
+            case let .raw(type, value): writer.attribute(type, value)
+            }
+        }
+        if authenticated {
+            writer.attribute(STUNCodec.AttributeType.username, Array(username.utf8))
+            writer.attribute(STUNCodec.AttributeType.realm, Array(realm.utf8))
+            writer.attribute(STUNCodec.AttributeType.nonce, Array((nonce ?? "").utf8))
+            let key = STUNCodec.longTermKey(type: STUNCodec.AttributeType.messageIntegrity, username: username, realm: realm, password: password)
+            let mac = writer.buffer.withUnsafeBytes {
+                STUNCodec.mac(type: STUNCodec.AttributeType.messageIntegrity, key: key, message: $0, lengthThrough: $0.count - 20 + 24)
+            }
+            writer.attribute(STUNCodec.AttributeType.messageIntegrity, mac)
+        }
+        let length = writer.buffer.count - 20
+        writer.buffer[2] = UInt8(length >> 8)
+        writer.buffer[3] = UInt8(length & 0xFF)
+        return writer.buffer
+    }
+
+    /// Sends a request and waits for the answer with the same transaction ID.
+    func request(
+        _ method: UInt16, _ attributes: [Attribute] = [], authenticated: Bool = true, transactionID: [UInt8]? = nil
+    ) throws -> Reply? {
+        let id = transactionID ?? (0..<12).map { _ in UInt8.random(in: 0...255) }
+        try sendRaw(encode(method: method, attributes, authenticated: authenticated, transactionID: id))
+        return try receiveReply(transactionID: id)
+    }
+
+    /// Allocates, first learning the nonce from the 401 as every client does.
+    func allocate(_ attributes: [Attribute] = [.transport(17)]) throws -> Reply? {
+        if nonce == nil {
+            let challenge = try request(Self.allocate, attributes, authenticated: false)
+            nonce = challenge?.nonce
+        }
+        return try request(Self.allocate, attributes)
+    }
+
+    func sendRaw(_ bytes: [UInt8]) throws {
+        try socket.send(bytes, to: server)
+    }
+
+    func receiveReply(transactionID: [UInt8]? = nil, timeout: Duration = .seconds(2)) throws -> Reply? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            guard let (bytes, _) = try socket.receive(timeout: deadline - ContinuousClock.now) else { return nil }
+            guard let reply = Self.parse(bytes), transactionID == nil || reply.transactionID == transactionID else { continue }
+            return reply
+        }
+        return nil
+    }
+
+    static func parse(_ bytes: [UInt8]) -> Reply? {
+        guard bytes.count >= 20, bytes[0] & 0xC0 == 0 else { return nil }
+        var attributes: [(UInt16, [UInt8])] = []
+        var offset = 20
+        while offset + 4 <= bytes.count {
+            let type = UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1])
+            let length = Int(UInt16(bytes[offset + 2]) << 8 | UInt16(bytes[offset + 3]))
+            guard offset + 4 + length <= bytes.count else { return nil }
+            attributes.append((type, Array(bytes[(offset + 4)..<(offset + 4 + length)])))
+            offset += 4 + (length + 3) & ~3
+        }
+        return Reply(bytes: bytes, messageType: UInt16(bytes[0]) << 8 | UInt16(bytes[1]),
+                     transactionID: Array(bytes[8..<20]), attributes: attributes)
+    }
+}
