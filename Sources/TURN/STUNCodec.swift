@@ -50,7 +50,7 @@ package struct STUNCodec: TURNCodec {
         ]
     }
 
-    static func methodCode(_ method: TURNRequest.Method) -> UInt16 {
+    package static func methodCode(_ method: TURNRequest.Method) -> UInt16 {
         switch method {
         case .binding: 0x001
         case .allocate: 0x003
@@ -63,7 +63,7 @@ package struct STUNCodec: TURNCodec {
         }
     }
 
-    static func method(_ code: UInt16) -> TURNRequest.Method {
+    package static func method(_ code: UInt16) -> TURNRequest.Method {
         switch code {
         case 0x001: .binding
         case 0x003: .allocate

@@ -6,16 +6,7 @@ import TURN
 /// requests with the codec's primitives; what the relay answers is checked by reading raw attributes.
 /// (Interop with clients nobody here wrote is proven by the turnutils and aioice tests.)
 final class TURNTestClient {
-    enum Attribute {
-        case transport(UInt8)
-        case lifetime(UInt32)
-        case requestedFamily(UInt8)
-        case additionalFamily(UInt8)
-        case peer(SocketAddress)
-        case channel(UInt16)
-        case data([UInt8])
-        case raw(UInt16, [UInt8])
-    }
+    typealias Attribute = TURNRequestAttribute
 
     struct Reply {
         var bytes: [UInt8]
@@ -66,41 +57,10 @@ final class TURNTestClient {
 
     /// Encodes a request; with `authenticated`, adds USERNAME, REALM, NONCE and MESSAGE-INTEGRITY.
     func encode(method: UInt16, _ attributes: [Attribute], authenticated: Bool, transactionID: [UInt8], indication: Bool = false) -> [UInt8] {
-        var writer = STUNCodec.Writer()
-        writer.u16(STUNCodec.messageType(method: method, classBits: indication ? 1 : 0))
-        writer.u16(0)
-        writer.u32(STUNCodec.magicCookie)
-        writer.bytes(transactionID)
-        for attribute in attributes {
-            switch attribute {
-            case let .transport(protocolNumber): writer.attribute(STUNCodec.AttributeType.requestedTransport, [protocolNumber, 0, 0, 0])
-            case let .lifetime(seconds):
-                var value = STUNCodec.Writer()
-                value.u32(seconds)
-                writer.attribute(STUNCodec.AttributeType.lifetime, value.buffer)
-            case let .requestedFamily(family): writer.attribute(STUNCodec.AttributeType.requestedAddressFamily, [family, 0, 0, 0])
-            case let .additionalFamily(family): writer.attribute(STUNCodec.AttributeType.additionalAddressFamily, [family, 0, 0, 0])
-            case let .peer(address):
-                writer.attribute(STUNCodec.AttributeType.xorPeerAddress, STUNCodec.encodeXORAddress(address, transactionID: transactionID))
-            case let .channel(number): writer.attribute(STUNCodec.AttributeType.channelNumber, [UInt8(number >> 8), UInt8(number & 0xFF), 0, 0])
-            case let .data(bytes): writer.attribute(STUNCodec.AttributeType.data, bytes)
-            case let .raw(type, value): writer.attribute(type, value)
-            }
-        }
-        if authenticated {
-            writer.attribute(STUNCodec.AttributeType.username, Array(username.utf8))
-            writer.attribute(STUNCodec.AttributeType.realm, Array(realm.utf8))
-            writer.attribute(STUNCodec.AttributeType.nonce, Array((nonce ?? "").utf8))
-            let key = STUNCodec.longTermKey(type: STUNCodec.AttributeType.messageIntegrity, username: username, realm: realm, password: password)
-            let mac = writer.buffer.withUnsafeBytes {
-                STUNCodec.mac(type: STUNCodec.AttributeType.messageIntegrity, key: key, message: $0, lengthThrough: $0.count - 20 + 24)
-            }
-            writer.attribute(STUNCodec.AttributeType.messageIntegrity, mac)
-        }
-        let length = writer.buffer.count - 20
-        writer.buffer[2] = UInt8(length >> 8)
-        writer.buffer[3] = UInt8(length & 0xFF)
-        return writer.buffer
+        let credentials = authenticated
+            ? STUNCodec.RequestCredentials(username: username, realm: realm, nonce: nonce ?? "", password: password) : nil
+        return STUNCodec().encodeRequest(
+            method: STUNCodec.method(method), attributes, transactionID: transactionID, credentials: credentials, indication: indication)
     }
 
     /// Sends a request and waits for the answer with the same transaction ID.
