@@ -130,6 +130,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Benchmarks (bench/): tools the benchmark scripts run, not part of the product
+        .executableTarget(
+            name: "relay-load",
+            dependencies: ["Actors", "TURN"],
+            path: "bench/RelayLoad",
+            // A single-threaded command-line tool written as top-level code.
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+
         // MARK: Build tooling: bpf/*.bpf.c → BPF object → Swift source embedded in the `BPF` module
         .executableTarget(name: "bpf-embed", path: "Plugins/bpf-embed"),
         .plugin(
