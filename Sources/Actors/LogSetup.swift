@@ -42,7 +42,7 @@ package struct JSONLogHandler: LogHandler {
 
     package func log(event: LogEvent) {
         var object: [String: Any] = [
-            "time": Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true)),
+            "time": Self.timestamp(),
             "level": event.level.rawValue,
             "label": label,
             "message": event.message.description,
@@ -53,6 +53,13 @@ package struct JSONLogHandler: LogHandler {
         guard var line = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
         line.append(0x0A)
         FileHandle.standardError.write(line)
+    }
+
+    /// UTC, ISO 8601 with milliseconds and the zone: 2026-11-24T21:09:39.835Z.
+    private static func timestamp() -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date())
     }
 
     private static func json(_ value: Logger.Metadata.Value) -> Any {

@@ -16,6 +16,21 @@ import Testing
         #expect(metrics.body.contains("gatehouse_relay_relayed_packets_total{path=\"user_space\"}"))
     }
 
+    @Test func jsonLogsAreOneObjectPerLineAndNeverCarryTheSecret() async throws {
+        let relay = try await RelayProcess.start(extra: ["--log-format", "json"])
+        let client = try relay.client()
+        _ = try client.allocate()
+        relay.process.stop()
+        let lines = relay.process.output.split(separator: "\n")
+        #expect(!lines.isEmpty)
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["message"] is String, "not a JSON log line: \(line)")
+        }
+        #expect(lines.contains { $0.contains("\"message\":\"relay listening\"") })
+        #expect(!relay.process.output.contains(RelayProcess.secret), "the secret reached the log")
+    }
+
     @Test func sigtermStopsTheRelayCleanly() async throws {
         let relay = try await RelayProcess.start()
         let status = relay.process.stop(grace: .seconds(10))

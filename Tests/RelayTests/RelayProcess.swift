@@ -25,8 +25,9 @@ struct RelayProcess {
         if allowLoopbackPeers { arguments += ["--allow-peer", "127.0.0.0/8", "--allow-peer", "::1/128"] }
         if ipv6 { arguments += ["--public-ipv6", "::1", "--bind-ipv6", "::1"] }
         let process = try BackgroundProcess(arguments: arguments + extra)
-        let port = try await process.waitForMatch(#"addresses=\S*?127\.0\.0\.1:(\d+)\S*\s.*relay listening"#)
-        let operations = try await process.waitForMatch(#"address=(\S+)\s.*operations listening"#)
+        // Human lines carry `addresses=...`, JSON lines `"addresses":"..."`.
+        let port = try await process.waitForMatch(#""?addresses"?[=:]"?[^ "]*?127\.0\.0\.1:(\d+).*relay listening"#)
+        let operations = try await process.waitForMatch(#""?address"?[=:]"?([0-9.]+:\d+).*operations listening"#)
         return RelayProcess(process: process, port: UInt16(port) ?? 0, operations: operations)
     }
 

@@ -7,6 +7,8 @@ package final class BackgroundProcess: Sendable {
     package let arguments: [String]
     private let process: Mutex<Process?>
     private let outputURL: URL
+    /// What the program wrote, kept when it stops (its log file is removed then).
+    private let finalOutput = Mutex<String?>(nil)
 
     /// Starts `arguments` (the first looked up on PATH) on this host. Stop it with `stop()`; it is also
     /// stopped when the object goes away.
@@ -31,7 +33,9 @@ package final class BackgroundProcess: Sendable {
     package var isRunning: Bool { process.withLock { $0?.isRunning ?? false } }
 
     /// Everything the program wrote to stdout and stderr so far.
-    package var output: String { (try? String(contentsOf: outputURL, encoding: .utf8)) ?? "" }
+    package var output: String {
+        finalOutput.withLock { $0 } ?? (try? String(contentsOf: outputURL, encoding: .utf8)) ?? ""
+    }
 
     /// Waits until a line of the output matches `pattern` and returns the first capture group.
     package func waitForMatch(_ pattern: String, timeout: Duration = .seconds(10)) async throws -> String {
@@ -68,7 +72,11 @@ package final class BackgroundProcess: Sendable {
         guard let process = self.process.withLock({ process -> Process? in defer { process = nil }; return process }) else {
             return 0
         }
-        defer { try? FileManager.default.removeItem(at: outputURL) }
+        defer {
+            let text = (try? String(contentsOf: outputURL, encoding: .utf8)) ?? ""
+            finalOutput.withLock { $0 = text }
+            try? FileManager.default.removeItem(at: outputURL)
+        }
         guard process.isRunning else { return process.terminationStatus }
         process.terminate()
         let deadline = ContinuousClock.now + grace
