@@ -1,5 +1,6 @@
 import CGatehouseSystem
 import Glibc
+import Synchronization
 
 /// A UDP socket with batched I/O: `receive(into:)` and `send(_:)` move many datagrams per system call
 /// (recvmmsg/sendmmsg), which is what keeps a relay's per-packet cost low.
@@ -10,6 +11,11 @@ import Glibc
 package final class UDPSocket: @unchecked Sendable {
     package let fileDescriptor: Int32
     package let localAddress: SocketAddress
+    /// Cleared after the kernel refuses UDP GSO once (old kernels, some interfaces): sendmmsg from then on.
+    private let segmentationWorks = Atomic<Bool>(true)
+
+    /// Whether uniform batches still go out with UDP GSO (false once the kernel refused it).
+    package var usesSegmentation: Bool { segmentationWorks.load(ordering: .relaxed) }
 
     /// Binds to `address` (port 0: the kernel picks). IPv6 sockets are IPv6-only, so that an IPv4 and
     /// an IPv6 socket can share a port number.
@@ -126,6 +132,19 @@ package final class UDPSocket: @unchecked Sendable {
     /// Sends the first `batch.count` datagrams of the batch. Returns how many the kernel took; the rest
     /// met a full send buffer (the caller queues or drops them).
     package func send(_ batch: DatagramBatch) throws(SocketError) -> Int {
+        // A batch of equal-sized datagrams to one destination (a relayed socket's traffic to its peer)
+        // goes out as one GSO super-datagram: one trip through the socket layer and routing.
+        if batch.count >= 2, segmentationWorks.load(ordering: .relaxed), let segment = batch.uniformSegmentSize() {
+            let sent = gatehouse_send_segmented(
+                fileDescriptor, batch.vectors, Int32(batch.count), batch.headers[0].msg_hdr.msg_name,
+                batch.headers[0].msg_hdr.msg_namelen, UInt16(segment))
+            if sent >= 0 { return batch.count }
+            switch errno {
+            case EAGAIN, EWOULDBLOCK: return 0
+            case EIO, EINVAL, ENOPROTOOPT, EOPNOTSUPP: segmentationWorks.store(false, ordering: .relaxed)
+            default: break  // try the plain way below; it reports per-datagram errors
+            }
+        }
         var offset = 0
         while offset < batch.count {
             let sent = gatehouse_sendmmsg(fileDescriptor, batch.headers + offset, UInt32(batch.count - offset), 0)
@@ -156,7 +175,7 @@ package final class DatagramBatch {
     package var count = 0
 
     let headers: UnsafeMutablePointer<gatehouse_mmsghdr>
-    private let vectors: UnsafeMutablePointer<iovec>
+    let vectors: UnsafeMutablePointer<iovec>
     private let addresses: UnsafeMutablePointer<sockaddr_in6>
     private let buffers: UnsafeMutableRawPointer
 
@@ -202,6 +221,21 @@ package final class DatagramBatch {
     /// The source (after a receive) or destination (before a send) of datagram `index`.
     package func address(_ index: Int) -> SocketAddress? {
         SocketAddress(UnsafeRawPointer(addresses + index))
+    }
+
+    /// When every datagram goes to the same destination, all have one size except a shorter last one,
+    /// and the whole fits in one IP datagram, that size: the batch can be sent with UDP GSO.
+    func uniformSegmentSize() -> Int? {
+        let size = vectors[0].iov_len
+        let nameLength = headers[0].msg_hdr.msg_namelen
+        guard size > 0, size * count <= 65_000, count <= 64 else { return nil }
+        for index in 1..<count {
+            let length = vectors[index].iov_len
+            guard length == size || (index == count - 1 && length > 0 && length <= size) else { return nil }
+            guard headers[index].msg_hdr.msg_namelen == nameLength,
+                  memcmp(addresses + index, addresses, Int(nameLength)) == 0 else { return nil }
+        }
+        return size
     }
 
     /// Empties the batch for filling with datagrams to send.

@@ -6,6 +6,12 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
 #include "CGatehouseSystem.h"
 
 _Static_assert(sizeof(struct gatehouse_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
@@ -56,4 +62,25 @@ int gatehouse_eventfd_drain(int fd)
 {
     uint64_t value;
     return (int)read(fd, &value, sizeof value);
+}
+
+long gatehouse_send_segmented(int fd, const struct iovec *buffers, int count, const void *address,
+                              unsigned int address_length, unsigned short segment_size)
+{
+    char control[CMSG_SPACE(sizeof(unsigned short))];
+    memset(control, 0, sizeof control);
+    struct msghdr message = {
+        .msg_name = (void *)address,
+        .msg_namelen = address_length,
+        .msg_iov = (struct iovec *)buffers,
+        .msg_iovlen = (size_t)count,
+        .msg_control = control,
+        .msg_controllen = sizeof control,
+    };
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_UDP;
+    header->cmsg_type = UDP_SEGMENT;
+    header->cmsg_len = CMSG_LEN(sizeof(unsigned short));
+    memcpy(CMSG_DATA(header), &segment_size, sizeof segment_size);
+    return (long)sendmsg(fd, &message, 0);
 }

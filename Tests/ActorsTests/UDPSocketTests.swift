@@ -41,6 +41,30 @@ import Testing
         #expect(try receiver.receive(into: incoming) == 0, "nothing more is waiting, and receive does not block")
     }
 
+    /// Equal-sized datagrams to one destination leave as one UDP GSO send; they must still arrive as
+    /// separate datagrams, in order, each with its own bytes (the last one may be shorter).
+    @Test(arguments: ["127.0.0.1", "::1"])
+    func aUniformBatchArrivesAsSeparateDatagrams(loopback: String) throws {
+        let receiver = try UDPSocket(bindTo: loopback)
+        let sender = try UDPSocket(bindTo: loopback)
+        let batch = DatagramBatch(capacity: 64, datagramCapacity: 256)
+        for index in 0..<30 {
+            batch.append(to: receiver.localAddress) { buffer in
+                let length = index == 29 ? 50 : 200
+                for offset in 0..<length { buffer[offset] = UInt8(truncatingIfNeeded: index) }
+                return length
+            }
+        }
+        #expect(try sender.send(batch) == 30)
+        #expect(sender.usesSegmentation, "this kernel takes UDP GSO on loopback")
+        for index in 0..<30 {
+            let datagram = try #require(try receiver.receive(timeout: .seconds(2)), "datagram \(index)")
+            #expect(datagram.bytes.count == (index == 29 ? 50 : 200))
+            #expect(datagram.bytes.allSatisfy { $0 == UInt8(index) })
+            #expect(datagram.from == sender.localAddress)
+        }
+    }
+
     @Test func aDestinationOfTheWrongFamilyIsSkippedAndTheRestGoesOut() throws {
         let receiver = try UDPSocket(bindTo: "127.0.0.1")
         let sender = try UDPSocket(bindTo: "127.0.0.1")

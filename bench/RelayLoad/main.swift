@@ -82,16 +82,23 @@ case "load":
         func exchange(_ bytes: [UInt8]) -> [UInt8] {
             for _ in 0..<5 {
                 _ = try? socket.send(bytes, to: relay)
-                if let reply = try? socket.receive(timeout: .seconds(1)), reply.bytes.count >= 20,
-                   Array(reply.bytes[8..<20]) == Array(bytes[8..<20]) { return reply.bytes }
+                // Only a STUN message with our transaction ID; echoes of an earlier run may still arrive.
+                let deadline = ContinuousClock.now + .seconds(1)
+                while ContinuousClock.now < deadline {
+                    guard let reply = try? socket.receive(timeout: deadline - ContinuousClock.now) else { break }
+                    if reply.bytes.count >= 20, reply.bytes[0] & 0xC0 == 0, Array(reply.bytes[8..<20]) == Array(bytes[8..<20]) {
+                        return reply.bytes
+                    }
+                }
             }
             fail("no answer from the relay at \(relay)")
         }
         func transaction() -> [UInt8] { (0..<12).map { _ in UInt8.random(in: 0...255) } }
-        let challenge = exchange(codec.encodeRequest(method: .allocate, [.transport(17)], transactionID: transaction()))
-        guard case let .success(decoded) = challenge.withUnsafeBytes({ codec.decode($0) }), let nonce = decoded.nonce ?? nonceOf(challenge) else {
-            fail("the relay sent no nonce")
+        var nonce: String?
+        for _ in 0..<3 where nonce == nil {
+            nonce = nonceOf(exchange(codec.encodeRequest(method: .allocate, [.transport(17)], transactionID: transaction())))
         }
+        guard let nonce else { fail("the relay sent no nonce") }
         let credentials = STUNCodec.RequestCredentials(username: username, realm: options["--realm"] ?? "gatehouse", nonce: nonce, password: password)
         let allocated = exchange(codec.encodeRequest(method: .allocate, [.transport(17)], transactionID: transaction(), credentials: credentials))
         guard allocated[0] == 0x01, allocated[1] == 0x03 else { fail("allocate failed: \(allocated.prefix(2))") }

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 /* Same layout as glibc's struct mmsghdr (which is only declared with _GNU_SOURCE); setns.c checks it. */
 struct gatehouse_mmsghdr {
@@ -16,6 +17,12 @@ struct gatehouse_mmsghdr {
  * errno as they set it. `timeout` of recvmmsg is always NULL here (sockets are non-blocking). */
 int gatehouse_recvmmsg(int fd, struct gatehouse_mmsghdr *messages, unsigned int count, int flags);
 int gatehouse_sendmmsg(int fd, struct gatehouse_mmsghdr *messages, unsigned int count, int flags);
+
+/* Sends `count` buffers to one destination as a single UDP GSO super-datagram (UDP_SEGMENT): the
+ * kernel splits it into datagrams of `segment_size` bytes (the last may be shorter). One pass through
+ * the socket layer and routing for up to 64 datagrams. Returns bytes sent or -1 with errno. */
+long gatehouse_send_segmented(int fd, const struct iovec *buffers, int count, const void *address,
+                              unsigned int address_length, unsigned short segment_size);
 
 /* epoll without struct epoll_event, which glibc declares packed on x86_64 (Swift cannot import that
  * layout reliably). `gatehouse_epoll_add` registers `fd` for reading with `fd` as its token;
