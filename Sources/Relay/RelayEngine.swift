@@ -256,8 +256,23 @@ final class RelayEngine: @unchecked Sendable {
         entry.batch.removeAll()
     }
 
+    private var nextGaugeUpdate: Duration = .zero
+
     private func reportMetrics() {
         metrics.allocations.set(Int64(server.allocationCount))
+        // Channels and permissions take a walk over every allocation: once a second is enough.
+        let current = now()
+        if current.monotonic >= nextGaugeUpdate {
+            nextGaugeUpdate = current.monotonic + .seconds(1)
+            var channels = 0
+            var permissions = 0
+            for allocation in server.allocations {
+                channels += allocation.activeRoutes(now: current).count
+                permissions += allocation.permissions.values.filter { $0 > current.monotonic }.count
+            }
+            metrics.channels.set(Int64(channels))
+            metrics.permissions.set(Int64(permissions))
+        }
         for (key, value) in server.requests where reportedRequests[key] != value {
             metrics.requests(method: key.method, code: key.code).increment(by: Int64(value - reportedRequests[key, default: 0]))
             reportedRequests[key] = value

@@ -16,6 +16,24 @@ import Testing
         #expect(metrics.body.contains("gatehouse_relay_relayed_packets_total{path=\"user_space\"}"))
     }
 
+    @Test func metricsCountAllocationsChannelsPermissionsAndRequests() async throws {
+        let relay = try await RelayProcess.start()
+        defer { relay.process.stop() }
+        let client = try relay.client()
+        #expect(try client.allocate()?.isSuccess == true)
+        let peer = try SocketAddress("127.0.0.1", port: 9100)
+        #expect(try client.request(TURNTestClient.channelBind, [.channel(0x4000), .peer(peer)])?.isSuccess == true)
+        try await Wait.until("the gauges show the allocation, channel and permission", timeout: .seconds(5)) {
+            let body = try relay.get("/metrics").body
+            return body.contains("gatehouse_relay_allocations 1") && body.contains("gatehouse_relay_channels 1")
+                && body.contains("gatehouse_relay_permissions 1")
+        }
+        let body = try relay.get("/metrics").body
+        #expect(body.contains(#"gatehouse_relay_requests_total{method="allocate",code="401"} 1"#), "\(body)")
+        #expect(body.contains(#"gatehouse_relay_requests_total{method="allocate",code="200"} 1"#), "\(body)")
+        #expect(body.contains(#"gatehouse_relay_requests_total{method="channel_bind",code="200"} 1"#), "\(body)")
+    }
+
     @Test func jsonLogsAreOneObjectPerLineAndNeverCarryTheSecret() async throws {
         let relay = try await RelayProcess.start(extra: ["--log-format", "json"])
         let client = try relay.client()
