@@ -55,12 +55,12 @@ let package = Package(
         .target(name: "Addresses", swiftSettings: swiftSettings),
         .target(
             name: "STUN",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["Addresses", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "TURN",
-            dependencies: ["STUN", "Addresses", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["STUN", "Addresses"],
             swiftSettings: swiftSettings
         ),
         .target(name: "WireGuard", dependencies: ["CSodium"], swiftSettings: swiftSettings),
@@ -133,7 +133,7 @@ let package = Package(
         // MARK: Benchmarks (bench/): tools the benchmark scripts run, not part of the product
         .executableTarget(
             name: "relay-load",
-            dependencies: ["Actors", "TURN"],
+            dependencies: ["Actors", "STUN"],
             path: "bench/RelayLoad",
             // A single-threaded command-line tool written as top-level code.
             swiftSettings: [.swiftLanguageMode(.v5)]
@@ -175,17 +175,17 @@ let package = Package(
         ),
         .testTarget(
             name: "RelayTests",
-            dependencies: ["Actors", "TURN", "TestSupport"],
+            dependencies: ["Actors", "STUN", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "TURNTests",
-            dependencies: ["TURN", "Addresses"],
+            dependencies: ["TURN", "STUN", "Addresses"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "STUNTests",
-            dependencies: ["STUN"],
+            dependencies: ["STUN", "Addresses", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,6 +1,7 @@
 import Actors
 import Foundation
 import Logging
+import STUN
 import Synchronization
 import TURN
 

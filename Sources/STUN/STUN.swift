@@ -4,5 +4,5 @@
 /// Namespace for module-wide constants.
 package enum STUN {
     /// The magic cookie of RFC 8489 section 5.
-    package static let magicCookie: UInt32 = 0x2112_A442
+    package static let magicCookie: UInt32 = STUNCodec.magicCookie
 }

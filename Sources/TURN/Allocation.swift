@@ -1,4 +1,5 @@
 package import Addresses
+import STUN
 
 /// The route a channel binding gives the data path (user space and the kernel's XDP program alike):
 /// ChannelData from `client` to `listener` on `channel` goes to `peer` from `relayed`, and datagrams
@@ -33,10 +34,8 @@ package struct Allocation: Sendable {
     /// After a binding expires, its number and peer stay reserved this long (section 12).
     package static let channelCooldown: Duration = .seconds(300)
     package static let defaultLifetime: Duration = .seconds(600)  // section 7.2
-    /// RFC 8656 section 12 allows 0x4000-0x4FFF; RFC 5766, which it replaced, allowed 0x4000-0x7FFF,
-    /// and deployed clients still draw from that range (coturn's turnutils_uclient picks numbers like
-    /// 0x5A1F). Refusing them would break those clients for no gain, so the relay accepts the old range.
-    package static let channelNumbers: ClosedRange<UInt16> = 0x4000...0x7FFF
+    /// See `ChannelData.numbers` for why this is RFC 5766's range.
+    package static let channelNumbers = ChannelData.numbers
 
     // Our choice.
     package static let maximumLifetime: Duration = .seconds(3600)

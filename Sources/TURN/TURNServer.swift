@@ -1,4 +1,5 @@
 package import Addresses
+package import STUN
 
 /// The TURN server (RFC 8489 STUN, RFC 8656 TURN over UDP) as a sans-IO core: datagrams, their
 /// addresses and `now` go in; commands for the shell and the next deadline come out. It owns every

@@ -1,6 +1,6 @@
 import Actors
 import Foundation
-import TURN
+import STUN
 import TestSupport
 import Testing
 

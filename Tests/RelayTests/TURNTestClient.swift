@@ -1,6 +1,6 @@
 import Actors
 import Foundation
-import TURN
+import STUN
 
 /// A small TURN client for driving the relay into each of its error branches over real UDP. It builds
 /// requests with the codec's primitives; what the relay answers is checked by reading raw attributes.

@@ -1,4 +1,5 @@
 import Addresses
+import STUN
 import TURN
 import Testing
 

@@ -1,4 +1,5 @@
 import Addresses
+import STUN
 import TURN
 
 /// A seeded generator: tests draw the same "random" ports and nonces on every run.

@@ -1,7 +1,9 @@
 package import Addresses
 
-/// What the server needs to know of a STUN message from a client, decoded once. The codec (`STUN`)
-/// fills it; the server's logic never touches bytes beyond this.
+// The message model between the codec and the TURN server: requests decoded once into plain values,
+// responses described as values and encoded by the codec. The TURN state machine never touches bytes.
+
+/// What the server needs to know of a STUN message from a client, decoded once by `STUNCodec`.
 package struct TURNRequest: Sendable {
     package enum Method: Equatable, Sendable {
         case binding, allocate, refresh, send, data, createPermission, channelBind

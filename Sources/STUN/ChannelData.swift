@@ -2,6 +2,12 @@
 /// application data, padded to 4 bytes over UDP. Padding is accepted on input and not counted in the
 /// length; output is not padded (the header's length field says where the data ends).
 package struct ChannelData {
+    /// RFC 8656 section 12 allows 0x4000-0x4FFF; RFC 5766, which it replaced, allowed 0x4000-0x7FFF,
+    /// and deployed clients still draw from that range (coturn's turnutils_uclient picks numbers like
+    /// 0x5A1F). Refusing them would break those clients for no gain, so the relay accepts the old range,
+    /// and a datagram whose first byte is 0x40-0x7F is ChannelData.
+    package static let numbers: ClosedRange<UInt16> = 0x4000...0x7FFF
+
     package let channel: UInt16
     package let payload: UnsafeRawBufferPointer
 
@@ -10,7 +16,7 @@ package struct ChannelData {
         guard bytes.count >= 4 else { return nil }
         let channel = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
         let length = Int(UInt16(bytes[2]) << 8 | UInt16(bytes[3]))
-        guard Allocation.channelNumbers.contains(channel) else { return nil }
+        guard Self.numbers.contains(channel) else { return nil }
         // The datagram holds exactly the data, or the data padded up to a multiple of 4.
         let padded = (length + 3) & ~3
         guard bytes.count == 4 + length || bytes.count == 4 + padded else { return nil }
