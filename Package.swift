@@ -94,7 +94,12 @@ let package = Package(
         // MARK: Shells
         .target(
             name: "Portal",
-            dependencies: ["Actors", "Persistence", "Policy", "ControlProtocol"],
+            dependencies: [
+                "Actors", "Persistence", "Policy", "ControlProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -122,7 +127,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "Portal", "Relay", "Gateway", "Client", "BPF", "Actors",
+                "Portal", "Relay", "Gateway", "Client", "BPF", "Actors", "Persistence",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -166,6 +171,11 @@ let package = Package(
         .testTarget(
             name: "BPFTests",
             dependencies: ["Actors", "BPF", "BPFMaps", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PortalTests",
+            dependencies: ["TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

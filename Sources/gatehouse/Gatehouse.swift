@@ -29,13 +29,6 @@ extension NotYetImplemented {
     }
 }
 
-struct PortalCommand: NotYetImplemented {
-    static let configuration = CommandConfiguration(
-        commandName: "portal",
-        abstract: "Run the control plane: accounts, policies, admin API and realtime API (not yet implemented)."
-    )
-}
-
 struct GatewayCommand: NotYetImplemented {
     static let configuration = CommandConfiguration(
         commandName: "gateway",

@@ -1,0 +1,139 @@
+package import Foundation
+import GRDB
+
+/// What the portal asks of its storage. SQLite implements it now; a PostgreSQL implementation can
+/// follow without touching the callers. Every write is one transaction.
+package protocol PortalRepository: Sendable {
+    /// Creates the first account, its first admin and an admin API token whose secret hashes to
+    /// `tokenHash`, in one transaction. Fails with `.conflict` if the account slug exists.
+    func bootstrap(account: String, slug: String, adminName: String, adminEmail: String, tokenHash: String, now: Date) async throws
+        -> (account: AccountRecord, admin: ActorRecord, token: TokenRecord)
+
+    /// The unexpired token with this secret hash, after recording its use.
+    func useToken(hash: String, now: Date, address: String?) async throws -> TokenRecord?
+
+    func createSite(accountID: UUID, name: String, by actor: ActorRecord, now: Date) async throws -> SiteRecord
+    /// Sites in name order, after `cursor` (a name), at most `limit`.
+    func listSites(accountID: UUID, after cursor: String?, limit: Int) async throws -> [SiteRecord]
+    /// Deletes a site (and, by cascade, its resources); false when there was none.
+    func deleteSite(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
+    func actor(id: UUID) async throws -> ActorRecord?
+    func auditEvents(accountID: UUID, limit: Int) async throws -> [AuditEventRecord]
+}
+
+/// A write the schema refused.
+package enum RepositoryError: Error, Equatable {
+    /// A UNIQUE constraint: the named field already has that value.
+    case conflict(field: String)
+    /// A referenced row does not exist.
+    case missingReference
+}
+
+/// `PortalRepository` on the SQLite file of `AppDatabase`.
+package struct SQLitePortalRepository: PortalRepository {
+    package let database: AppDatabase
+
+    package init(database: AppDatabase) {
+        self.database = database
+    }
+
+    package func bootstrap(account name: String, slug: String, adminName: String, adminEmail: String, tokenHash: String, now: Date)
+        async throws -> (account: AccountRecord, admin: ActorRecord, token: TokenRecord)
+    {
+        try await mapping {
+            try await database.write { db in
+                let account = AccountRecord(name: name, slug: slug, createdAt: now)
+                try account.insert(db)
+                let admin = ActorRecord(accountID: account.id, type: .admin, name: adminName, email: adminEmail, createdAt: now)
+                try admin.insert(db)
+                let token = TokenRecord(accountID: account.id, kind: .adminAPI, secretHash: tokenHash, expiresAt: nil,
+                                        actorID: admin.id, createdAt: now)
+                try token.insert(db)
+                try Self.audit(db, account: account.id, actor: admin, action: "bootstrap", subject: "account", id: account.id,
+                               before: nil, after: account, now: now)
+                return (account, admin, token)
+            }
+        }
+    }
+
+    package func useToken(hash: String, now: Date, address: String?) async throws -> TokenRecord? {
+        try await database.write { db in
+            guard var token = try TokenRecord.filter(TokenRecord.Columns.secretHash == hash).fetchOne(db) else { return nil }
+            if let expiry = token.expiresAt, expiry <= now { return nil }
+            token.lastUsedAt = now
+            token.lastUsedAddress = address
+            try token.update(db)
+            return token
+        }
+    }
+
+    package func createSite(accountID: UUID, name: String, by actor: ActorRecord, now: Date) async throws -> SiteRecord {
+        try await mapping {
+            try await database.write { db in
+                let site = SiteRecord(accountID: accountID, name: name, createdAt: now)
+                try site.insert(db)
+                try Self.audit(db, account: accountID, actor: actor, action: "create", subject: "site", id: site.id,
+                               before: nil as SiteRecord?, after: site, now: now)
+                return site
+            }
+        }
+    }
+
+    package func listSites(accountID: UUID, after cursor: String?, limit: Int) async throws -> [SiteRecord] {
+        try await database.read { db in
+            var request = SiteRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
+            if let cursor { request = request.filter(Column("name") > cursor) }
+            return try request.order(Column("name")).limit(limit).fetchAll(db)
+        }
+    }
+
+    package func deleteSite(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
+        try await database.write { db in
+            guard let site = try SiteRecord.filter(Column("id") == id.uuidString.lowercased())
+                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db) else { return false }
+            _ = try site.delete(db)
+            try Self.audit(db, account: accountID, actor: actor, action: "delete", subject: "site", id: site.id,
+                           before: site, after: nil as SiteRecord?, now: now)
+            return true
+        }
+    }
+
+    package func actor(id: UUID) async throws -> ActorRecord? {
+        try await database.read { db in try ActorRecord.filter(Column("id") == id.uuidString.lowercased()).fetchOne(db) }
+    }
+
+    package func auditEvents(accountID: UUID, limit: Int) async throws -> [AuditEventRecord] {
+        try await database.read { db in
+            try AuditEventRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
+                .order(Column("at").desc).limit(limit).fetchAll(db)
+        }
+    }
+
+    /// Every change leaves an audit event with before and after values, in the same transaction.
+    private static func audit<Subject: Encodable>(
+        _ db: Database, account: UUID, actor: ActorRecord, action: String, subject: String, id: UUID,
+        before: Subject?, after: Subject?, now: Date
+    ) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        func json(_ value: Subject?) throws -> String? {
+            try value.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+        }
+        try AuditEventRecord(accountID: account, actorID: actor.id, actorName: actor.name, action: action, subjectType: subject,
+                             subjectID: id.uuidString.lowercased(), before: json(before), after: json(after), at: now).insert(db)
+    }
+
+    /// Turns the schema's refusals into repository errors the API maps to statuses.
+    private func mapping<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            // "UNIQUE constraint failed: site.account_id, site.name" → name
+            let field = error.message?.split(separator: ".").last.map(String.init) ?? "name"
+            throw RepositoryError.conflict(field: field)
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_FOREIGNKEY {
+            throw RepositoryError.missingReference
+        }
+    }
+}

@@ -1,0 +1,35 @@
+package import Hummingbird
+import Foundation
+
+/// An admin API error: the status and `{"error": {"code": ..., "message": ..., "field": ...}}`.
+package struct APIError: HTTPResponseError, Equatable {
+    package let status: HTTPResponse.Status
+    package let code: String
+    package let message: String
+    package let field: String?
+
+    package init(_ status: HTTPResponse.Status, code: String, message: String, field: String? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+    }
+
+    package static func validation(_ message: String, field: String? = nil) -> APIError {
+        APIError(.badRequest, code: "invalid", message: message, field: field)
+    }
+
+    package static let unauthorized = APIError(
+        .unauthorized, code: "unauthorized", message: "a valid admin API token is required in Authorization: Bearer")
+
+    package static func notFound(_ what: String) -> APIError {
+        APIError(.notFound, code: "not_found", message: "\(what) not found")
+    }
+
+    package func response(from request: Request, context: some RequestContext) throws -> Response {
+        var error: [String: String] = ["code": code, "message": message]
+        if let field { error["field"] = field }
+        let body = try JSONSerialization.data(withJSONObject: ["error": error], options: [.sortedKeys])
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}

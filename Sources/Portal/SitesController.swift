@@ -1,0 +1,55 @@
+import Foundation
+import Hummingbird
+import Persistence
+
+/// `/api/v1/sites`: list (cursor pagination), create, delete.
+struct SitesController {
+    let repository: any PortalRepository
+
+    func add<Context: RequestContext>(to group: RouterGroup<Context>) {
+        group.get { request, _ in try await list(request) }
+        group.post { request, _ in try await create(request) }
+        group.delete(":id") { request, context in try await delete(request, id: context.parameters.get("id")) }
+    }
+
+    static func representation(_ site: SiteRecord) -> [String: Any] {
+        ["id": site.id.uuidString.lowercased(), "name": site.name, "created_at": ISO8601DateFormatter().string(from: site.createdAt)]
+    }
+
+    func list(_ request: Request) async throws -> Response {
+        let admin = try AdminSession.require()
+        let limitText = request.uri.queryParameters["limit"].map(String.init)
+        let limit = try limitText.map { text -> Int in
+            guard let value = Int(text), (1...500).contains(value) else {
+                throw APIError.validation("limit must be 1-500", field: "limit")
+            }
+            return value
+        } ?? 100
+        let cursor = request.uri.queryParameters["cursor"].map(String.init)
+        let sites = try await repository.listSites(accountID: admin.accountID, after: cursor, limit: limit + 1)
+        var body: [String: Any] = ["data": sites.prefix(limit).map(Self.representation)]
+        if sites.count > limit, let last = sites.prefix(limit).last { body["next_cursor"] = last.name }
+        return try json(body)
+    }
+
+    func create(_ request: Request) async throws -> Response {
+        let admin = try AdminSession.require()
+        let body = try await JSONBody(request, allowed: ["name"])
+        let name = try body.string("name")
+        do {
+            let site = try await repository.createSite(accountID: admin.accountID, name: name, by: admin, now: Date())
+            return try json(Self.representation(site), status: .created)
+        } catch RepositoryError.conflict {
+            throw APIError(.conflict, code: "conflict", message: "a site named \"\(name)\" exists", field: "name")
+        }
+    }
+
+    func delete(_ request: Request, id: String?) async throws -> Response {
+        let admin = try AdminSession.require()
+        guard let id, let uuid = UUID(uuidString: id) else { throw APIError.notFound("site \"\(id ?? "")\"") }
+        guard try await repository.deleteSite(accountID: admin.accountID, id: uuid, by: admin, now: Date()) else {
+            throw APIError.notFound("site \(id)")
+        }
+        return Response(status: .noContent)
+    }
+}

@@ -1,0 +1,108 @@
+import Actors
+import ArgumentParser
+import Foundation
+import Logging
+import Persistence
+import Portal
+import ServiceLifecycle
+
+struct PortalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "portal",
+        abstract: "Run the control plane (admin API on one SQLite file); `portal init` bootstraps a new install.",
+        subcommands: [PortalServeCommand.self, PortalInitCommand.self],
+        defaultSubcommand: PortalServeCommand.self
+    )
+}
+
+/// Where the database lives unless `--db` says otherwise.
+struct DatabaseOptions: ParsableArguments {
+    @Option(help: "SQLite database file (default: $GATEHOUSE_DATA_DIR/portal.sqlite, data directory /var/lib/gatehouse). [GATEHOUSE_PORTAL_DB]")
+    var db: String?
+
+    func path(_ environment: Environment) throws -> String {
+        if let path = environment.string(db, "GATEHOUSE_PORTAL_DB") { return path }
+        let directory = environment.string(nil, "GATEHOUSE_DATA_DIR") ?? "/var/lib/gatehouse"
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw ValidationError("cannot create the data directory \(directory): \(error.localizedDescription); set --db or GATEHOUSE_DATA_DIR")
+        }
+        return directory + "/portal.sqlite"
+    }
+
+    func open(_ environment: Environment) throws -> AppDatabase {
+        let path = try path(environment)
+        do {
+            return try AppDatabase(path: path)
+        } catch {
+            throw ValidationError("cannot open the database \(path): \(error)")
+        }
+    }
+}
+
+struct PortalServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Serve the admin API (the default of `gatehouse portal`).")
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "HOST:PORT to listen on (default 127.0.0.1:8080). [GATEHOUSE_PORTAL_LISTEN]")
+    var listen: String?
+    @Option(help: "Log format: human or json (default human). [GATEHOUSE_LOG_FORMAT]")
+    var logFormat: String?
+
+    func run() async throws {
+        let environment = Environment()
+        guard let format = LogFormat(rawValue: environment.string(logFormat, "GATEHOUSE_LOG_FORMAT") ?? "human") else {
+            throw ValidationError("--log-format: must be human or json")
+        }
+        LogSetup.bootstrap(level: .info, format: format)
+        let logger = Logger(label: "gatehouse.portal")
+        var configuration = PortalConfiguration()
+        if let address = environment.string(listen, "GATEHOUSE_PORTAL_LISTEN") {
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port) else {
+                throw ValidationError("--listen \"\(address)\": expected HOST:PORT")
+            }
+            configuration.host = String(address[..<colon])
+            configuration.port = port
+        }
+        let repository = SQLitePortalRepository(database: try database.open(environment))
+        let application = PortalApplication.build(
+            configuration: configuration, repository: repository, logger: logger,
+            onListening: { address in logger.info("portal listening", metadata: ["address": "\(address)"]) })
+        let group = ServiceGroup(
+            configuration: .init(services: [.init(service: application)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+struct PortalInitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Create the first account, an admin and an admin API token (printed once).",
+        discussion: "Writes directly to the database, so a new install can start. Run it once; the token is never shown again.")
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "Account name.") var account: String = "Default"
+    @Option(help: "Account slug (lower-case letters, digits and dashes).") var slug: String = "default"
+    @Option(help: "The admin's name.") var adminName: String = "Admin"
+    @Option(help: "The admin's email.") var adminEmail: String
+
+    func run() async throws {
+        let environment = Environment()
+        let repository = SQLitePortalRepository(database: try database.open(environment))
+        let secret = TokenSecret.generate()
+        do {
+            let created = try await repository.bootstrap(
+                account: account, slug: slug, adminName: adminName, adminEmail: adminEmail,
+                tokenHash: TokenSecret.hash(secret), now: Date())
+            print("account \(created.account.slug) (\(created.account.id.uuidString.lowercased())) and admin \(created.admin.email ?? "") created")
+            print("admin API token (shown once; store it now):")
+            print(secret)
+        } catch RepositoryError.conflict {
+            throw ValidationError("an account with slug \"\(slug)\" exists already; `portal init` runs once per install")
+        } catch {
+            throw ValidationError("cannot initialise: \(error)")
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// A real portal process on 127.0.0.1:0 with a real SQLite file, driven over HTTP.
+@Suite struct PortalAdminAPITests {
+    struct Portal {
+        let process: BackgroundProcess
+        let address: String
+        let token: String
+        let database: String
+
+        /// `curl` a request; returns status and body.
+        func call(_ method: String, _ path: String, body: String? = nil, token: String? = nil) throws -> (status: Int, body: String) {
+            var arguments = ["curl", "-s", "-X", method, "-w", "\n%{http_code}", "http://\(address)\(path)"]
+            if let bearer = token ?? Optional(self.token), !bearer.isEmpty { arguments += ["-H", "Authorization: Bearer \(bearer)"] }
+            if let body { arguments += ["-H", "Content-Type: application/json", "--data-binary", body] }
+            let output = try Command.run(arguments)
+            let lines = output.standardOutput.split(separator: "\n", omittingEmptySubsequences: false)
+            return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
+        }
+
+        func json(_ body: String) throws -> [String: Any] {
+            try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] ?? [:]
+        }
+    }
+
+    static func temporaryDatabase() throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "gatehouse-portal-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory.appending(path: "portal.sqlite").path
+    }
+
+    static func initialise(_ database: String) throws -> String {
+        let output = try Command.run([Binaries.gatehouse, "portal", "init", "--db", database, "--admin-email", "admin@acme.test"])
+        let token = output.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(token.hasPrefix("gh_admin_"), "\(output.standardOutput)")
+        return token
+    }
+
+    static func start(_ database: String, token: String) async throws -> Portal {
+        let process = try BackgroundProcess(arguments: [Binaries.gatehouse, "portal", "--db", database, "--listen", "127.0.0.1:0"])
+        let address = try await process.waitForMatch(#""?address"?[=:]"?([0-9.]+:\d+).*portal listening"#)
+        return Portal(process: process, address: address, token: token, database: database)
+    }
+
+    @Test func initServeCreateAndFindEverythingAfterARestart() async throws {
+        let database = try Self.temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
+        let token = try Self.initialise(database)
+        var portal = try await Self.start(database, token: token)
+        #expect(try portal.call("GET", "/healthz", token: "").status == 200)
+        let created = try portal.call("POST", "/api/v1/sites", body: #"{"name": "hq"}"#)
+        #expect(created.status == 201, "\(created.body)")
+        #expect(try portal.json(created.body)["name"] as? String == "hq")
+        _ = try portal.call("POST", "/api/v1/sites", body: #"{"name": "lab"}"#)
+
+        portal.process.stop()
+        portal = try await Self.start(database, token: token)
+        defer { portal.process.stop() }
+        let listed = try portal.call("GET", "/api/v1/sites")
+        #expect(listed.status == 200)
+        let names = (try portal.json(listed.body)["data"] as? [[String: Any]])?.compactMap { $0["name"] as? String }
+        #expect(names == ["hq", "lab"], "the file kept everything across a restart")
+        // The database holds the token's hash, never the token.
+        let dump = try Command.run(["sh", "-c", "strings '\(database)' '\(database)-wal' 2>/dev/null"], check: false).standardOutput
+        #expect(!dump.contains(token))
+    }
+
+    @Test func paginationHandsOutACursor() async throws {
+        let database = try Self.temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
+        let portal = try await Self.start(database, token: try Self.initialise(database))
+        defer { portal.process.stop() }
+        for name in ["a", "b", "c", "d", "e"] { _ = try portal.call("POST", "/api/v1/sites", body: "{\"name\": \"\(name)\"}") }
+        let first = try portal.json(try portal.call("GET", "/api/v1/sites?limit=2").body)
+        #expect((first["data"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["a", "b"])
+        let cursor = try #require(first["next_cursor"] as? String)
+        let second = try portal.json(try portal.call("GET", "/api/v1/sites?limit=2&cursor=\(cursor)").body)
+        #expect((second["data"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["c", "d"])
+    }
+
+    @Test func badInputGetsTheRightStatusAMessageAndChangesNothing() async throws {
+        let database = try Self.temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
+        let portal = try await Self.start(database, token: try Self.initialise(database))
+        defer { portal.process.stop() }
+        _ = try portal.call("POST", "/api/v1/sites", body: #"{"name": "hq"}"#)
+
+        let cases: [(String, String, String?, String?, Int, String)] = [
+            ("POST", "/api/v1/sites", #"{"name": "hq"}"#, nil, 409, "conflict"),
+            ("POST", "/api/v1/sites", #"{"name": "#, nil, 400, "invalid"),
+            ("POST", "/api/v1/sites", #"{"name": 7}"#, nil, 400, "invalid"),
+            ("POST", "/api/v1/sites", #"{"name": "x", "colour": "red"}"#, nil, 400, "invalid"),
+            ("POST", "/api/v1/sites", #"{}"#, nil, 400, "invalid"),
+            ("POST", "/api/v1/sites", #"["hq"]"#, nil, 400, "invalid"),
+            ("POST", "/api/v1/sites", "{\"name\": \"" + String(repeating: "x", count: 100_000) + "\"}", nil, 413, "too_large"),
+            ("DELETE", "/api/v1/sites/\(UUID().uuidString)", nil, nil, 404, "not_found"),
+            ("DELETE", "/api/v1/sites/not-a-uuid", nil, nil, 404, "not_found"),
+            ("GET", "/api/v1/sites?limit=0", nil, nil, 400, "invalid"),
+            ("GET", "/api/v1/sites", nil, "", 401, "unauthorized"),
+            ("GET", "/api/v1/sites", nil, "gh_admin_wrong", 401, "unauthorized"),
+        ]
+        for (method, path, body, token, status, code) in cases {
+            let answer = try portal.call(method, path, body: body, token: token)
+            #expect(answer.status == status, "\(method) \(path.prefix(40)) \(body?.prefix(40) ?? ""): \(answer.body)")
+            let error = try portal.json(answer.body)["error"] as? [String: Any]
+            #expect(error?["code"] as? String == code, "\(answer.body)")
+            #expect((error?["message"] as? String)?.isEmpty == false)
+        }
+        let listed = try portal.json(try portal.call("GET", "/api/v1/sites").body)
+        #expect((listed["data"] as? [Any])?.count == 1, "nothing was changed by bad input")
+    }
+}
