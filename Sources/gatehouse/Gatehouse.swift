@@ -43,13 +43,6 @@ struct ClientCommand: NotYetImplemented {
     )
 }
 
-struct AdminCommand: NotYetImplemented {
-    static let configuration = CommandConfiguration(
-        commandName: "admin",
-        abstract: "Manage a portal from the shell (not yet implemented)."
-    )
-}
-
 /// Exits with status 1 and one line on stderr, without ArgumentParser's usage text (the arguments
 /// were fine; the command is what is missing).
 struct ValidationErrorExit: Error, CustomStringConvertible {

@@ -67,6 +67,28 @@ import Testing
         #expect(!dump.contains(token))
     }
 
+    @Test func parallelWritesLeaveAConsistentDatabase() async throws {
+        let database = try Self.temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
+        let portal = try await Self.start(database, token: try Self.initialise(database))
+        defer { portal.process.stop() }
+        // 30 distinct names and 10 racing for the same one, all at once.
+        let names = (0..<30).map { "site-\($0)" } + Array(repeating: "contested", count: 10)
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for name in names {
+                group.addTask { try portal.call("POST", "/api/v1/sites", body: "{\"name\": \"\(name)\"}").status }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(statuses.filter { $0 == 201 }.count == 31, "every distinct name and exactly one contested one: \(statuses)")
+        #expect(statuses.filter { $0 == 409 }.count == 9)
+        let listed = try portal.json(try portal.call("GET", "/api/v1/sites?limit=500").body)
+        #expect((listed["data"] as? [Any])?.count == 31)
+        // One audit event per successful write, none for a refused one (checked in the file itself).
+        let audit = try Command.run(["sqlite3", database, "SELECT count(*) FROM audit_event WHERE subject_type = 'site'"])
+        #expect(audit.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "31")
+    }
+
     @Test func paginationHandsOutACursor() async throws {
         let database = try Self.temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
@@ -110,5 +132,45 @@ import Testing
         }
         let listed = try portal.json(try portal.call("GET", "/api/v1/sites").body)
         #expect((listed["data"] as? [Any])?.count == 1, "nothing was changed by bad input")
+    }
+}
+
+/// The same API through `gatehouse admin`, as an operator's shell uses it.
+@Suite struct AdminCommandTests {
+    @Test func sitesThroughTheAdminCommand() async throws {
+        let database = try PortalAdminAPITests.temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
+        let token = try PortalAdminAPITests.initialise(database)
+        let portal = try await PortalAdminAPITests.start(database, token: token)
+        defer { portal.process.stop() }
+        let connection = ["--portal-url", "http://\(portal.address)", "--token", token]
+        func admin(_ arguments: [String]) throws -> CommandOutput {
+            try Command.run([Binaries.gatehouse, "admin"] + arguments + connection, check: false)
+        }
+
+        let created = try admin(["site", "create", "--name", "hq"])
+        #expect(created.status == 0, "\(created.standardError)")
+        #expect(created.standardOutput.contains("hq"))
+        _ = try admin(["site", "create", "--name", "lab"])
+
+        let table = try admin(["site", "list"])
+        #expect(table.standardOutput.hasPrefix("ID"), "a table for people: \(table.standardOutput)")
+        #expect(table.standardOutput.contains("hq") && table.standardOutput.contains("lab"))
+        let json = try admin(["site", "list", "--json"])
+        let sites = try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [[String: Any]]
+        #expect(sites?.compactMap { $0["name"] as? String } == ["hq", "lab"])
+
+        let duplicate = try admin(["site", "create", "--name", "hq"])
+        #expect(duplicate.status != 0)
+        #expect(duplicate.standardError.contains("a site named \"hq\" exists"), "the API's message: \(duplicate.standardError)")
+
+        #expect(try admin(["site", "delete", "hq"]).status == 0, "names are accepted where IDs are")
+        let missing = try admin(["site", "delete", "hq"])
+        #expect(missing.status != 0)
+        #expect(missing.standardError.contains("not found"))
+
+        let unauthorised = try Command.run([Binaries.gatehouse, "admin", "site", "list", "--portal-url", "http://\(portal.address)", "--token", "nope"], check: false)
+        #expect(unauthorised.status != 0)
+        #expect(unauthorised.standardError.contains("admin API token"), "\(unauthorised.standardError)")
     }
 }
