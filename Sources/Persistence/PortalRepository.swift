@@ -19,6 +19,20 @@ package protocol PortalRepository: Sendable {
     func deleteSite(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
     func actor(id: UUID) async throws -> ActorRecord?
     func auditEvents(accountID: UUID, limit: Int) async throws -> [AuditEventRecord]
+
+    func createGroup(accountID: UUID, name: String, by actor: ActorRecord, now: Date) async throws -> GroupRecord
+    func listGroups(accountID: UUID, after cursor: String?, limit: Int) async throws -> [GroupRecord]
+    func deleteGroup(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
+
+    func createActor(_ record: ActorRecord, by actor: ActorRecord, now: Date) async throws -> ActorRecord
+    func listActors(accountID: UUID, after cursor: String?, limit: Int) async throws -> [ActorRecord]
+    func deleteActor(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
+
+    /// Adds `member` to `group`; false if it was a member already. Throws `.missingReference` if either
+    /// is not in the account.
+    func addMember(accountID: UUID, group: UUID, member: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
+    func removeMember(accountID: UUID, group: UUID, member: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
+    func members(accountID: UUID, group: UUID) async throws -> [ActorRecord]
 }
 
 /// A write the schema refused.
@@ -106,6 +120,101 @@ package struct SQLitePortalRepository: PortalRepository {
         try await database.read { db in
             try AuditEventRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
                 .order(Column("at").desc).limit(limit).fetchAll(db)
+        }
+    }
+
+    package func createGroup(accountID: UUID, name: String, by actor: ActorRecord, now: Date) async throws -> GroupRecord {
+        try await mapping {
+            try await database.write { db in
+                let group = GroupRecord(accountID: accountID, name: name, createdAt: now)
+                try group.insert(db)
+                try Self.audit(db, account: accountID, actor: actor, action: "create", subject: "group", id: group.id,
+                               before: nil as GroupRecord?, after: group, now: now)
+                return group
+            }
+        }
+    }
+
+    package func listGroups(accountID: UUID, after cursor: String?, limit: Int) async throws -> [GroupRecord] {
+        try await database.read { db in
+            var request = GroupRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
+            if let cursor { request = request.filter(Column("name") > cursor) }
+            return try request.order(Column("name")).limit(limit).fetchAll(db)
+        }
+    }
+
+    package func deleteGroup(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
+        try await database.write { db in
+            guard let group = try GroupRecord.filter(Column("id") == id.uuidString.lowercased())
+                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db) else { return false }
+            _ = try group.delete(db)
+            try Self.audit(db, account: accountID, actor: actor, action: "delete", subject: "group", id: group.id,
+                           before: group, after: nil as GroupRecord?, now: now)
+            return true
+        }
+    }
+
+    package func createActor(_ record: ActorRecord, by actor: ActorRecord, now: Date) async throws -> ActorRecord {
+        try await mapping {
+            try await database.write { db in
+                try record.insert(db)
+                try Self.audit(db, account: record.accountID, actor: actor, action: "create", subject: "actor", id: record.id,
+                               before: nil as ActorRecord?, after: record, now: now)
+                return record
+            }
+        }
+    }
+
+    package func listActors(accountID: UUID, after cursor: String?, limit: Int) async throws -> [ActorRecord] {
+        try await database.read { db in
+            var request = ActorRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
+            if let cursor { request = request.filter(Column("id") > cursor) }
+            return try request.order(Column("id")).limit(limit).fetchAll(db)
+        }
+    }
+
+    package func deleteActor(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
+        try await database.write { db in
+            guard let record = try ActorRecord.filter(Column("id") == id.uuidString.lowercased())
+                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db) else { return false }
+            _ = try record.delete(db)
+            try Self.audit(db, account: accountID, actor: actor, action: "delete", subject: "actor", id: record.id,
+                           before: record, after: nil as ActorRecord?, now: now)
+            return true
+        }
+    }
+
+    package func addMember(accountID: UUID, group: UUID, member: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
+        try await database.write { db in
+            let account = accountID.uuidString.lowercased()
+            guard try GroupRecord.filter(Column("id") == group.uuidString.lowercased()).filter(Column("account_id") == account).fetchCount(db) == 1,
+                  try ActorRecord.filter(Column("id") == member.uuidString.lowercased()).filter(Column("account_id") == account).fetchCount(db) == 1
+            else { throw RepositoryError.missingReference }
+            let membership = MembershipRecord(accountID: accountID, actorID: member, groupID: group)
+            if try membership.exists(db) { return false }
+            try membership.insert(db)
+            try Self.audit(db, account: accountID, actor: actor, action: "add_member", subject: "group", id: group,
+                           before: nil as MembershipRecord?, after: membership, now: now)
+            return true
+        }
+    }
+
+    package func removeMember(accountID: UUID, group: UUID, member: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
+        try await database.write { db in
+            let membership = MembershipRecord(accountID: accountID, actorID: member, groupID: group)
+            guard try membership.delete(db) else { return false }
+            try Self.audit(db, account: accountID, actor: actor, action: "remove_member", subject: "group", id: group,
+                           before: membership, after: nil as MembershipRecord?, now: now)
+            return true
+        }
+    }
+
+    package func members(accountID: UUID, group: UUID) async throws -> [ActorRecord] {
+        try await database.read { db in
+            try ActorRecord.fetchAll(db, sql: """
+                SELECT actor.* FROM actor JOIN membership ON membership.actor_id = actor.id
+                WHERE membership.group_id = ? AND actor.account_id = ? ORDER BY actor.name
+                """, arguments: [group.uuidString.lowercased(), accountID.uuidString.lowercased()])
         }
     }
 

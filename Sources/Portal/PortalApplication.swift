@@ -25,6 +25,8 @@ package enum PortalApplication {
         router.get("readyz") { _, _ in "ready\n" }
         let api = router.group("api/v1").add(middleware: AdminAuthentication(repository: repository))
         SitesController(repository: repository).add(to: api.group("sites"))
+        GroupsController(repository: repository).add(to: api.group("groups"))
+        ActorsController(repository: repository).add(to: api.group("actors"))
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "gatehouse-portal"),

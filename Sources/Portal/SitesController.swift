@@ -18,18 +18,9 @@ struct SitesController {
 
     func list(_ request: Request) async throws -> Response {
         let admin = try AdminSession.require()
-        let limitText = request.uri.queryParameters["limit"].map(String.init)
-        let limit = try limitText.map { text -> Int in
-            guard let value = Int(text), (1...500).contains(value) else {
-                throw APIError.validation("limit must be 1-500", field: "limit")
-            }
-            return value
-        } ?? 100
-        let cursor = request.uri.queryParameters["cursor"].map(String.init)
-        let sites = try await repository.listSites(accountID: admin.accountID, after: cursor, limit: limit + 1)
-        var body: [String: Any] = ["data": sites.prefix(limit).map(Self.representation)]
-        if sites.count > limit, let last = sites.prefix(limit).last { body["next_cursor"] = last.name }
-        return try json(body)
+        let page = try Page(request)
+        let sites = try await repository.listSites(accountID: admin.accountID, after: page.cursor, limit: page.limit + 1)
+        return try json(page.body(sites.map { ($0.name, Self.representation($0)) }))
     }
 
     func create(_ request: Request) async throws -> Response {

@@ -12,7 +12,7 @@ struct AdminCommand: AsyncParsableCommand {
             The portal URL and admin token come from --portal-url and --token, or GATEHOUSE_PORTAL_URL and \
             GATEHOUSE_TOKEN. Names are accepted wherever IDs are. Output is a table; --json prints the API's JSON.
             """,
-        subcommands: [SiteCommand.self]
+        subcommands: [SiteCommand.self, GroupCommand.self, ActorCommand.self]
     )
 }
 
@@ -139,6 +139,146 @@ struct SiteCommand: AsyncParsableCommand {
             }
             _ = try await client.call("DELETE", "/api/v1/sites/\(id)")
             if !options.json { print("deleted site \(site)") }
+        }
+    }
+}
+
+extension AdminClient {
+    /// The ID of the item of `path` whose ID, or any of `keys`, equals `reference`.
+    func resolve(_ reference: String, in path: String, keys: [String], what: String) async throws -> String {
+        if UUID(uuidString: reference) != nil { return reference.lowercased() }
+        let matches = try await list(path).filter { item in keys.contains { item[$0] as? String == reference } }
+        guard matches.count == 1, let id = matches[0]["id"] as? String else {
+            throw Failure(description: matches.isEmpty ? "\(what) \"\(reference)\" not found" : "\(what) \"\(reference)\" is ambiguous; use its ID")
+        }
+        return id
+    }
+}
+
+struct GroupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "group", abstract: "Groups of actors, the subjects of policies.",
+        subcommands: [List.self, Create.self, Delete.self, Members.self, AddMember.self, RemoveMember.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List groups.")
+        @OptionGroup var options: AdminOptions
+        func run() async throws {
+            let groups = try await options.client().list("/api/v1/groups")
+            if options.json { return try printJSON(groups) }
+            printTable(["ID", "NAME"], groups.map { [$0["id"] as? String ?? "", $0["name"] as? String ?? ""] })
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a group.")
+        @OptionGroup var options: AdminOptions
+        @Option(help: "The group's name, unique in the account.") var name: String
+        func run() async throws {
+            let group = try await options.client().call("POST", "/api/v1/groups", body: ["name": name]).json as? [String: Any] ?? [:]
+            if options.json { return try printJSON(group) }
+            printTable(["ID", "NAME"], [[group["id"] as? String ?? "", group["name"] as? String ?? ""]])
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a group (its policies go with it).")
+        @OptionGroup var options: AdminOptions
+        @Argument(help: "The group's name or ID.") var group: String
+        func run() async throws {
+            let client = try options.client()
+            let id = try await client.resolve(group, in: "/api/v1/groups", keys: ["name"], what: "group")
+            _ = try await client.call("DELETE", "/api/v1/groups/\(id)")
+            if !options.json { print("deleted group \(group)") }
+        }
+    }
+
+    struct Members: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a group's members.")
+        @OptionGroup var options: AdminOptions
+        @Argument(help: "The group's name or ID.") var group: String
+        func run() async throws {
+            let client = try options.client()
+            let id = try await client.resolve(group, in: "/api/v1/groups", keys: ["name"], what: "group")
+            let members = (try await client.call("GET", "/api/v1/groups/\(id)/members").json as? [String: Any])?["data"] as? [[String: Any]] ?? []
+            if options.json { return try printJSON(members) }
+            printTable(["ID", "TYPE", "NAME", "EMAIL"], members.map {
+                [$0["id"] as? String ?? "", $0["type"] as? String ?? "", $0["name"] as? String ?? "", $0["email"] as? String ?? ""]
+            })
+        }
+    }
+
+    struct AddMember: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "add-member", abstract: "Add an actor to a group.")
+        @OptionGroup var options: AdminOptions
+        @Argument(help: "The group's name or ID.") var group: String
+        @Argument(help: "The actor's email, name or ID.") var actor: String
+        func run() async throws {
+            let client = try options.client()
+            let groupID = try await client.resolve(group, in: "/api/v1/groups", keys: ["name"], what: "group")
+            let actorID = try await client.resolve(actor, in: "/api/v1/actors", keys: ["email", "name"], what: "actor")
+            _ = try await client.call("PUT", "/api/v1/groups/\(groupID)/members/\(actorID)")
+            if !options.json { print("\(actor) is a member of \(group)") }
+        }
+    }
+
+    struct RemoveMember: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "remove-member", abstract: "Remove an actor from a group.")
+        @OptionGroup var options: AdminOptions
+        @Argument(help: "The group's name or ID.") var group: String
+        @Argument(help: "The actor's email, name or ID.") var actor: String
+        func run() async throws {
+            let client = try options.client()
+            let groupID = try await client.resolve(group, in: "/api/v1/groups", keys: ["name"], what: "group")
+            let actorID = try await client.resolve(actor, in: "/api/v1/actors", keys: ["email", "name"], what: "actor")
+            _ = try await client.call("DELETE", "/api/v1/groups/\(groupID)/members/\(actorID)")
+            if !options.json { print("\(actor) is no longer a member of \(group)") }
+        }
+    }
+}
+
+struct ActorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "actor", abstract: "Users, admins and service accounts.",
+        subcommands: [List.self, Create.self, Delete.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List actors.")
+        @OptionGroup var options: AdminOptions
+        func run() async throws {
+            let actors = try await options.client().list("/api/v1/actors")
+            if options.json { return try printJSON(actors) }
+            printTable(["ID", "TYPE", "NAME", "EMAIL"], actors.map {
+                [$0["id"] as? String ?? "", $0["type"] as? String ?? "", $0["name"] as? String ?? "", $0["email"] as? String ?? ""]
+            })
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a user, admin or service account.")
+        @OptionGroup var options: AdminOptions
+        @Option(help: "user, admin or service_account.") var type: String = "user"
+        @Option(help: "Display name.") var name: String
+        @Option(help: "Email (users and admins; not service accounts).") var email: String?
+        func run() async throws {
+            var body: [String: Any] = ["type": type, "name": name]
+            if let email { body["email"] = email }
+            let actor = try await options.client().call("POST", "/api/v1/actors", body: body).json as? [String: Any] ?? [:]
+            if options.json { return try printJSON(actor) }
+            printTable(["ID", "TYPE", "NAME", "EMAIL"], [[actor["id"] as? String ?? "", actor["type"] as? String ?? "",
+                                                         actor["name"] as? String ?? "", actor["email"] as? String ?? ""]])
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete an actor (memberships and tokens go with it).")
+        @OptionGroup var options: AdminOptions
+        @Argument(help: "The actor's email, name or ID.") var actor: String
+        func run() async throws {
+            let client = try options.client()
+            let id = try await client.resolve(actor, in: "/api/v1/actors", keys: ["email", "name"], what: "actor")
+            _ = try await client.call("DELETE", "/api/v1/actors/\(id)")
+            if !options.json { print("deleted actor \(actor)") }
         }
     }
 }

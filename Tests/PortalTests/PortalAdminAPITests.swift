@@ -174,3 +174,52 @@ import Testing
         #expect(unauthorised.standardError.contains("admin API token"), "\(unauthorised.standardError)")
     }
 }
+
+/// Actors, groups and memberships from the shell, then a restart on the same file.
+@Suite struct AdminPeopleScenarioTests {
+    @Test func actorsGroupsAndMembersSurviveARestart() async throws {
+        let database = try PortalAdminAPITests.temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
+        let token = try PortalAdminAPITests.initialise(database)
+        var portal = try await PortalAdminAPITests.start(database, token: token)
+        func admin(_ arguments: [String]) throws -> CommandOutput {
+            try Command.run([Binaries.gatehouse, "admin"] + arguments + ["--portal-url", "http://\(portal.address)", "--token", token], check: false)
+        }
+        for command in [
+            ["actor", "create", "--name", "Ada", "--email", "ada@acme.test"],
+            ["actor", "create", "--name", "Grace", "--email", "grace@acme.test", "--type", "admin"],
+            ["actor", "create", "--name", "ci-runner", "--type", "service_account"],
+            ["group", "create", "--name", "engineering"],
+            ["group", "add-member", "engineering", "ada@acme.test"],
+            ["group", "add-member", "engineering", "ci-runner"],
+        ] {
+            let output = try admin(command)
+            #expect(output.status == 0, "\(command.joined(separator: " ")): \(output.standardError)")
+        }
+        for (command, message) in [
+            (["actor", "create", "--name", "Ada 2", "--email", "ada@acme.test"], "exists"),
+            (["actor", "create", "--name", "Bot", "--type", "service_account", "--email", "bot@acme.test"], "a service account has no email"),
+            (["actor", "create", "--name", "X", "--type", "robot", "--email", "x@acme.test"], "must be user, admin or service_account"),
+            (["actor", "create", "--name", "X", "--email", "not-an-email"], "not an email address"),
+            (["group", "create", "--name", "Everyone"], "built-in group"),
+            (["group", "add-member", "engineering", "nobody@acme.test"], "not found"),
+        ] {
+            let output = try admin(command)
+            #expect(output.status != 0, "\(command.joined(separator: " ")) should fail")
+            #expect(output.standardError.contains(message), "\(command.joined(separator: " ")): \(output.standardError)")
+        }
+
+        portal.process.stop()
+        portal = try await PortalAdminAPITests.start(database, token: token)
+        defer { portal.process.stop() }
+        let members = try admin(["group", "members", "engineering", "--json"])
+        let names = (try JSONSerialization.jsonObject(with: Data(members.standardOutput.utf8)) as? [[String: Any]])?
+            .compactMap { $0["name"] as? String }
+        #expect(names == ["Ada", "ci-runner"], "\(members.standardOutput)\(members.standardError)")
+        #expect(try admin(["group", "remove-member", "engineering", "Ada"]).status == 0)
+        #expect(try admin(["actor", "delete", "ci-runner"]).status == 0)
+        let after = try admin(["group", "members", "engineering", "--json"])
+        #expect((try JSONSerialization.jsonObject(with: Data(after.standardOutput.utf8)) as? [Any])?.isEmpty == true,
+                "deleting an actor removes its memberships")
+    }
+}

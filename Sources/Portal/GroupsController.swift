@@ -1,0 +1,175 @@
+import Foundation
+import Hummingbird
+import Persistence
+
+/// `/api/v1/groups` and their members.
+struct GroupsController {
+    let repository: any PortalRepository
+
+    func add<Context: RequestContext>(to group: RouterGroup<Context>) {
+        group.get { request, _ in try await list(request) }
+        group.post { request, _ in try await create(request) }
+        group.delete(":id") { _, context in try await delete(id: context.parameters.get("id")) }
+        group.get(":id/members") { _, context in try await members(group: context.parameters.get("id")) }
+        group.put(":id/members/:actor") { _, context in
+            try await addMember(group: context.parameters.get("id"), member: context.parameters.get("actor"))
+        }
+        group.delete(":id/members/:actor") { _, context in
+            try await removeMember(group: context.parameters.get("id"), member: context.parameters.get("actor"))
+        }
+    }
+
+    static func representation(_ group: GroupRecord) -> [String: Any] {
+        ["id": group.id.uuidString.lowercased(), "name": group.name, "created_at": ISO8601DateFormatter().string(from: group.createdAt)]
+    }
+
+    func list(_ request: Request) async throws -> Response {
+        let admin = try AdminSession.require()
+        let page = try Page(request)
+        let groups = try await repository.listGroups(accountID: admin.accountID, after: page.cursor, limit: page.limit + 1)
+        return try json(page.body(groups.map { ($0.name, Self.representation($0)) }))
+    }
+
+    func create(_ request: Request) async throws -> Response {
+        let admin = try AdminSession.require()
+        let name = try await JSONBody(request, allowed: ["name"]).string("name")
+        if name.caseInsensitiveCompare("Everyone") == .orderedSame {
+            throw APIError(.conflict, code: "conflict", message: "\"Everyone\" is the built-in group of every user and admin", field: "name")
+        }
+        do {
+            let group = try await repository.createGroup(accountID: admin.accountID, name: name, by: admin, now: Date())
+            return try json(Self.representation(group), status: .created)
+        } catch RepositoryError.conflict {
+            throw APIError(.conflict, code: "conflict", message: "a group named \"\(name)\" exists", field: "name")
+        }
+    }
+
+    func delete(id: String?) async throws -> Response {
+        let admin = try AdminSession.require()
+        guard let uuid = id.flatMap(UUID.init(uuidString:)),
+              try await repository.deleteGroup(accountID: admin.accountID, id: uuid, by: admin, now: Date())
+        else { throw APIError.notFound("group \(id ?? "")") }
+        return Response(status: .noContent)
+    }
+
+    func members(group: String?) async throws -> Response {
+        let admin = try AdminSession.require()
+        guard let uuid = group.flatMap(UUID.init(uuidString:)) else { throw APIError.notFound("group \(group ?? "")") }
+        let actors = try await repository.members(accountID: admin.accountID, group: uuid)
+        return try json(["data": actors.map(ActorsController.representation)])
+    }
+
+    func addMember(group: String?, member: String?) async throws -> Response {
+        let admin = try AdminSession.require()
+        guard let groupID = group.flatMap(UUID.init(uuidString:)), let actorID = member.flatMap(UUID.init(uuidString:)) else {
+            throw APIError.notFound("group or actor")
+        }
+        do {
+            let added = try await repository.addMember(accountID: admin.accountID, group: groupID, member: actorID, by: admin, now: Date())
+            return Response(status: added ? .created : .ok)
+        } catch RepositoryError.missingReference {
+            throw APIError.notFound("group \(groupID.uuidString.lowercased()) or actor \(actorID.uuidString.lowercased())")
+        }
+    }
+
+    func removeMember(group: String?, member: String?) async throws -> Response {
+        let admin = try AdminSession.require()
+        guard let groupID = group.flatMap(UUID.init(uuidString:)), let actorID = member.flatMap(UUID.init(uuidString:)),
+              try await repository.removeMember(accountID: admin.accountID, group: groupID, member: actorID, by: admin, now: Date())
+        else { throw APIError.notFound("membership") }
+        return Response(status: .noContent)
+    }
+}
+
+/// `/api/v1/actors`: users, admins and service accounts.
+struct ActorsController {
+    let repository: any PortalRepository
+
+    func add<Context: RequestContext>(to group: RouterGroup<Context>) {
+        group.get { request, _ in try await list(request) }
+        group.post { request, _ in try await create(request) }
+        group.delete(":id") { _, context in try await delete(id: context.parameters.get("id")) }
+    }
+
+    static func representation(_ actor: ActorRecord) -> [String: Any] {
+        var value: [String: Any] = [
+            "id": actor.id.uuidString.lowercased(), "type": actor.type.rawValue, "name": actor.name, "disabled": actor.disabled,
+        ]
+        if let email = actor.email { value["email"] = email }
+        return value
+    }
+
+    func list(_ request: Request) async throws -> Response {
+        let admin = try AdminSession.require()
+        let page = try Page(request)
+        let actors = try await repository.listActors(accountID: admin.accountID, after: page.cursor, limit: page.limit + 1)
+        return try json(page.body(actors.map { ($0.id.uuidString.lowercased(), Self.representation($0)) }))
+    }
+
+    func create(_ request: Request) async throws -> Response {
+        let admin = try AdminSession.require()
+        let body = try await JSONBody(request, allowed: ["type", "name", "email"])
+        let typeText = try body.string("type")
+        guard let type = ActorRecord.Kind(rawValue: typeText) else {
+            throw APIError.validation("type \"\(typeText)\" must be user, admin or service_account", field: "type")
+        }
+        let name = try body.string("name")
+        var email: String?
+        switch type {
+        case .user, .admin:
+            let address = try body.string("email", maximumLength: 254).lowercased()
+            guard address.split(separator: "@").count == 2, !address.hasPrefix("@"), !address.hasSuffix("@") else {
+                throw APIError.validation("email \"\(address)\" is not an email address", field: "email")
+            }
+            email = address
+        case .serviceAccount:
+            if body.values["email"] != nil {
+                throw APIError.validation("a service account has no email", field: "email")
+            }
+        }
+        do {
+            let record = ActorRecord(accountID: admin.accountID, type: type, name: name, email: email, createdAt: Date())
+            let created = try await repository.createActor(record, by: admin, now: Date())
+            return try json(Self.representation(created), status: .created)
+        } catch RepositoryError.conflict {
+            throw APIError(.conflict, code: "conflict", message: "an actor with email \"\(email ?? "")\" exists", field: "email")
+        }
+    }
+
+    func delete(id: String?) async throws -> Response {
+        let admin = try AdminSession.require()
+        guard let uuid = id.flatMap(UUID.init(uuidString:)) else { throw APIError.notFound("actor \(id ?? "")") }
+        if uuid == admin.id { throw APIError(.conflict, code: "conflict", message: "an admin cannot delete itself") }
+        guard try await repository.deleteActor(accountID: admin.accountID, id: uuid, by: admin, now: Date()) else {
+            throw APIError.notFound("actor \(uuid.uuidString.lowercased())")
+        }
+        return Response(status: .noContent)
+    }
+}
+
+/// Cursor pagination: `?limit=` (1-500, default 100) and `?cursor=` (the sort key of the last item seen).
+struct Page {
+    let limit: Int
+    let cursor: String?
+
+    init(_ request: Request) throws {
+        let limitText = request.uri.queryParameters["limit"].map(String.init)
+        if let limitText {
+            guard let value = Int(limitText), (1...500).contains(value) else {
+                throw APIError.validation("limit must be 1-500", field: "limit")
+            }
+            limit = value
+        } else {
+            limit = 100
+        }
+        cursor = request.uri.queryParameters["cursor"].map(String.init)
+    }
+
+    /// `{"data": [...], "next_cursor": ...}` from up to `limit + 1` items (the extra one says there is more).
+    func body(_ items: [(key: String, value: [String: Any])]) -> [String: Any] {
+        let shown = items.prefix(limit)
+        var body: [String: Any] = ["data": shown.map(\.value)]
+        if items.count > limit, let last = shown.last { body["next_cursor"] = last.key }
+        return body
+    }
+}
