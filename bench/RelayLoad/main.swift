@@ -10,7 +10,7 @@
 import Actors
 import Foundation
 import Glibc
-import TURN
+import STUN
 
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("relay-load: \(message)\n".utf8))
