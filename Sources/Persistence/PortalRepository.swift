@@ -33,6 +33,11 @@ package protocol PortalRepository: Sendable {
     func addMember(accountID: UUID, group: UUID, member: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
     func removeMember(accountID: UUID, group: UUID, member: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
     func members(accountID: UUID, group: UUID) async throws -> [ActorRecord]
+
+    /// Stores a token (its hash); `.missingReference` if its actor or site is not in the account.
+    func createToken(_ token: TokenRecord, by actor: ActorRecord, now: Date) async throws -> TokenRecord
+    func listTokens(accountID: UUID, after cursor: String?, limit: Int) async throws -> [TokenRecord]
+    func deleteToken(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
 }
 
 /// A write the schema refused.
@@ -215,6 +220,48 @@ package struct SQLitePortalRepository: PortalRepository {
                 SELECT actor.* FROM actor JOIN membership ON membership.actor_id = actor.id
                 WHERE membership.group_id = ? AND actor.account_id = ? ORDER BY actor.name
                 """, arguments: [group.uuidString.lowercased(), accountID.uuidString.lowercased()])
+        }
+    }
+
+    package func createToken(_ token: TokenRecord, by actor: ActorRecord, now: Date) async throws -> TokenRecord {
+        try await mapping {
+            try await database.write { db in
+                let account = token.accountID?.uuidString.lowercased() ?? ""
+                if let owner = token.actorID,
+                   try ActorRecord.filter(Column("id") == owner.uuidString.lowercased()).filter(Column("account_id") == account).fetchCount(db) == 0 {
+                    throw RepositoryError.missingReference
+                }
+                if let site = token.siteID,
+                   try SiteRecord.filter(Column("id") == site.uuidString.lowercased()).filter(Column("account_id") == account).fetchCount(db) == 0 {
+                    throw RepositoryError.missingReference
+                }
+                try token.insert(db)
+                var logged = token
+                logged.secretHash = String(repeating: "0", count: 64)  // the audit trail never holds a hash either
+                try Self.audit(db, account: token.accountID ?? actor.accountID, actor: actor, action: "create", subject: "token",
+                               id: token.id, before: nil as TokenRecord?, after: logged, now: now)
+                return token
+            }
+        }
+    }
+
+    package func listTokens(accountID: UUID, after cursor: String?, limit: Int) async throws -> [TokenRecord] {
+        try await database.read { db in
+            var request = TokenRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
+            if let cursor { request = request.filter(Column("id") > cursor) }
+            return try request.order(Column("id")).limit(limit).fetchAll(db)
+        }
+    }
+
+    package func deleteToken(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
+        try await database.write { db in
+            guard var token = try TokenRecord.filter(Column("id") == id.uuidString.lowercased())
+                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db) else { return false }
+            _ = try token.delete(db)
+            token.secretHash = String(repeating: "0", count: 64)
+            try Self.audit(db, account: accountID, actor: actor, action: "revoke", subject: "token", id: token.id,
+                           before: token, after: nil as TokenRecord?, now: now)
+            return true
         }
     }
 

@@ -27,6 +27,7 @@ package enum PortalApplication {
         SitesController(repository: repository).add(to: api.group("sites"))
         GroupsController(repository: repository).add(to: api.group("groups"))
         ActorsController(repository: repository).add(to: api.group("actors"))
+        TokensController(repository: repository).add(to: api.group("tokens"))
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "gatehouse-portal"),

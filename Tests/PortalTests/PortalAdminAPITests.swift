@@ -223,3 +223,59 @@ import Testing
                 "deleting an actor removes its memberships")
     }
 }
+
+/// Tokens: the secret is shown once, stored hashed, usable for what its kind allows, revocable.
+@Suite struct TokenAPITests {
+    @Test func createUseListAndRevokeTokens() async throws {
+        let database = try PortalAdminAPITests.temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
+        let portal = try await PortalAdminAPITests.start(database, token: try PortalAdminAPITests.initialise(database))
+        defer { portal.process.stop() }
+        let grace = try portal.json(try portal.call("POST", "/api/v1/actors", body: #"{"type": "admin", "name": "Grace", "email": "grace@acme.test"}"#).body)
+        let ada = try portal.json(try portal.call("POST", "/api/v1/actors", body: #"{"type": "user", "name": "Ada", "email": "ada@acme.test"}"#).body)
+        let graceID = try #require(grace["id"] as? String)
+        let adaID = try #require(ada["id"] as? String)
+
+        // An admin API token for another admin works on the admin API.
+        let created = try portal.call("POST", "/api/v1/tokens", body: "{\"kind\": \"admin_api\", \"actor_id\": \"\(graceID)\", \"expires_in_seconds\": 3600}")
+        #expect(created.status == 201, "\(created.body)")
+        let token = try portal.json(created.body)
+        let secret = try #require(token["secret"] as? String)
+        #expect(secret.hasPrefix("gh_admin_"))
+        #expect(token["expires_at"] != nil)
+        #expect(try portal.call("GET", "/api/v1/sites", token: secret).status == 200)
+
+        // A client token may not use the admin API.
+        let client = try portal.json(try portal.call("POST", "/api/v1/tokens", body: "{\"kind\": \"client\", \"actor_id\": \"\(adaID)\"}").body)
+        let clientSecret = try #require(client["secret"] as? String)
+        let forbidden = try portal.call("GET", "/api/v1/sites", token: clientSecret)
+        #expect(forbidden.status == 403, "\(forbidden.body)")
+
+        // Listing shows metadata, never a secret or a hash.
+        let listed = try portal.call("GET", "/api/v1/tokens")
+        #expect(listed.status == 200)
+        #expect(!listed.body.contains(secret) && !listed.body.contains("secret"), "\(listed.body)")
+        #expect((try portal.json(listed.body)["data"] as? [Any])?.count == 3)
+
+        // Revoked: refused at once.
+        let id = try #require(token["id"] as? String)
+        #expect(try portal.call("DELETE", "/api/v1/tokens/\(id)").status == 204)
+        #expect(try portal.call("GET", "/api/v1/sites", token: secret).status == 401)
+
+        for (body, field) in [
+            (#"{"kind": "client"}"#, "actor_id"),
+            (#"{"kind": "gateway"}"#, "site_id"),
+            ("{\"kind\": \"relay\", \"actor_id\": \"\(adaID)\"}", "actor_id"),
+            (#"{"kind": "root"}"#, "kind"),
+            ("{\"kind\": \"client\", \"actor_id\": \"\(adaID)\", \"expires_in_seconds\": 5}", "expires_in_seconds"),
+            ("{\"kind\": \"client\", \"actor_id\": \"\(adaID)\", \"expires_in_seconds\": \"soon\"}", "expires_in_seconds"),
+        ] {
+            let answer = try portal.call("POST", "/api/v1/tokens", body: body)
+            #expect(answer.status == 400, "\(body): \(answer.body)")
+            #expect((try portal.json(answer.body)["error"] as? [String: Any])?["field"] as? String == field, "\(body): \(answer.body)")
+        }
+        let unknownOwner = try portal.call("POST", "/api/v1/tokens", body: "{\"kind\": \"client\", \"actor_id\": \"\(UUID().uuidString)\"}")
+        #expect(unknownOwner.status == 404)
+        #expect((try portal.json(try portal.call("GET", "/api/v1/tokens").body)["data"] as? [Any])?.count == 2, "bad input created nothing")
+    }
+}
