@@ -64,7 +64,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "WireGuard", dependencies: ["CSodium"], swiftSettings: swiftSettings),
-        .target(name: "Policy", swiftSettings: swiftSettings),
+        .target(name: "Policy", dependencies: ["Addresses"], swiftSettings: swiftSettings),
         .target(name: "ControlProtocol", dependencies: ["Policy"], swiftSettings: swiftSettings),
 
         // MARK: Runtime modules
@@ -171,6 +171,11 @@ let package = Package(
         .testTarget(
             name: "BPFTests",
             dependencies: ["Actors", "BPF", "BPFMaps", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PolicyTests",
+            dependencies: ["Policy", "Addresses"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
