@@ -127,7 +127,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "Portal", "Relay", "Gateway", "Client", "BPF", "Actors", "Persistence",
+                "Portal", "Relay", "Gateway", "Client", "BPF", "Actors", "Persistence", "Policy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -34,6 +34,11 @@ package protocol PortalRepository: Sendable {
     func removeMember(accountID: UUID, group: UUID, member: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
     func members(accountID: UUID, group: UUID) async throws -> [ActorRecord]
 
+    /// Stores a resource; `.missingReference` if its site is not in the account, `.conflict` for a taken name.
+    func createResource(_ resource: ResourceRecord, by actor: ActorRecord, now: Date) async throws -> ResourceRecord
+    func listResources(accountID: UUID, after cursor: String?, limit: Int) async throws -> [ResourceRecord]
+    func deleteResource(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
+
     /// Stores a token (its hash); `.missingReference` if its actor or site is not in the account.
     func createToken(_ token: TokenRecord, by actor: ActorRecord, now: Date) async throws -> TokenRecord
     func listTokens(accountID: UUID, after cursor: String?, limit: Int) async throws -> [TokenRecord]
@@ -220,6 +225,39 @@ package struct SQLitePortalRepository: PortalRepository {
                 SELECT actor.* FROM actor JOIN membership ON membership.actor_id = actor.id
                 WHERE membership.group_id = ? AND actor.account_id = ? ORDER BY actor.name
                 """, arguments: [group.uuidString.lowercased(), accountID.uuidString.lowercased()])
+        }
+    }
+
+    package func createResource(_ resource: ResourceRecord, by actor: ActorRecord, now: Date) async throws -> ResourceRecord {
+        try await mapping {
+            try await database.write { db in
+                guard try SiteRecord.filter(Column("id") == resource.siteID.uuidString.lowercased())
+                    .filter(Column("account_id") == resource.accountID.uuidString.lowercased()).fetchCount(db) == 1
+                else { throw RepositoryError.missingReference }
+                try resource.insert(db)
+                try Self.audit(db, account: resource.accountID, actor: actor, action: "create", subject: "resource", id: resource.id,
+                               before: nil as ResourceRecord?, after: resource, now: now)
+                return resource
+            }
+        }
+    }
+
+    package func listResources(accountID: UUID, after cursor: String?, limit: Int) async throws -> [ResourceRecord] {
+        try await database.read { db in
+            var request = ResourceRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
+            if let cursor { request = request.filter(Column("name") > cursor) }
+            return try request.order(Column("name")).limit(limit).fetchAll(db)
+        }
+    }
+
+    package func deleteResource(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
+        try await database.write { db in
+            guard let resource = try ResourceRecord.filter(Column("id") == id.uuidString.lowercased())
+                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db) else { return false }
+            _ = try resource.delete(db)
+            try Self.audit(db, account: accountID, actor: actor, action: "delete", subject: "resource", id: resource.id,
+                           before: resource, after: nil as ResourceRecord?, now: now)
+            return true
         }
     }
 

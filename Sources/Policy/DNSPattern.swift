@@ -1,3 +1,5 @@
+import Foundation
+
 /// A DNS resource's name pattern (portal spec): exact (`db.corp.example`), `*` within one label
 /// (`*.corp.example` also matches `corp.example`), `?` for one character, `**` for any number of labels
 /// (`**.corp.example`). Matching ignores case and a trailing dot. The top-level label may not be a

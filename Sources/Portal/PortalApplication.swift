@@ -28,6 +28,7 @@ package enum PortalApplication {
         GroupsController(repository: repository).add(to: api.group("groups"))
         ActorsController(repository: repository).add(to: api.group("actors"))
         TokensController(repository: repository).add(to: api.group("tokens"))
+        ResourcesController(repository: repository).add(to: api.group("resources"))
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "gatehouse-portal"),

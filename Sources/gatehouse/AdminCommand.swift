@@ -12,7 +12,7 @@ struct AdminCommand: AsyncParsableCommand {
             The portal URL and admin token come from --portal-url and --token, or GATEHOUSE_PORTAL_URL and \
             GATEHOUSE_TOKEN. Names are accepted wherever IDs are. Output is a table; --json prints the API's JSON.
             """,
-        subcommands: [SiteCommand.self, GroupCommand.self, ActorCommand.self]
+        subcommands: [SiteCommand.self, GroupCommand.self, ActorCommand.self, ResourceCommand.self]
     )
 }
 
@@ -279,6 +279,64 @@ struct ActorCommand: AsyncParsableCommand {
             let id = try await client.resolve(actor, in: "/api/v1/actors", keys: ["email", "name"], what: "actor")
             _ = try await client.call("DELETE", "/api/v1/actors/\(id)")
             if !options.json { print("deleted actor \(actor)") }
+        }
+    }
+}
+
+struct ResourceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resource", abstract: "Resources: networks, hosts and DNS names behind a site's gateways.",
+        subcommands: [List.self, Create.self, Delete.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List resources.")
+        @OptionGroup var options: AdminOptions
+        func run() async throws {
+            let resources = try await options.client().list("/api/v1/resources")
+            if options.json { return try printJSON(resources) }
+            printTable(["ID", "NAME", "TYPE", "ADDRESS", "FILTERS"], resources.map {
+                [$0["id"] as? String ?? "", $0["name"] as? String ?? "", $0["type"] as? String ?? "", $0["address"] as? String ?? "",
+                 ($0["filters"] as? [String])?.joined(separator: ",") ?? ""]
+            })
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a resource.",
+            discussion: "Example: gatehouse admin resource create --name db --type cidr --address 10.0.0.0/24 --site hq --filter tcp:5432")
+        @OptionGroup var options: AdminOptions
+        @Option(help: "Name, unique in the account.") var name: String
+        @Option(help: "cidr, ip or dns.") var type: String
+        @Option(help: "A network, an address or a DNS pattern (*, ?, **).") var address: String
+        @Option(help: "The site's name or ID.") var site: String
+        @Option(help: "tcp[:PORTS], udp[:PORTS] or icmp; repeatable; none means all traffic.") var filter: [String] = []
+        @Option(help: "Shown to users (often a URL).") var description: String?
+        @Option(help: "For dns resources: ipv4, ipv6 or dual (default dual).") var ipStack: String?
+        func run() async throws {
+            let client = try options.client()
+            let siteID = try await client.resolve(site, in: "/api/v1/sites", keys: ["name"], what: "site")
+            var body: [String: Any] = ["name": name, "type": type, "address": address, "site_id": siteID, "filters": filter]
+            if let description { body["address_description"] = description }
+            if let ipStack { body["ip_stack"] = ipStack }
+            let resource = try await client.call("POST", "/api/v1/resources", body: body).json as? [String: Any] ?? [:]
+            if options.json { return try printJSON(resource) }
+            printTable(["ID", "NAME", "TYPE", "ADDRESS", "FILTERS"], [[
+                resource["id"] as? String ?? "", resource["name"] as? String ?? "", resource["type"] as? String ?? "",
+                resource["address"] as? String ?? "", (resource["filters"] as? [String])?.joined(separator: ",") ?? "",
+            ]])
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a resource.")
+        @OptionGroup var options: AdminOptions
+        @Argument(help: "The resource's name or ID.") var resource: String
+        func run() async throws {
+            let client = try options.client()
+            let id = try await client.resolve(resource, in: "/api/v1/resources", keys: ["name"], what: "resource")
+            _ = try await client.call("DELETE", "/api/v1/resources/\(id)")
+            if !options.json { print("deleted resource \(resource)") }
         }
     }
 }

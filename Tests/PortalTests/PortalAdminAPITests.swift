@@ -279,3 +279,57 @@ import Testing
         #expect((try portal.json(try portal.call("GET", "/api/v1/tokens").body)["data"] as? [Any])?.count == 2, "bad input created nothing")
     }
 }
+
+/// Resources from the shell: the spec's own example, every type, and what is refused.
+@Suite struct AdminResourceTests {
+    @Test func resourcesOfEveryTypeWithFiltersAndTheirErrors() async throws {
+        let database = try PortalAdminAPITests.temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
+        let token = try PortalAdminAPITests.initialise(database)
+        let portal = try await PortalAdminAPITests.start(database, token: token)
+        defer { portal.process.stop() }
+        func admin(_ arguments: [String]) throws -> CommandOutput {
+            try Command.run([Binaries.gatehouse, "admin"] + arguments + ["--portal-url", "http://\(portal.address)", "--token", token], check: false)
+        }
+        #expect(try admin(["site", "create", "--name", "hq"]).status == 0)
+        for command in [
+            ["resource", "create", "--name", "db", "--type", "cidr", "--address", "10.0.0.0/24", "--site", "hq", "--filter", "tcp:5432"],
+            ["resource", "create", "--name", "nas", "--type", "ip", "--address", "192.168.1.20", "--site", "hq"],
+            ["resource", "create", "--name", "wiki", "--type", "dns", "--address", "*.wiki.corp.example", "--site", "hq",
+             "--filter", "tcp:443", "--filter", "icmp", "--description", "https://wiki.corp.example"],
+        ] {
+            let output = try admin(command)
+            #expect(output.status == 0, "\(command.joined(separator: " ")): \(output.standardError)")
+        }
+        let listed = try admin(["resource", "list", "--json"])
+        let resources = try JSONSerialization.jsonObject(with: Data(listed.standardOutput.utf8)) as? [[String: Any]] ?? []
+        #expect(resources.compactMap { $0["name"] as? String } == ["db", "nas", "wiki"])
+        let wiki = resources.first { $0["name"] as? String == "wiki" }
+        #expect(wiki?["filters"] as? [String] == ["tcp:443", "icmp"])
+        #expect(wiki?["ip_stack"] as? String == "dual")
+
+        for (command, message) in [
+            (["--name", "x", "--type", "cidr", "--address", "10.0.0.0/33", "--site", "hq"], #"resource address "10.0.0.0/33": prefix length must be 0-32"#),
+            (["--name", "x", "--type", "cidr", "--address", "0.0.0.0/0", "--site", "hq"], "a default route cannot be a resource"),
+            (["--name", "x", "--type", "cidr", "--address", "100.64.0.0/10", "--site", "hq"], "overlaps the tunnel range"),
+            (["--name", "x", "--type", "dns", "--address", "corp.*", "--site", "hq"], "the top-level label may not be a wildcard"),
+            (["--name", "x", "--type", "dns", "--address", "localhost", "--site", "hq"], "localhost is not a resource"),
+            (["--name", "x", "--type", "ip", "--address", "10.0.0.1", "--site", "hq", "--filter", "tcp:0"], #"filter "tcp:0": port 0 is not a port"#),
+            (["--name", "x", "--type", "ip", "--address", "10.0.0.1", "--site", "hq", "--filter", "gre"], "must be tcp, udp or icmp"),
+            (["--name", "db", "--type", "ip", "--address", "10.0.0.1", "--site", "hq"], "a resource named \"db\" exists"),
+            (["--name", "x", "--type", "vlan", "--address", "10.0.0.1", "--site", "hq"], "must be cidr, ip or dns"),
+            (["--name", "x", "--type", "ip", "--address", "10.0.0.1", "--site", "nowhere"], "site \"nowhere\" not found"),
+        ] {
+            let output = try admin(["resource", "create"] + command)
+            #expect(output.status != 0, "\(command.joined(separator: " ")) should fail")
+            #expect(output.standardError.contains(message), "\(command.joined(separator: " ")): \(output.standardError)")
+        }
+        let afterBadInput = try JSONSerialization.jsonObject(with: Data(try admin(["resource", "list", "--json"]).standardOutput.utf8)) as? [Any]
+        #expect(afterBadInput?.count == 3, "bad input created nothing")
+
+        // Deleting the site deletes its resources.
+        #expect(try admin(["site", "delete", "hq"]).status == 0)
+        let remaining = try JSONSerialization.jsonObject(with: Data(try admin(["resource", "list", "--json"]).standardOutput.utf8)) as? [Any]
+        #expect(remaining?.isEmpty == true)
+    }
+}
