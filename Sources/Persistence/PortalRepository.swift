@@ -39,6 +39,15 @@ package protocol PortalRepository: Sendable {
     func listResources(accountID: UUID, after cursor: String?, limit: Int) async throws -> [ResourceRecord]
     func deleteResource(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
 
+    /// Stores a policy; `.missingReference` if its group or resource is not in the account, `.conflict`
+    /// if the group already has a policy for the resource.
+    func createPolicy(_ policy: PolicyRecord, by actor: ActorRecord, now: Date) async throws -> PolicyRecord
+    func listPolicies(accountID: UUID, after cursor: String?, limit: Int) async throws -> [PolicyRecord]
+    func deletePolicy(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
+    /// The policies of one resource, and the groups `actor` belongs to (for explaining access).
+    func policies(accountID: UUID, resource: UUID) async throws -> [PolicyRecord]
+    func groupIDs(of actor: UUID) async throws -> Set<UUID>
+
     /// Stores a token (its hash); `.missingReference` if its actor or site is not in the account.
     func createToken(_ token: TokenRecord, by actor: ActorRecord, now: Date) async throws -> TokenRecord
     func listTokens(accountID: UUID, after cursor: String?, limit: Int) async throws -> [TokenRecord]
@@ -258,6 +267,53 @@ package struct SQLitePortalRepository: PortalRepository {
             try Self.audit(db, account: accountID, actor: actor, action: "delete", subject: "resource", id: resource.id,
                            before: resource, after: nil as ResourceRecord?, now: now)
             return true
+        }
+    }
+
+    package func createPolicy(_ policy: PolicyRecord, by actor: ActorRecord, now: Date) async throws -> PolicyRecord {
+        try await mapping {
+            try await database.write { db in
+                let account = policy.accountID.uuidString.lowercased()
+                guard try GroupRecord.filter(Column("id") == policy.groupID.uuidString.lowercased()).filter(Column("account_id") == account).fetchCount(db) == 1,
+                      try ResourceRecord.filter(Column("id") == policy.resourceID.uuidString.lowercased()).filter(Column("account_id") == account).fetchCount(db) == 1
+                else { throw RepositoryError.missingReference }
+                try policy.insert(db)
+                try Self.audit(db, account: policy.accountID, actor: actor, action: "create", subject: "policy", id: policy.id,
+                               before: nil as PolicyRecord?, after: policy, now: now)
+                return policy
+            }
+        }
+    }
+
+    package func listPolicies(accountID: UUID, after cursor: String?, limit: Int) async throws -> [PolicyRecord] {
+        try await database.read { db in
+            var request = PolicyRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
+            if let cursor { request = request.filter(Column("id") > cursor) }
+            return try request.order(Column("id")).limit(limit).fetchAll(db)
+        }
+    }
+
+    package func deletePolicy(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
+        try await database.write { db in
+            guard let policy = try PolicyRecord.filter(Column("id") == id.uuidString.lowercased())
+                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db) else { return false }
+            _ = try policy.delete(db)
+            try Self.audit(db, account: accountID, actor: actor, action: "delete", subject: "policy", id: policy.id,
+                           before: policy, after: nil as PolicyRecord?, now: now)
+            return true
+        }
+    }
+
+    package func policies(accountID: UUID, resource: UUID) async throws -> [PolicyRecord] {
+        try await database.read { db in
+            try PolicyRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
+                .filter(Column("resource_id") == resource.uuidString.lowercased()).fetchAll(db)
+        }
+    }
+
+    package func groupIDs(of actor: UUID) async throws -> Set<UUID> {
+        try await database.read { db in
+            Set(try MembershipRecord.filter(Column("actor_id") == actor.uuidString.lowercased()).fetchAll(db).map(\.groupID))
         }
     }
 

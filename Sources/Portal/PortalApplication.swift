@@ -29,6 +29,7 @@ package enum PortalApplication {
         ActorsController(repository: repository).add(to: api.group("actors"))
         TokensController(repository: repository).add(to: api.group("tokens"))
         ResourcesController(repository: repository).add(to: api.group("resources"))
+        PoliciesController(repository: repository).add(policies: api.group("policies"), access: api.group("access"))
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "gatehouse-portal"),

@@ -12,7 +12,7 @@ struct AdminCommand: AsyncParsableCommand {
             The portal URL and admin token come from --portal-url and --token, or GATEHOUSE_PORTAL_URL and \
             GATEHOUSE_TOKEN. Names are accepted wherever IDs are. Output is a table; --json prints the API's JSON.
             """,
-        subcommands: [SiteCommand.self, GroupCommand.self, ActorCommand.self, ResourceCommand.self]
+        subcommands: [SiteCommand.self, GroupCommand.self, ActorCommand.self, ResourceCommand.self, PolicyCommand.self, AccessCommand.self]
     )
 }
 
@@ -337,6 +337,83 @@ struct ResourceCommand: AsyncParsableCommand {
             let id = try await client.resolve(resource, in: "/api/v1/resources", keys: ["name"], what: "resource")
             _ = try await client.call("DELETE", "/api/v1/resources/\(id)")
             if !options.json { print("deleted resource \(resource)") }
+        }
+    }
+}
+
+struct PolicyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy", abstract: "Policies: a group may reach a resource. Policies only allow.",
+        subcommands: [List.self, Create.self, Delete.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List policies.")
+        @OptionGroup var options: AdminOptions
+        func run() async throws {
+            let policies = try await options.client().list("/api/v1/policies")
+            if options.json { return try printJSON(policies) }
+            printTable(["ID", "GROUP", "RESOURCE", "DISABLED"], policies.map {
+                [$0["id"] as? String ?? "", $0["group_id"] as? String ?? "", $0["resource_id"] as? String ?? "", "\($0["disabled"] as? Bool ?? false)"]
+            })
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Let a group reach a resource.")
+        @OptionGroup var options: AdminOptions
+        @Option(help: "The group's name or ID.") var group: String
+        @Option(help: "The resource's name or ID.") var resource: String
+        @Option(help: "Why the policy exists.") var description: String?
+        @Flag(help: "Create it disabled.") var disabled = false
+        func run() async throws {
+            let client = try options.client()
+            var body: [String: Any] = [
+                "group_id": try await client.resolve(group, in: "/api/v1/groups", keys: ["name"], what: "group"),
+                "resource_id": try await client.resolve(resource, in: "/api/v1/resources", keys: ["name"], what: "resource"),
+                "disabled": disabled,
+            ]
+            if let description { body["description"] = description }
+            let policy = try await client.call("POST", "/api/v1/policies", body: body).json as? [String: Any] ?? [:]
+            if options.json { return try printJSON(policy) }
+            print("policy \(policy["id"] as? String ?? ""): \(group) may reach \(resource)\(disabled ? " (disabled)" : "")")
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a policy.")
+        @OptionGroup var options: AdminOptions
+        @Argument(help: "The policy's ID.") var policy: String
+        func run() async throws {
+            _ = try await options.client().call("DELETE", "/api/v1/policies/\(policy)")
+            if !options.json { print("deleted policy \(policy)") }
+        }
+    }
+}
+
+struct AccessCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "access", abstract: "Why may an actor reach a resource, or not?", subcommands: [Explain.self])
+
+    struct Explain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Explain an actor's access to a resource, policy by policy.")
+        @OptionGroup var options: AdminOptions
+        @Option(help: "The actor's email, name or ID.") var actor: String
+        @Option(help: "The resource's name or ID.") var resource: String
+        func run() async throws {
+            let client = try options.client()
+            let actorID = try await client.resolve(actor, in: "/api/v1/actors", keys: ["email", "name"], what: "actor")
+            let resourceID = try await client.resolve(resource, in: "/api/v1/resources", keys: ["name"], what: "resource")
+            let answer = try await client.call("GET", "/api/v1/access/explain?actor=\(actorID)&resource=\(resourceID)").json as? [String: Any] ?? [:]
+            if options.json { return try printJSON(answer) }
+            print("\(actor) → \(resource): \(answer["decision"] as? String ?? "?")")
+            let policies = answer["policies"] as? [[String: Any]] ?? []
+            if policies.isEmpty { print("  no policy names this resource") }
+            for policy in policies {
+                let group = policy["group"] as? String ?? ""
+                let contains = policy["group_contains_actor"] as? Bool ?? false
+                let disabled = policy["disabled"] as? Bool ?? false
+                print("  policy \(policy["policy_id"] as? String ?? ""): group \(group) \(contains ? "contains" : "does not contain") \(actor)\(disabled ? "; the policy is disabled" : "")")
+            }
         }
     }
 }

@@ -333,3 +333,45 @@ import Testing
         #expect(remaining?.isEmpty == true)
     }
 }
+
+/// Policies and "why was this denied?" from the shell.
+@Suite struct AdminAccessTests {
+    @Test func policiesDecideAndExplainAccess() async throws {
+        let database = try PortalAdminAPITests.temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
+        let token = try PortalAdminAPITests.initialise(database)
+        let portal = try await PortalAdminAPITests.start(database, token: token)
+        defer { portal.process.stop() }
+        func admin(_ arguments: [String]) throws -> CommandOutput {
+            try Command.run([Binaries.gatehouse, "admin"] + arguments + ["--portal-url", "http://\(portal.address)", "--token", token], check: false)
+        }
+        for command in [
+            ["site", "create", "--name", "hq"],
+            ["resource", "create", "--name", "db", "--type", "cidr", "--address", "10.0.0.0/24", "--site", "hq", "--filter", "tcp:5432"],
+            ["actor", "create", "--name", "Ada", "--email", "ada@acme.test"],
+            ["actor", "create", "--name", "Bob", "--email", "bob@acme.test"],
+            ["group", "create", "--name", "engineering"],
+            ["group", "add-member", "engineering", "ada@acme.test"],
+            ["policy", "create", "--group", "engineering", "--resource", "db", "--description", "engineers reach the database"],
+        ] {
+            let output = try admin(command)
+            #expect(output.status == 0, "\(command.joined(separator: " ")): \(output.standardError)")
+        }
+        func decision(_ actor: String) throws -> String? {
+            let output = try admin(["access", "explain", "--actor", actor, "--resource", "db", "--json"])
+            return (try JSONSerialization.jsonObject(with: Data(output.standardOutput.utf8)) as? [String: Any])?["decision"] as? String
+        }
+        #expect(try decision("ada@acme.test") == "allowed")
+        #expect(try decision("bob@acme.test") == "not_found")
+        let human = try admin(["access", "explain", "--actor", "bob@acme.test", "--resource", "db"])
+        #expect(human.standardOutput.contains("group engineering does not contain bob@acme.test"), "\(human.standardOutput)")
+
+        let duplicate = try admin(["policy", "create", "--group", "engineering", "--resource", "db"])
+        #expect(duplicate.status != 0)
+        #expect(duplicate.standardError.contains("already has a policy"), "\(duplicate.standardError)")
+
+        // Removing Ada from the group takes her access away.
+        #expect(try admin(["group", "remove-member", "engineering", "ada@acme.test"]).status == 0)
+        #expect(try decision("ada@acme.test") == "not_found")
+    }
+}
