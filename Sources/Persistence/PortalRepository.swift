@@ -101,34 +101,15 @@ package struct SQLitePortalRepository: PortalRepository {
     }
 
     package func createSite(accountID: UUID, name: String, by actor: ActorRecord, now: Date) async throws -> SiteRecord {
-        try await mapping {
-            try await database.write { db in
-                let site = SiteRecord(accountID: accountID, name: name, createdAt: now)
-                try site.insert(db)
-                try Self.audit(db, account: accountID, actor: actor, action: "create", subject: "site", id: site.id,
-                               before: nil as SiteRecord?, after: site, now: now)
-                return site
-            }
-        }
+        try await insert(SiteRecord(accountID: accountID, name: name, createdAt: now), account: accountID, subject: "site", by: actor, now: now)
     }
 
     package func listSites(accountID: UUID, after cursor: String?, limit: Int) async throws -> [SiteRecord] {
-        try await database.read { db in
-            var request = SiteRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
-            if let cursor { request = request.filter(Column("name") > cursor) }
-            return try request.order(Column("name")).limit(limit).fetchAll(db)
-        }
+        try await page(SiteRecord.self, accountID: accountID, orderedBy: "name", after: cursor, limit: limit)
     }
 
     package func deleteSite(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
-        try await database.write { db in
-            guard let site = try SiteRecord.filter(Column("id") == id.uuidString.lowercased())
-                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db) else { return false }
-            _ = try site.delete(db)
-            try Self.audit(db, account: accountID, actor: actor, action: "delete", subject: "site", id: site.id,
-                           before: site, after: nil as SiteRecord?, now: now)
-            return true
-        }
+        try await remove(SiteRecord.self, accountID: accountID, id: id, subject: "site", by: actor, now: now)
     }
 
     package func actor(id: UUID) async throws -> ActorRecord? {
@@ -143,64 +124,27 @@ package struct SQLitePortalRepository: PortalRepository {
     }
 
     package func createGroup(accountID: UUID, name: String, by actor: ActorRecord, now: Date) async throws -> GroupRecord {
-        try await mapping {
-            try await database.write { db in
-                let group = GroupRecord(accountID: accountID, name: name, createdAt: now)
-                try group.insert(db)
-                try Self.audit(db, account: accountID, actor: actor, action: "create", subject: "group", id: group.id,
-                               before: nil as GroupRecord?, after: group, now: now)
-                return group
-            }
-        }
+        try await insert(GroupRecord(accountID: accountID, name: name, createdAt: now), account: accountID, subject: "group", by: actor, now: now)
     }
 
     package func listGroups(accountID: UUID, after cursor: String?, limit: Int) async throws -> [GroupRecord] {
-        try await database.read { db in
-            var request = GroupRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
-            if let cursor { request = request.filter(Column("name") > cursor) }
-            return try request.order(Column("name")).limit(limit).fetchAll(db)
-        }
+        try await page(GroupRecord.self, accountID: accountID, orderedBy: "name", after: cursor, limit: limit)
     }
 
     package func deleteGroup(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
-        try await database.write { db in
-            guard let group = try GroupRecord.filter(Column("id") == id.uuidString.lowercased())
-                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db) else { return false }
-            _ = try group.delete(db)
-            try Self.audit(db, account: accountID, actor: actor, action: "delete", subject: "group", id: group.id,
-                           before: group, after: nil as GroupRecord?, now: now)
-            return true
-        }
+        try await remove(GroupRecord.self, accountID: accountID, id: id, subject: "group", by: actor, now: now)
     }
 
     package func createActor(_ record: ActorRecord, by actor: ActorRecord, now: Date) async throws -> ActorRecord {
-        try await mapping {
-            try await database.write { db in
-                try record.insert(db)
-                try Self.audit(db, account: record.accountID, actor: actor, action: "create", subject: "actor", id: record.id,
-                               before: nil as ActorRecord?, after: record, now: now)
-                return record
-            }
-        }
+        try await insert(record, account: record.accountID, subject: "actor", by: actor, now: now)
     }
 
     package func listActors(accountID: UUID, after cursor: String?, limit: Int) async throws -> [ActorRecord] {
-        try await database.read { db in
-            var request = ActorRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
-            if let cursor { request = request.filter(Column("id") > cursor) }
-            return try request.order(Column("id")).limit(limit).fetchAll(db)
-        }
+        try await page(ActorRecord.self, accountID: accountID, orderedBy: "id", after: cursor, limit: limit)
     }
 
     package func deleteActor(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
-        try await database.write { db in
-            guard let record = try ActorRecord.filter(Column("id") == id.uuidString.lowercased())
-                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db) else { return false }
-            _ = try record.delete(db)
-            try Self.audit(db, account: accountID, actor: actor, action: "delete", subject: "actor", id: record.id,
-                           before: record, after: nil as ActorRecord?, now: now)
-            return true
-        }
+        try await remove(ActorRecord.self, accountID: accountID, id: id, subject: "actor", by: actor, now: now)
     }
 
     package func addMember(accountID: UUID, group: UUID, member: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
@@ -238,70 +182,32 @@ package struct SQLitePortalRepository: PortalRepository {
     }
 
     package func createResource(_ resource: ResourceRecord, by actor: ActorRecord, now: Date) async throws -> ResourceRecord {
-        try await mapping {
-            try await database.write { db in
-                guard try SiteRecord.filter(Column("id") == resource.siteID.uuidString.lowercased())
-                    .filter(Column("account_id") == resource.accountID.uuidString.lowercased()).fetchCount(db) == 1
-                else { throw RepositoryError.missingReference }
-                try resource.insert(db)
-                try Self.audit(db, account: resource.accountID, actor: actor, action: "create", subject: "resource", id: resource.id,
-                               before: nil as ResourceRecord?, after: resource, now: now)
-                return resource
-            }
-        }
+        try await insert(resource, account: resource.accountID, subject: "resource", by: actor, now: now, check: { db in
+            try Self.requireInAccount(db, SiteRecord.self, resource.siteID, account: resource.accountID)
+        })
     }
 
     package func listResources(accountID: UUID, after cursor: String?, limit: Int) async throws -> [ResourceRecord] {
-        try await database.read { db in
-            var request = ResourceRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
-            if let cursor { request = request.filter(Column("name") > cursor) }
-            return try request.order(Column("name")).limit(limit).fetchAll(db)
-        }
+        try await page(ResourceRecord.self, accountID: accountID, orderedBy: "name", after: cursor, limit: limit)
     }
 
     package func deleteResource(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
-        try await database.write { db in
-            guard let resource = try ResourceRecord.filter(Column("id") == id.uuidString.lowercased())
-                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db) else { return false }
-            _ = try resource.delete(db)
-            try Self.audit(db, account: accountID, actor: actor, action: "delete", subject: "resource", id: resource.id,
-                           before: resource, after: nil as ResourceRecord?, now: now)
-            return true
-        }
+        try await remove(ResourceRecord.self, accountID: accountID, id: id, subject: "resource", by: actor, now: now)
     }
 
     package func createPolicy(_ policy: PolicyRecord, by actor: ActorRecord, now: Date) async throws -> PolicyRecord {
-        try await mapping {
-            try await database.write { db in
-                let account = policy.accountID.uuidString.lowercased()
-                guard try GroupRecord.filter(Column("id") == policy.groupID.uuidString.lowercased()).filter(Column("account_id") == account).fetchCount(db) == 1,
-                      try ResourceRecord.filter(Column("id") == policy.resourceID.uuidString.lowercased()).filter(Column("account_id") == account).fetchCount(db) == 1
-                else { throw RepositoryError.missingReference }
-                try policy.insert(db)
-                try Self.audit(db, account: policy.accountID, actor: actor, action: "create", subject: "policy", id: policy.id,
-                               before: nil as PolicyRecord?, after: policy, now: now)
-                return policy
-            }
-        }
+        try await insert(policy, account: policy.accountID, subject: "policy", by: actor, now: now, check: { db in
+            try Self.requireInAccount(db, GroupRecord.self, policy.groupID, account: policy.accountID)
+            try Self.requireInAccount(db, ResourceRecord.self, policy.resourceID, account: policy.accountID)
+        })
     }
 
     package func listPolicies(accountID: UUID, after cursor: String?, limit: Int) async throws -> [PolicyRecord] {
-        try await database.read { db in
-            var request = PolicyRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
-            if let cursor { request = request.filter(Column("id") > cursor) }
-            return try request.order(Column("id")).limit(limit).fetchAll(db)
-        }
+        try await page(PolicyRecord.self, accountID: accountID, orderedBy: "id", after: cursor, limit: limit)
     }
 
     package func deletePolicy(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
-        try await database.write { db in
-            guard let policy = try PolicyRecord.filter(Column("id") == id.uuidString.lowercased())
-                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db) else { return false }
-            _ = try policy.delete(db)
-            try Self.audit(db, account: accountID, actor: actor, action: "delete", subject: "policy", id: policy.id,
-                           before: policy, after: nil as PolicyRecord?, now: now)
-            return true
-        }
+        try await remove(PolicyRecord.self, accountID: accountID, id: id, subject: "policy", by: actor, now: now)
     }
 
     package func policies(accountID: UUID, resource: UUID) async throws -> [PolicyRecord] {
@@ -318,45 +224,78 @@ package struct SQLitePortalRepository: PortalRepository {
     }
 
     package func createToken(_ token: TokenRecord, by actor: ActorRecord, now: Date) async throws -> TokenRecord {
+        let account = token.accountID ?? actor.accountID
+        return try await insert(token, account: account, subject: "token", by: actor, now: now, redact: {
+            $0.secretHash = String(repeating: "0", count: 64)  // the audit trail keeps no hash either
+        }, check: { db in
+            if let owner = token.actorID { try Self.requireInAccount(db, ActorRecord.self, owner, account: account) }
+            if let site = token.siteID { try Self.requireInAccount(db, SiteRecord.self, site, account: account) }
+        })
+    }
+
+    package func listTokens(accountID: UUID, after cursor: String?, limit: Int) async throws -> [TokenRecord] {
+        try await page(TokenRecord.self, accountID: accountID, orderedBy: "id", after: cursor, limit: limit)
+    }
+
+    package func deleteToken(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
+        // The audit trail keeps no hash either.
+        try await remove(TokenRecord.self, accountID: accountID, id: id, subject: "token", action: "revoke", by: actor, now: now) {
+            $0.secretHash = String(repeating: "0", count: 64)
+        }
+    }
+
+    // MARK: The shapes every table shares
+
+    /// Inserts `record` after `check`, with its audit event, in one transaction.
+    private func insert<Record: GatehouseRecord & Identified>(
+        _ record: Record, account: UUID, subject: String, by actor: ActorRecord, now: Date,
+        redact: @escaping @Sendable (inout Record) -> Void = { _ in }, check: @escaping @Sendable (Database) throws -> Void = { _ in }
+    ) async throws -> Record {
         try await mapping {
             try await database.write { db in
-                let account = token.accountID?.uuidString.lowercased() ?? ""
-                if let owner = token.actorID,
-                   try ActorRecord.filter(Column("id") == owner.uuidString.lowercased()).filter(Column("account_id") == account).fetchCount(db) == 0 {
-                    throw RepositoryError.missingReference
-                }
-                if let site = token.siteID,
-                   try SiteRecord.filter(Column("id") == site.uuidString.lowercased()).filter(Column("account_id") == account).fetchCount(db) == 0 {
-                    throw RepositoryError.missingReference
-                }
-                try token.insert(db)
-                var logged = token
-                logged.secretHash = String(repeating: "0", count: 64)  // the audit trail never holds a hash either
-                try Self.audit(db, account: token.accountID ?? actor.accountID, actor: actor, action: "create", subject: "token",
-                               id: token.id, before: nil as TokenRecord?, after: logged, now: now)
-                return token
+                try check(db)
+                try record.insert(db)
+                var logged = record
+                redact(&logged)
+                try Self.audit(db, account: account, actor: actor, action: "create", subject: subject, id: record.id,
+                               before: nil as Record?, after: logged, now: now)
+                return record
             }
         }
     }
 
-    package func listTokens(accountID: UUID, after cursor: String?, limit: Int) async throws -> [TokenRecord] {
+    /// One page of an account's rows, ordered by `column`, after `cursor`.
+    private func page<Record: GatehouseRecord>(
+        _ type: Record.Type, accountID: UUID, orderedBy column: String, after cursor: String?, limit: Int
+    ) async throws -> [Record] {
         try await database.read { db in
-            var request = TokenRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
-            if let cursor { request = request.filter(Column("id") > cursor) }
-            return try request.order(Column("id")).limit(limit).fetchAll(db)
+            var request = Record.filter(Column("account_id") == accountID.uuidString.lowercased())
+            if let cursor { request = request.filter(Column(column) > cursor) }
+            return try request.order(Column(column)).limit(limit).fetchAll(db)
         }
     }
 
-    package func deleteToken(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
+    /// Deletes an account's row by ID, with its audit event; false when there was none.
+    private func remove<Record: GatehouseRecord & Identified>(
+        _ type: Record.Type, accountID: UUID, id: UUID, subject: String, action: String = "delete", by actor: ActorRecord, now: Date,
+        redact: @escaping @Sendable (inout Record) -> Void = { _ in }
+    ) async throws -> Bool {
         try await database.write { db in
-            guard var token = try TokenRecord.filter(Column("id") == id.uuidString.lowercased())
+            guard var record = try Record.filter(Column("id") == id.uuidString.lowercased())
                 .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db) else { return false }
-            _ = try token.delete(db)
-            token.secretHash = String(repeating: "0", count: 64)
-            try Self.audit(db, account: accountID, actor: actor, action: "revoke", subject: "token", id: token.id,
-                           before: token, after: nil as TokenRecord?, now: now)
+            _ = try record.delete(db)
+            redact(&record)
+            try Self.audit(db, account: accountID, actor: actor, action: action, subject: subject, id: record.id,
+                           before: record, after: nil as Record?, now: now)
             return true
         }
+    }
+
+    /// Throws `.missingReference` unless the row of `type` with `id` belongs to `account`.
+    private static func requireInAccount<Record: GatehouseRecord>(_ db: Database, _ type: Record.Type, _ id: UUID, account: UUID) throws {
+        let count = try Record.filter(Column("id") == id.uuidString.lowercased())
+            .filter(Column("account_id") == account.uuidString.lowercased()).fetchCount(db)
+        if count == 0 { throw RepositoryError.missingReference }
     }
 
     /// Every change leaves an audit event with before and after values, in the same transaction.

@@ -76,16 +76,7 @@ extension STUNCodec {
             }
             writer.attribute(AttributeType.messageIntegrity, mac)
         }
-        if fingerprint {
-            let length = writer.buffer.count - 20 + 8
-            let crc = writer.buffer.withUnsafeBytes { Self.fingerprint($0, length: length) }
-            var value = Writer()
-            value.u32(crc)
-            writer.attribute(AttributeType.fingerprint, value.buffer)
-        }
-        let length = writer.buffer.count - 20
-        writer.buffer[2] = UInt8(length >> 8)
-        writer.buffer[3] = UInt8(length & 0xFF)
-        return writer.buffer
+        if fingerprint { writer.appendFingerprint() }
+        return writer.finished()
     }
 }

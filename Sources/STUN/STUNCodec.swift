@@ -354,17 +354,8 @@ package struct STUNCodec: TURNCodec {
             }
             writer.attribute(type, mac)
         }
-        if fingerprint {
-            let length = writer.buffer.count - 20 + 8
-            let crc = writer.buffer.withUnsafeBytes { Self.fingerprint($0, length: length) }
-            var value = Writer()
-            value.u32(crc)
-            writer.attribute(AttributeType.fingerprint, value.buffer)
-        }
-        let length = writer.buffer.count - 20
-        writer.buffer[2] = UInt8(length >> 8)
-        writer.buffer[3] = UInt8(length & 0xFF)
-        return writer.buffer
+        if fingerprint { writer.appendFingerprint() }
+        return writer.finished()
     }
 
     package static func encodeXORAddress(_ address: SocketAddress, transactionID: [UInt8]) -> [UInt8] {
@@ -414,6 +405,23 @@ package struct STUNCodec: TURNCodec {
         package mutating func u32(_ value: UInt32) { u16(UInt16(value >> 16)); u16(UInt16(value & 0xFFFF)) }
         package mutating func u64(_ value: UInt64) { u32(UInt32(value >> 32)); u32(UInt32(value & 0xFFFF_FFFF)) }
         package mutating func bytes(_ value: [UInt8]) { buffer.append(contentsOf: value) }
+
+        /// FINGERPRINT over everything written so far (RFC 8489 section 14.7); it must come last.
+        package mutating func appendFingerprint() {
+            let length = buffer.count - 20 + 8
+            let crc = buffer.withUnsafeBytes { STUNCodec.fingerprint($0, length: length) }
+            var value = Writer()
+            value.u32(crc)
+            attribute(AttributeType.fingerprint, value.buffer)
+        }
+
+        /// The message with its header's length field set.
+        package mutating func finished() -> [UInt8] {
+            let length = buffer.count - 20
+            buffer[2] = UInt8(length >> 8)
+            buffer[3] = UInt8(length & 0xFF)
+            return buffer
+        }
 
         /// Type, length, value, and zero padding to 4 bytes.
         package mutating func attribute(_ type: UInt16, _ value: [UInt8]) {

@@ -32,7 +32,7 @@ import Testing
         let sending = try topology.sender.run { try UDPSocket(bindTo: ipv6 ? topology.link.a.ipv6 : topology.link.a.ipv4) }
         for index in 0..<count {
             try sending.send(Array(repeating: UInt8(index), count: 100), to: destination, port: port)
-            let received = try #require(try receiving.receive(timeout: .seconds(3)), "datagram \(index) delivered")
+            let received = try #require(try receiving.receive(timeout: .seconds(5)), "datagram \(index) delivered")
             #expect(received.bytes.count == 100)
         }
     }

@@ -51,7 +51,7 @@ import Testing
                 let server = try b.run { try UDPSocket(bindTo: destination) }
                 let client = try a.run { try UDPSocket(bindTo: source) }
                 try client.send(Array("hello".utf8), to: destination, port: server.localPort)
-                let received = try #require(try server.receive())
+                let received = try #require(try server.receive(timeout: .seconds(5)))
                 #expect(received.bytes == Array("hello".utf8))
                 #expect(received.from.address == source)
                 #expect(received.from.port == client.localPort)
@@ -75,11 +75,11 @@ import Testing
                 let listening = try server.run { try UDPSocket(bindTo: to) }
                 let sending = try client.run { try UDPSocket(bindTo: from) }
                 try sending.send([1, 2, 3], to: to, port: listening.localPort)
-                let received = try #require(try listening.receive(), "routed datagram to \(to)")
+                let received = try #require(try listening.receive(timeout: .seconds(5)), "routed datagram to \(to)")
                 #expect(received.from.address == from)
                 // And the reply finds its way back.
                 try listening.send([4], to: from, port: sending.localPort)
-                #expect(try sending.receive()?.bytes == [4])
+                #expect(try sending.receive(timeout: .seconds(5))?.bytes == [4])
             }
         }
     }

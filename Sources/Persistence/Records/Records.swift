@@ -7,6 +7,20 @@ package import GRDB
 /// What every record shares: UUIDs as lower-case text.
 package protocol GatehouseRecord: Codable, Sendable, FetchableRecord, PersistableRecord {}
 
+/// A record with a UUID primary key.
+package protocol Identified {
+    var id: UUID { get }
+}
+
+extension AccountRecord: Identified {}
+extension ActorRecord: Identified {}
+extension GroupRecord: Identified {}
+extension SiteRecord: Identified {}
+extension ResourceRecord: Identified {}
+extension PolicyRecord: Identified {}
+extension TokenRecord: Identified {}
+extension AuditEventRecord: Identified {}
+
 extension GatehouseRecord {
     package static func databaseUUIDEncodingStrategy(for column: String) -> DatabaseUUIDEncodingStrategy {
         .lowercaseString
