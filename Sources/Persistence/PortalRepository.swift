@@ -79,6 +79,9 @@ package struct SQLitePortalRepository: PortalRepository {
                 try account.insert(db)
                 let admin = ActorRecord(accountID: account.id, type: .admin, name: adminName, email: adminEmail, createdAt: now)
                 try admin.insert(db)
+                // The built-in group of every user and admin: a row, so that policies can name it, and
+                // never any membership rows (membership is implicit; see `GroupRecord.everyone`).
+                try GroupRecord(accountID: account.id, name: GroupRecord.everyone, createdAt: now).insert(db)
                 let token = TokenRecord(accountID: account.id, kind: .adminAPI, secretHash: tokenHash, expiresAt: nil,
                                         actorID: admin.id, createdAt: now)
                 try token.insert(db)

@@ -44,8 +44,16 @@ struct GroupsController {
         }
     }
 
+    /// The Everyone group of the account, which cannot be deleted and has no membership rows.
+    private func isEveryone(_ id: UUID, account: UUID) async throws -> Bool {
+        try await repository.listGroups(accountID: account, after: nil, limit: 100_000).contains { $0.id == id && $0.isEveryone }
+    }
+
     func delete(id: String?) async throws -> Response {
         let admin = try AdminSession.require()
+        if let uuid = id.flatMap(UUID.init(uuidString:)), try await isEveryone(uuid, account: admin.accountID) {
+            throw APIError(.conflict, code: "conflict", message: "\"Everyone\" is built in and cannot be deleted")
+        }
         guard let uuid = id.flatMap(UUID.init(uuidString:)),
               try await repository.deleteGroup(accountID: admin.accountID, id: uuid, by: admin, now: Date())
         else { throw APIError.notFound("group \(id ?? "")") }
@@ -63,6 +71,9 @@ struct GroupsController {
         let admin = try AdminSession.require()
         guard let groupID = group.flatMap(UUID.init(uuidString:)), let actorID = member.flatMap(UUID.init(uuidString:)) else {
             throw APIError.notFound("group or actor")
+        }
+        if try await isEveryone(groupID, account: admin.accountID) {
+            throw APIError.validation("\"Everyone\" contains every user and admin already; it has no members to add")
         }
         do {
             let added = try await repository.addMember(accountID: admin.accountID, group: groupID, member: actorID, by: admin, now: Date())

@@ -74,7 +74,9 @@ struct PoliciesController {
         let policies = try await repository.policies(accountID: admin.accountID, resource: resourceID)
         let groups = try await repository.listGroups(accountID: admin.accountID, after: nil, limit: 100_000)
         let names = Dictionary(uniqueKeysWithValues: groups.map { ($0.id, $0.name) })
-        let memberOf = try await repository.groupIDs(of: actor.id)
+        var memberOf = try await repository.groupIDs(of: actor.id)
+        // Everyone implicitly holds every user and admin, never a service account.
+        if actor.type != .serviceAccount, let everyone = groups.first(where: \.isEveryone) { memberOf.insert(everyone.id) }
         let outcomes = policies.map { policy in
             AccessEvaluation.PolicyOutcome(
                 policyID: policy.id, groupName: names[policy.groupID] ?? policy.groupID.uuidString.lowercased(),

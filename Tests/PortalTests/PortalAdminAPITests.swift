@@ -375,3 +375,38 @@ import Testing
         #expect(try decision("ada@acme.test") == "not_found")
     }
 }
+
+/// The built-in Everyone group.
+@Suite struct EveryoneGroupTests {
+    @Test func everyoneHoldsUsersAndAdminsButNotServiceAccounts() async throws {
+        let database = try PortalAdminAPITests.temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
+        let token = try PortalAdminAPITests.initialise(database)
+        let portal = try await PortalAdminAPITests.start(database, token: token)
+        defer { portal.process.stop() }
+        func admin(_ arguments: [String]) throws -> CommandOutput {
+            try Command.run([Binaries.gatehouse, "admin"] + arguments + ["--portal-url", "http://\(portal.address)", "--token", token], check: false)
+        }
+        #expect(try admin(["group", "list"]).standardOutput.contains("Everyone"), "every account starts with Everyone")
+        for command in [
+            ["site", "create", "--name", "hq"],
+            ["resource", "create", "--name", "intranet", "--type", "dns", "--address", "intranet.corp.example", "--site", "hq"],
+            ["actor", "create", "--name", "Ada", "--email", "ada@acme.test"],
+            ["actor", "create", "--name", "ci-runner", "--type", "service_account"],
+            ["policy", "create", "--group", "Everyone", "--resource", "intranet"],
+        ] {
+            let output = try admin(command)
+            #expect(output.status == 0, "\(command.joined(separator: " ")): \(output.standardError)")
+        }
+        func decision(_ actor: String) throws -> String? {
+            let output = try admin(["access", "explain", "--actor", actor, "--resource", "intranet", "--json"])
+            return (try JSONSerialization.jsonObject(with: Data(output.standardOutput.utf8)) as? [String: Any])?["decision"] as? String
+        }
+        #expect(try decision("ada@acme.test") == "allowed")
+        #expect(try decision("ci-runner") == "not_found", "service accounts are not in Everyone")
+        let delete = try admin(["group", "delete", "Everyone"])
+        #expect(delete.status != 0 && delete.standardError.contains("built in"), "\(delete.standardError)")
+        let add = try admin(["group", "add-member", "Everyone", "ci-runner"])
+        #expect(add.status != 0 && add.standardError.contains("no members to add"), "\(add.standardError)")
+    }
+}

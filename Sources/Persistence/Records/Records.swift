@@ -94,6 +94,10 @@ package struct ActorRecord: GatehouseRecord, Equatable {
 
 package struct GroupRecord: GatehouseRecord, Equatable {
     package static let databaseTableName = "actor_group"
+    /// The built-in group that implicitly contains every user and admin (not service accounts).
+    package static let everyone = "Everyone"
+
+    package var isEveryone: Bool { name == Self.everyone }
     package var id: UUID
     package var accountID: UUID
     package var name: String
