@@ -62,9 +62,13 @@ import Testing
         #expect(listed.status == 200)
         let names = (try portal.json(listed.body)["data"] as? [[String: Any]])?.compactMap { $0["name"] as? String }
         #expect(names == ["hq", "lab"], "the file kept everything across a restart")
-        // The database holds the token's hash, never the token.
-        let dump = try Command.run(["sh", "-c", "strings '\(database)' '\(database)-wal' 2>/dev/null"], check: false).standardOutput
-        #expect(!dump.contains(token))
+        // The database holds the token's hash, never the token: search the files' bytes for either.
+        let files = [database, database + "-wal"].compactMap { FileManager.default.contents(atPath: $0) }
+        #expect(!files.isEmpty)
+        let needle = Data(token.utf8)
+        #expect(files.allSatisfy { $0.range(of: needle) == nil }, "the token's clear text is in the database files")
+        let hash = try Command.run(["sqlite3", database, "SELECT secret_hash FROM token"]).standardOutput
+        #expect(hash.trimmingCharacters(in: .whitespacesAndNewlines).count == 64, "a SHA-256 hex digest is stored")
     }
 
     @Test func parallelWritesLeaveAConsistentDatabase() async throws {
