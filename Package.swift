@@ -97,6 +97,7 @@ let package = Package(
             dependencies: [
                 "Actors", "Persistence", "Policy", "ControlProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -180,7 +181,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PortalTests",
-            dependencies: ["TestSupport"],
+            dependencies: ["TestSupport", "Portal", "Persistence", "Policy"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

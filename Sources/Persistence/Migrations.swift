@@ -11,6 +11,15 @@ enum Migrations {
         migrator.registerMigration("001_initial_schema") { db in
             try db.execute(sql: initialSchema)
         }
+        migrator.registerMigration("002_device_token") { db in
+            // The token a client or gateway signed in with: deleting or expiring it takes the device's
+            // access away (portal spec, "Live changes").
+            try db.execute(sql: """
+                ALTER TABLE device ADD COLUMN token_id TEXT REFERENCES token(id) ON DELETE SET NULL;
+                CREATE INDEX device_token ON device(token_id);
+                CREATE INDEX authorization_policy ON authorization(policy_id);
+                """)
+        }
         return migrator
     }
 

@@ -52,6 +52,59 @@ package protocol PortalRepository: Sendable {
     func createToken(_ token: TokenRecord, by actor: ActorRecord, now: Date) async throws -> TokenRecord
     func listTokens(accountID: UUID, after cursor: String?, limit: Int) async throws -> [TokenRecord]
     func deleteToken(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
+
+    // Updates: `change` edits the current row inside the write transaction (it may throw to refuse
+    // the change, which then changes nothing); nil when the account has no such row. A change that
+    // leaves the row as it was writes nothing and leaves no audit event.
+    func updateActor(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
+                     _ change: @escaping @Sendable (inout ActorRecord) throws -> Void) async throws -> ActorRecord?
+    func updateGroup(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
+                     _ change: @escaping @Sendable (inout GroupRecord) throws -> Void) async throws -> GroupRecord?
+    func updateSite(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
+                    _ change: @escaping @Sendable (inout SiteRecord) throws -> Void) async throws -> SiteRecord?
+    func updateResource(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
+                        _ change: @escaping @Sendable (inout ResourceRecord) throws -> Void) async throws -> ResourceRecord?
+    func updatePolicy(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
+                      _ change: @escaping @Sendable (inout PolicyRecord) throws -> Void) async throws -> PolicyRecord?
+
+    func account(id: UUID) async throws -> AccountRecord?
+    func updateAccount(id: UUID, by actor: ActorRecord, now: Date,
+                       _ change: @escaping @Sendable (inout AccountRecord) throws -> Void) async throws -> AccountRecord?
+
+    /// Stores a device (the realtime API does when a client or gateway joins); `by` is nil for a
+    /// device acting for itself.
+    func createDevice(_ device: DeviceRecord, by actor: ActorRecord?, now: Date) async throws -> DeviceRecord
+    func listDevices(accountID: UUID, kind: DeviceRecord.Kind, after cursor: String?, limit: Int) async throws -> [DeviceRecord]
+    func updateDevice(accountID: UUID, id: UUID, by actor: ActorRecord?, now: Date,
+                      _ change: @escaping @Sendable (inout DeviceRecord) throws -> Void) async throws -> DeviceRecord?
+
+    func createAuthorization(_ authorization: AuthorizationRecord) async throws -> AuthorizationRecord
+    /// Removes authorisations (revoked or expired); returns how many there were.
+    func deleteAuthorizations(ids: [UUID]) async throws -> Int
+
+    /// Everything policy evaluation needs about an account's connected devices, read in one transaction.
+    func accessData(accountID: UUID) async throws -> AccessData
+    /// Whether the account has any device (when it has none, no change needs telling anyone).
+    func hasDevices(accountID: UUID) async throws -> Bool
+    func resource(accountID: UUID, id: UUID) async throws -> ResourceRecord?
+}
+
+/// A consistent read of what evaluating an account's clients takes: every resource and policy, the
+/// groups, the client and gateway devices with their actors, tokens and memberships, and the
+/// authorisations held.
+package struct AccessData: Sendable {
+    package var resources: [UUID: ResourceRecord] = [:]
+    package var policies: [PolicyRecord] = []
+    package var groups: [UUID: GroupRecord] = [:]
+    package var clients: [DeviceRecord] = []
+    package var gateways: [DeviceRecord] = []
+    package var actors: [UUID: ActorRecord] = [:]
+    package var tokens: [UUID: TokenRecord] = [:]
+    /// Actor → the groups it has membership rows for (Everyone is implicit and not here).
+    package var memberships: [UUID: Set<UUID>] = [:]
+    package var authorizations: [AuthorizationRecord] = []
+
+    package init() {}
 }
 
 /// A write the schema refused.
@@ -247,11 +300,145 @@ package struct SQLitePortalRepository: PortalRepository {
         }
     }
 
+    package func updateActor(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
+                             _ change: @escaping @Sendable (inout ActorRecord) throws -> Void) async throws -> ActorRecord? {
+        try await update(ActorRecord.self, accountID: accountID, id: id, subject: "actor", by: actor, now: now, change)
+    }
+
+    package func updateGroup(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
+                             _ change: @escaping @Sendable (inout GroupRecord) throws -> Void) async throws -> GroupRecord? {
+        try await update(GroupRecord.self, accountID: accountID, id: id, subject: "group", by: actor, now: now, change)
+    }
+
+    package func updateSite(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
+                            _ change: @escaping @Sendable (inout SiteRecord) throws -> Void) async throws -> SiteRecord? {
+        try await update(SiteRecord.self, accountID: accountID, id: id, subject: "site", by: actor, now: now, change)
+    }
+
+    package func updateResource(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
+                                _ change: @escaping @Sendable (inout ResourceRecord) throws -> Void) async throws -> ResourceRecord? {
+        try await update(ResourceRecord.self, accountID: accountID, id: id, subject: "resource", by: actor, now: now, change, check: { db, resource in
+            try Self.requireInAccount(db, SiteRecord.self, resource.siteID, account: accountID)
+        })
+    }
+
+    package func updatePolicy(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
+                              _ change: @escaping @Sendable (inout PolicyRecord) throws -> Void) async throws -> PolicyRecord? {
+        try await update(PolicyRecord.self, accountID: accountID, id: id, subject: "policy", by: actor, now: now, change, check: { db, policy in
+            try Self.requireInAccount(db, GroupRecord.self, policy.groupID, account: accountID)
+            try Self.requireInAccount(db, ResourceRecord.self, policy.resourceID, account: accountID)
+        })
+    }
+
+    package func account(id: UUID) async throws -> AccountRecord? {
+        try await database.read { db in try AccountRecord.filter(Column("id") == id.uuidString.lowercased()).fetchOne(db) }
+    }
+
+    package func updateAccount(id: UUID, by actor: ActorRecord, now: Date,
+                               _ change: @escaping @Sendable (inout AccountRecord) throws -> Void) async throws -> AccountRecord? {
+        try await update(AccountRecord.self, accountID: id, id: id, subject: "account", accountColumn: "id", by: actor, now: now, change)
+    }
+
+    package func createDevice(_ device: DeviceRecord, by actor: ActorRecord?, now: Date) async throws -> DeviceRecord {
+        try await insert(device, account: device.accountID, subject: "device", by: actor, now: now, check: { db in
+            if let owner = device.actorID { try Self.requireInAccount(db, ActorRecord.self, owner, account: device.accountID) }
+            if let site = device.siteID { try Self.requireInAccount(db, SiteRecord.self, site, account: device.accountID) }
+        })
+    }
+
+    package func listDevices(accountID: UUID, kind: DeviceRecord.Kind, after cursor: String?, limit: Int) async throws -> [DeviceRecord] {
+        try await database.read { db in
+            var request = DeviceRecord.filter(Column("account_id") == accountID.uuidString.lowercased()).filter(Column("kind") == kind.rawValue)
+            if let cursor { request = request.filter(Column("id") > cursor) }
+            return try request.order(Column("id")).limit(limit).fetchAll(db)
+        }
+    }
+
+    package func updateDevice(accountID: UUID, id: UUID, by actor: ActorRecord?, now: Date,
+                              _ change: @escaping @Sendable (inout DeviceRecord) throws -> Void) async throws -> DeviceRecord? {
+        try await update(DeviceRecord.self, accountID: accountID, id: id, subject: "device", by: actor, now: now, change)
+    }
+
+    package func createAuthorization(_ authorization: AuthorizationRecord) async throws -> AuthorizationRecord {
+        try await mapping {
+            try await database.write { db in
+                try authorization.insert(db)
+                return authorization
+            }
+        }
+    }
+
+    package func deleteAuthorizations(ids: [UUID]) async throws -> Int {
+        guard !ids.isEmpty else { return 0 }
+        return try await database.write { db in
+            try AuthorizationRecord.filter(ids.map { $0.uuidString.lowercased() }.contains(Column("id"))).deleteAll(db)
+        }
+    }
+
+    package func hasDevices(accountID: UUID) async throws -> Bool {
+        try await database.read { db in
+            try DeviceRecord.filter(Column("account_id") == accountID.uuidString.lowercased()).fetchCount(db) > 0
+        }
+    }
+
+    package func resource(accountID: UUID, id: UUID) async throws -> ResourceRecord? {
+        try await database.read { db in
+            try ResourceRecord.filter(Column("id") == id.uuidString.lowercased())
+                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db)
+        }
+    }
+
+    package func accessData(accountID: UUID) async throws -> AccessData {
+        try await database.read { db in
+            let account = accountID.uuidString.lowercased()
+            var data = AccessData()
+            for resource in try ResourceRecord.filter(Column("account_id") == account).fetchAll(db) { data.resources[resource.id] = resource }
+            data.policies = try PolicyRecord.filter(Column("account_id") == account).fetchAll(db)
+            for group in try GroupRecord.filter(Column("account_id") == account).fetchAll(db) { data.groups[group.id] = group }
+            let devices = try DeviceRecord.filter(Column("account_id") == account).fetchAll(db)
+            data.clients = devices.filter { $0.kind == .client }
+            data.gateways = devices.filter { $0.kind == .gateway }
+            for actor in try ActorRecord.fetchAll(db, sql: """
+                SELECT * FROM actor WHERE id IN (SELECT actor_id FROM device WHERE account_id = ? AND kind = 'client')
+                """, arguments: [account]) { data.actors[actor.id] = actor }
+            for token in try TokenRecord.fetchAll(db, sql: """
+                SELECT * FROM token WHERE id IN (SELECT token_id FROM device WHERE account_id = ?)
+                """, arguments: [account]) { data.tokens[token.id] = token }
+            for membership in try MembershipRecord.fetchAll(db, sql: """
+                SELECT * FROM membership WHERE actor_id IN (SELECT actor_id FROM device WHERE account_id = ? AND kind = 'client')
+                """, arguments: [account]) { data.memberships[membership.actorID, default: []].insert(membership.groupID) }
+            data.authorizations = try AuthorizationRecord.filter(Column("account_id") == account).fetchAll(db)
+            return data
+        }
+    }
+
     // MARK: The shapes every table shares
+
+    /// Applies `change` to an account's row and writes it with its audit event, in one transaction.
+    private func update<Record: GatehouseRecord & Identified & Equatable>(
+        _ type: Record.Type, accountID: UUID, id: UUID, subject: String, accountColumn: String = "account_id", by actor: ActorRecord?,
+        now: Date, _ change: @escaping @Sendable (inout Record) throws -> Void,
+        check: @escaping @Sendable (Database, Record) throws -> Void = { _, _ in }
+    ) async throws -> Record? {
+        try await mapping {
+            try await database.write { db in
+                guard let before = try Record.filter(Column("id") == id.uuidString.lowercased())
+                    .filter(Column(accountColumn) == accountID.uuidString.lowercased()).fetchOne(db) else { return nil }
+                var after = before
+                try change(&after)
+                guard after != before else { return before }
+                try check(db, after)
+                try after.update(db)
+                try Self.audit(db, account: accountID, actor: actor, action: "update", subject: subject, id: id,
+                               before: before, after: after, now: now)
+                return after
+            }
+        }
+    }
 
     /// Inserts `record` after `check`, with its audit event, in one transaction.
     private func insert<Record: GatehouseRecord & Identified>(
-        _ record: Record, account: UUID, subject: String, by actor: ActorRecord, now: Date,
+        _ record: Record, account: UUID, subject: String, by actor: ActorRecord?, now: Date,
         redact: @escaping @Sendable (inout Record) -> Void = { _ in }, check: @escaping @Sendable (Database) throws -> Void = { _ in }
     ) async throws -> Record {
         try await mapping {
@@ -303,7 +490,7 @@ package struct SQLitePortalRepository: PortalRepository {
 
     /// Every change leaves an audit event with before and after values, in the same transaction.
     private static func audit<Subject: Encodable>(
-        _ db: Database, account: UUID, actor: ActorRecord, action: String, subject: String, id: UUID,
+        _ db: Database, account: UUID, actor: ActorRecord?, action: String, subject: String, id: UUID,
         before: Subject?, after: Subject?, now: Date
     ) throws {
         let encoder = JSONEncoder()
@@ -312,7 +499,7 @@ package struct SQLitePortalRepository: PortalRepository {
         func json(_ value: Subject?) throws -> String? {
             try value.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
         }
-        try AuditEventRecord(accountID: account, actorID: actor.id, actorName: actor.name, action: action, subjectType: subject,
+        try AuditEventRecord(accountID: account, actorID: actor?.id, actorName: actor?.name, action: action, subjectType: subject,
                              subjectID: id.uuidString.lowercased(), before: json(before), after: json(after), at: now).insert(db)
     }
 

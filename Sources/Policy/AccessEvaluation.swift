@@ -18,16 +18,37 @@ package struct AccessEvaluation: Sendable, Equatable {
         package var groupName: String
         package var disabled: Bool
         package var groupContainsActor: Bool
-        /// Each condition with whether it holds (conditions come with a later issue; none means "all hold").
+        /// Each condition with whether it holds; none means "all hold".
         package var conditions: [(name: String, holds: Bool)]
+        /// Until when the conditions keep holding (the end of the current time window); nil: no bound.
+        package var until: Date?
 
-        package init(policyID: UUID, groupName: String, disabled: Bool, groupContainsActor: Bool, conditions: [(name: String, holds: Bool)]) {
+        package init(policyID: UUID, groupName: String, disabled: Bool, groupContainsActor: Bool, conditions: [(name: String, holds: Bool)],
+                     until: Date? = nil) {
             self.policyID = policyID
             self.groupName = groupName
             self.disabled = disabled
             self.groupContainsActor = groupContainsActor
             self.conditions = conditions
+            self.until = until
         }
+
+        /// The outcome of a policy with `conditions` for a client in `context`.
+        package init(policyID: UUID, groupName: String, disabled: Bool, groupContainsActor: Bool, conditions: [Condition],
+                     context: ConditionContext) {
+            var results: [(name: String, holds: Bool)] = []
+            var until: Date?
+            for condition in conditions {
+                let result = condition.evaluate(context)
+                results.append((condition.description, result.holds))
+                if let end = result.until { until = min(until ?? end, end) }
+            }
+            self.init(policyID: policyID, groupName: groupName, disabled: disabled, groupContainsActor: groupContainsActor,
+                      conditions: results, until: until)
+        }
+
+        /// The failed conditions, for `forbidden`.
+        package var failedConditions: [String] { conditions.filter { !$0.holds }.map(\.name) }
 
         package var grants: Bool { !disabled && groupContainsActor && conditions.allSatisfy(\.holds) }
 
@@ -35,22 +56,47 @@ package struct AccessEvaluation: Sendable, Equatable {
             lhs.policyID == rhs.policyID && lhs.groupName == rhs.groupName && lhs.disabled == rhs.disabled
                 && lhs.groupContainsActor == rhs.groupContainsActor
                 && lhs.conditions.map(\.name) == rhs.conditions.map(\.name) && lhs.conditions.map(\.holds) == rhs.conditions.map(\.holds)
+                && lhs.until == rhs.until
         }
     }
 
     package var decision: Decision
     package var policies: [PolicyOutcome]
+    /// When allowed: the policy whose authorisation lasts longest (spec step 2).
+    package var chosenPolicy: UUID?
+    /// When allowed: the earliest of the client token's expiry and the end of the chosen policy's time
+    /// window; nil when neither bounds it.
+    package var expiresAt: Date?
 
-    /// The Everyone group implicitly holds every user and admin, never a service account.
-    package static func evaluate(policies: [PolicyOutcome]) -> AccessEvaluation {
-        let decision: Decision
-        if policies.contains(where: \.grants) {
-            decision = .allowed
-        } else if policies.contains(where: { !$0.disabled && $0.groupContainsActor }) {
-            decision = .forbidden
-        } else {
-            decision = .notFound
+    /// Step 1 and 2 of the spec's evaluation over the resource's policies.
+    package static func evaluate(policies: [PolicyOutcome], tokenExpiry: Date? = nil) -> AccessEvaluation {
+        func expiry(_ outcome: PolicyOutcome) -> Date? {
+            switch (outcome.until, tokenExpiry) {
+            case let (until?, token?): min(until, token)
+            case let (until?, nil): until
+            case let (nil, token): token
+            }
         }
-        return AccessEvaluation(decision: decision, policies: policies)
+        let granting = policies.filter(\.grants)
+        if !granting.isEmpty {
+            // Longest-lasting first; nil (unbounded) lasts longest; ties go to the lowest ID, so that
+            // the choice is stable.
+            let chosen = granting.min { lhs, rhs in
+                switch (expiry(lhs), expiry(rhs)) {
+                case (nil, nil): lhs.policyID.uuidString < rhs.policyID.uuidString
+                case (nil, _): true
+                case (_, nil): false
+                case let (left?, right?): left != right ? left > right : lhs.policyID.uuidString < rhs.policyID.uuidString
+                }
+            }
+            return AccessEvaluation(decision: .allowed, policies: policies, chosenPolicy: chosen?.policyID, expiresAt: chosen.flatMap(expiry))
+        }
+        let decision: Decision = policies.contains(where: { !$0.disabled && $0.groupContainsActor }) ? .forbidden : .notFound
+        return AccessEvaluation(decision: decision, policies: policies, chosenPolicy: nil, expiresAt: nil)
+    }
+
+    /// The conditions that failed, over the policies whose group contains the actor (for `forbidden`).
+    package var failedConditions: [String] {
+        policies.filter { !$0.disabled && $0.groupContainsActor }.flatMap(\.failedConditions)
     }
 }

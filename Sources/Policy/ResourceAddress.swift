@@ -14,6 +14,9 @@ package enum ResourceAddress: Hashable, Sendable, CustomStringConvertible {
         "100.64.0.0/11", "fd00:6761:7465::/48", "100.96.0.0/11", "fd00:6761:7465:8000::/64",
     ].compactMap { try? AddressRange($0) }
 
+    /// Where clients' DNS proxy answers come from: Gatehouse's own, whatever the account's tunnel ranges.
+    package static let dnsProxyRanges = ["100.96.0.0/11", "fd00:6761:7465:8000::/64"]
+
     package enum Kind: String, Sendable, CaseIterable {
         case cidr, ip, dns
     }

@@ -9,6 +9,7 @@ struct GroupsController {
     func add<Context: RequestContext>(to group: RouterGroup<Context>) {
         group.get { request, _ in try await list(request) }
         group.post { request, _ in try await create(request) }
+        group.patch(":id") { request, context in try await rename(request, id: context.parameters.get("id")) }
         group.delete(":id") { _, context in try await delete(id: context.parameters.get("id")) }
         group.get(":id/members") { _, context in try await members(group: context.parameters.get("id")) }
         group.put(":id/members/:actor") { _, context in
@@ -60,6 +61,26 @@ struct GroupsController {
         return Response(status: .noContent)
     }
 
+    func rename(_ request: Request, id: String?) async throws -> Response {
+        let admin = try AdminSession.require()
+        guard let uuid = id.flatMap(UUID.init(uuidString:)) else { throw APIError.notFound("group \(id ?? "")") }
+        let name = try await JSONBody(request, allowed: ["name"]).string("name")
+        if try await isEveryone(uuid, account: admin.accountID) {
+            throw APIError(.conflict, code: "conflict", message: "\"Everyone\" is built in and cannot be renamed")
+        }
+        if name.caseInsensitiveCompare(GroupRecord.everyone) == .orderedSame {
+            throw APIError(.conflict, code: "conflict", message: "\"Everyone\" is the built-in group of every user and admin", field: "name")
+        }
+        do {
+            guard let group = try await repository.updateGroup(accountID: admin.accountID, id: uuid, by: admin, now: Date(), { $0.name = name }) else {
+                throw APIError.notFound("group \(uuid.uuidString.lowercased())")
+            }
+            return try json(Self.representation(group))
+        } catch RepositoryError.conflict {
+            throw APIError(.conflict, code: "conflict", message: "a group named \"\(name)\" exists", field: "name")
+        }
+    }
+
     func members(group: String?) async throws -> Response {
         let admin = try AdminSession.require()
         guard let uuid = group.flatMap(UUID.init(uuidString:)) else { throw APIError.notFound("group \(group ?? "")") }
@@ -99,6 +120,7 @@ struct ActorsController {
     func add<Context: RequestContext>(to group: RouterGroup<Context>) {
         group.get { request, _ in try await list(request) }
         group.post { request, _ in try await create(request) }
+        group.patch(":id") { request, context in try await update(request, id: context.parameters.get("id")) }
         group.delete(":id") { _, context in try await delete(id: context.parameters.get("id")) }
     }
 
@@ -142,6 +164,35 @@ struct ActorsController {
             let record = ActorRecord(accountID: admin.accountID, type: type, name: name, email: email, createdAt: Date())
             let created = try await repository.createActor(record, by: admin, now: Date())
             return try json(Self.representation(created), status: .created)
+        } catch RepositoryError.conflict {
+            throw APIError(.conflict, code: "conflict", message: "an actor with email \"\(email ?? "")\" exists", field: "email")
+        }
+    }
+
+    /// Renames, changes the email of, disables or enables an actor. Disabling takes its access away at
+    /// once (the change feed revokes its authorisations).
+    func update(_ request: Request, id: String?) async throws -> Response {
+        let admin = try AdminSession.require()
+        guard let uuid = id.flatMap(UUID.init(uuidString:)) else { throw APIError.notFound("actor \(id ?? "")") }
+        let body = try await JSONBody(request, allowed: ["name", "email", "disabled"])
+        let name = try body.optionalString("name")
+        let email = try body.optionalString("email", maximumLength: 254)?.lowercased()
+        let disabled = try body.bool("disabled")
+        if uuid == admin.id, disabled == true { throw APIError(.conflict, code: "conflict", message: "an admin cannot disable itself") }
+        if let email, email.split(separator: "@").count != 2 || email.hasPrefix("@") || email.hasSuffix("@") {
+            throw APIError.validation("email \"\(email)\" is not an email address", field: "email")
+        }
+        do {
+            let updated = try await repository.updateActor(accountID: admin.accountID, id: uuid, by: admin, now: Date()) { actor in
+                if let name { actor.name = name }
+                if let email {
+                    guard actor.type != .serviceAccount else { throw APIError.validation("a service account has no email", field: "email") }
+                    actor.email = email
+                }
+                if let disabled { actor.disabled = disabled }
+            }
+            guard let updated else { throw APIError.notFound("actor \(uuid.uuidString.lowercased())") }
+            return try json(Self.representation(updated))
         } catch RepositoryError.conflict {
             throw APIError(.conflict, code: "conflict", message: "an actor with email \"\(email ?? "")\" exists", field: "email")
         }

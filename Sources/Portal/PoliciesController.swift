@@ -3,13 +3,15 @@ import Hummingbird
 import Persistence
 import Policy
 
-/// `/api/v1/policies` (group → resource) and `/api/v1/access/explain`.
+/// `/api/v1/policies` (group → resource, with conditions) and `/api/v1/access/explain`.
 struct PoliciesController {
     let repository: any PortalRepository
+    let evaluator: PolicyEvaluator
 
     func add<Context: RequestContext>(policies: RouterGroup<Context>, access: RouterGroup<Context>) {
         policies.get { request, _ in try await list(request) }
         policies.post { request, _ in try await create(request) }
+        policies.patch(":id") { request, context in try await update(request, id: context.parameters.get("id")) }
         policies.delete(":id") { _, context in try await delete(id: context.parameters.get("id")) }
         access.get("explain") { request, _ in try await explain(request) }
     }
@@ -18,9 +20,20 @@ struct PoliciesController {
         var value: [String: Any] = [
             "id": policy.id.uuidString.lowercased(), "group_id": policy.groupID.uuidString.lowercased(),
             "resource_id": policy.resourceID.uuidString.lowercased(), "disabled": policy.disabled,
+            "conditions": (try? JSONSerialization.jsonObject(with: Data(policy.conditions.utf8))) ?? [],
         ]
         if let description = policy.description { value["description"] = description }
         return value
+    }
+
+    /// The `conditions` field, validated and in canonical form, as stored (nil when left out).
+    static func conditions(_ body: JSONBody) throws -> String? {
+        guard let texts = try body.strings("conditions") else { return nil }
+        do {
+            return PolicyConditions.encode(try texts.map { text throws(ConditionError) in try Condition(text) })
+        } catch {
+            throw APIError.validation("\(error)", field: "conditions")
+        }
     }
 
     func list(_ request: Request) async throws -> Response {
@@ -32,25 +45,46 @@ struct PoliciesController {
 
     func create(_ request: Request) async throws -> Response {
         let admin = try AdminSession.require()
-        let body = try await JSONBody(request, allowed: ["group_id", "resource_id", "description", "disabled"])
-        guard let group = UUID(uuidString: try body.string("group_id")) else { throw APIError.validation("\"group_id\" must be an ID", field: "group_id") }
-        guard let resource = UUID(uuidString: try body.string("resource_id")) else {
-            throw APIError.validation("\"resource_id\" must be an ID", field: "resource_id")
-        }
-        let description = body.values["description"] == nil ? nil : try body.string("description", maximumLength: 500)
-        var disabled = false
-        if let value = body.values["disabled"] {
-            guard let flag = value as? Bool, type(of: value) != Int.self else { throw APIError.validation("\"disabled\" must be true or false", field: "disabled") }
-            disabled = flag
-        }
+        let body = try await JSONBody(request, allowed: ["group_id", "resource_id", "description", "disabled", "conditions"])
+        guard let group = try body.uuid("group_id") else { throw APIError.validation("\"group_id\" is required", field: "group_id") }
+        guard let resource = try body.uuid("resource_id") else { throw APIError.validation("\"resource_id\" is required", field: "resource_id") }
+        let description = try body.optionalString("description", maximumLength: 500)
+        let disabled = try body.bool("disabled") ?? false
+        let conditions = try Self.conditions(body)
         let record = PolicyRecord(accountID: admin.accountID, groupID: group, resourceID: resource, description: description,
-                                  disabled: disabled, createdAt: Date())
+                                  conditions: conditions ?? "[]", disabled: disabled, createdAt: Date())
         do {
             return try json(Self.representation(try await repository.createPolicy(record, by: admin, now: Date())), status: .created)
         } catch RepositoryError.conflict {
             throw APIError(.conflict, code: "conflict", message: "the group already has a policy for this resource", field: "group_id")
         } catch RepositoryError.missingReference {
             throw APIError.notFound("group \(group.uuidString.lowercased()) or resource \(resource.uuidString.lowercased())")
+        }
+    }
+
+    func update(_ request: Request, id: String?) async throws -> Response {
+        let admin = try AdminSession.require()
+        guard let uuid = id.flatMap(UUID.init(uuidString:)) else { throw APIError.notFound("policy \(id ?? "")") }
+        let body = try await JSONBody(request, allowed: ["group_id", "resource_id", "description", "disabled", "conditions"])
+        let group = try body.uuid("group_id")
+        let resource = try body.uuid("resource_id")
+        let description = try body.optionalString("description", maximumLength: 500)
+        let disabled = try body.bool("disabled")
+        let conditions = try Self.conditions(body)
+        do {
+            let updated = try await repository.updatePolicy(accountID: admin.accountID, id: uuid, by: admin, now: Date()) { policy in
+                if let group { policy.groupID = group }
+                if let resource { policy.resourceID = resource }
+                if let description { policy.description = description }
+                if let disabled { policy.disabled = disabled }
+                if let conditions { policy.conditions = conditions }
+            }
+            guard let updated else { throw APIError.notFound("policy \(uuid.uuidString.lowercased())") }
+            return try json(Self.representation(updated))
+        } catch RepositoryError.conflict {
+            throw APIError(.conflict, code: "conflict", message: "the group already has a policy for this resource", field: "group_id")
+        } catch RepositoryError.missingReference {
+            throw APIError.notFound("group or resource")
         }
     }
 
@@ -62,37 +96,58 @@ struct PoliciesController {
         return Response(status: .noContent)
     }
 
-    /// Whether an actor may reach a resource, policy by policy.
+    /// Whether an actor (optionally on one of its clients, optionally at another time) may reach a
+    /// resource, policy by policy and condition by condition, with the expiry that would result.
     func explain(_ request: Request) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let actorID = request.uri.queryParameters["actor"].flatMap({ UUID(uuidString: String($0)) }),
+        let query = request.uri.queryParameters
+        guard let actorID = query["actor"].flatMap({ UUID(uuidString: String($0)) }),
               let actor = try await repository.actor(id: actorID), actor.accountID == admin.accountID
         else { throw APIError.notFound("actor") }
-        guard let resourceID = request.uri.queryParameters["resource"].flatMap({ UUID(uuidString: String($0)) }) else {
-            throw APIError.notFound("resource")
+        guard let resourceID = query["resource"].flatMap({ UUID(uuidString: String($0)) }),
+              try await repository.resource(accountID: admin.accountID, id: resourceID) != nil
+        else { throw APIError.notFound("resource") }
+        var now = Date()
+        if let at = query["at"].map(String.init) {
+            guard let date = ISO8601DateFormatter().date(from: at) else {
+                throw APIError.validation("at \"\(at)\" must be an ISO 8601 time like 2026-11-23T10:00:00Z", field: "at")
+            }
+            now = date
         }
-        let policies = try await repository.policies(accountID: admin.accountID, resource: resourceID)
-        let groups = try await repository.listGroups(accountID: admin.accountID, after: nil, limit: 100_000)
-        let names = Dictionary(uniqueKeysWithValues: groups.map { ($0.id, $0.name) })
-        var memberOf = try await repository.groupIDs(of: actor.id)
-        // Everyone implicitly holds every user and admin, never a service account.
-        if actor.type != .serviceAccount, let everyone = groups.first(where: \.isEveryone) { memberOf.insert(everyone.id) }
-        let outcomes = policies.map { policy in
-            AccessEvaluation.PolicyOutcome(
-                policyID: policy.id, groupName: names[policy.groupID] ?? policy.groupID.uuidString.lowercased(),
-                disabled: policy.disabled, groupContainsActor: !actor.disabled && memberOf.contains(policy.groupID), conditions: [])
+        var client: DeviceRecord?
+        var tokenExpiry: Date?
+        if let clientText = query["client"].map(String.init) {
+            let clients = try await repository.listDevices(accountID: admin.accountID, kind: .client, after: nil, limit: Int.max)
+            guard let found = clients.first(where: { $0.id.uuidString.lowercased() == clientText.lowercased() || $0.name == clientText }),
+                  found.actorID == actor.id
+            else { throw APIError.notFound("client \(clientText) of this actor") }
+            client = found
+            if let tokenID = found.tokenID {
+                tokenExpiry = try await repository.listTokens(accountID: admin.accountID, after: nil, limit: Int.max)
+                    .first { $0.id == tokenID }?.expiresAt
+            }
         }
-        let evaluation = AccessEvaluation.evaluate(policies: outcomes)
-        return try json([
+        let evaluation = try await evaluator.evaluate(accountID: admin.accountID, actor: actor, resource: resourceID, client: client,
+                                                      tokenExpiry: tokenExpiry, now: now)
+        let dates = ISO8601DateFormatter()
+        var answer: [String: Any] = [
             "decision": evaluation.decision.rawValue,
             "actor_disabled": actor.disabled,
+            "at": dates.string(from: now),
+            "failed_conditions": evaluation.failedConditions,
             "policies": evaluation.policies.map { outcome in
-                [
+                var value: [String: Any] = [
                     "policy_id": outcome.policyID.uuidString.lowercased(), "group": outcome.groupName,
                     "disabled": outcome.disabled, "group_contains_actor": outcome.groupContainsActor, "grants": outcome.grants,
                     "conditions": outcome.conditions.map { ["condition": $0.name, "holds": $0.holds] },
-                ] as [String: Any]
+                ]
+                if let until = outcome.until { value["conditions_hold_until"] = dates.string(from: until) }
+                return value
             },
-        ])
+        ]
+        if let chosen = evaluation.chosenPolicy { answer["policy_id"] = chosen.uuidString.lowercased() }
+        if let expiry = evaluation.expiresAt { answer["expires_at"] = dates.string(from: expiry) }
+        if let client { answer["client_id"] = client.id.uuidString.lowercased() }
+        return try json(answer)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 package import Hummingbird
 package import Logging
 package import Persistence
+package import Prometheus
 
 /// How the portal is run.
 package struct PortalConfiguration: Sendable {
@@ -18,18 +19,42 @@ package enum PortalApplication {
 
     package static func build(
         configuration: PortalConfiguration, repository: any PortalRepository, logger: Logger,
+        evaluator: PolicyEvaluator? = nil, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
         onListening: @escaping @Sendable (String) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
+        let evaluator = evaluator ?? PolicyEvaluator(repository: repository)
         let router = Router()
+        router.add(middleware: RequestMetrics(registry: registry))
         router.get("healthz") { _, _ in "ok\n" }
-        router.get("readyz") { _, _ in "ready\n" }
-        let api = router.group("api/v1").add(middleware: AdminAuthentication(repository: repository))
+        router.get("readyz") { _, _ -> Response in
+            // Ready when the database answers.
+            do {
+                _ = try await repository.account(id: UUID())
+                return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
+            } catch {
+                return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "database unavailable\n")))
+            }
+        }
+        router.get("metrics") { _, _ -> Response in
+            var bytes: [UInt8] = []
+            registry.emit(into: &bytes)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        router.get("api/v1/openapi.json") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        }
+        let api = router.group("api/v1")
+            .add(middleware: AdminAuthentication(repository: repository, evaluator: evaluator,
+                                                 notifications: registry.makeCounter(name: "gatehouse_portal_access_notifications_total")))
         SitesController(repository: repository).add(to: api.group("sites"))
         GroupsController(repository: repository).add(to: api.group("groups"))
         ActorsController(repository: repository).add(to: api.group("actors"))
         TokensController(repository: repository).add(to: api.group("tokens"))
         ResourcesController(repository: repository).add(to: api.group("resources"))
-        PoliciesController(repository: repository).add(policies: api.group("policies"), access: api.group("access"))
+        PoliciesController(repository: repository, evaluator: evaluator).add(policies: api.group("policies"), access: api.group("access"))
+        AccountController(repository: repository).add(account: api.group("account"), clients: api.group("clients"),
+                                                      gateways: api.group("gateways"), audit: api.group("audit"))
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "gatehouse-portal"),
@@ -41,10 +66,42 @@ package enum PortalApplication {
     }
 }
 
+/// Counts requests by method and status class for `/metrics`.
+struct RequestMetrics<Context: RequestContext>: RouterMiddleware {
+    let registry: PrometheusCollectorRegistry
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let status: Int
+        let response: Response
+        do {
+            response = try await next(request, context)
+            status = Int(response.status.code)
+        } catch let error as any HTTPResponseError {
+            count(request, status: Int(error.status.code))
+            throw error
+        } catch {
+            count(request, status: 500)
+            throw error
+        }
+        count(request, status: status)
+        return response
+    }
+
+    private func count(_ request: Request, status: Int) {
+        registry.makeCounter(name: "gatehouse_portal_http_requests_total",
+                             labels: [("method", request.method.rawValue), ("status", "\(status / 100)xx")]).increment()
+    }
+}
+
 /// Admin API authentication: a bearer token of kind admin_api, unexpired, whose actor is an enabled
 /// admin. The authenticated actor travels to the handlers in a task-local.
+///
+/// Every request that may write (anything but GET) runs as one change of the policy evaluator, which
+/// works out who must be told what (portal spec, "Live changes").
 struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
     let repository: any PortalRepository
+    let evaluator: PolicyEvaluator
+    let notifications: Counter
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw APIError.unauthorized }
@@ -55,7 +112,12 @@ struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
         guard token.kind == .adminAPI, actor.type == .admin else {
             throw APIError(.forbidden, code: "forbidden", message: "this token may not use the admin API")
         }
-        return try await AdminSession.$current.withValue(actor) { try await next(request, context) }
+        return try await AdminSession.$current.withValue(actor) {
+            guard request.method != .get, request.method != .head else { return try await next(request, context) }
+            let (response, notified) = try await evaluator.change(accountID: actor.accountID) { try await next(request, context) }
+            notifications.increment(by: Int64(notified.count))
+            return response
+        }
     }
 }
 
@@ -88,6 +150,36 @@ struct JSONBody {
             throw APIError.validation("unknown field \"\(unknown)\"", field: unknown)
         }
         values = object
+    }
+
+    /// A string field that may be left out.
+    func optionalString(_ key: String, maximumLength: Int = 200) throws -> String? {
+        values[key] == nil ? nil : try string(key, maximumLength: maximumLength)
+    }
+
+    /// A true/false field that may be left out (JSON numbers are not booleans).
+    func bool(_ key: String) throws -> Bool? {
+        guard let value = values[key] else { return nil }
+        // JSONSerialization gives numbers and booleans alike as NSNumber (1 `as? Bool` is true);
+        // JSON true/false come as its boolean subclass.
+        guard let flag = value as? Bool, type(of: value) != NSNumber.self else {
+            throw APIError.validation("\"\(key)\" must be true or false", field: key)
+        }
+        return flag
+    }
+
+    /// An ID field that may be left out.
+    func uuid(_ key: String) throws -> UUID? {
+        guard values[key] != nil else { return nil }
+        guard let id = UUID(uuidString: try string(key)) else { throw APIError.validation("\"\(key)\" must be an ID", field: key) }
+        return id
+    }
+
+    /// A list-of-strings field that may be left out.
+    func strings(_ key: String) throws -> [String]? {
+        guard let value = values[key] else { return nil }
+        guard let texts = value as? [String] else { throw APIError.validation("\"\(key)\" must be a list of strings", field: key) }
+        return texts
     }
 
     func string(_ key: String, maximumLength: Int = 200) throws -> String {

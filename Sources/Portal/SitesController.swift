@@ -9,6 +9,7 @@ struct SitesController {
     func add<Context: RequestContext>(to group: RouterGroup<Context>) {
         group.get { request, _ in try await list(request) }
         group.post { request, _ in try await create(request) }
+        group.patch(":id") { request, context in try await rename(request, id: context.parameters.get("id")) }
         group.delete(":id") { request, context in try await delete(request, id: context.parameters.get("id")) }
     }
 
@@ -30,6 +31,20 @@ struct SitesController {
         do {
             let site = try await repository.createSite(accountID: admin.accountID, name: name, by: admin, now: Date())
             return try json(Self.representation(site), status: .created)
+        } catch RepositoryError.conflict {
+            throw APIError(.conflict, code: "conflict", message: "a site named \"\(name)\" exists", field: "name")
+        }
+    }
+
+    func rename(_ request: Request, id: String?) async throws -> Response {
+        let admin = try AdminSession.require()
+        guard let uuid = id.flatMap(UUID.init(uuidString:)) else { throw APIError.notFound("site \(id ?? "")") }
+        let name = try await JSONBody(request, allowed: ["name"]).string("name")
+        do {
+            guard let site = try await repository.updateSite(accountID: admin.accountID, id: uuid, by: admin, now: Date(), { $0.name = name }) else {
+                throw APIError.notFound("site \(uuid.uuidString.lowercased())")
+            }
+            return try json(Self.representation(site))
         } catch RepositoryError.conflict {
             throw APIError(.conflict, code: "conflict", message: "a site named \"\(name)\" exists", field: "name")
         }

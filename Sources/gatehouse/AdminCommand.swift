@@ -12,7 +12,8 @@ struct AdminCommand: AsyncParsableCommand {
             The portal URL and admin token come from --portal-url and --token, or GATEHOUSE_PORTAL_URL and \
             GATEHOUSE_TOKEN. Names are accepted wherever IDs are. Output is a table; --json prints the API's JSON.
             """,
-        subcommands: [SiteCommand.self, GroupCommand.self, ActorCommand.self, ResourceCommand.self, PolicyCommand.self, AccessCommand.self]
+        subcommands: [AccountCommand.self, SiteCommand.self, GroupCommand.self, ActorCommand.self, ResourceCommand.self, PolicyCommand.self,
+                      AccessCommand.self, TokenCommand.self, AdminClientCommand.self, AdminGatewayCommand.self, AuditCommand.self]
     )
 }
 
@@ -97,7 +98,7 @@ func printJSON(_ value: Any) throws {
 struct SiteCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "site", abstract: "Sites: places where gateways run.",
-        subcommands: [List.self, Create.self, Delete.self])
+        subcommands: [List.self, Create.self, Rename.self, Delete.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List sites.")
@@ -158,7 +159,7 @@ extension AdminClient {
 struct GroupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "group", abstract: "Groups of actors, the subjects of policies.",
-        subcommands: [List.self, Create.self, Delete.self, Members.self, AddMember.self, RemoveMember.self])
+        subcommands: [List.self, Create.self, Rename.self, Delete.self, Members.self, AddMember.self, RemoveMember.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List groups.")
@@ -240,7 +241,7 @@ struct GroupCommand: AsyncParsableCommand {
 struct ActorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "actor", abstract: "Users, admins and service accounts.",
-        subcommands: [List.self, Create.self, Delete.self])
+        subcommands: [List.self, Create.self, Update.self, Disable.self, Enable.self, Delete.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List actors.")
@@ -248,8 +249,9 @@ struct ActorCommand: AsyncParsableCommand {
         func run() async throws {
             let actors = try await options.client().list("/api/v1/actors")
             if options.json { return try printJSON(actors) }
-            printTable(["ID", "TYPE", "NAME", "EMAIL"], actors.map {
-                [$0["id"] as? String ?? "", $0["type"] as? String ?? "", $0["name"] as? String ?? "", $0["email"] as? String ?? ""]
+            printTable(["ID", "TYPE", "NAME", "EMAIL", "DISABLED"], actors.map {
+                [$0["id"] as? String ?? "", $0["type"] as? String ?? "", $0["name"] as? String ?? "", $0["email"] as? String ?? "",
+                 "\($0["disabled"] as? Bool ?? false)"]
             })
         }
     }
@@ -286,7 +288,7 @@ struct ActorCommand: AsyncParsableCommand {
 struct ResourceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "resource", abstract: "Resources: networks, hosts and DNS names behind a site's gateways.",
-        subcommands: [List.self, Create.self, Delete.self])
+        subcommands: [List.self, Create.self, Update.self, Delete.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List resources.")
@@ -344,7 +346,7 @@ struct ResourceCommand: AsyncParsableCommand {
 struct PolicyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policy", abstract: "Policies: a group may reach a resource. Policies only allow.",
-        subcommands: [List.self, Create.self, Delete.self])
+        subcommands: [List.self, Create.self, Update.self, Delete.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List policies.")
@@ -352,8 +354,16 @@ struct PolicyCommand: AsyncParsableCommand {
         func run() async throws {
             let policies = try await options.client().list("/api/v1/policies")
             if options.json { return try printJSON(policies) }
-            printTable(["ID", "GROUP", "RESOURCE", "DISABLED"], policies.map {
-                [$0["id"] as? String ?? "", $0["group_id"] as? String ?? "", $0["resource_id"] as? String ?? "", "\($0["disabled"] as? Bool ?? false)"]
+            let client = try options.client()
+            let groups = Dictionary(try await client.list("/api/v1/groups").map { ($0["id"] as? String ?? "", $0["name"] as? String ?? "") },
+                                    uniquingKeysWith: { first, _ in first })
+            let resources = Dictionary(try await client.list("/api/v1/resources").map { ($0["id"] as? String ?? "", $0["name"] as? String ?? "") },
+                                       uniquingKeysWith: { first, _ in first })
+            printTable(["ID", "GROUP", "RESOURCE", "CONDITIONS", "DISABLED"], policies.map {
+                let group = $0["group_id"] as? String ?? ""
+                let resource = $0["resource_id"] as? String ?? ""
+                return [$0["id"] as? String ?? "", groups[group] ?? group, resources[resource] ?? resource,
+                        ($0["conditions"] as? [String])?.joined(separator: " ") ?? "", "\($0["disabled"] as? Bool ?? false)"]
             })
         }
     }
@@ -364,13 +374,16 @@ struct PolicyCommand: AsyncParsableCommand {
         @Option(help: "The group's name or ID.") var group: String
         @Option(help: "The resource's name or ID.") var resource: String
         @Option(help: "Why the policy exists.") var description: String?
+        @Option(help: """
+            A condition that must hold; repeatable, all must hold: source_in:CIDR[,CIDR...], source_not_in:CIDR[,...],             time:DAYS/HH:MM-HH:MM/ZONE[,...] (days M T W R F S U, e.g. time:MTWRF/09:00-17:00/Europe/Berlin), verified.
+            """) var condition: [String] = []
         @Flag(help: "Create it disabled.") var disabled = false
         func run() async throws {
             let client = try options.client()
             var body: [String: Any] = [
                 "group_id": try await client.resolve(group, in: "/api/v1/groups", keys: ["name"], what: "group"),
                 "resource_id": try await client.resolve(resource, in: "/api/v1/resources", keys: ["name"], what: "resource"),
-                "disabled": disabled,
+                "disabled": disabled, "conditions": condition,
             ]
             if let description { body["description"] = description }
             let policy = try await client.call("POST", "/api/v1/policies", body: body).json as? [String: Any] ?? [:]
@@ -399,13 +412,21 @@ struct AccessCommand: AsyncParsableCommand {
         @OptionGroup var options: AdminOptions
         @Option(help: "The actor's email, name or ID.") var actor: String
         @Option(help: "The resource's name or ID.") var resource: String
+        @Option(help: "One of the actor's clients (name or ID): its address and verified flag feed the conditions.") var client: String?
+        @Option(help: "Evaluate at this time (ISO 8601, e.g. 2026-11-23T10:00:00Z) instead of now.") var at: String?
         func run() async throws {
-            let client = try options.client()
-            let actorID = try await client.resolve(actor, in: "/api/v1/actors", keys: ["email", "name"], what: "actor")
-            let resourceID = try await client.resolve(resource, in: "/api/v1/resources", keys: ["name"], what: "resource")
-            let answer = try await client.call("GET", "/api/v1/access/explain?actor=\(actorID)&resource=\(resourceID)").json as? [String: Any] ?? [:]
+            let api = try options.client()
+            let actorID = try await api.resolve(actor, in: "/api/v1/actors", keys: ["email", "name"], what: "actor")
+            let resourceID = try await api.resolve(resource, in: "/api/v1/resources", keys: ["name"], what: "resource")
+            var query = "actor=\(actorID)&resource=\(resourceID)"
+            if let client { query += "&client=\(client.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? client)" }
+            if let at { query += "&at=\(at.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? at)" }
+            let answer = try await api.call("GET", "/api/v1/access/explain?\(query)").json as? [String: Any] ?? [:]
             if options.json { return try printJSON(answer) }
-            print("\(actor) → \(resource): \(answer["decision"] as? String ?? "?")")
+            var headline = "\(actor) → \(resource): \(answer["decision"] as? String ?? "?")"
+            if let expiry = answer["expires_at"] as? String { headline += " until \(expiry)" }
+            if let failed = answer["failed_conditions"] as? [String], !failed.isEmpty { headline += " (failed: \(failed.joined(separator: ", ")))" }
+            print(headline)
             let policies = answer["policies"] as? [[String: Any]] ?? []
             if policies.isEmpty { print("  no policy names this resource") }
             for policy in policies {
@@ -413,6 +434,10 @@ struct AccessCommand: AsyncParsableCommand {
                 let contains = policy["group_contains_actor"] as? Bool ?? false
                 let disabled = policy["disabled"] as? Bool ?? false
                 print("  policy \(policy["policy_id"] as? String ?? ""): group \(group) \(contains ? "contains" : "does not contain") \(actor)\(disabled ? "; the policy is disabled" : "")")
+                for condition in policy["conditions"] as? [[String: Any]] ?? [] {
+                    print("    \(condition["holds"] as? Bool == true ? "holds" : "fails"): \(condition["condition"] as? String ?? "")")
+                }
+                if let until = policy["conditions_hold_until"] as? String { print("    conditions hold until \(until)") }
             }
         }
     }

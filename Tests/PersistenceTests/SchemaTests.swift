@@ -41,7 +41,7 @@ import Testing
 
     @Test func aNewFileIsMigratedInWALModeAndKeepsItsDataWhenReopened() throws {
         try withDatabase { database, path in
-            #expect(try database.appliedMigrations() == ["001_initial_schema"])
+            #expect(try database.appliedMigrations() == ["001_initial_schema", "002_device_token"])
             let mode = try database.writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
             #expect(mode == "wal")
             let fixture = try database.writer.write { db in try seed(db) }

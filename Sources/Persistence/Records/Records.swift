@@ -20,6 +20,8 @@ extension ResourceRecord: Identified {}
 extension PolicyRecord: Identified {}
 extension TokenRecord: Identified {}
 extension AuditEventRecord: Identified {}
+extension DeviceRecord: Identified {}
+extension AuthorizationRecord: Identified {}
 
 extension GatehouseRecord {
     package static func databaseUUIDEncodingStrategy(for column: String) -> DatabaseUUIDEncodingStrategy {
@@ -316,5 +318,103 @@ package struct AuditEventRecord: GatehouseRecord, Equatable {
         self.before = before
         self.after = after
         self.at = at
+    }
+}
+
+/// A connected client or gateway.
+package struct DeviceRecord: GatehouseRecord, Equatable {
+    package static let databaseTableName = "device"
+
+    package enum Kind: String, Codable, Sendable, CaseIterable {
+        case client, gateway
+    }
+
+    package var id: UUID
+    package var accountID: UUID
+    package var kind: Kind
+    package var externalID: String
+    package var name: String
+    package var publicKey: String
+    package var tunnelIPv4: String
+    package var tunnelIPv6: String
+    package var actorID: UUID?
+    package var siteID: UUID?
+    package var version: String?
+    package var lastSeenAt: Date?
+    package var lastSeenAddress: String?
+    package var verified: Bool
+    package var tokenID: UUID?
+    package var createdAt: Date
+
+    package enum CodingKeys: String, CodingKey {
+        case id, kind, name, version, verified
+        case accountID = "account_id"
+        case externalID = "external_id"
+        case publicKey = "public_key"
+        case tunnelIPv4 = "tunnel_ipv4"
+        case tunnelIPv6 = "tunnel_ipv6"
+        case actorID = "actor_id"
+        case siteID = "site_id"
+        case lastSeenAt = "last_seen_at"
+        case lastSeenAddress = "last_seen_address"
+        case tokenID = "token_id"
+        case createdAt = "created_at"
+    }
+
+    package init(id: UUID = UUID(), accountID: UUID, kind: Kind, externalID: String, name: String, publicKey: String,
+                 tunnelIPv4: String, tunnelIPv6: String, actorID: UUID? = nil, siteID: UUID? = nil, version: String? = nil,
+                 lastSeenAt: Date? = nil, lastSeenAddress: String? = nil, verified: Bool = false, tokenID: UUID? = nil, createdAt: Date) {
+        self.id = id
+        self.accountID = accountID
+        self.kind = kind
+        self.externalID = externalID
+        self.name = name
+        self.publicKey = publicKey
+        self.tunnelIPv4 = tunnelIPv4
+        self.tunnelIPv6 = tunnelIPv6
+        self.actorID = actorID
+        self.siteID = siteID
+        self.version = version
+        self.lastSeenAt = lastSeenAt
+        self.lastSeenAddress = lastSeenAddress
+        self.verified = verified
+        self.tokenID = tokenID
+        self.createdAt = createdAt
+    }
+}
+
+/// The record that a gateway was told to accept a client for a resource, under a policy, until `expiresAt`.
+package struct AuthorizationRecord: GatehouseRecord, Equatable, Hashable {
+    package static let databaseTableName = "authorization"
+    package var id: UUID
+    package var accountID: UUID
+    package var clientID: UUID
+    package var gatewayID: UUID
+    package var resourceID: UUID
+    package var policyID: UUID
+    package var expiresAt: Date
+    package var createdAt: Date
+
+    package enum CodingKeys: String, CodingKey {
+        case id
+        case accountID = "account_id"
+        case clientID = "client_id"
+        case gatewayID = "gateway_id"
+        case resourceID = "resource_id"
+        case policyID = "policy_id"
+        case expiresAt = "expires_at"
+        case createdAt = "created_at"
+    }
+
+    package init(id: UUID = UUID(), accountID: UUID, clientID: UUID, gatewayID: UUID, resourceID: UUID, policyID: UUID,
+                 expiresAt: Date, createdAt: Date) {
+        self.id = id
+        self.accountID = accountID
+        self.clientID = clientID
+        self.gatewayID = gatewayID
+        self.resourceID = resourceID
+        self.policyID = policyID
+        self.expiresAt = expiresAt
+        self.createdAt = createdAt
     }
 }

@@ -1,0 +1,126 @@
+import Addresses
+package import Foundation
+package import Persistence
+package import Policy
+
+/// Who must be told what after a change (portal spec, "Live changes"); what the realtime API pushes.
+package enum AccessNotification: Hashable, Sendable, CustomStringConvertible {
+    /// The gateway must stop accepting the client for the resource.
+    case rejectAccess(gateway: UUID, client: UUID, resource: UUID)
+    /// Nothing grants the client the resource any more.
+    case resourceDeleted(client: UUID, resource: UUID)
+    /// The client gained the resource, or something it shows of it changed.
+    case resourceCreatedOrUpdated(client: UUID, resource: UUID)
+    /// Only the filters changed: the gateway gets them and keeps the authorisations.
+    case resourceUpdated(gateway: UUID, resource: UUID)
+
+    package var description: String {
+        switch self {
+        case let .rejectAccess(gateway, client, resource): "reject_access(gateway: \(gateway), client: \(client), resource: \(resource))"
+        case let .resourceDeleted(client, resource): "resource_deleted(client: \(client), resource: \(resource))"
+        case let .resourceCreatedOrUpdated(client, resource): "resource_created_or_updated(client: \(client), resource: \(resource))"
+        case let .resourceUpdated(gateway, resource): "resource_updated(gateway: \(gateway), resource: \(resource))"
+        }
+    }
+}
+
+/// What every connected client of an account may reach at one instant, and which authorisations still
+/// stand. Pure: built from `AccessData` and `now`; two snapshots, before and after a change, say who
+/// must be told what, whatever the change was, so that no kind of change can be forgotten.
+package struct AccessSnapshot: Sendable {
+    /// Client → the resources some policy grants it now.
+    package private(set) var visible: [UUID: Set<UUID>] = [:]
+    /// (client, resource) → the policies that grant it.
+    private var granting: [Pair: Set<UUID>] = [:]
+    package private(set) var resources: [UUID: ResourceRecord]
+    /// The authorisations whose policy still grants them.
+    package private(set) var validAuthorizations: Set<AuthorizationRecord> = []
+    package private(set) var allAuthorizations: [AuthorizationRecord]
+
+    private struct Pair: Hashable {
+        var client: UUID
+        var resource: UUID
+    }
+
+    package init(_ data: AccessData, now: Date) {
+        resources = data.resources
+        allAuthorizations = data.authorizations
+        let everyone = data.groups.values.first(where: \.isEveryone)?.id
+        let policiesByGroup = Dictionary(grouping: data.policies.filter { !$0.disabled }, by: \.groupID)
+        for client in data.clients {
+            visible[client.id] = []
+            guard let actorID = client.actorID, let actor = data.actors[actorID], !actor.disabled,
+                  let tokenID = client.tokenID, let token = data.tokens[tokenID], token.expiresAt.map({ $0 > now }) ?? true
+            else { continue }
+            var groups = data.memberships[actor.id] ?? []
+            if actor.type != .serviceAccount, let everyone { groups.insert(everyone) }
+            let context = ConditionContext(
+                sourceAddress: client.lastSeenAddress.flatMap { try? SocketAddress($0, port: 0).ip }, clientVerified: client.verified, now: now)
+            for group in groups {
+                for policy in policiesByGroup[group] ?? [] where data.resources[policy.resourceID] != nil {
+                    let conditions = try? PolicyConditions.decode(policy.conditions)
+                    // A condition list that no longer parses grants nothing: never access on a guess.
+                    guard let conditions, conditions.allSatisfy({ $0.evaluate(context).holds }) else { continue }
+                    visible[client.id, default: []].insert(policy.resourceID)
+                    granting[Pair(client: client.id, resource: policy.resourceID), default: []].insert(policy.id)
+                }
+            }
+        }
+        for authorization in data.authorizations
+        where granting[Pair(client: authorization.clientID, resource: authorization.resourceID)]?.contains(authorization.policyID) == true {
+            validAuthorizations.insert(authorization)
+        }
+    }
+
+    /// The notifications that take the clients and gateways from `before` to `after`, and the
+    /// authorisations to delete because they were revoked.
+    package static func changes(from before: AccessSnapshot, to after: AccessSnapshot) -> (notifications: [AccessNotification], revoked: [UUID]) {
+        var notifications: [AccessNotification] = []
+        var revoked: [UUID] = []
+        var filterUpdates = Set<AccessNotification>()
+        for authorization in before.validAuthorizations.sorted(by: { $0.id.uuidString < $1.id.uuidString }) {
+            let old = before.resources[authorization.resourceID]
+            let new = after.resources[authorization.resourceID]
+            let sameTarget = old != nil && new != nil && old?.address == new?.address && old?.type == new?.type && old?.siteID == new?.siteID
+            if !after.validAuthorizations.contains(authorization) || !sameTarget {
+                notifications.append(.rejectAccess(gateway: authorization.gatewayID, client: authorization.clientID, resource: authorization.resourceID))
+                revoked.append(authorization.id)
+            } else if old?.filters != new?.filters {
+                let update = AccessNotification.resourceUpdated(gateway: authorization.gatewayID, resource: authorization.resourceID)
+                if filterUpdates.insert(update).inserted { notifications.append(update) }
+            }
+        }
+        for client in after.visible.keys.sorted(by: { $0.uuidString < $1.uuidString }) {
+            // A client that joined during the change gets everything in its `init`.
+            guard let had = before.visible[client], let has = after.visible[client] else { continue }
+            for resource in had.subtracting(has).sorted(by: { $0.uuidString < $1.uuidString }) {
+                notifications.append(.resourceDeleted(client: client, resource: resource))
+            }
+            for resource in has.sorted(by: { $0.uuidString < $1.uuidString })
+            where !had.contains(resource) || !Self.sameView(before.resources[resource], after.resources[resource]) {
+                notifications.append(.resourceCreatedOrUpdated(client: client, resource: resource))
+            }
+        }
+        return (notifications, revoked)
+    }
+
+    /// Whether a client would show the resource the same way (everything but when it was created).
+    private static func sameView(_ lhs: ResourceRecord?, _ rhs: ResourceRecord?) -> Bool {
+        guard let lhs, let rhs else { return lhs == nil && rhs == nil }
+        return lhs.name == rhs.name && lhs.type == rhs.type && lhs.address == rhs.address && lhs.addressDescription == rhs.addressDescription
+            && lhs.filters == rhs.filters && lhs.siteID == rhs.siteID && lhs.ipStack == rhs.ipStack
+    }
+}
+
+/// A policy's conditions as stored: a JSON array of condition texts.
+package enum PolicyConditions {
+    package static func decode(_ json: String) throws -> [Condition] {
+        let texts = try JSONDecoder().decode([String].self, from: Data(json.utf8))
+        return try texts.map { text in try Condition(text) }
+    }
+
+    package static func encode(_ conditions: [Condition]) -> String {
+        let texts = conditions.map(\.description)
+        return (try? String(decoding: JSONEncoder().encode(texts), as: UTF8.self)) ?? "[]"
+    }
+}

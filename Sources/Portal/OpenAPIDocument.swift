@@ -1,0 +1,129 @@
+import Foundation
+
+/// The OpenAPI 3.1 description of the admin API, served at `/api/v1/openapi.json`. Built from one table
+/// of operations so that it stays short; a test calls every operation it lists against a live portal.
+enum OpenAPIDocument {
+    struct Operation {
+        var method: String
+        var path: String
+        var summary: String
+        /// Request body fields: name → JSON schema type ("string", "boolean", "integer", "array").
+        var body: [String: String] = [:]
+        var required: [String] = []
+        /// Query parameters.
+        var query: [String] = []
+        var success: Int = 200
+    }
+
+    static let list = ["limit", "cursor"]
+
+    static let operations: [Operation] = [
+        Operation(method: "get", path: "/account", summary: "Show the account and its tunnel address ranges"),
+        Operation(method: "patch", path: "/account", summary: "Rename the account or change its tunnel address ranges",
+                  body: ["name": "string", "tunnel_ipv4_range": "string", "tunnel_ipv6_range": "string"]),
+        Operation(method: "get", path: "/actors", summary: "List users, admins and service accounts", query: list),
+        Operation(method: "post", path: "/actors", summary: "Create an actor", body: ["type": "string", "name": "string", "email": "string"],
+                  required: ["type", "name"], success: 201),
+        Operation(method: "patch", path: "/actors/{id}", summary: "Rename, change the email of, disable or enable an actor",
+                  body: ["name": "string", "email": "string", "disabled": "boolean"]),
+        Operation(method: "delete", path: "/actors/{id}", summary: "Delete an actor", success: 204),
+        Operation(method: "get", path: "/groups", summary: "List groups", query: list),
+        Operation(method: "post", path: "/groups", summary: "Create a group", body: ["name": "string"], required: ["name"], success: 201),
+        Operation(method: "patch", path: "/groups/{id}", summary: "Rename a group", body: ["name": "string"], required: ["name"]),
+        Operation(method: "delete", path: "/groups/{id}", summary: "Delete a group", success: 204),
+        Operation(method: "get", path: "/groups/{id}/members", summary: "List a group's members"),
+        Operation(method: "put", path: "/groups/{id}/members/{actor}", summary: "Add an actor to a group (201, or 200 if it was a member)",
+                  success: 201),
+        Operation(method: "delete", path: "/groups/{id}/members/{actor}", summary: "Remove an actor from a group", success: 204),
+        Operation(method: "get", path: "/sites", summary: "List sites", query: list),
+        Operation(method: "post", path: "/sites", summary: "Create a site", body: ["name": "string"], required: ["name"], success: 201),
+        Operation(method: "patch", path: "/sites/{id}", summary: "Rename a site", body: ["name": "string"], required: ["name"]),
+        Operation(method: "delete", path: "/sites/{id}", summary: "Delete a site and its resources", success: 204),
+        Operation(method: "get", path: "/resources", summary: "List resources", query: list),
+        Operation(method: "post", path: "/resources", summary: "Create a resource (cidr, ip or dns) with filters like tcp:5432",
+                  body: ["name": "string", "type": "string", "address": "string", "address_description": "string", "site_id": "string",
+                         "filters": "array", "ip_stack": "string"],
+                  required: ["name", "type", "address", "site_id"], success: 201),
+        Operation(method: "patch", path: "/resources/{id}", summary: "Change a resource; the result is validated as a whole",
+                  body: ["name": "string", "type": "string", "address": "string", "address_description": "string", "site_id": "string",
+                         "filters": "array", "ip_stack": "string"]),
+        Operation(method: "delete", path: "/resources/{id}", summary: "Delete a resource", success: 204),
+        Operation(method: "get", path: "/policies", summary: "List policies", query: list),
+        Operation(method: "post", path: "/policies",
+                  summary: "Allow a group to reach a resource; conditions like source_in:10.0.0.0/8, time:MTWRF/09:00-17:00/Europe/Berlin, verified",
+                  body: ["group_id": "string", "resource_id": "string", "description": "string", "disabled": "boolean", "conditions": "array"],
+                  required: ["group_id", "resource_id"], success: 201),
+        Operation(method: "patch", path: "/policies/{id}", summary: "Change a policy's group, resource, description, conditions or disabled flag",
+                  body: ["group_id": "string", "resource_id": "string", "description": "string", "disabled": "boolean", "conditions": "array"]),
+        Operation(method: "delete", path: "/policies/{id}", summary: "Delete a policy", success: 204),
+        Operation(method: "get", path: "/access/explain",
+                  summary: "Whether an actor (on a client, at a time) may reach a resource, policy by policy and condition by condition",
+                  query: ["actor", "resource", "client", "at"]),
+        Operation(method: "get", path: "/tokens", summary: "List tokens (metadata only, never secrets)", query: list),
+        Operation(method: "post", path: "/tokens", summary: "Create a token; the answer holds its secret, shown this once",
+                  body: ["kind": "string", "actor_id": "string", "site_id": "string", "expires_in_seconds": "integer"],
+                  required: ["kind"], success: 201),
+        Operation(method: "delete", path: "/tokens/{id}", summary: "Revoke a token", success: 204),
+        Operation(method: "get", path: "/clients", summary: "List clients", query: list),
+        Operation(method: "put", path: "/clients/{id}/verified", summary: "Mark a client verified"),
+        Operation(method: "delete", path: "/clients/{id}/verified", summary: "Mark a client not verified"),
+        Operation(method: "get", path: "/gateways", summary: "List gateways with their online state", query: list),
+        Operation(method: "get", path: "/audit", summary: "The audit log, newest first", query: ["limit"]),
+    ]
+
+    static let json: String = {
+        var paths: [String: [String: Any]] = [:]
+        for operation in operations {
+            var value: [String: Any] = [
+                "summary": operation.summary,
+                "operationId": operation.method + operation.path.split(separator: "/").map { part in
+                    part.hasPrefix("{") ? "By" + part.dropFirst().dropLast().capitalized : part.capitalized
+                }.joined().replacingOccurrences(of: "_", with: ""),
+                "responses": [
+                    "\(operation.success)": ["description": "success"],
+                    "400": ["$ref": "#/components/responses/Error"], "401": ["$ref": "#/components/responses/Error"],
+                    "403": ["$ref": "#/components/responses/Error"], "404": ["$ref": "#/components/responses/Error"],
+                    "409": ["$ref": "#/components/responses/Error"], "413": ["$ref": "#/components/responses/Error"],
+                ],
+            ]
+            var parameters: [[String: Any]] = operation.path.split(separator: "/").filter { $0.hasPrefix("{") }.map { part in
+                ["name": String(part.dropFirst().dropLast()), "in": "path", "required": true, "schema": ["type": "string", "format": "uuid"]]
+            }
+            parameters += operation.query.map { ["name": $0, "in": "query", "schema": ["type": $0 == "limit" ? "integer" : "string"]] }
+            if !parameters.isEmpty { value["parameters"] = parameters }
+            if !operation.body.isEmpty {
+                let properties = operation.body.mapValues { type -> [String: Any] in
+                    type == "array" ? ["type": "array", "items": ["type": "string"]] : ["type": type]
+                }
+                var schema: [String: Any] = ["type": "object", "properties": properties, "additionalProperties": false]
+                if !operation.required.isEmpty { schema["required"] = operation.required }
+                value["requestBody"] = ["required": true, "content": ["application/json": ["schema": schema]]]
+            }
+            paths["/api/v1" + operation.path, default: [:]][operation.method] = value
+        }
+        let document: [String: Any] = [
+            "openapi": "3.1.0",
+            "info": ["title": "Gatehouse portal admin API", "version": "1"],
+            "security": [["bearer": []]],
+            "paths": paths,
+            "components": [
+                "securitySchemes": ["bearer": ["type": "http", "scheme": "bearer", "description": "an admin_api token"]],
+                "responses": [
+                    "Error": [
+                        "description": "an error; validation errors name the field",
+                        "content": ["application/json": ["schema": [
+                            "type": "object",
+                            "properties": ["error": [
+                                "type": "object",
+                                "properties": ["code": ["type": "string"], "message": ["type": "string"], "field": ["type": "string"]],
+                                "required": ["code", "message"],
+                            ]],
+                        ]]],
+                    ],
+                ],
+            ],
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .prettyPrinted])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }()
+}

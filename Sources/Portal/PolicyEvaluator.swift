@@ -1,0 +1,131 @@
+import Addresses
+package import Foundation
+package import Persistence
+package import Policy
+
+/// The portal's policy evaluator: answers "may this actor (on this client) reach this resource, until
+/// when, and why" (portal spec, "Policy evaluation" and "Explaining access"), and runs every admin
+/// change so that it can tell who must be told what ("Live changes").
+///
+/// Changes of one portal are serialised here: each takes a snapshot of what the account's connected
+/// clients may reach before and after the write, and the difference is the notifications, published to
+/// subscribers (the realtime API) and returned. Revoked authorisations are deleted.
+package actor PolicyEvaluator {
+    private let repository: any PortalRepository
+    private var changing = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    private var subscribers: [UUID: AsyncStream<AccessNotification>.Continuation] = [:]
+
+    package init(repository: any PortalRepository) {
+        self.repository = repository
+    }
+
+    /// Evaluates `actor`'s access to a resource, as `client` if one is given (its source address and
+    /// verified flag feed the conditions; its token's expiry bounds the authorisation).
+    package func evaluate(accountID: UUID, actor: ActorRecord, resource: UUID, client: DeviceRecord?, tokenExpiry: Date?, now: Date)
+        async throws -> AccessEvaluation
+    {
+        let policies = try await repository.policies(accountID: accountID, resource: resource)
+        let groups = try await repository.listGroups(accountID: accountID, after: nil, limit: Int.max)
+        let names = Dictionary(uniqueKeysWithValues: groups.map { ($0.id, $0.name) })
+        var memberOf = try await repository.groupIDs(of: actor.id)
+        // Everyone implicitly holds every user and admin, never a service account.
+        if actor.type != .serviceAccount, let everyone = groups.first(where: \.isEveryone) { memberOf.insert(everyone.id) }
+        let context = ConditionContext(
+            sourceAddress: client?.lastSeenAddress.flatMap { try? SocketAddress($0, port: 0).ip }, clientVerified: client?.verified, now: now)
+        let outcomes = policies.map { policy in
+            AccessEvaluation.PolicyOutcome(
+                policyID: policy.id, groupName: names[policy.groupID] ?? policy.groupID.uuidString.lowercased(), disabled: policy.disabled,
+                groupContainsActor: !actor.disabled && memberOf.contains(policy.groupID),
+                conditions: (try? PolicyConditions.decode(policy.conditions)) ?? [.sourceIn([])], context: context)
+        }
+        return AccessEvaluation.evaluate(policies: outcomes, tokenExpiry: tokenExpiry)
+    }
+
+    /// The notifications of every change from now on.
+    package func subscribe() -> AsyncStream<AccessNotification> {
+        let (stream, continuation) = AsyncStream<AccessNotification>.makeStream(bufferingPolicy: .bufferingNewest(100_000))
+        let id = UUID()
+        subscribers[id] = continuation
+        continuation.onTermination = { [weak self] _ in
+            Task { await self?.unsubscribe(id) }
+        }
+        return stream
+    }
+
+    private func unsubscribe(_ id: UUID) {
+        subscribers[id] = nil
+    }
+
+    /// A change in progress: the snapshot before it (nil when the account has no devices to tell).
+    package struct PendingChange: Sendable {
+        fileprivate let accountID: UUID
+        fileprivate let before: AccessSnapshot?
+    }
+
+    /// Waits for earlier changes to finish and takes the snapshot before this one.
+    package func begin(accountID: UUID, now: Date) async throws -> PendingChange {
+        if changing {
+            await withCheckedContinuation { waiting.append($0) }
+        } else {
+            changing = true
+        }
+        do {
+            guard try await repository.hasDevices(accountID: accountID) else { return PendingChange(accountID: accountID, before: nil) }
+            return PendingChange(accountID: accountID, before: AccessSnapshot(try await repository.accessData(accountID: accountID), now: now))
+        } catch {
+            release()
+            throw error
+        }
+    }
+
+    /// Takes the snapshot after the change, deletes revoked authorisations and publishes the notifications.
+    package func finish(_ change: PendingChange, now: Date) async throws -> [AccessNotification] {
+        defer { release() }
+        guard let before = change.before else { return [] }
+        let after = AccessSnapshot(try await repository.accessData(accountID: change.accountID), now: now)
+        let (notifications, revoked) = AccessSnapshot.changes(from: before, to: after)
+        _ = try await repository.deleteAuthorizations(ids: revoked)
+        for notification in notifications {
+            for subscriber in subscribers.values { subscriber.yield(notification) }
+        }
+        return notifications
+    }
+
+    /// What time alone changed between `from` and `to` (tokens and time windows that ran out): the
+    /// portal calls this periodically with the previous and the current instant.
+    package func expire(accountID: UUID, from: Date, to: Date) async throws -> [AccessNotification] {
+        let pending = try await begin(accountID: accountID, now: from)
+        return try await finish(pending, now: to)
+    }
+
+    /// Ends a change that wrote nothing.
+    package func abandon(_ change: PendingChange) {
+        release()
+    }
+
+    private func release() {
+        if waiting.isEmpty {
+            changing = false
+        } else {
+            waiting.removeFirst().resume()  // the next change inherits the turn
+        }
+    }
+}
+
+extension PolicyEvaluator {
+    /// Runs `write` as one change of the account and returns its result with the notifications.
+    package nonisolated func change<T>(accountID: UUID, now: @Sendable () -> Date = Date.init, _ write: () async throws -> T)
+        async throws -> (T, [AccessNotification])
+    {
+        let pending = try await begin(accountID: accountID, now: now())
+        let result: T
+        do {
+            result = try await write()
+        } catch {
+            await abandon(pending)
+            throw error
+        }
+        return (result, try await finish(pending, now: now()))
+    }
+}
