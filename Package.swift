@@ -145,6 +145,13 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
 
+        .executableTarget(
+            name: "portal-bench",
+            dependencies: ["Portal", "Persistence", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "bench/PortalBench",
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+
         // MARK: Build tooling: bpf/*.bpf.c → BPF object → Swift source embedded in the `BPF` module
         .executableTarget(name: "bpf-embed", path: "Plugins/bpf-embed"),
         .plugin(

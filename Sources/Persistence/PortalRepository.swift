@@ -87,6 +87,16 @@ package protocol PortalRepository: Sendable {
     /// Whether the account has any device (when it has none, no change needs telling anyone).
     func hasDevices(accountID: UUID) async throws -> Bool
     func resource(accountID: UUID, id: UUID) async throws -> ResourceRecord?
+    /// What evaluating one actor's access to one resource reads, in one transaction: the resource's
+    /// policies, the names of their groups, the actor's groups and the account's Everyone group.
+    func evaluationInputs(accountID: UUID, actor: UUID, resource: UUID) async throws -> EvaluationInputs
+}
+
+package struct EvaluationInputs: Sendable {
+    package var policies: [PolicyRecord]
+    package var groupNames: [UUID: String]
+    package var memberOf: Set<UUID>
+    package var everyone: UUID?
 }
 
 /// A consistent read of what evaluating an account's clients takes: every resource and policy, the
@@ -385,6 +395,24 @@ package struct SQLitePortalRepository: PortalRepository {
         try await database.read { db in
             try ResourceRecord.filter(Column("id") == id.uuidString.lowercased())
                 .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db)
+        }
+    }
+
+    package func evaluationInputs(accountID: UUID, actor: UUID, resource: UUID) async throws -> EvaluationInputs {
+        try await database.read { db in
+            let account = accountID.uuidString.lowercased()
+            let policies = try PolicyRecord.filter(Column("account_id") == account)
+                .filter(Column("resource_id") == resource.uuidString.lowercased()).fetchAll(db)
+            var names: [UUID: String] = [:]
+            var everyone: UUID?
+            for group in try GroupRecord.fetchAll(db, sql: """
+                SELECT * FROM actor_group WHERE account_id = ? AND (name = ? OR id IN (SELECT group_id FROM policy WHERE resource_id = ?))
+                """, arguments: [account, GroupRecord.everyone, resource.uuidString.lowercased()]) {
+                names[group.id] = group.name
+                if group.isEveryone { everyone = group.id }
+            }
+            let memberOf = Set(try MembershipRecord.filter(Column("actor_id") == actor.uuidString.lowercased()).fetchAll(db).map(\.groupID))
+            return EvaluationInputs(policies: policies, groupNames: names, memberOf: memberOf, everyone: everyone)
         }
     }
 

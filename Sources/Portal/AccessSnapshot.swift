@@ -47,6 +47,11 @@ package struct AccessSnapshot: Sendable {
         allAuthorizations = data.authorizations
         let everyone = data.groups.values.first(where: \.isEveryone)?.id
         let policiesByGroup = Dictionary(grouping: data.policies.filter { !$0.disabled }, by: \.groupID)
+        // Each policy's conditions are decoded once, not once per client; nil when they no longer parse.
+        var conditionsByPolicy: [UUID: [Condition]?] = [:]
+        for policy in data.policies where !policy.disabled {
+            conditionsByPolicy[policy.id] = policy.conditions == "[]" ? [] : try? PolicyConditions.decode(policy.conditions)
+        }
         for client in data.clients {
             visible[client.id] = []
             guard let actorID = client.actorID, let actor = data.actors[actorID], !actor.disabled,
@@ -58,9 +63,9 @@ package struct AccessSnapshot: Sendable {
                 sourceAddress: client.lastSeenAddress.flatMap { try? SocketAddress($0, port: 0).ip }, clientVerified: client.verified, now: now)
             for group in groups {
                 for policy in policiesByGroup[group] ?? [] where data.resources[policy.resourceID] != nil {
-                    let conditions = try? PolicyConditions.decode(policy.conditions)
                     // A condition list that no longer parses grants nothing: never access on a guess.
-                    guard let conditions, conditions.allSatisfy({ $0.evaluate(context).holds }) else { continue }
+                    guard let conditions = conditionsByPolicy[policy.id] ?? nil, conditions.allSatisfy({ $0.evaluate(context).holds })
+                    else { continue }
                     visible[client.id, default: []].insert(policy.resourceID)
                     granting[Pair(client: client.id, resource: policy.resourceID), default: []].insert(policy.id)
                 }

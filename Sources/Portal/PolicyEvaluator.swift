@@ -25,12 +25,12 @@ package actor PolicyEvaluator {
     package func evaluate(accountID: UUID, actor: ActorRecord, resource: UUID, client: DeviceRecord?, tokenExpiry: Date?, now: Date)
         async throws -> AccessEvaluation
     {
-        let policies = try await repository.policies(accountID: accountID, resource: resource)
-        let groups = try await repository.listGroups(accountID: accountID, after: nil, limit: Int.max)
-        let names = Dictionary(uniqueKeysWithValues: groups.map { ($0.id, $0.name) })
-        var memberOf = try await repository.groupIDs(of: actor.id)
+        let inputs = try await repository.evaluationInputs(accountID: accountID, actor: actor.id, resource: resource)
+        let policies = inputs.policies
+        let names = inputs.groupNames
+        var memberOf = inputs.memberOf
         // Everyone implicitly holds every user and admin, never a service account.
-        if actor.type != .serviceAccount, let everyone = groups.first(where: \.isEveryone) { memberOf.insert(everyone.id) }
+        if actor.type != .serviceAccount, let everyone = inputs.everyone { memberOf.insert(everyone) }
         let context = ConditionContext(
             sourceAddress: client?.lastSeenAddress.flatMap { try? SocketAddress($0, port: 0).ip }, clientVerified: client?.verified, now: now)
         let outcomes = policies.map { policy in

@@ -119,7 +119,7 @@ package struct GroupRecord: GatehouseRecord, Equatable {
     }
 }
 
-package struct MembershipRecord: GatehouseRecord, Equatable {
+package struct MembershipRecord: GatehouseRecord, Hashable {
     package static let databaseTableName = "membership"
     package var accountID: UUID
     package var actorID: UUID

@@ -1,0 +1,164 @@
+// portal-bench: seeds a portal database with a large account and measures policy evaluations per
+// second through the portal's PolicyEvaluator. bench/portal.sh runs it, then measures the admin API
+// with wrk against `gatehouse portal` serving the same file.
+//
+//   portal-bench seed --db PATH [--resources 10000] [--groups 1000] [--users 10000] [--memberships 100000]
+//   portal-bench evaluate --db PATH [--evaluations 20000] [--concurrency 1]
+import Foundation
+import Persistence
+import Portal
+import GRDB
+
+func option(_ name: String, _ fallback: Int) -> Int {
+    guard let index = CommandLine.arguments.firstIndex(of: "--" + name), index + 1 < CommandLine.arguments.count,
+          let value = Int(CommandLine.arguments[index + 1]) else { return fallback }
+    return value
+}
+
+func path() -> String {
+    guard let index = CommandLine.arguments.firstIndex(of: "--db"), index + 1 < CommandLine.arguments.count else {
+        FileHandle.standardError.write(Data("portal-bench: --db PATH is required\n".utf8))
+        exit(2)
+    }
+    return CommandLine.arguments[index + 1]
+}
+
+/// A seeded generator, so that runs are comparable.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+let database = try AppDatabase(path: path())
+let repository = SQLitePortalRepository(database: database)
+guard let account = try await database.read({ db in try AccountRecord.fetchOne(db) }) else {
+    FileHandle.standardError.write(Data("portal-bench: no account; run gatehouse portal init first\n".utf8))
+    exit(2)
+}
+
+switch CommandLine.arguments.dropFirst().first {
+case "seed":
+    let resources = option("resources", 10_000)
+    let groups = option("groups", 1_000)
+    let users = option("users", 10_000)
+    let memberships = option("memberships", 100_000)
+    let start = Date()
+    try await database.write { db in
+        var random = SplitMix(state: 42)
+        let now = Date()
+        let site = SiteRecord(accountID: account.id, name: "bench-site", createdAt: now)
+        try site.insert(db)
+        var groupIDs: [UUID] = []
+        for index in 0..<groups {
+            let group = GroupRecord(accountID: account.id, name: "group-\(index)", createdAt: now)
+            try group.insert(db)
+            groupIDs.append(group.id)
+        }
+        var userIDs: [UUID] = []
+        for index in 0..<users {
+            let user = ActorRecord(accountID: account.id, type: .user, name: "user-\(index)", email: "user-\(index)@bench.test", createdAt: now)
+            try user.insert(db)
+            userIDs.append(user.id)
+        }
+        var pairs = Set<MembershipRecord>()
+        while pairs.count < memberships {
+            pairs.insert(MembershipRecord(accountID: account.id, actorID: userIDs[Int(random.next() % UInt64(users))],
+                                          groupID: groupIDs[Int(random.next() % UInt64(groups))]))
+        }
+        for membership in pairs { try membership.insert(db) }
+        for index in 0..<resources {
+            let resource = ResourceRecord(accountID: account.id, siteID: site.id, name: "resource-\(index)", type: .cidr,
+                                          address: "10.\(index / 256).\(index % 256).0/24", filters: #"["tcp:443"]"#, createdAt: now)
+            try resource.insert(db)
+            // Two policies per resource, to random groups; every tenth with a time window.
+            var chosen = Set<UUID>()
+            while chosen.count < 2 { chosen.insert(groupIDs[Int(random.next() % UInt64(groups))]) }
+            for (offset, group) in chosen.enumerated() {
+                let conditions = (index + offset) % 10 == 0 ? #"["time:MTWRFSU/00:00-24:00/Europe/Berlin"]"# : "[]"
+                try PolicyRecord(accountID: account.id, groupID: group, resourceID: resource.id, conditions: conditions, createdAt: now).insert(db)
+            }
+        }
+    }
+    print(String(format: "seeded %d resources, %d groups, %d users, %d memberships, %d policies in %.1f s",
+                 resources, groups, users, memberships, resources * 2, Date().timeIntervalSince(start)))
+
+case "seed-clients":
+    // Connected clients make every admin write compute the change feed (who must be told what).
+    let clients = option("clients", 100)
+    try await database.write { db in
+        let users = try ActorRecord.filter(Column("type") == "user").limit(clients).fetchAll(db)
+        let now = Date()
+        for (index, user) in users.enumerated() {
+            var hash = String(index, radix: 16)
+            hash = String(repeating: "c", count: 64 - hash.count) + hash
+            let token = TokenRecord(accountID: account.id, kind: .client, secretHash: hash, expiresAt: nil, actorID: user.id, createdAt: now)
+            try token.insert(db)
+            try DeviceRecord(accountID: account.id, kind: .client, externalID: "bench-\(index)", name: "laptop-\(index)", publicKey: "key-\(index)",
+                             tunnelIPv4: "100.64.\(index / 256).\(index % 256)", tunnelIPv6: "fd00:6761:7465::\(String(index, radix: 16))",
+                             actorID: user.id, lastSeenAddress: "192.0.2.1", tokenID: token.id, createdAt: now).insert(db)
+        }
+    }
+    print("seeded \(clients) connected clients")
+
+case "change":
+    // The cost of one admin change for the change feed: snapshots before and after (an empty write).
+    let changes = option("changes", 20)
+    let evaluator = PolicyEvaluator(repository: repository)
+    var clock = Date()
+    let data = try await repository.accessData(accountID: account.id)
+    let loaded = Date().timeIntervalSince(clock)
+    clock = Date()
+    _ = AccessSnapshot(data, now: Date())
+    print(String(format: "one snapshot: read %.1f ms, evaluate %.1f ms", loaded * 1000, Date().timeIntervalSince(clock) * 1000))
+    let start = Date()
+    for _ in 0..<changes { _ = try await evaluator.change(accountID: account.id) {} }
+    let elapsed = Date().timeIntervalSince(start)
+    print(String(format: "changes: %d in %.2f s = %.1f ms per change (snapshot before and after)", changes, elapsed, elapsed * 1000 / Double(changes)))
+
+case "evaluate":
+    let evaluations = option("evaluations", 20_000)
+    let concurrency = max(1, option("concurrency", 1))
+    let (users, resources) = try await database.read { db in
+        (try ActorRecord.filter(Column("type") == "user").fetchAll(db), try ResourceRecord.fetchAll(db).map(\.id))
+    }
+    guard !users.isEmpty, !resources.isEmpty else {
+        print("portal-bench: seed first")
+        exit(2)
+    }
+    let evaluator = PolicyEvaluator(repository: repository)
+    let start = Date()
+    let decisions = try await withThrowingTaskGroup(of: [String: Int].self) { group in
+        for worker in 0..<concurrency {
+            group.addTask {
+                var random = SplitMix(state: UInt64(worker + 1))
+                var counts: [String: Int] = [:]
+                for _ in 0..<(evaluations / concurrency) {
+                    let user = users[Int(random.next() % UInt64(users.count))]
+                    let resource = resources[Int(random.next() % UInt64(resources.count))]
+                    let result = try await evaluator.evaluate(accountID: account.id, actor: user, resource: resource, client: nil,
+                                                              tokenExpiry: nil, now: Date())
+                    counts[result.decision.rawValue, default: 0] += 1
+                }
+                return counts
+            }
+        }
+        var total: [String: Int] = [:]
+        for try await counts in group { total.merge(counts, uniquingKeysWith: +) }
+        return total
+    }
+    let elapsed = Date().timeIntervalSince(start)
+    let done = decisions.values.reduce(0, +)
+    print(String(format: "evaluations: %d in %.2f s = %.0f per second (concurrency %d; decisions %@)",
+                 done, elapsed, Double(done) / elapsed, concurrency,
+                 decisions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
+
+default:
+    print("usage: portal-bench seed|evaluate --db PATH [options]")
+    exit(2)
+}
