@@ -70,6 +70,8 @@ measure "read: GET /api/v1/access/explain" "${auth[@]}" "http://$address/api/v1/
 BENCH_RUN=1 measure "write: POST /api/v1/groups (no connected clients)" -s bench/portal-write.lua "http://$address"
 stop_portal
 "$bin/portal-bench" seed-clients --db "$db" --clients 100
+echo "--- one admin change with 100 connected clients (the change feed's snapshots before and after)"
+"$bin/portal-bench" change --db "$db" --changes 20
 start_portal
 BENCH_RUN=2 measure "write: POST /api/v1/groups (100 connected clients)" -s bench/portal-write.lua "http://$address"
 stop_portal
