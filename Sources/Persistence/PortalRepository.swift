@@ -44,9 +44,6 @@ package protocol PortalRepository: Sendable {
     func createPolicy(_ policy: PolicyRecord, by actor: ActorRecord, now: Date) async throws -> PolicyRecord
     func listPolicies(accountID: UUID, after cursor: String?, limit: Int) async throws -> [PolicyRecord]
     func deletePolicy(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
-    /// The policies of one resource, and the groups `actor` belongs to (for explaining access).
-    func policies(accountID: UUID, resource: UUID) async throws -> [PolicyRecord]
-    func groupIDs(of actor: UUID) async throws -> Set<UUID>
 
     /// Stores a token (its hash); `.missingReference` if its actor or site is not in the account.
     func createToken(_ token: TokenRecord, by actor: ActorRecord, now: Date) async throws -> TokenRecord
@@ -274,19 +271,6 @@ package struct SQLitePortalRepository: PortalRepository {
 
     package func deletePolicy(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
         try await remove(PolicyRecord.self, accountID: accountID, id: id, subject: "policy", by: actor, now: now)
-    }
-
-    package func policies(accountID: UUID, resource: UUID) async throws -> [PolicyRecord] {
-        try await database.read { db in
-            try PolicyRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
-                .filter(Column("resource_id") == resource.uuidString.lowercased()).fetchAll(db)
-        }
-    }
-
-    package func groupIDs(of actor: UUID) async throws -> Set<UUID> {
-        try await database.read { db in
-            Set(try MembershipRecord.filter(Column("actor_id") == actor.uuidString.lowercased()).fetchAll(db).map(\.groupID))
-        }
     }
 
     package func createToken(_ token: TokenRecord, by actor: ActorRecord, now: Date) async throws -> TokenRecord {

@@ -35,7 +35,6 @@ package struct AccessSnapshot: Sendable {
     package private(set) var resources: [UUID: ResourceRecord]
     /// The authorisations whose policy still grants them.
     package private(set) var validAuthorizations: Set<AuthorizationRecord> = []
-    package private(set) var allAuthorizations: [AuthorizationRecord]
 
     private struct Pair: Hashable {
         var client: UUID
@@ -44,7 +43,6 @@ package struct AccessSnapshot: Sendable {
 
     package init(_ data: AccessData, now: Date) {
         resources = data.resources
-        allAuthorizations = data.authorizations
         let everyone = data.groups.values.first(where: \.isEveryone)?.id
         let policiesByGroup = Dictionary(grouping: data.policies.filter { !$0.disabled }, by: \.groupID)
         // Each policy's conditions are decoded once, not once per client; nil when they no longer parse.

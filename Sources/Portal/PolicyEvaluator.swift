@@ -37,6 +37,7 @@ package actor PolicyEvaluator {
             AccessEvaluation.PolicyOutcome(
                 policyID: policy.id, groupName: names[policy.groupID] ?? policy.groupID.uuidString.lowercased(), disabled: policy.disabled,
                 groupContainsActor: !actor.disabled && memberOf.contains(policy.groupID),
+                // Conditions that no longer parse become one that never holds: never access on a guess.
                 conditions: (try? PolicyConditions.decode(policy.conditions)) ?? [.sourceIn([])], context: context)
         }
         return AccessEvaluation.evaluate(policies: outcomes, tokenExpiry: tokenExpiry)

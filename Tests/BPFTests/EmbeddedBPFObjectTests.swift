@@ -15,5 +15,6 @@ import Testing
 
     @Test func everyProgramIsListed() {
         #expect(EmbeddedBPFObject.all.map(\.name).contains("counter"))
+        #expect(EmbeddedBPFObject.all.map(\.name).contains("relay"), "the relay's XDP program")
     }
 }
