@@ -106,7 +106,7 @@ let package = Package(
         .target(
             name: "Relay",
             dependencies: [
-                "Actors", "BPF", "STUN", "TURN", "ControlProtocol",
+                "Actors", "BPF", "BPFMaps", "STUN", "TURN", "ControlProtocol",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
@@ -150,6 +150,16 @@ let package = Package(
             dependencies: ["Portal", "Persistence", .product(name: "GRDB", package: "GRDB.swift")],
             path: "bench/PortalBench",
             swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+
+        // MARK: Fuzzing: a libFuzzer target over the STUN codec and the TURN core (scripts/fuzz builds it
+        // with -sanitize=fuzzer; an ordinary build replays corpus files with it)
+        .executableTarget(
+            name: "gatehouse-fuzz",
+            dependencies: ["STUN", "TURN", "Addresses"],
+            path: "Fuzz/TURNFuzz",
+            exclude: ["corpus", "make_seeds.py"],
+            swiftSettings: swiftSettings
         ),
 
         // MARK: Build tooling: bpf/*.bpf.c → BPF object → Swift source embedded in the `BPF` module
@@ -198,7 +208,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RelayTests",
-            dependencies: ["Actors", "STUN", "TestSupport"],
+            dependencies: ["Actors", "BPF", "STUN", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -16,13 +16,17 @@ package struct Readiness: Sendable, Equatable {
 }
 
 /// The operations endpoints every Gatehouse service serves: `GET /healthz` (the process is alive),
-/// `GET /readyz` (it can take traffic: 200 or 503 with the reason), `GET /metrics` (Prometheus text).
+/// `GET /readyz` (it can take traffic: 200 or 503 with the reason), `GET /metrics` (Prometheus text),
+/// and whatever JSON documents a service adds (the relay's `/routes`).
 package enum OperationsServer {
-    /// Builds the HTTP application; run it in the service group. `onListening` gets the bound address
-    /// (useful with port 0).
+    /// Builds the HTTP application; run it in the service group. `collect` runs before `/metrics`
+    /// answers (to bring counters kept elsewhere, such as the kernel's, up to date); `documents` maps
+    /// extra GET paths to JSON bodies. `onListening` gets the bound address (useful with port 0).
     package static func application(
         host: String, port: Int, registry: PrometheusCollectorRegistry,
         readiness: @escaping @Sendable () async -> Readiness,
+        collect: @escaping @Sendable () async -> Void = {},
+        documents: [String: @Sendable () async -> String] = [:],
         logger: Logger,
         onListening: @escaping @Sendable (String) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
@@ -38,12 +42,20 @@ package enum OperationsServer {
                 body: .init(byteBuffer: ByteBuffer(string: state.reason + "\n")))
         }
         router.get("metrics") { _, _ -> Response in
+            await collect()
             var bytes: [UInt8] = []
             registry.emit(into: &bytes)
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        for (path, document) in documents {
+            router.get(RouterPath(path)) { _, _ -> Response in
+                Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(string: await document())))
+            }
         }
         return Application(
             router: router,

@@ -1,4 +1,5 @@
 package import Actors
+package import TURN
 
 /// Everything `gatehouse relay` is told, validated before anything starts. Built in `main` from flags,
 /// then `GATEHOUSE_RELAY_*` environment variables, then these defaults; nothing below reads the
@@ -26,8 +27,11 @@ package struct RelayConfiguration: Sendable {
     /// `/healthz`, `/readyz` and `/metrics`.
     package var operationsHost = "127.0.0.1"
     package var operationsPort = 9478
+    /// Where the XDP fast path attaches (nil: user space only) and how.
     package var xdpInterface: String?
     package var xdpMode: String = "native"
+    /// Permission and channel lifetimes (RFC 8656's unless shortened, e.g. by tests of expiry).
+    package var timers = Allocation.Timers.rfc8656
 
     package init() {}
 
@@ -50,6 +54,14 @@ package struct RelayConfiguration: Sendable {
         if allocationsPerUsername < 1 { throw .invalid("--allocations-per-username", "must be at least 1") }
         if !(0...65535).contains(operationsPort) { throw .invalid("--operations-port", "must be 0-65535") }
         if !["native", "generic"].contains(xdpMode) { throw .invalid("--xdp-mode", "must be native or generic") }
+        if xdpInterface?.isEmpty == true { throw .invalid("--xdp", "must name a network interface") }
+        for (option, value) in [("--permission-lifetime", timers.permissionLifetime), ("--channel-lifetime", timers.channelLifetime)]
+        where value < .seconds(1) || value > .seconds(3600) {
+            throw .invalid(option, "must be 1-3600 seconds")
+        }
+        if timers.channelCooldown < .zero || timers.channelCooldown > .seconds(3600) {
+            throw .invalid("--channel-cooldown", "must be 0-3600 seconds")
+        }
     }
 
     /// Parses "49152-65535".

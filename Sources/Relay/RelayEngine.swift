@@ -52,6 +52,12 @@ final class RelayEngine: @unchecked Sendable {
     private var commands: [TURNCommand] = []
     private var reportedRequests: [TURNServer<STUNCodec, SystemRandomNumberGenerator>.RequestKey: Int] = [:]
 
+    /// The channel routes user space holds, readable from any thread (`/routes`, the XDP tests).
+    private let routeSnapshot = Mutex<Set<ChannelRoute>>([])
+    /// Where route changes go besides the engine's own tables (the XDP router), in order; set before
+    /// `run()`.
+    var routeChanges: AsyncStream<RouteChange>.Continuation?
+
     /// Binds the listeners; throws if a listener cannot bind (the relay then exits with the reason).
     init(configuration: RelayConfiguration, metrics: RelayMetrics, logger: Logger) throws {
         self.configuration = configuration
@@ -65,6 +71,7 @@ final class RelayEngine: @unchecked Sendable {
         serverConfiguration.relayIPv6 = configuration.publicIPv6
         serverConfiguration.portRange = configuration.portRange
         serverConfiguration.allocationsPerUsername = configuration.allocationsPerUsername
+        serverConfiguration.timers = configuration.timers
         serverConfiguration.peerPolicy = PeerPolicy(
             allow: try configuration.allowPeers.map { try AddressRange($0) },
             deny: try configuration.denyPeers.map { try AddressRange($0) },
@@ -83,6 +90,9 @@ final class RelayEngine: @unchecked Sendable {
 
     /// The addresses the listeners are bound to.
     var listenerAddresses: [SocketAddress] { listeners.values.map(\.address) }
+
+    /// The channel routes user space relays by (every active channel binding).
+    var routes: Set<ChannelRoute> { routeSnapshot.withLock { $0 } }
 
     /// Runs the loop on the calling thread until `stop()`.
     func run() {
@@ -189,6 +199,10 @@ final class RelayEngine: @unchecked Sendable {
             case let .sendToClient(bytes, client, listener):
                 guard let socket = listenerByAddress[listener]?.socket else { continue }
                 bytes.withUnsafeBytes { enqueue($0, on: socket, to: client) }
+                if bytes.count >= 20 && bytes[0] == 0x00 && bytes[1] == 0x17 {  // a Data indication: relayed data
+                    metrics.userSpacePackets.increment()
+                    metrics.userSpaceBytes.increment(by: Int64(bytes.count))
+                }
             case let .sendToPeer(bytes, peer, relayedAddress):
                 guard let socket = relayedByAddress[relayedAddress] else { continue }
                 bytes.withUnsafeBytes { enqueue($0, on: socket, to: peer) }
@@ -206,9 +220,13 @@ final class RelayEngine: @unchecked Sendable {
                 guard let socket = relayedByAddress[route.relayed], let listener = listenerByAddress[route.listener] else { continue }
                 clientRoutes[ClientKey(client: route.client, channel: route.channel)] = (socket, route.peer)
                 peerRoutes[PeerKey(relayedPort: route.relayed.port, peer: route.peer)] = (listener.socket, route.client, route.channel)
+                routeSnapshot.withLock { _ = $0.insert(route) }
+                routeChanges?.yield(.install(route))
             case let .removeChannelRoute(route):
                 clientRoutes[ClientKey(client: route.client, channel: route.channel)] = nil
                 peerRoutes[PeerKey(relayedPort: route.relayed.port, peer: route.peer)] = nil
+                routeSnapshot.withLock { _ = $0.remove(route) }
+                routeChanges?.yield(.remove(route))
             }
         }
         commands.removeAll(keepingCapacity: true)

@@ -80,3 +80,29 @@ extension STUNCodec {
         return writer.finished()
     }
 }
+
+extension STUNCodec {
+    /// The value of the first attribute of `type` in a STUN message, or nil (absent, or the message is
+    /// malformed before it): what a client reads from a response, e.g. NONCE from a 401.
+    package static func firstAttribute(_ type: UInt16, in bytes: [UInt8]) -> [UInt8]? {
+        var offset = 20
+        while offset + 4 <= bytes.count {
+            let attribute = UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1])
+            let length = Int(UInt16(bytes[offset + 2]) << 8 | UInt16(bytes[offset + 3]))
+            guard offset + 4 + length <= bytes.count else { return nil }
+            if attribute == type { return Array(bytes[(offset + 4)..<(offset + 4 + length)]) }
+            offset += 4 + (length + 3) & ~3
+        }
+        return nil
+    }
+
+    /// NONCE of a response, as text.
+    package static func nonce(in bytes: [UInt8]) -> String? {
+        firstAttribute(AttributeType.nonce, in: bytes).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// ERROR-CODE of a response as a number (401, 437, ...).
+    package static func errorCode(in bytes: [UInt8]) -> Int? {
+        firstAttribute(AttributeType.errorCode, in: bytes).flatMap { $0.count >= 4 ? Int($0[2] & 0x07) * 100 + Int($0[3]) : nil }
+    }
+}

@@ -234,6 +234,8 @@ package struct STUNCodec: TURNCodec {
         while offset + 4 <= bytes.count {
             let type = read16(bytes, offset)
             let length = Int(read16(bytes, offset + 2))
+            // An attribute running past the end is no integrity attribute (and must not be read).
+            guard offset + 4 + length <= bytes.count else { return found }
             if type == AttributeType.messageIntegrity && found == nil { found = (offset, type, length) }
             if type == AttributeType.messageIntegritySHA256 { return (offset, type, length) }
             offset += 4 + (length + 3) & ~3

@@ -28,11 +28,27 @@ package struct ChannelRoute: Hashable, Sendable, CustomStringConvertible {
 /// channel bindings. Pure: every method takes `now`, and the changes the data path must follow come
 /// back as route installs and removals.
 package struct Allocation: Sendable {
+    /// How long permissions and channel bindings last. RFC 8656 fixes these (`.rfc8656`); a relay may
+    /// shorten them (coturn has `--permission-lifetime` and `--channel-lifetime` too), which tests of
+    /// expiry need so as not to wait ten minutes.
+    package struct Timers: Equatable, Sendable {
+        package var permissionLifetime: Duration
+        package var channelLifetime: Duration
+        /// After a binding expires, its number and peer stay reserved this long (section 12).
+        package var channelCooldown: Duration
+
+        package init(permissionLifetime: Duration, channelLifetime: Duration, channelCooldown: Duration) {
+            self.permissionLifetime = permissionLifetime
+            self.channelLifetime = channelLifetime
+            self.channelCooldown = channelCooldown
+        }
+
+        /// Section 9 (permissions, 300 s) and section 12 (channels, 600 s, reserved 300 s more).
+        package static let rfc8656 = Timers(
+            permissionLifetime: .seconds(300), channelLifetime: .seconds(600), channelCooldown: .seconds(300))
+    }
+
     // From RFC 8656.
-    package static let permissionLifetime: Duration = .seconds(300)  // section 9
-    package static let channelLifetime: Duration = .seconds(600)  // section 12
-    /// After a binding expires, its number and peer stay reserved this long (section 12).
-    package static let channelCooldown: Duration = .seconds(300)
     package static let defaultLifetime: Duration = .seconds(600)  // section 7.2
     /// See `ChannelData.numbers` for why this is RFC 5766's range.
     package static let channelNumbers = ChannelData.numbers
@@ -73,16 +89,21 @@ package struct Allocation: Sendable {
     package let username: String
     /// The relayed transport addresses: one per family, same port.
     package let relayed: [SocketAddress]
+    package let timers: Timers
     package private(set) var expiry: Duration
     package private(set) var permissions: [SocketAddress.IP: Duration] = [:]
     package private(set) var channels: [UInt16: Channel] = [:]
     private var channelByPeer: [SocketAddress: UInt16] = [:]
 
-    package init(client: SocketAddress, listener: SocketAddress, username: String, relayed: [SocketAddress], lifetime: Duration, now: TURNTime) {
+    package init(
+        client: SocketAddress, listener: SocketAddress, username: String, relayed: [SocketAddress], lifetime: Duration, now: TURNTime,
+        timers: Timers = .rfc8656
+    ) {
         self.client = client
         self.listener = listener
         self.username = username
         self.relayed = relayed
+        self.timers = timers
         self.expiry = now.monotonic + lifetime
     }
 
@@ -110,7 +131,7 @@ package struct Allocation: Sendable {
     @discardableResult
     package mutating func installPermission(_ ip: SocketAddress.IP, now: TURNTime) -> Bool {
         if permissions[ip] == nil && permissions.count >= Self.maximumPermissions { return false }
-        permissions[ip] = now.monotonic + Self.permissionLifetime
+        permissions[ip] = now.monotonic + timers.permissionLifetime
         return true
     }
 
@@ -130,7 +151,7 @@ package struct Allocation: Sendable {
         if let existing = channels[number], existing.peer != peer { throw .numberInUse }
         if let boundNumber = channelByPeer[peer], boundNumber != number { throw .peerBoundToAnotherNumber }
         if channels[number] == nil && channels.count >= Self.maximumChannels { throw .tooMany }
-        channels[number] = Channel(peer: peer, state: .active(until: now.monotonic + Self.channelLifetime))
+        channels[number] = Channel(peer: peer, state: .active(until: now.monotonic + timers.channelLifetime))
         channelByPeer[peer] = number
         installPermission(peer.ip, now: now)
         return ChannelRoute(client: client, listener: listener, channel: number, peer: peer, relayed: relayedAddress)
@@ -166,11 +187,11 @@ package struct Allocation: Sendable {
         for (number, channel) in channels {
             switch channel.state {
             case let .active(until) where until <= now.monotonic:
-                channels[number]?.state = .coolingDown(until: until + Self.channelCooldown)
+                channels[number]?.state = .coolingDown(until: until + timers.channelCooldown)
                 if let relayedAddress = relayedAddress(for: channel.peer) {
                     removed.append(ChannelRoute(client: client, listener: listener, channel: number, peer: channel.peer, relayed: relayedAddress))
                 }
-                if until + Self.channelCooldown <= now.monotonic { free(number) }
+                if until + timers.channelCooldown <= now.monotonic { free(number) }
             case let .coolingDown(until) where until <= now.monotonic:
                 free(number)
             case .active, .coolingDown:

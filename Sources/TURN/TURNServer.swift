@@ -19,6 +19,7 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         package var nonceLimits = NonceTable.Limits()
         package var unauthorizedBurst: Double = 10
         package var unauthorizedPerSecond: Double = 5
+        package var timers = Allocation.Timers.rfc8656
 
         package init() {}
     }
@@ -367,7 +368,7 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         let relayed = families.map { SocketAddress(ip: $0, port: port) }
         let lifetime = Allocation.clampLifetime(requested: request.lifetime)
         let allocation = Allocation(client: tuple.client, listener: tuple.listener, username: credentials.username,
-                                    relayed: relayed, lifetime: lifetime, now: now)
+                                    relayed: relayed, lifetime: lifetime, now: now, timers: configuration.timers)
         var response = TURNResponse(method: .allocate, kind: .success, transactionID: request.transactionID)
         response.xorRelayedAddresses = relayed
         response.xorMappedAddress = tuple.client

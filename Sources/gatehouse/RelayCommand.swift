@@ -42,6 +42,18 @@ struct RelayCommand: AsyncParsableCommand {
     var denyPeer: [String] = []
     @Option(help: "Allocations one username may hold (default 32). [GATEHOUSE_RELAY_ALLOCATIONS_PER_USERNAME]")
     var allocationsPerUsername: Int?
+    @Option(name: .customLong("xdp"), help: ArgumentHelp(
+        "Network interface to attach the XDP fast path to; ChannelData on bound channels is then relayed in the kernel. Without privileges or XDP support: one warning and user space only. [GATEHOUSE_RELAY_XDP]",
+        valueName: "iface"))
+    var xdpInterface: String?
+    @Option(help: "XDP mode: native (in the driver) or generic (any interface, slower) (default native). [GATEHOUSE_RELAY_XDP_MODE]")
+    var xdpMode: String?
+    @Option(help: "Seconds a permission lasts (default 300, RFC 8656; shorter only for tests). [GATEHOUSE_RELAY_PERMISSION_LIFETIME]")
+    var permissionLifetime: Int?
+    @Option(help: "Seconds a channel binding lasts (default 600, RFC 8656; shorter only for tests). [GATEHOUSE_RELAY_CHANNEL_LIFETIME]")
+    var channelLifetime: Int?
+    @Option(help: "Seconds an expired channel's number and peer stay reserved (default 300, RFC 8656). [GATEHOUSE_RELAY_CHANNEL_COOLDOWN]")
+    var channelCooldown: Int?
     @Option(help: "Where /healthz, /readyz and /metrics listen, HOST:PORT (default 127.0.0.1:9478). [GATEHOUSE_RELAY_OPERATIONS_ADDRESS]")
     var operationsAddress: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info). [GATEHOUSE_LOG_LEVEL]")
@@ -69,6 +81,8 @@ struct RelayCommand: AsyncParsableCommand {
         let operations = OperationsServer.application(
             host: configuration.operationsHost, port: configuration.operationsPort, registry: metrics.registry,
             readiness: { relay.isRunning ? .ready : Readiness(isReady: false, reason: "relay not listening") },
+            collect: { await relay.collectStatistics() },
+            documents: ["routes": { await relay.routesDocument() }],
             logger: logger,
             onListening: { address in logger.info("operations listening", metadata: ["address": "\(address)"]) })
         let group = ServiceGroup(
@@ -116,6 +130,17 @@ struct RelayCommand: AsyncParsableCommand {
         }
         if let quota = try environment.value(allocationsPerUsername, "GATEHOUSE_RELAY_ALLOCATIONS_PER_USERNAME", parse: { Int($0) }) {
             configuration.allocationsPerUsername = quota
+        }
+        configuration.xdpInterface = environment.string(xdpInterface, "GATEHOUSE_RELAY_XDP")
+        if let mode = environment.string(xdpMode, "GATEHOUSE_RELAY_XDP_MODE") { configuration.xdpMode = mode }
+        if let seconds = try environment.value(permissionLifetime, "GATEHOUSE_RELAY_PERMISSION_LIFETIME", parse: { Int($0) }) {
+            configuration.timers.permissionLifetime = .seconds(seconds)
+        }
+        if let seconds = try environment.value(channelLifetime, "GATEHOUSE_RELAY_CHANNEL_LIFETIME", parse: { Int($0) }) {
+            configuration.timers.channelLifetime = .seconds(seconds)
+        }
+        if let seconds = try environment.value(channelCooldown, "GATEHOUSE_RELAY_CHANNEL_COOLDOWN", parse: { Int($0) }) {
+            configuration.timers.channelCooldown = .seconds(seconds)
         }
         if let address = environment.string(operationsAddress, "GATEHOUSE_RELAY_OPERATIONS_ADDRESS") {
             guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {

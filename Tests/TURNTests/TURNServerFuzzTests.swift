@@ -58,7 +58,7 @@ import Testing
             for command in commands {
                 switch command {
                 case let .sendToClient(answer, _, _):
-                    if answer.count >= 20, answer[0] & 0xC0 == 0, let nonce = nonceIn(answer) { nonces[client] = nonce }
+                    if answer.count >= 20, answer[0] & 0xC0 == 0, let nonce = STUNCodec.nonce(in: answer) { nonces[client] = nonce }
                     if bytes.count < 20 && answer[0] & 0xC0 == 0 { Issue.record("answered a datagram without a transaction ID") }
                 case let .openRelayedSocket(address):
                     relayed.append(address)
@@ -86,17 +86,5 @@ import Testing
         #expect(allocationsMade > 10, "allocations made: \(allocationsMade)")
         #expect(relayedToPeers > 10, "datagrams relayed to peers: \(relayedToPeers)")
         #expect(server.nonceCount <= 16)
-    }
-
-    func nonceIn(_ bytes: [UInt8]) -> String? {
-        var offset = 20
-        while offset + 4 <= bytes.count {
-            let type = UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1])
-            let length = Int(UInt16(bytes[offset + 2]) << 8 | UInt16(bytes[offset + 3]))
-            guard offset + 4 + length <= bytes.count else { return nil }
-            if type == 0x0015 { return String(decoding: bytes[(offset + 4)..<(offset + 4 + length)], as: UTF8.self) }
-            offset += 4 + (length + 3) & ~3
-        }
-        return nil
     }
 }

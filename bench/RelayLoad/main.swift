@@ -74,38 +74,48 @@ case "load":
     let bindHost: SocketAddress = relay.isIPv6 ? SocketAddress(ip: .v6(0, 0), port: 0) : SocketAddress(ip: .v4(0), port: 0)
 
     // Allocate and bind one channel per client.
-    var sockets: [UDPSocket] = []
-    for client in 0..<channels {
-        guard let socket = try? UDPSocket(bindTo: bindHost, receiveBufferBytes: 8 << 20) else { fail("cannot open a client socket") }
-        let username = RESTCredentials.username(expiry: Int64(Date().timeIntervalSince1970) + 3600, id: "load\(client)")
-        let password = RESTCredentials.password(secret: secret, username: username)
-        func exchange(_ bytes: [UInt8]) -> [UInt8] {
-            for _ in 0..<5 {
-                _ = try? socket.send(bytes, to: relay)
-                // Only a STUN message with our transaction ID; echoes of an earlier run may still arrive.
-                let deadline = ContinuousClock.now + .seconds(1)
-                while ContinuousClock.now < deadline {
-                    guard let reply = try? socket.receive(timeout: deadline - ContinuousClock.now) else { break }
-                    if reply.bytes.count >= 20, reply.bytes[0] & 0xC0 == 0, Array(reply.bytes[8..<20]) == Array(bytes[8..<20]) {
-                        return reply.bytes
-                    }
+    func exchange(_ bytes: [UInt8], on socket: UDPSocket) -> [UInt8] {
+        for _ in 0..<5 {
+            _ = try? socket.send(bytes, to: relay)
+            // Only a STUN message with our transaction ID; echoes of an earlier run may still arrive.
+            let deadline = ContinuousClock.now + .seconds(1)
+            while ContinuousClock.now < deadline {
+                guard let reply = try? socket.receive(timeout: deadline - ContinuousClock.now) else { break }
+                if reply.bytes.count >= 20, reply.bytes[0] & 0xC0 == 0, Array(reply.bytes[8..<20]) == Array(bytes[8..<20]) {
+                    return reply.bytes
                 }
             }
-            fail("no answer from the relay at \(relay)")
         }
-        func transaction() -> [UInt8] { (0..<12).map { _ in UInt8.random(in: 0...255) } }
-        var nonce: String?
-        for _ in 0..<3 where nonce == nil {
-            nonce = nonceOf(exchange(codec.encodeRequest(method: .allocate, [.transport(17)], transactionID: transaction())))
+        fail("no answer from the relay at \(relay)")
+    }
+    func transaction() -> [UInt8] { (0..<12).map { _ in UInt8.random(in: 0...255) } }
+    var sockets: [UDPSocket] = []
+    var allocations: [(socket: UDPSocket, credentials: STUNCodec.RequestCredentials)] = []
+    for client in 0..<channels {
+        let username = RESTCredentials.username(expiry: Int64(Date().timeIntervalSince1970) + 3600, id: "load\(client)")
+        let password = RESTCredentials.password(secret: secret, username: username)
+        // A new socket may get the port of a client of an earlier run whose allocation still exists on
+        // the relay (437, allocation mismatch): then try another port.
+        for attempt in 1...5 {
+            guard let socket = try? UDPSocket(bindTo: bindHost, receiveBufferBytes: 8 << 20) else { fail("cannot open a client socket") }
+            var nonce: String?
+            for _ in 0..<3 where nonce == nil {
+                nonce = STUNCodec.nonce(in: exchange(codec.encodeRequest(method: .allocate, [.transport(17)], transactionID: transaction()), on: socket))
+            }
+            guard let nonce else { fail("the relay sent no nonce") }
+            let credentials = STUNCodec.RequestCredentials(username: username, realm: options["--realm"] ?? "gatehouse", nonce: nonce, password: password)
+            let allocated = exchange(codec.encodeRequest(method: .allocate, [.transport(17)], transactionID: transaction(), credentials: credentials), on: socket)
+            guard allocated[0] == 0x01, allocated[1] == 0x03 else {
+                if STUNCodec.errorCode(in: allocated) == 437 && attempt < 5 { continue }
+                fail("allocate failed: error \(STUNCodec.errorCode(in: allocated).map(String.init) ?? "?")")
+            }
+            let bound = exchange(codec.encodeRequest(method: .channelBind, [.channel(UInt16(0x4000 + client)), .peer(peer)],
+                                                     transactionID: transaction(), credentials: credentials), on: socket)
+            guard bound[0] == 0x01, bound[1] == 0x09 else { fail("channel bind failed: error \(STUNCodec.errorCode(in: bound).map(String.init) ?? "?")") }
+            sockets.append(socket)
+            allocations.append((socket, credentials))
+            break
         }
-        guard let nonce else { fail("the relay sent no nonce") }
-        let credentials = STUNCodec.RequestCredentials(username: username, realm: options["--realm"] ?? "gatehouse", nonce: nonce, password: password)
-        let allocated = exchange(codec.encodeRequest(method: .allocate, [.transport(17)], transactionID: transaction(), credentials: credentials))
-        guard allocated[0] == 0x01, allocated[1] == 0x03 else { fail("allocate failed: \(allocated.prefix(2))") }
-        let bound = exchange(codec.encodeRequest(method: .channelBind, [.channel(UInt16(0x4000 + client)), .peer(peer)],
-                                                 transactionID: transaction(), credentials: credentials))
-        guard bound[0] == 0x01, bound[1] == 0x09 else { fail("channel bind failed") }
-        sockets.append(socket)
     }
 
     // Flood: each datagram carries its sequence number and send time, behind the 4-byte header.
@@ -169,6 +179,10 @@ case "load":
         drain()
     }
     let elapsed = Double(nowNanoseconds() - start) / 1e9
+    // Free the allocations (Refresh with lifetime 0), so that the next run starts from an empty relay.
+    for (socket, credentials) in allocations {
+        _ = exchange(codec.encodeRequest(method: .refresh, [.lifetime(0)], transactionID: transaction(), credentials: credentials), on: socket)
+    }
     latencies.sort()
     let p50 = latencies.isEmpty ? 0 : latencies[latencies.count / 2] / 1000
     let p99 = latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, latencies.count * 99 / 100)] / 1000
@@ -180,14 +194,5 @@ default:
     fail("unknown mode \(mode): echo or load")
 }
 
-func nonceOf(_ bytes: [UInt8]) -> String? {
-    var offset = 20
-    while offset + 4 <= bytes.count {
-        let type = UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1])
-        let length = Int(UInt16(bytes[offset + 2]) << 8 | UInt16(bytes[offset + 3]))
-        guard offset + 4 + length <= bytes.count else { return nil }
-        if type == 0x0015 { return String(decoding: bytes[(offset + 4)..<(offset + 4 + length)], as: UTF8.self) }
-        offset += 4 + (length + 3) & ~3
-    }
-    return nil
-}
+
+
