@@ -1,4 +1,5 @@
 // swift-tools-version: 6.1
+import Foundation
 import PackageDescription
 
 // One package, one executable (`gatehouse`), modules as in ../shared/design/ARCHITECTURE.md.
@@ -9,6 +10,12 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
+
+// scripts/fuzz sets GATEHOUSE_FUZZ=1 (in its own build directory): the modules under fuzz are then built
+// with libFuzzer's coverage instrumentation and `gatehouse-fuzz` is linked with libFuzzer. Only these
+// targets get the flags (not the build tools, whose own `main` would clash with libFuzzer's).
+let fuzzing = ProcessInfo.processInfo.environment["GATEHOUSE_FUZZ"] == "1"
+let fuzzedSettings: [SwiftSetting] = swiftSettings + (fuzzing ? [.unsafeFlags(["-sanitize=fuzzer"]), .define("FUZZING")] : [])
 
 let package = Package(
     name: "gatehouse",
@@ -52,16 +59,16 @@ let package = Package(
         // MARK: Pure modules
         // IP and transport addresses as values (no I/O): shared by the codecs, the state machines and
         // the shells.
-        .target(name: "Addresses", swiftSettings: swiftSettings),
+        .target(name: "Addresses", swiftSettings: fuzzedSettings),
         .target(
             name: "STUN",
             dependencies: ["Addresses", .product(name: "Crypto", package: "swift-crypto")],
-            swiftSettings: swiftSettings
+            swiftSettings: fuzzedSettings
         ),
         .target(
             name: "TURN",
             dependencies: ["STUN", "Addresses"],
-            swiftSettings: swiftSettings
+            swiftSettings: fuzzedSettings
         ),
         .target(name: "WireGuard", dependencies: ["CSodium"], swiftSettings: swiftSettings),
         .target(name: "Policy", dependencies: ["Addresses"], swiftSettings: swiftSettings),
@@ -159,7 +166,8 @@ let package = Package(
             dependencies: ["STUN", "TURN", "Addresses"],
             path: "Fuzz/TURNFuzz",
             exclude: ["corpus", "make_seeds.py"],
-            swiftSettings: swiftSettings
+            swiftSettings: fuzzedSettings,
+            linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer"])] : []
         ),
 
         // MARK: Build tooling: bpf/*.bpf.c → BPF object → Swift source embedded in the `BPF` module

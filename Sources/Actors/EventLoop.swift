@@ -36,6 +36,12 @@ package final class EventLoop: @unchecked Sendable {
         _ = gatehouse_epoll_remove(epoll, fd)
     }
 
+    /// Also reports `fd` when it becomes writable (after a send met a full buffer), or stops doing so.
+    /// A reported descriptor may then be readable, writable or both: callers try both.
+    package func watchWritable(_ fd: Int32, _ writable: Bool) {
+        _ = gatehouse_epoll_watch_writable(epoll, fd, writable ? 1 : 0)
+    }
+
     /// Wakes the thread in `wait`, from anywhere.
     package func wake() {
         _ = gatehouse_eventfd_signal(wakeup)

@@ -218,6 +218,11 @@ package final class DatagramBatch {
         UnsafeRawBufferPointer(start: buffers + index * datagramCapacity, count: Int(headers[index].msg_len))
     }
 
+    /// The bytes of datagram `index` appended for sending.
+    package func outgoing(_ index: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: buffers + index * datagramCapacity, count: vectors[index].iov_len)
+    }
+
     /// The source (after a receive) or destination (before a send) of datagram `index`.
     package func address(_ index: Int) -> SocketAddress? {
         SocketAddress(UnsafeRawPointer(addresses + index))

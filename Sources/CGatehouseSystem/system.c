@@ -39,6 +39,12 @@ int gatehouse_epoll_add(int epoll, int fd)
 
 int gatehouse_epoll_remove(int epoll, int fd) { return epoll_ctl(epoll, EPOLL_CTL_DEL, fd, NULL); }
 
+int gatehouse_epoll_watch_writable(int epoll, int fd, int writable)
+{
+    struct epoll_event event = { .events = EPOLLIN | (writable ? EPOLLOUT : 0), .data.fd = fd };
+    return epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event);
+}
+
 int gatehouse_epoll_wait(int epoll, int *ready, int capacity, int timeout_ms)
 {
     struct epoll_event events[256];

@@ -49,6 +49,24 @@ final class RelayEngine: @unchecked Sendable {
 
     private let receiveBatch = DatagramBatch(capacity: 64, datagramCapacity: 65_535)
     private var sendBatches: [Int32: (socket: UDPSocket, batch: DatagramBatch)] = [:]
+
+    /// Datagrams a full send buffer refused, per socket, oldest first. They go out before anything newer
+    /// on that socket once epoll says it is writable again; beyond `backlogLimit` datagrams per socket
+    /// the newest are dropped and counted (`gatehouse_relay_dropped_sends_total`).
+    private final class Backlog {
+        let socket: UDPSocket
+        var datagrams: [(destination: SocketAddress, bytes: [UInt8])] = []
+        var head = 0
+        var bytes = 0
+        init(socket: UDPSocket) { self.socket = socket }
+        var isEmpty: Bool { head == datagrams.count }
+        var count: Int { datagrams.count - head }
+    }
+
+    /// At most this many datagrams and bytes wait per socket.
+    static let backlogLimit = (datagrams: 4096, bytes: 4 << 20)
+    private var backlogs: [Int32: Backlog] = [:]
+    private let backlogBatch = DatagramBatch(capacity: 64, datagramCapacity: 65_535)
     private var commands: [TURNCommand] = []
     private var reportedRequests: [TURNServer<STUNCodec, SystemRandomNumberGenerator>.RequestKey: Int] = [:]
 
@@ -126,6 +144,7 @@ final class RelayEngine: @unchecked Sendable {
         }
         let ready = try loop.wait(timeout: timeout)
         for fd in ready {
+            if backlogs[fd] != nil { drainBacklog(fd) }
             if let listener = listeners[fd] {
                 try readClients(listener)
             } else if let entry = relayed[fd] {
@@ -216,6 +235,9 @@ final class RelayEngine: @unchecked Sendable {
                 loop.remove(socket.fileDescriptor)
                 relayed[socket.fileDescriptor] = nil
                 sendBatches[socket.fileDescriptor] = nil
+                if let backlog = backlogs.removeValue(forKey: socket.fileDescriptor) {
+                    metrics.droppedSends.increment(by: Int64(backlog.count))  // its allocation is gone
+                }
             case let .installChannelRoute(route):
                 guard let socket = relayedByAddress[route.relayed], let listener = listenerByAddress[route.listener] else { continue }
                 clientRoutes[ClientKey(client: route.client, channel: route.channel)] = (socket, route.peer)
@@ -265,14 +287,80 @@ final class RelayEngine: @unchecked Sendable {
         for fd in sendBatches.keys { flush(fd) }
     }
 
-    /// Sends what is queued for one socket. What the kernel does not take (a full send buffer) is dropped
-    /// and counted: queues stay bounded by the batch size.
+    /// Sends what is queued for one socket. What a full send buffer refuses waits in the socket's
+    /// backlog (bounded), and everything newer queues behind it, so a socket's datagrams stay in order.
     private func flush(_ fd: Int32) {
         guard let entry = sendBatches[fd], entry.batch.count > 0 else { return }
+        defer { entry.batch.removeAll() }
+        if let backlog = backlogs[fd] {
+            drainBacklog(fd)
+            if !backlog.isEmpty {
+                keep(entry.batch, from: 0, in: backlog)
+                return
+            }
+        }
         let queued = entry.batch.count
-        let sent = (try? entry.socket.send(entry.batch)) ?? 0
-        if sent < queued { metrics.droppedSends.increment(by: Int64(queued - sent)) }
-        entry.batch.removeAll()
+        let sent: Int
+        do {
+            sent = try entry.socket.send(entry.batch)
+        } catch {
+            // Not a full buffer but a failing socket: nothing to wait for.
+            metrics.droppedSends.increment(by: Int64(queued))
+            return
+        }
+        if sent < queued {
+            let backlog = Backlog(socket: entry.socket)
+            backlogs[fd] = backlog
+            keep(entry.batch, from: sent, in: backlog)
+            loop.watchWritable(fd, true)
+        }
+    }
+
+    /// Copies the unsent datagrams of `batch` into `backlog`, dropping (and counting) what exceeds the bound.
+    private func keep(_ batch: DatagramBatch, from first: Int, in backlog: Backlog) {
+        for index in first..<batch.count {
+            let bytes = batch.outgoing(index)
+            guard backlog.count < Self.backlogLimit.datagrams, backlog.bytes + bytes.count <= Self.backlogLimit.bytes,
+                  let destination = batch.address(index) else {
+                metrics.droppedSends.increment()
+                continue
+            }
+            backlog.datagrams.append((destination, Array(bytes)))
+            backlog.bytes += bytes.count
+        }
+    }
+
+    /// Sends what a socket's backlog holds, oldest first, until the buffer is full again or the backlog
+    /// is empty (then the socket is no longer watched for writability).
+    private func drainBacklog(_ fd: Int32) {
+        guard let backlog = backlogs[fd] else { return }
+        let batch = backlogBatch
+        while !backlog.isEmpty {
+            batch.removeAll()
+            var index = backlog.head
+            while index < backlog.datagrams.count, batch.count < batch.capacity {
+                let datagram = backlog.datagrams[index]
+                datagram.bytes.withUnsafeBytes { _ = batch.append($0, to: datagram.destination) }
+                index += 1
+            }
+            let sent: Int
+            do {
+                sent = try backlog.socket.send(batch)
+            } catch {
+                metrics.droppedSends.increment(by: Int64(batch.count))
+                sent = batch.count
+            }
+            for index in backlog.head..<(backlog.head + sent) { backlog.bytes -= backlog.datagrams[index].bytes.count }
+            backlog.head += sent
+            if sent < batch.count { break }  // full again: wait for the next writable event
+        }
+        if backlog.isEmpty {
+            backlogs[fd] = nil
+            loop.watchWritable(fd, false)
+        } else if backlog.head > 1024 {
+            backlog.datagrams.removeFirst(backlog.head)
+            backlog.head = 0
+        }
     }
 
     private var nextGaugeUpdate: Duration = .zero

@@ -26,7 +26,7 @@ package final class RelayMetrics: Sendable {
             name: "gatehouse_relay_relayed_bytes_total", labels: [("path", "user_space")],
             help: "Payload bytes relayed between clients and peers")
         droppedSends = registry.makeCounter(
-            name: "gatehouse_relay_dropped_sends_total", help: "Datagrams dropped because a send buffer was full")
+            name: "gatehouse_relay_dropped_sends_total", help: "Datagrams dropped because a send buffer stayed full past the per-socket backlog bound, or the socket failed")
         kernelPackets = registry.makeCounter(
             name: "gatehouse_relay_relayed_packets_total", labels: [("path", "kernel")],
             help: "Packets relayed between clients and peers")

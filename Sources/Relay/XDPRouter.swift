@@ -47,9 +47,12 @@ actor XDPRouter {
         metrics: RelayMetrics, logger: Logger
     ) -> XDPRouter? {
         func fallBack(_ reason: String) -> XDPRouter? {
+            // One line, however many lines libbpf logged.
+            let oneLine = reason.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .joined(separator: "; ")
             logger.warning(
                 "XDP fast path not available; relaying in user space",
-                metadata: ["interface": "\(interface)", "mode": "\(mode.rawValue)", "reason": "\(reason)"])
+                metadata: ["interface": "\(interface)", "mode": "\(mode.rawValue)", "reason": "\(oneLine)"])
             return nil
         }
         guard listenPort != 0 else {

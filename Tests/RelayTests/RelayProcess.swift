@@ -12,10 +12,10 @@ struct RelayProcess {
     let operations: String
 
     /// Starts the relay on 127.0.0.1 (and ::1 with `ipv6`), ports chosen by the kernel, loopback peers
-    /// allowed (the secure defaults refuse them).
+    /// allowed (the secure defaults refuse them). `prefix` runs it through another command (`setpriv`).
     static func start(
         ipv6: Bool = true, portRange: String = "40000-40999", allowLoopbackPeers: Bool = true,
-        publicIPv4: String = "127.0.0.1", extra: [String] = []
+        publicIPv4: String = "127.0.0.1", extra: [String] = [], prefix: [String] = []
     ) async throws -> RelayProcess {
         var arguments = [
             Binaries.gatehouse, "relay", "--public-ipv4", publicIPv4, "--bind-ipv4", "127.0.0.1",
@@ -24,7 +24,7 @@ struct RelayProcess {
         ]
         if allowLoopbackPeers { arguments += ["--allow-peer", "127.0.0.0/8", "--allow-peer", "::1/128"] }
         if ipv6 { arguments += ["--public-ipv6", "::1", "--bind-ipv6", "::1"] }
-        let process = try BackgroundProcess(arguments: arguments + extra)
+        let process = try BackgroundProcess(arguments: prefix + arguments + extra)
         // Human lines carry `addresses=...`, JSON lines `"addresses":"..."`.
         let port = try await process.waitForMatch(#""?addresses"?[=:]"?[^ "]*?127\.0\.0\.1:(\d+).*relay listening"#)
         let operations = try await process.waitForMatch(#""?address"?[=:]"?([0-9.]+:\d+).*operations listening"#)

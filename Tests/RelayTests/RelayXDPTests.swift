@@ -13,6 +13,7 @@ import Testing
         var listenPort: UInt16
         var portRange: String?
         var range: ClosedRange<UInt16>
+        var mode = "native"
         var testDescription: String { name }
     }
 
@@ -20,12 +21,15 @@ import Testing
         // The defaults (3478, 49152-65535) must reach the kernel like any other config.
         Config(name: "default config", listenPort: 3478, portRange: nil, range: 49152...65535),
         Config(name: "listen port 3479, ports 40000-40099", listenPort: 3479, portRange: "40000-40099", range: 40000...40099),
+        Config(name: "generic mode, default config", listenPort: 3478, portRange: nil, range: 49152...65535, mode: "generic"),
     ]
 
     @Test(arguments: configs)
     func kernelRelaysEveryFamilyCombinationAndTheHairpin(config: Config) async throws {
         try await XDPTopology.with { topology in
-            let relay = try await topology.startRelay(listenPort: config.listenPort, portRange: config.portRange)
+            let relay = try await topology.startRelay(
+                listenPort: config.listenPort, portRange: config.portRange, extra: ["--xdp-mode", config.mode])
+            #expect(relay.process.output.contains("mode=\(config.mode)") || relay.process.output.contains("\"mode\":\"\(config.mode)\""))
             let capture = try await topology.captureRelayFrames()
             // The whole config is in the kernel's slot, read back from the map: the defaults included.
             let kernelConfig = try #require(try relay.routes().kernel_config)
@@ -246,8 +250,26 @@ import Testing
     }
 }
 
-/// Without XDP support for the interface the relay says so once and relays in user space.
+/// Without XDP support for the interface, or without the privileges to load it, the relay says so once
+/// and relays in user space.
 @Suite(.serialized) struct RelayXDPFallbackTests {
+    @Test(.privileged) func withoutPrivilegesItWarnsOnceAndRelaysInUserSpace() async throws {
+        // As user nobody, the kernel refuses to load the program (unprivileged BPF is off by default).
+        let relay = try await RelayProcess.start(
+            ipv6: false, extra: ["--xdp", "lo"], prefix: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        defer { relay.process.stop() }
+        let client = try relay.client()
+        let peer = try UDPSocket(bindTo: "127.0.0.1")
+        let relayed = try client.allocateRelayed(ipv6: false)
+        try client.bind(channel: 0x4000, to: peer.localAddress)
+        let flow = try exchange(client, channel: 0x4000, peer: peer, relayed: relayed, count: 5)
+        #expect(flow == (5, 5), "relayed in user space")
+        let warnings = relay.process.output.split(separator: "\n").filter { $0.contains("XDP fast path not available") }
+        #expect(warnings.count == 1, "\(relay.process.output)")
+        #expect(warnings.first?.contains("Operation not permitted") == true, "the reason is given: \(warnings)")
+        #expect(try relay.get("/metrics").body.contains("gatehouse_relay_xdp_attached 0"))
+    }
+
     @Test func anUnknownInterfaceGivesOneWarningAndUserSpace() async throws {
         let relay = try await RelayProcess.start(ipv6: false, extra: ["--xdp", "gh-no-such0"])
         defer { relay.process.stop() }

@@ -63,16 +63,16 @@ struct XDPTopology {
         }
     }
 
-    /// Starts `gatehouse relay` in the relay namespace with the XDP fast path on its interface.
-    func startRelay(listenPort: UInt16 = 3478, portRange: String? = nil, extra: [String] = []) async throws -> XDPRelay {
+    /// Starts `gatehouse relay` in the relay namespace, by default with the XDP fast path on its interface.
+    func startRelay(listenPort: UInt16 = 3478, portRange: String? = nil, xdp: Bool = true, extra: [String] = []) async throws -> XDPRelay {
         var arguments = [
             Binaries.gatehouse, "relay", "--public-ipv4", relayEnd.ipv4, "--public-ipv6", relayEnd.ipv6,
-            "--auth-secret", Self.secret, "--listen-port", String(listenPort), "--xdp", relayEnd.interface,
-            "--operations-address", Self.operations,
+            "--auth-secret", Self.secret, "--listen-port", String(listenPort), "--operations-address", Self.operations,
         ]
+        if xdp { arguments += ["--xdp", relayEnd.interface] }
         if let portRange { arguments += ["--port-range", portRange] }
         let process = try network.spawn(in: relay, arguments + extra)
-        try await process.waitForOutput(containing: "XDP fast path attached")
+        if xdp { try await process.waitForOutput(containing: "XDP fast path attached") }
         try await process.waitForOutput(containing: "operations listening")
         return XDPRelay(process: process, topology: self, listenPort: listenPort)
     }

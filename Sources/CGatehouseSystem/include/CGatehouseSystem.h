@@ -30,6 +30,8 @@ long gatehouse_send_segmented(int fd, const struct iovec *buffers, int count, co
 int gatehouse_epoll_create(void);
 int gatehouse_epoll_add(int epoll, int fd);
 int gatehouse_epoll_remove(int epoll, int fd);
+/* Also wakes for `fd` when it becomes writable (a send buffer that was full has room), or stops. */
+int gatehouse_epoll_watch_writable(int epoll, int fd, int writable);
 int gatehouse_epoll_wait(int epoll, int *ready, int capacity, int timeout_ms);
 
 /* An eventfd to wake a thread parked in epoll_wait. */
