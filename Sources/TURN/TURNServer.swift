@@ -41,12 +41,8 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         package var code: Int
     }
 
-    private struct Entry: Sendable {
-        var allocation: Allocation
-        var allocateTransaction: [UInt8]
-        var allocateResponse: [UInt8]
-        var password: String
-    }
+    /// The allocations, each a session of its own (the state machine of `AllocationSession`).
+    private typealias Entry = AllocationSession<Codec>
 
     package let configuration: Configuration
     private let codec: Codec
@@ -81,6 +77,8 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
 
     package var allocations: [Allocation] { entries.values.map(\.allocation) }
 
+    private var answerContext: TURNAnswerContext { TURNAnswerContext(realm: configuration.realm, software: configuration.software) }
+
     /// Every route the data paths should hold now: what a freshly attached XDP program is given.
     package func activeRoutes(now: TURNTime) -> [ChannelRoute] {
         entries.values.flatMap { $0.allocation.activeRoutes(now: now) }
@@ -90,7 +88,7 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
     package var nextDeadline: Duration? {
         var deadline = nextHousekeeping
         for entry in entries.values {
-            let candidate = entry.allocation.nextDeadline
+            let candidate = entry.nextDeadline
             deadline = deadline.map { min($0, candidate) } ?? candidate
         }
         return deadline
@@ -119,27 +117,16 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         _ bytes: UnsafeRawBufferPointer, from peer: SocketAddress, to relayed: SocketAddress, now: TURNTime,
         into commands: inout [TURNCommand]
     ) {
-        guard peer.port != 0, let tuple = byRelayedPort[relayed.port], let entry = entries[tuple],
-              !entry.allocation.isExpired(now: now), entry.allocation.hasPermission(peer.ip, now: now) else { return }
-        if let channel = entry.allocation.channel(for: peer, now: now) {
-            commands.append(.sendToClient(ChannelData.frame(channel: channel, payload: bytes), client: tuple.client, listener: tuple.listener))
-        } else {
-            var indication = TURNResponse(method: .data, kind: .indication, transactionID: newTransactionID())
-            indication.xorPeerAddress = peer
-            indication.data = Array(bytes)
-            commands.append(.sendToClient(codec.encode(indication, integrity: nil, fingerprint: false), client: tuple.client, listener: tuple.listener))
-        }
+        guard peer.port != 0, let tuple = byRelayedPort[relayed.port], let entry = entries[tuple] else { return }
+        entry.handlePeerDatagram(bytes, from: peer, now: now, transactionID: { newTransactionID() }, into: &commands)
     }
 
     /// Expires allocations, permissions, channels and nonces as of `now`.
     package mutating func handleTimeout(now: TURNTime, into commands: inout [TURNCommand]) {
-        for (tuple, entry) in entries {
-            if entry.allocation.isExpired(now: now) {
-                free(tuple, now: now, into: &commands)
-            } else {
-                var allocation = entry.allocation
-                for route in allocation.expire(now: now) { commands.append(.removeChannelRoute(route)) }
-                entries[tuple]?.allocation = allocation
+        for (tuple, var entry) in entries {
+            switch entry.handleTimeout(now: now, into: &commands) {
+            case .freed: release(tuple)
+            case .active: entries[tuple] = entry
             }
         }
         if nextHousekeeping.map({ $0 <= now.monotonic }) ?? true {
@@ -151,10 +138,8 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
     // MARK: ChannelData (RFC 8656 section 12)
 
     private mutating func handleChannelData(_ bytes: UnsafeRawBufferPointer, tuple: FiveTuple, now: TURNTime, into commands: inout [TURNCommand]) {
-        guard let frame = ChannelData(bytes), let entry = entries[tuple],
-              let peer = entry.allocation.peer(onChannel: frame.channel, now: now),
-              let relayed = entry.allocation.relayedAddress(for: peer) else { return }
-        commands.append(.sendToPeer(Array(frame.payload), peer: peer, relayed: relayed))
+        guard let frame = ChannelData(bytes), let entry = entries[tuple] else { return }
+        entry.handleChannelData(frame, now: now, into: &commands)
     }
 
     // MARK: STUN
@@ -184,20 +169,16 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
     }
 
     private mutating func handleSend(_ request: TURNRequest, tuple: FiveTuple, now: TURNTime, into commands: inout [TURNCommand]) {
-        guard let entry = entries[tuple], !entry.allocation.isExpired(now: now), request.peers.count == 1,
-              let peer = request.peers.first, let data = request.data,
-              entry.allocation.hasPermission(peer.ip, now: now),
-              let relayed = entry.allocation.relayedAddress(for: peer) else { return }
-        commands.append(.sendToPeer(data, peer: peer, relayed: relayed))
+        entries[tuple]?.handleSend(request, now: now, into: &commands)
     }
 
     private mutating func handleRequest(_ request: TURNRequest, bytes: UnsafeRawBufferPointer, tuple: FiveTuple, now: TURNTime, into commands: inout [TURNCommand]) {
-        func reply(_ response: TURNResponse, credentials: Credentials? = nil) {
+        func reply(_ response: TURNResponse, credentials: TURNCredentials? = nil) {
             count(response.method, response.errorCode ?? 200)
             let integrity = credentials.map { ($0.integrity, username: $0.username, realm: configuration.realm, password: $0.password) }
             commands.append(.sendToClient(codec.encode(response, integrity: integrity, fingerprint: true), client: tuple.client, listener: tuple.listener))
         }
-        func error(_ code: Int, credentials: Credentials? = nil, configure: (inout TURNResponse) -> Void = { _ in }) {
+        func error(_ code: Int, credentials: TURNCredentials? = nil, configure: (inout TURNResponse) -> Void = { _ in }) {
             var response = TURNResponse(method: request.method, kind: .error, transactionID: request.transactionID)
             response.errorCode = code
             response.software = configuration.software
@@ -225,7 +206,7 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
 
         // Long-term credentials (RFC 8489 section 9.2.4). Nothing is created for an unauthenticated client
         // but a nonce, and 401s are rate-limited per source.
-        let credentials: Credentials
+        let credentials: TURNCredentials
         switch authenticate(request, bytes: bytes, tuple: tuple, now: now) {
         case let .success(authenticated):
             credentials = authenticated
@@ -262,53 +243,15 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
                 count(.allocate, 200)
                 commands.append(.sendToClient(bytes, client: tuple.client, listener: tuple.listener))
             }
-        case .refresh:
-            guard let entry = entries[tuple], !entry.allocation.isExpired(now: now) else { return error(437, credentials: credentials) }
-            var response = TURNResponse(method: .refresh, kind: .success, transactionID: request.transactionID)
-            if request.lifetime == 0 {
-                free(tuple, now: now, into: &commands)
-                response.lifetime = 0
-            } else {
-                let lifetime = Allocation.clampLifetime(requested: request.lifetime)
-                entries[tuple]?.allocation.refresh(lifetime: lifetime, now: now)
-                response.lifetime = UInt32(lifetime.components.seconds)
+        case .refresh, .createPermission, .channelBind:
+            guard var entry = entries[tuple] else { return error(437, credentials: credentials) }
+            let outcome = entry.handle(
+                request, credentials: credentials, now: now, permits: permits, into: &commands,
+                answered: { method, code in count(method, code) })
+            switch outcome {
+            case .freed: release(tuple)
+            case .active: entries[tuple] = entry
             }
-            reply(response, credentials: credentials)
-        case .createPermission:
-            guard let entry = entries[tuple], !entry.allocation.isExpired(now: now) else { return error(437, credentials: credentials) }
-            guard !request.peers.isEmpty else { return error(400, credentials: credentials) }
-            // All or nothing (RFC 8656 section 10.2): check every peer before installing any.
-            for peer in request.peers {
-                guard entry.allocation.relayedAddress(for: peer) != nil else { return error(443, credentials: credentials) }
-                guard permits(peer) else { return error(403, credentials: credentials) }
-            }
-            for peer in request.peers {
-                guard entries[tuple]?.allocation.installPermission(peer.ip, now: now) == true else {
-                    return error(508, credentials: credentials)
-                }
-            }
-            reply(TURNResponse(method: .createPermission, kind: .success, transactionID: request.transactionID), credentials: credentials)
-        case .channelBind:
-            guard let entry = entries[tuple], !entry.allocation.isExpired(now: now) else { return error(437, credentials: credentials) }
-            guard let number = request.channel, request.peers.count == 1, let peer = request.peers.first else {
-                return error(400, credentials: credentials)
-            }
-            guard entry.allocation.relayedAddress(for: peer) != nil else { return error(443, credentials: credentials) }
-            guard permits(peer) else { return error(403, credentials: credentials) }
-            var allocation = entry.allocation
-            do {
-                let route = try allocation.bindChannel(number, to: peer, now: now)
-                entries[tuple]?.allocation = allocation
-                commands.append(.installChannelRoute(route))
-                reply(TURNResponse(method: .channelBind, kind: .success, transactionID: request.transactionID), credentials: credentials)
-            } catch {
-                switch error {
-                case .numberInUse, .peerBoundToAnotherNumber, .invalidNumber: errorReply(400)
-                case .familyNotRelayed: errorReply(443)
-                case .tooMany: errorReply(508)
-                }
-            }
-            func errorReply(_ code: Int) { error(code, credentials: credentials) }
         case .binding, .send, .data, .other:
             error(400, credentials: credentials)
         }
@@ -322,7 +265,7 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
     }
 
     private mutating func allocate(
-        _ request: TURNRequest, tuple: FiveTuple, credentials: Credentials, now: TURNTime, into commands: inout [TURNCommand]
+        _ request: TURNRequest, tuple: FiveTuple, credentials: TURNCredentials, now: TURNTime, into commands: inout [TURNCommand]
     ) -> AllocateOutcome {
         // RFC 8656 section 7.2, in its order.
         if let existing = entries[tuple], !existing.allocation.isExpired(now: now) {
@@ -378,7 +321,8 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         let encoded = codec.encode(
             response, integrity: (credentials.integrity, username: credentials.username, realm: configuration.realm, password: credentials.password),
             fingerprint: true)
-        entries[tuple] = Entry(allocation: allocation, allocateTransaction: request.transactionID, allocateResponse: encoded, password: credentials.password)
+        entries[tuple] = Entry(
+            allocation: allocation, allocateTransaction: request.transactionID, allocateResponse: encoded, codec: codec, context: answerContext)
         byRelayedPort[port] = tuple
         perUsername[credentials.username, default: 0] += 1
         for address in relayed { commands.append(.openRelayedSocket(address)) }
@@ -398,10 +342,16 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         return nil
     }
 
+    /// Frees an allocation: its session emits the data-path commands, then its port, quota and index
+    /// entries are released.
     private mutating func free(_ tuple: FiveTuple, now: TURNTime, into commands: inout [TURNCommand]) {
+        entries[tuple]?.free(now: now, into: &commands)
+        release(tuple)
+    }
+
+    /// Releases what the front door holds for an allocation whose session is gone.
+    private mutating func release(_ tuple: FiveTuple) {
         guard let entry = entries.removeValue(forKey: tuple) else { return }
-        for route in entry.allocation.activeRoutes(now: now) { commands.append(.removeChannelRoute(route)) }
-        for address in entry.allocation.relayed { commands.append(.closeRelayedSocket(address)) }
         if let port = entry.allocation.relayed.first?.port {
             byRelayedPort[port] = nil
             ports.release(port)
@@ -418,17 +368,11 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
 
     // MARK: Authentication
 
-    private struct Credentials {
-        var username: String
-        var password: String
-        var integrity: TURNRequest.Integrity
-    }
-
     private enum AuthenticationFailure: Error {
         case unauthorized, staleNonce, badRequest
     }
 
-    private mutating func authenticate(_ request: TURNRequest, bytes: UnsafeRawBufferPointer, tuple: FiveTuple, now: TURNTime) -> Result<Credentials, AuthenticationFailure> {
+    private mutating func authenticate(_ request: TURNRequest, bytes: UnsafeRawBufferPointer, tuple: FiveTuple, now: TURNTime) -> Result<TURNCredentials, AuthenticationFailure> {
         guard let integrity = request.integrity else { return .failure(.unauthorized) }
         guard let username = request.username, let realm = request.realm, let nonce = request.nonce else {
             return .failure(.badRequest)  // RFC 8489 section 9.2.4: integrity without the rest is a 400
@@ -440,7 +384,7 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         for secret in configuration.secrets {
             let password = RESTCredentials.password(secret: secret, username: username)
             if codec.verifyIntegrity(bytes, username: username, realm: realm, password: password) {
-                return .success(Credentials(username: username, password: password, integrity: integrity))
+                return .success(TURNCredentials(username: username, password: password, integrity: integrity))
             }
         }
         return .failure(.unauthorized)

@@ -1,0 +1,218 @@
+package import Addresses
+package import STUN
+
+/// The long-term credentials a request was authenticated with (the allocation's answers are signed
+/// with them).
+package struct TURNCredentials: Equatable, Sendable {
+    package var username: String
+    package var password: String
+    package var integrity: TURNRequest.Integrity
+
+    package init(username: String, password: String, integrity: TURNRequest.Integrity) {
+        self.username = username
+        self.password = password
+        self.integrity = integrity
+    }
+}
+
+/// What an allocation answers with, besides its data: the realm and SOFTWARE of the relay.
+package struct TURNAnswerContext: Sendable {
+    package var realm: String
+    package var software: String
+
+    package init(realm: String, software: String) {
+        self.realm = realm
+        self.software = software
+    }
+}
+
+/// One allocation's protocol state machine, pure: once the front door (`TURNServer`) has decoded and
+/// authenticated a request and found that it concerns this allocation, the session answers it
+/// (Refresh, CreatePermission, ChannelBind), relays what the allocation relays (Send indications,
+/// ChannelData, peer datagrams) and expires what has run out. It never touches a socket or a clock:
+/// input and `now` in, commands out. `TURNServer` keeps one per allocation; a shell may equally run
+/// each in an actor of its own.
+package struct AllocationSession<Codec: TURNCodec>: Sendable {
+    /// Whether the allocation still exists after an input.
+    package enum Outcome: Equatable, Sendable {
+        case active
+        /// Refresh(0) or expiry: the session emitted the removal of its routes and the closing of its
+        /// relayed sockets; the owner releases its port, quota and index entries.
+        case freed
+    }
+
+    package private(set) var allocation: Allocation
+    /// The Allocate transaction and its encoded answer: a retransmission gets the same bytes.
+    package let allocateTransaction: [UInt8]
+    package let allocateResponse: [UInt8]
+    private let codec: Codec
+    private let context: TURNAnswerContext
+
+    package init(allocation: Allocation, allocateTransaction: [UInt8], allocateResponse: [UInt8], codec: Codec, context: TURNAnswerContext) {
+        self.allocation = allocation
+        self.allocateTransaction = allocateTransaction
+        self.allocateResponse = allocateResponse
+        self.codec = codec
+        self.context = context
+    }
+
+    package var nextDeadline: Duration { allocation.nextDeadline }
+
+    // MARK: Requests (RFC 8656 sections 7.3, 9, 11)
+
+    /// Answers an authenticated Refresh, CreatePermission or ChannelBind of this allocation's 5-tuple.
+    /// `permits` says whether a peer is allowed (the relay-wide peer policy); `answered` is told the
+    /// method and code of the answer (for metrics).
+    package mutating func handle(
+        _ request: TURNRequest, credentials: TURNCredentials, now: TURNTime, permits: (SocketAddress) -> Bool,
+        into commands: inout [TURNCommand], answered: (TURNRequest.Method, Int) -> Void
+    ) -> Outcome {
+        let client = allocation.client
+        let listener = allocation.listener
+        func reply(_ response: TURNResponse) {
+            answered(response.method, response.errorCode ?? 200)
+            let integrity = (credentials.integrity, username: credentials.username, realm: context.realm, password: credentials.password)
+            commands.append(.sendToClient(codec.encode(response, integrity: integrity, fingerprint: true), client: client, listener: listener))
+        }
+        func error(_ code: Int) {
+            var response = TURNResponse(method: request.method, kind: .error, transactionID: request.transactionID)
+            response.errorCode = code
+            response.software = context.software
+            reply(response)
+        }
+        guard !allocation.isExpired(now: now) else {
+            error(437)
+            return .active  // expired but not yet swept: the next timeout frees it
+        }
+
+        switch request.method {
+        case .refresh:
+            var response = TURNResponse(method: .refresh, kind: .success, transactionID: request.transactionID)
+            if request.lifetime == 0 {
+                free(now: now, into: &commands)
+                response.lifetime = 0
+                reply(response)
+                return .freed
+            }
+            let lifetime = Allocation.clampLifetime(requested: request.lifetime)
+            allocation.refresh(lifetime: lifetime, now: now)
+            response.lifetime = UInt32(lifetime.components.seconds)
+            reply(response)
+        case .createPermission:
+            guard !request.peers.isEmpty else {
+                error(400)
+                return .active
+            }
+            // All or nothing (RFC 8656 section 10.2): check every peer before installing any.
+            for peer in request.peers {
+                guard allocation.relayedAddress(for: peer) != nil else {
+                    error(443)
+                    return .active
+                }
+                guard permits(peer) else {
+                    error(403)
+                    return .active
+                }
+            }
+            for peer in request.peers where !allocation.installPermission(peer.ip, now: now) {
+                error(508)
+                return .active
+            }
+            reply(TURNResponse(method: .createPermission, kind: .success, transactionID: request.transactionID))
+        case .channelBind:
+            guard let number = request.channel, request.peers.count == 1, let peer = request.peers.first else {
+                error(400)
+                return .active
+            }
+            guard allocation.relayedAddress(for: peer) != nil else {
+                error(443)
+                return .active
+            }
+            guard permits(peer) else {
+                error(403)
+                return .active
+            }
+            do {
+                let route = try allocation.bindChannel(number, to: peer, now: now)
+                commands.append(.installChannelRoute(route))
+                reply(TURNResponse(method: .channelBind, kind: .success, transactionID: request.transactionID))
+            } catch {
+                switch error {
+                case .numberInUse, .peerBoundToAnotherNumber, .invalidNumber: self.error(400, request, credentials, &commands, answered)
+                case .familyNotRelayed: self.error(443, request, credentials, &commands, answered)
+                case .tooMany: self.error(508, request, credentials, &commands, answered)
+                }
+            }
+        case .allocate, .binding, .send, .data, .other:
+            error(400)
+        }
+        return .active
+    }
+
+    /// An error answer outside the closure scope of `handle` (Swift cannot call a nested function from a
+    /// `catch` that shadows `error`).
+    private func error(
+        _ code: Int, _ request: TURNRequest, _ credentials: TURNCredentials, _ commands: inout [TURNCommand],
+        _ answered: (TURNRequest.Method, Int) -> Void
+    ) {
+        var response = TURNResponse(method: request.method, kind: .error, transactionID: request.transactionID)
+        response.errorCode = code
+        response.software = context.software
+        answered(request.method, code)
+        let integrity = (credentials.integrity, username: credentials.username, realm: context.realm, password: credentials.password)
+        commands.append(.sendToClient(
+            codec.encode(response, integrity: integrity, fingerprint: true), client: allocation.client, listener: allocation.listener))
+    }
+
+    // MARK: Data (RFC 8656 sections 11, 12)
+
+    /// A Send indication: relayed when the peer has a permission (indications get no answer).
+    package func handleSend(_ request: TURNRequest, now: TURNTime, into commands: inout [TURNCommand]) {
+        guard !allocation.isExpired(now: now), request.peers.count == 1, let peer = request.peers.first, let data = request.data,
+              allocation.hasPermission(peer.ip, now: now), let relayed = allocation.relayedAddress(for: peer) else { return }
+        commands.append(.sendToPeer(data, peer: peer, relayed: relayed))
+    }
+
+    /// ChannelData from the client that the data path had no route for.
+    package func handleChannelData(_ frame: ChannelData, now: TURNTime, into commands: inout [TURNCommand]) {
+        guard let peer = allocation.peer(onChannel: frame.channel, now: now),
+              let relayed = allocation.relayedAddress(for: peer) else { return }
+        commands.append(.sendToPeer(Array(frame.payload), peer: peer, relayed: relayed))
+    }
+
+    /// A datagram from a peer to one of the allocation's relayed addresses: ChannelData on the peer's
+    /// channel, else a Data indication, when the peer has a permission; dropped otherwise.
+    package func handlePeerDatagram(
+        _ bytes: UnsafeRawBufferPointer, from peer: SocketAddress, now: TURNTime, transactionID: () -> [UInt8],
+        into commands: inout [TURNCommand]
+    ) {
+        guard !allocation.isExpired(now: now), allocation.hasPermission(peer.ip, now: now) else { return }
+        if let channel = allocation.channel(for: peer, now: now) {
+            commands.append(.sendToClient(ChannelData.frame(channel: channel, payload: bytes), client: allocation.client, listener: allocation.listener))
+        } else {
+            var indication = TURNResponse(method: .data, kind: .indication, transactionID: transactionID())
+            indication.xorPeerAddress = peer
+            indication.data = Array(bytes)
+            commands.append(.sendToClient(
+                codec.encode(indication, integrity: nil, fingerprint: false), client: allocation.client, listener: allocation.listener))
+        }
+    }
+
+    // MARK: Time
+
+    /// Expires permissions and channels (removing their routes), or the whole allocation.
+    package mutating func handleTimeout(now: TURNTime, into commands: inout [TURNCommand]) -> Outcome {
+        if allocation.isExpired(now: now) {
+            free(now: now, into: &commands)
+            return .freed
+        }
+        for route in allocation.expire(now: now) { commands.append(.removeChannelRoute(route)) }
+        return .active
+    }
+
+    /// The data paths forget the allocation: routes removed, relayed sockets closed.
+    package func free(now: TURNTime, into commands: inout [TURNCommand]) {
+        for route in allocation.activeRoutes(now: now) { commands.append(.removeChannelRoute(route)) }
+        for address in allocation.relayed { commands.append(.closeRelayedSocket(address)) }
+    }
+}
