@@ -5,11 +5,19 @@ import STUN
 import Synchronization
 import TURN
 
-/// The relay's protocol engine and user-space data path, on one dedicated thread: an epoll loop over
-/// the listener and relayed sockets that feeds the sans-IO `TURNServer` and carries out its commands.
+/// The relay's listener and user-space data path, on one dedicated thread: an epoll loop over the
+/// listener and relayed sockets that feeds the sans-IO front door (`TURNServer`: decoding,
+/// authentication, nonces, quotas, ports, Binding and Allocate) and carries out the commands of the
+/// front door and of the allocation actors.
 ///
-/// ChannelData, the hot path, never reaches the protocol core once a channel is bound: the engine keeps
-/// the channel routes the core installs (the same routes the XDP program gets) and forwards by table
+/// Each allocation is an `AllocationActor` running its pure `AllocationSession` (permissions,
+/// channels, lifetime, Refresh/CreatePermission/ChannelBind, indications, its timers). The front door
+/// dispatches an allocation's work; the engine hands it to the actor as one batch per turn of the
+/// loop, and performs what the actor sends back (the engine keeps the sockets' I/O: one epoll, batched
+/// sends, the send backlog).
+///
+/// ChannelData, the hot path, never reaches an actor once a channel is bound: the engine keeps the
+/// channel routes the sessions install (the same routes the XDP program gets) and forwards by table
 /// lookup, reading and writing in batches (recvmmsg/sendmmsg). Reading is fair: one batch per ready
 /// socket per turn of the loop, so a flood on one socket cannot starve control traffic on another.
 final class RelayEngine: @unchecked Sendable {
@@ -19,7 +27,7 @@ final class RelayEngine: @unchecked Sendable {
     private let logger: Logger
     private let loop: EventLoop
     private var server: TURNServer<STUNCodec, SystemRandomNumberGenerator>
-    private let origin = ContinuousClock.now
+    private let clock = RelayClock()
     private let stopping = Atomic<Bool>(false)
 
     private struct Listener {
@@ -70,6 +78,12 @@ final class RelayEngine: @unchecked Sendable {
     private var commands: [TURNCommand] = []
     private var reportedRequests: [TURNServer<STUNCodec, SystemRandomNumberGenerator>.RequestKey: Int] = [:]
 
+    /// The allocation actors by 5-tuple, the work gathered for them during this turn of the loop (handed
+    /// over as one batch per actor at its end), and what they send back.
+    private var sessions: [RelayServer.FiveTuple: AllocationActor] = [:]
+    private var pendingWork: [RelayServer.FiveTuple: [RelayServer.SessionWork]] = [:]
+    private let inbox: EngineInbox
+
     /// The channel routes user space holds, readable from any thread (`/routes`, the XDP tests).
     private let routeSnapshot = Mutex<Set<ChannelRoute>>([])
     /// Where route changes go besides the engine's own tables (the XDP router), in order; set before
@@ -82,6 +96,7 @@ final class RelayEngine: @unchecked Sendable {
         self.metrics = metrics
         self.logger = logger
         loop = try EventLoop()
+        inbox = EngineInbox(loop: loop)
         var serverConfiguration = TURNServer<STUNCodec, SystemRandomNumberGenerator>.Configuration()
         serverConfiguration.realm = configuration.realm
         serverConfiguration.secrets = configuration.authSecrets.map { $0.reveal() }
@@ -90,6 +105,8 @@ final class RelayEngine: @unchecked Sendable {
         serverConfiguration.portRange = configuration.portRange
         serverConfiguration.allocationsPerUsername = configuration.allocationsPerUsername
         serverConfiguration.timers = configuration.timers
+        // Each allocation's session runs in an actor of its own (`AllocationActor`).
+        serverConfiguration.hostsSessions = false
         serverConfiguration.peerPolicy = PeerPolicy(
             allow: try configuration.allowPeers.map { try AddressRange($0) },
             deny: try configuration.denyPeers.map { try AddressRange($0) },
@@ -133,9 +150,7 @@ final class RelayEngine: @unchecked Sendable {
         loop.wake()
     }
 
-    private func now() -> TURNTime {
-        TURNTime(monotonic: ContinuousClock.now - origin, unixSeconds: Int64(Date().timeIntervalSince1970))
-    }
+    private func now() -> TURNTime { clock.now() }
 
     private func turn() throws {
         var timeout: Duration = .seconds(1)
@@ -143,6 +158,7 @@ final class RelayEngine: @unchecked Sendable {
             timeout = max(.zero, min(timeout, deadline - now().monotonic))
         }
         let ready = try loop.wait(timeout: timeout)
+        takeFromActors()
         for fd in ready {
             if backlogs[fd] != nil { drainBacklog(fd) }
             if let listener = listeners[fd] {
@@ -156,8 +172,43 @@ final class RelayEngine: @unchecked Sendable {
             server.handleTimeout(now: current, into: &commands)
         }
         perform()
+        deliverToActors()
         flush()
         reportMetrics()
+    }
+
+    /// Sessions the front door created get an actor; work it dispatched is gathered per allocation.
+    private func collectDispatched() {
+        for item in server.takeDispatched() {
+            switch item {
+            case let .created(tuple, session):
+                sessions[tuple] = AllocationActor.start(session: session, tuple: tuple, clock: clock, metrics: metrics, inbox: inbox)
+            case let .work(tuple, work):
+                pendingWork[tuple, default: []].append(work)
+            }
+        }
+    }
+
+    /// One batch per allocation actor per turn.
+    private func deliverToActors() {
+        guard !pendingWork.isEmpty else { return }
+        for (tuple, batch) in pendingWork {
+            sessions[tuple]?.deliver(batch)
+        }
+        pendingWork.removeAll(keepingCapacity: true)
+    }
+
+    /// Carries out what the actors' sessions emitted, and forgets the allocations they freed.
+    private func takeFromActors() {
+        for event in inbox.take() {
+            commands.append(contentsOf: event.commands)
+            perform()
+            if event.freed {
+                server.sessionFreed(event.tuple)
+                sessions[event.tuple] = nil
+                pendingWork[event.tuple] = nil
+            }
+        }
     }
 
     private func readClients(_ listener: Listener) throws {
@@ -180,6 +231,7 @@ final class RelayEngine: @unchecked Sendable {
             }
             server.handleClientDatagram(bytes, from: client, to: listener.address, now: current, into: &commands)
             perform()
+            collectDispatched()
         }
     }
 
@@ -207,6 +259,7 @@ final class RelayEngine: @unchecked Sendable {
             }
             server.handlePeerDatagram(bytes, from: peer, to: relayedAddress, now: current, into: &commands)
             perform()
+            collectDispatched()
         }
     }
 
@@ -367,18 +420,12 @@ final class RelayEngine: @unchecked Sendable {
 
     private func reportMetrics() {
         metrics.allocations.set(Int64(server.allocationCount))
-        // Channels and permissions take a walk over every allocation: once a second is enough.
+        // Channels are the engine's routes; permissions are what the actors last reported. Once a second.
         let current = now()
         if current.monotonic >= nextGaugeUpdate {
             nextGaugeUpdate = current.monotonic + .seconds(1)
-            var channels = 0
-            var permissions = 0
-            for allocation in server.allocations {
-                channels += allocation.activeRoutes(now: current).count
-                permissions += allocation.permissions.values.filter { $0 > current.monotonic }.count
-            }
-            metrics.channels.set(Int64(channels))
-            metrics.permissions.set(Int64(permissions))
+            metrics.channels.set(Int64(clientRoutes.count))
+            metrics.permissions.set(Int64(inbox.permissionCount))
         }
         for (key, value) in server.requests where reportedRequests[key] != value {
             metrics.requests(method: key.method, code: key.code).increment(by: Int64(value - reportedRequests[key, default: 0]))

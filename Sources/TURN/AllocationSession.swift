@@ -42,6 +42,9 @@ package struct AllocationSession<Codec: TURNCodec>: Sendable {
     }
 
     package private(set) var allocation: Allocation
+    /// Set once the session freed the allocation (Refresh(0) or expiry): a session hosted apart from its
+    /// front door may still get requests the front door dispatched before it heard; they get 437.
+    package private(set) var isFreed = false
     /// The Allocate transaction and its encoded answer: a retransmission gets the same bytes.
     package let allocateTransaction: [UInt8]
     package let allocateResponse: [UInt8]
@@ -79,6 +82,10 @@ package struct AllocationSession<Codec: TURNCodec>: Sendable {
             response.errorCode = code
             response.software = context.software
             reply(response)
+        }
+        guard !isFreed else {
+            error(437)
+            return .freed
         }
         guard !allocation.isExpired(now: now) else {
             error(437)
@@ -168,14 +175,14 @@ package struct AllocationSession<Codec: TURNCodec>: Sendable {
 
     /// A Send indication: relayed when the peer has a permission (indications get no answer).
     package func handleSend(_ request: TURNRequest, now: TURNTime, into commands: inout [TURNCommand]) {
-        guard !allocation.isExpired(now: now), request.peers.count == 1, let peer = request.peers.first, let data = request.data,
+        guard !isFreed, !allocation.isExpired(now: now), request.peers.count == 1, let peer = request.peers.first, let data = request.data,
               allocation.hasPermission(peer.ip, now: now), let relayed = allocation.relayedAddress(for: peer) else { return }
         commands.append(.sendToPeer(data, peer: peer, relayed: relayed))
     }
 
     /// ChannelData from the client that the data path had no route for.
     package func handleChannelData(_ frame: ChannelData, now: TURNTime, into commands: inout [TURNCommand]) {
-        guard let peer = allocation.peer(onChannel: frame.channel, now: now),
+        guard !isFreed, let peer = allocation.peer(onChannel: frame.channel, now: now),
               let relayed = allocation.relayedAddress(for: peer) else { return }
         commands.append(.sendToPeer(Array(frame.payload), peer: peer, relayed: relayed))
     }
@@ -186,7 +193,7 @@ package struct AllocationSession<Codec: TURNCodec>: Sendable {
         _ bytes: UnsafeRawBufferPointer, from peer: SocketAddress, now: TURNTime, transactionID: () -> [UInt8],
         into commands: inout [TURNCommand]
     ) {
-        guard !allocation.isExpired(now: now), allocation.hasPermission(peer.ip, now: now) else { return }
+        guard !isFreed, !allocation.isExpired(now: now), allocation.hasPermission(peer.ip, now: now) else { return }
         if let channel = allocation.channel(for: peer, now: now) {
             commands.append(.sendToClient(ChannelData.frame(channel: channel, payload: bytes), client: allocation.client, listener: allocation.listener))
         } else {
@@ -202,6 +209,7 @@ package struct AllocationSession<Codec: TURNCodec>: Sendable {
 
     /// Expires permissions and channels (removing their routes), or the whole allocation.
     package mutating func handleTimeout(now: TURNTime, into commands: inout [TURNCommand]) -> Outcome {
+        if isFreed { return .freed }
         if allocation.isExpired(now: now) {
             free(now: now, into: &commands)
             return .freed
@@ -211,7 +219,9 @@ package struct AllocationSession<Codec: TURNCodec>: Sendable {
     }
 
     /// The data paths forget the allocation: routes removed, relayed sockets closed.
-    package func free(now: TURNTime, into commands: inout [TURNCommand]) {
+    package mutating func free(now: TURNTime, into commands: inout [TURNCommand]) {
+        guard !isFreed else { return }
+        isFreed = true
         for route in allocation.activeRoutes(now: now) { commands.append(.removeChannelRoute(route)) }
         for address in allocation.relayed { commands.append(.closeRelayedSocket(address)) }
     }

@@ -20,6 +20,11 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         package var unauthorizedBurst: Double = 10
         package var unauthorizedPerSecond: Double = 5
         package var timers = Allocation.Timers.rfc8656
+        /// Whether the server runs each allocation's session itself (the default, and what its tests
+        /// drive) or hands sessions and their work out through `takeDispatched()`, for a shell that
+        /// runs each session elsewhere (the relay: an actor per allocation). Handed out, a session is
+        /// the only judge of its lifetime: the server keeps its index entry until `sessionFreed`.
+        package var hostsSessions = true
 
         package init() {}
     }
@@ -41,6 +46,25 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         package var code: Int
     }
 
+    /// What the server hands out when it does not host sessions (`Configuration.hostsSessions` false).
+    package enum Dispatch: Sendable {
+        /// A new allocation: run this session (its relayed sockets were asked for already).
+        case created(FiveTuple, AllocationSession<Codec>)
+        /// Work for the session of this 5-tuple, in the order it arrived.
+        case work(FiveTuple, SessionWork)
+    }
+
+    /// Work for one allocation's session.
+    package enum SessionWork: Sendable {
+        /// An authenticated Refresh, CreatePermission or ChannelBind of the allocation's username, with
+        /// the peers the relay-wide policy permits among those it names.
+        case request(TURNRequest, TURNCredentials, permittedPeers: Set<SocketAddress>)
+        case send(TURNRequest)
+        /// A ChannelData datagram the data path had no route for.
+        case channelData([UInt8])
+        case peerDatagram([UInt8], from: SocketAddress)
+    }
+
     /// The allocations, each a session of its own (the state machine of `AllocationSession`).
     private typealias Entry = AllocationSession<Codec>
 
@@ -55,6 +79,7 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
     private var ports: PortAllocator
     private var nextHousekeeping: Duration?
     package private(set) var requests: [RequestKey: Int] = [:]
+    private var dispatched: [Dispatch] = []
 
     package init(configuration: Configuration, codec: Codec, random: Random) {
         self.configuration = configuration
@@ -68,6 +93,18 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
     // MARK: State for the shell and for tests
 
     package var allocationCount: Int { entries.count }
+
+    /// The sessions and work handed out since the last call (only when not hosting sessions).
+    package mutating func takeDispatched() -> [Dispatch] {
+        defer { dispatched.removeAll(keepingCapacity: true) }
+        return dispatched
+    }
+
+    /// A session run elsewhere freed its allocation (Refresh(0) or expiry; it emitted the data-path
+    /// commands itself): release its port, quota and index entry.
+    package mutating func sessionFreed(_ tuple: FiveTuple) {
+        release(tuple)
+    }
     package var nonceCount: Int { nonces.count }
     package var rateLimitedSources: Int { unauthorized.trackedSources }
 
@@ -87,7 +124,7 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
     /// When `handleTimeout` should next run.
     package var nextDeadline: Duration? {
         var deadline = nextHousekeeping
-        for entry in entries.values {
+        for entry in entries.values where configuration.hostsSessions {
             let candidate = entry.nextDeadline
             deadline = deadline.map { min($0, candidate) } ?? candidate
         }
@@ -118,12 +155,16 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         into commands: inout [TURNCommand]
     ) {
         guard peer.port != 0, let tuple = byRelayedPort[relayed.port], let entry = entries[tuple] else { return }
+        guard configuration.hostsSessions else {
+            dispatched.append(.work(tuple, .peerDatagram(Array(bytes), from: peer)))
+            return
+        }
         entry.handlePeerDatagram(bytes, from: peer, now: now, transactionID: { newTransactionID() }, into: &commands)
     }
 
     /// Expires allocations, permissions, channels and nonces as of `now`.
     package mutating func handleTimeout(now: TURNTime, into commands: inout [TURNCommand]) {
-        for (tuple, var entry) in entries {
+        for (tuple, var entry) in entries where configuration.hostsSessions {
             switch entry.handleTimeout(now: now, into: &commands) {
             case .freed: release(tuple)
             case .active: entries[tuple] = entry
@@ -139,6 +180,10 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
 
     private mutating func handleChannelData(_ bytes: UnsafeRawBufferPointer, tuple: FiveTuple, now: TURNTime, into commands: inout [TURNCommand]) {
         guard let frame = ChannelData(bytes), let entry = entries[tuple] else { return }
+        guard configuration.hostsSessions else {
+            dispatched.append(.work(tuple, .channelData(Array(bytes))))
+            return
+        }
         entry.handleChannelData(frame, now: now, into: &commands)
     }
 
@@ -169,6 +214,11 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
     }
 
     private mutating func handleSend(_ request: TURNRequest, tuple: FiveTuple, now: TURNTime, into commands: inout [TURNCommand]) {
+        guard entries[tuple] != nil else { return }
+        guard configuration.hostsSessions else {
+            dispatched.append(.work(tuple, .send(request)))
+            return
+        }
         entries[tuple]?.handleSend(request, now: now, into: &commands)
     }
 
@@ -245,6 +295,11 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
             }
         case .refresh, .createPermission, .channelBind:
             guard var entry = entries[tuple] else { return error(437, credentials: credentials) }
+            guard configuration.hostsSessions else {
+                let permitted = Set(request.peers.filter { permits($0) })
+                dispatched.append(.work(tuple, .request(request, credentials, permittedPeers: permitted)))
+                return
+            }
             let outcome = entry.handle(
                 request, credentials: credentials, now: now, permits: permits, into: &commands,
                 answered: { method, code in count(method, code) })
@@ -268,7 +323,8 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         _ request: TURNRequest, tuple: FiveTuple, credentials: TURNCredentials, now: TURNTime, into commands: inout [TURNCommand]
     ) -> AllocateOutcome {
         // RFC 8656 section 7.2, in its order.
-        if let existing = entries[tuple], !existing.allocation.isExpired(now: now) {
+        // A session run elsewhere judges its own lifetime: its entry here counts as live until it is freed.
+        if let existing = entries[tuple], !configuration.hostsSessions || !existing.allocation.isExpired(now: now) {
             // A retransmission gets the same answer; a new transaction is an Allocation Mismatch.
             return existing.allocateTransaction == request.transactionID ? .answered(existing.allocateResponse) : .failed(437)
         } else if entries[tuple] != nil {
@@ -321,8 +377,10 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         let encoded = codec.encode(
             response, integrity: (credentials.integrity, username: credentials.username, realm: configuration.realm, password: credentials.password),
             fingerprint: true)
-        entries[tuple] = Entry(
+        let session = Entry(
             allocation: allocation, allocateTransaction: request.transactionID, allocateResponse: encoded, codec: codec, context: answerContext)
+        entries[tuple] = session
+        if !configuration.hostsSessions { dispatched.append(.created(tuple, session)) }
         byRelayedPort[port] = tuple
         perUsername[credentials.username, default: 0] += 1
         for address in relayed { commands.append(.openRelayedSocket(address)) }
@@ -397,7 +455,14 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
     }
 
     private mutating func count(_ method: TURNRequest.Method, _ code: Int) {
-        let name = switch method {
+        requests[RequestKey(method: method.metricName, code: code), default: 0] += 1
+    }
+}
+
+extension TURNRequest.Method {
+    /// The method's name in metrics (`gatehouse_relay_requests_total{method=...}`).
+    package var metricName: String {
+        switch self {
         case .binding: "binding"
         case .allocate: "allocate"
         case .refresh: "refresh"
@@ -407,6 +472,5 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         case .channelBind: "channel_bind"
         case .other: "other"
         }
-        requests[RequestKey(method: name, code: code), default: 0] += 1
     }
 }

@@ -1,0 +1,182 @@
+import Actors
+import Foundation
+import STUN
+import Synchronization
+import TURN
+
+typealias RelayServer = TURNServer<STUNCodec, SystemRandomNumberGenerator>
+
+/// The relay's clock, shared by the engine and the allocation actors: monotonic time since the relay
+/// started, and the wall clock for credential expiry.
+struct RelayClock: Sendable {
+    let origin = ContinuousClock.now
+
+    func now() -> TURNTime {
+        TURNTime(monotonic: ContinuousClock.now - origin, unixSeconds: Int64(Date().timeIntervalSince1970))
+    }
+}
+
+/// What the allocation actors hand back to the engine's thread: the commands their sessions emitted
+/// (sends, route changes, sockets to close), in order, and which allocations are gone. The engine
+/// drains it on every turn of its loop; posting wakes the loop.
+final class EngineInbox: Sendable {
+    struct Event: Sendable {
+        var tuple: RelayServer.FiveTuple
+        var commands: [TURNCommand]
+        var freed: Bool
+    }
+
+    private let events = Mutex<[Event]>([])
+    /// Active permissions per allocation, for the metrics gauge.
+    private let permissions = Mutex<[RelayServer.FiveTuple: Int]>([:])
+    private let loop: EventLoop
+
+    init(loop: EventLoop) {
+        self.loop = loop
+    }
+
+    func post(_ event: Event) {
+        events.withLock { $0.append(event) }
+        loop.wake()
+    }
+
+    func take() -> [Event] {
+        events.withLock { events in
+            defer { events.removeAll(keepingCapacity: true) }
+            return events
+        }
+    }
+
+    func setPermissions(_ count: Int?, for tuple: RelayServer.FiveTuple) {
+        permissions.withLock { $0[tuple] = count }
+    }
+
+    var permissionCount: Int { permissions.withLock { $0.values.reduce(0, +) } }
+}
+
+/// One allocation: its session (the pure state machine of `AllocationSession`: permissions, channels,
+/// lifetime) and its timers. The engine hands it the work the front door dispatched, in batches (one per
+/// turn of the engine's loop, never an actor hop per packet: bound channels are relayed by the engine's
+/// routes or the kernel without reaching the actor), in order through one stream. What the session
+/// emits goes back to the engine, which owns the sockets' I/O (epoll, batched sends, the send backlog)
+/// and opens and closes the allocation's relayed sockets on its behalf.
+actor AllocationActor {
+    private var session: AllocationSession<STUNCodec>
+    private let tuple: RelayServer.FiveTuple
+    private let clock: RelayClock
+    private let metrics: RelayMetrics
+    private let inbox: EngineInbox
+    private var random = SystemRandomNumberGenerator()
+    private var timer: Task<Void, Never>?
+    private var armedFor: Duration?
+    private var freed = false
+    private let work: AsyncStream<[RelayServer.SessionWork]>.Continuation
+
+    /// Starts the actor; `deliver` feeds it from then on.
+    static func start(
+        session: AllocationSession<STUNCodec>, tuple: RelayServer.FiveTuple, clock: RelayClock, metrics: RelayMetrics,
+        inbox: EngineInbox
+    ) -> AllocationActor {
+        let (stream, continuation) = AsyncStream<[RelayServer.SessionWork]>.makeStream()
+        let actor = AllocationActor(session: session, tuple: tuple, clock: clock, metrics: metrics, inbox: inbox, work: continuation)
+        Task { await actor.run(stream) }
+        return actor
+    }
+
+    private init(
+        session: AllocationSession<STUNCodec>, tuple: RelayServer.FiveTuple, clock: RelayClock, metrics: RelayMetrics,
+        inbox: EngineInbox, work: AsyncStream<[RelayServer.SessionWork]>.Continuation
+    ) {
+        self.session = session
+        self.tuple = tuple
+        self.clock = clock
+        self.metrics = metrics
+        self.inbox = inbox
+        self.work = work
+    }
+
+    /// Hands over a batch of work; callable from the engine's thread. Batches are handled in order.
+    nonisolated func deliver(_ batch: [RelayServer.SessionWork]) {
+        work.yield(batch)
+    }
+
+    private func run(_ stream: AsyncStream<[RelayServer.SessionWork]>) async {
+        arm()
+        for await batch in stream {
+            handle(batch)
+            if freed { break }
+        }
+        timer?.cancel()
+    }
+
+    private func handle(_ batch: [RelayServer.SessionWork]) {
+        var commands: [TURNCommand] = []
+        var outcome = AllocationSession<STUNCodec>.Outcome.active
+        let now = clock.now()
+        let metrics = self.metrics
+        for item in batch {
+            switch item {
+            case let .request(request, credentials, permittedPeers):
+                let result = session.handle(
+                    request, credentials: credentials, now: now, permits: { permittedPeers.contains($0) }, into: &commands,
+                    answered: { method, code in metrics.requests(method: method.metricName, code: code).increment() })
+                if result == .freed { outcome = .freed }
+            case let .send(request):
+                session.handleSend(request, now: now, into: &commands)
+            case let .channelData(bytes):
+                bytes.withUnsafeBytes { raw in
+                    if let frame = ChannelData(raw) { session.handleChannelData(frame, now: now, into: &commands) }
+                }
+            case let .peerDatagram(bytes, peer):
+                bytes.withUnsafeBytes { raw in
+                    session.handlePeerDatagram(
+                        raw, from: peer, now: now, transactionID: { (0..<12).map { _ in UInt8.random(in: 0...255, using: &random) } },
+                        into: &commands)
+                }
+            }
+            if outcome == .freed { break }
+        }
+        finish(commands, outcome)
+    }
+
+    private func tick() {
+        timer = nil
+        armedFor = nil
+        guard !freed else { return }
+        var commands: [TURNCommand] = []
+        let outcome = session.handleTimeout(now: clock.now(), into: &commands)
+        finish(commands, outcome)
+    }
+
+    private func finish(_ commands: [TURNCommand], _ outcome: AllocationSession<STUNCodec>.Outcome) {
+        guard !freed else { return }
+        if outcome == .freed {
+            freed = true
+            work.finish()
+            timer?.cancel()
+            inbox.setPermissions(nil, for: tuple)
+        } else {
+            let now = clock.now()
+            inbox.setPermissions(session.allocation.permissions.values.filter { $0 > now.monotonic }.count, for: tuple)
+            arm()
+        }
+        if !commands.isEmpty || outcome == .freed {
+            inbox.post(EngineInbox.Event(tuple: tuple, commands: commands, freed: outcome == .freed))
+        }
+    }
+
+    /// Wakes for the session's next deadline; a later wake-up already armed is replaced by an earlier
+    /// one (a new permission or channel can expire before the allocation does).
+    private func arm() {
+        let deadline = session.nextDeadline
+        if timer != nil, let armedFor, armedFor <= deadline { return }
+        timer?.cancel()
+        armedFor = deadline
+        let delay = max(.zero, deadline - clock.now().monotonic) + .milliseconds(1)
+        timer = Task { [weak self] in
+            try? await Task.sleep(for: delay)
+            guard !Task.isCancelled else { return }
+            await self?.tick()
+        }
+    }
+}
