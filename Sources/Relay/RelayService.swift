@@ -47,9 +47,6 @@ package final class RelayService: Service, Sendable {
 
     package var isRunning: Bool { running.load(ordering: .relaxed) }
 
-    /// Whether the kernel fast path is attached.
-    package var hasXDP: Bool { router != nil }
-
     package func run() async throws {
         let engine = self.engine
         let finished = AsyncStream<Void>.makeStream()

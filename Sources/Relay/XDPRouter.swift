@@ -26,7 +26,6 @@ actor XDPRouter {
     private let metrics: RelayMetrics
     private let logger: Logger
     private var reported: [RelayXDPReason: RelayXDPCount] = [:]
-    private var failedWrites = 0
 
     private init(
         program: RelayXDPProgram, attachment: XDPAttachment, configuration: XDPConfiguration,
@@ -93,11 +92,6 @@ actor XDPRouter {
         }
     }
 
-    /// Writes the whole config again (the program re-reads it for every packet).
-    func apply() throws(BPFError) {
-        try program.apply(configuration.kernelValue)
-    }
-
     /// Follows the engine's route changes until the stream ends.
     func follow(_ changes: AsyncStream<RouteChange>) async {
         for await change in changes {
@@ -128,7 +122,6 @@ actor XDPRouter {
     }
 
     private func failed(_ action: String, route: KernelRoute, error: BPFError) {
-        failedWrites += 1
         metrics.xdpMapErrors.increment()
         logger.error("\(action) failed", metadata: ["route": "\(route)", "error": "\(error)"])
     }

@@ -109,8 +109,6 @@ struct XDPRelay {
     let topology: XDPTopology
     let listenPort: UInt16
 
-    var ipv4: SocketAddress { (try? SocketAddress(topology.relayEnd.ipv4, port: listenPort)) ?? SocketAddress(ip: .v4(0), port: 0) }
-
     /// GET on the relay's operations server (inside the relay namespace).
     func get(_ path: String) throws -> String {
         try topology.relay.exec(["curl", "-sf", "http://\(XDPTopology.operations)\(path)"]).standardOutput
