@@ -226,7 +226,7 @@ let package = Package(
         ),
         .testTarget(
             name: "STUNTests",
-            dependencies: ["STUN", "Addresses", "TestSupport"],
+            dependencies: ["STUN", "TURN", "Addresses", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -29,18 +29,6 @@ struct InputReader {
     }
 }
 
-/// A deterministic generator (SplitMix64) for the server's ports and nonces: an input replays exactly.
-struct FuzzRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// What one input made the server do (the replay prints it, so seeds can be seen to reach deep states).
 struct Summary {
     var allocations = 0
@@ -73,7 +61,7 @@ enum Harness {
     static func run(_ input: [UInt8]) -> Summary {
         var summary = Summary()
         var reader = InputReader(input)
-        var configuration = TURNServer<STUNCodec, FuzzRandom>.Configuration()
+        var configuration = TURNServer<STUNCodec, SplitMix64>.Configuration()
         configuration.secrets = [secret]
         configuration.relayIPv4 = .v4(0xC000_0201)
         configuration.relayIPv6 = .v6(0x2001_0DB8_0000_0000, 1)
@@ -81,7 +69,7 @@ enum Harness {
         configuration.allocationsPerUsername = 4
         configuration.nonceLimits.capacity = 8
         let codec = STUNCodec()
-        var server = TURNServer(configuration: configuration, codec: codec, random: FuzzRandom(state: 1))
+        var server = TURNServer(configuration: configuration, codec: codec, random: SplitMix64(seed: 1))  // an input replays exactly
         let username = RESTCredentials.username(expiry: t0.unixSeconds + 3600, id: "fuzz")
         let password = RESTCredentials.password(secret: secret, username: username)
         var nonces: [SocketAddress: String] = [:]

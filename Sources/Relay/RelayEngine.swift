@@ -172,12 +172,15 @@ final class RelayEngine: @unchecked Sendable {
             server.handleTimeout(now: current, into: &commands)
         }
         perform()
+        collectDispatched()
         deliverToActors()
         flush()
         reportMetrics()
     }
 
-    /// Sessions the front door created get an actor; work it dispatched is gathered per allocation.
+    /// Sessions the front door created this turn get an actor (their relayed sockets are open: the
+    /// front door's commands were performed datagram by datagram); the work it dispatched is grouped
+    /// per allocation, in arrival order.
     private func collectDispatched() {
         for item in server.takeDispatched() {
             switch item {
@@ -231,7 +234,6 @@ final class RelayEngine: @unchecked Sendable {
             }
             server.handleClientDatagram(bytes, from: client, to: listener.address, now: current, into: &commands)
             perform()
-            collectDispatched()
         }
     }
 
@@ -259,7 +261,6 @@ final class RelayEngine: @unchecked Sendable {
             }
             server.handlePeerDatagram(bytes, from: peer, to: relayedAddress, now: current, into: &commands)
             perform()
-            collectDispatched()
         }
     }
 

@@ -22,18 +22,15 @@ enum RouteChange: Sendable {
 actor XDPRouter {
     private let program: RelayXDPProgram
     private let attachment: XDPAttachment
-    private let configuration: XDPConfiguration
     private let metrics: RelayMetrics
     private let logger: Logger
     private var reported: [RelayXDPReason: RelayXDPCount] = [:]
 
     private init(
-        program: RelayXDPProgram, attachment: XDPAttachment, configuration: XDPConfiguration,
-        metrics: RelayMetrics, logger: Logger
+        program: RelayXDPProgram, attachment: XDPAttachment, metrics: RelayMetrics, logger: Logger
     ) {
         self.program = program
         self.attachment = attachment
-        self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
     }
@@ -86,7 +83,7 @@ actor XDPRouter {
                     "mtu": "\(configuration.mtu)",
                 ])
             return XDPRouter(
-                program: program, attachment: attachment, configuration: configuration, metrics: metrics, logger: logger)
+                program: program, attachment: attachment, metrics: metrics, logger: logger)
         } catch {
             return fallBack("\(error)")
         }

@@ -70,27 +70,23 @@ package struct AllocationSession<Codec: TURNCodec>: Sendable {
         _ request: TURNRequest, credentials: TURNCredentials, now: TURNTime, permits: (SocketAddress) -> Bool,
         into commands: inout [TURNCommand], answered: (TURNRequest.Method, Int) -> Void
     ) -> Outcome {
-        let client = allocation.client
-        let listener = allocation.listener
         func reply(_ response: TURNResponse) {
             answered(response.method, response.errorCode ?? 200)
             let integrity = (credentials.integrity, username: credentials.username, realm: context.realm, password: credentials.password)
-            commands.append(.sendToClient(codec.encode(response, integrity: integrity, fingerprint: true), client: client, listener: listener))
+            commands.append(.sendToClient(
+                codec.encode(response, integrity: integrity, fingerprint: true), client: allocation.client, listener: allocation.listener))
         }
-        func error(_ code: Int) {
+        // Named `refuse`, not `error`: a `catch` block below has its own `error`.
+        func refuse(_ code: Int) -> Outcome {
             var response = TURNResponse(method: request.method, kind: .error, transactionID: request.transactionID)
             response.errorCode = code
             response.software = context.software
             reply(response)
+            return isFreed ? .freed : .active
         }
-        guard !isFreed else {
-            error(437)
-            return .freed
-        }
-        guard !allocation.isExpired(now: now) else {
-            error(437)
-            return .active  // expired but not yet swept: the next timeout frees it
-        }
+        // Freed already (the front door dispatched this before it heard), or expired but not yet swept
+        // (the next timeout frees it): no allocation.
+        guard !isFreed, !allocation.isExpired(now: now) else { return refuse(437) }
 
         switch request.method {
         case .refresh:
@@ -106,69 +102,35 @@ package struct AllocationSession<Codec: TURNCodec>: Sendable {
             response.lifetime = UInt32(lifetime.components.seconds)
             reply(response)
         case .createPermission:
-            guard !request.peers.isEmpty else {
-                error(400)
-                return .active
-            }
+            guard !request.peers.isEmpty else { return refuse(400) }
             // All or nothing (RFC 8656 section 10.2): check every peer before installing any.
             for peer in request.peers {
-                guard allocation.relayedAddress(for: peer) != nil else {
-                    error(443)
-                    return .active
-                }
-                guard permits(peer) else {
-                    error(403)
-                    return .active
-                }
+                guard allocation.relayedAddress(for: peer) != nil else { return refuse(443) }
+                guard permits(peer) else { return refuse(403) }
             }
             for peer in request.peers where !allocation.installPermission(peer.ip, now: now) {
-                error(508)
-                return .active
+                return refuse(508)
             }
             reply(TURNResponse(method: .createPermission, kind: .success, transactionID: request.transactionID))
         case .channelBind:
-            guard let number = request.channel, request.peers.count == 1, let peer = request.peers.first else {
-                error(400)
-                return .active
-            }
-            guard allocation.relayedAddress(for: peer) != nil else {
-                error(443)
-                return .active
-            }
-            guard permits(peer) else {
-                error(403)
-                return .active
-            }
+            guard let number = request.channel, request.peers.count == 1, let peer = request.peers.first else { return refuse(400) }
+            guard allocation.relayedAddress(for: peer) != nil else { return refuse(443) }
+            guard permits(peer) else { return refuse(403) }
             do {
                 let route = try allocation.bindChannel(number, to: peer, now: now)
                 commands.append(.installChannelRoute(route))
                 reply(TURNResponse(method: .channelBind, kind: .success, transactionID: request.transactionID))
             } catch {
                 switch error {
-                case .numberInUse, .peerBoundToAnotherNumber, .invalidNumber: self.error(400, request, credentials, &commands, answered)
-                case .familyNotRelayed: self.error(443, request, credentials, &commands, answered)
-                case .tooMany: self.error(508, request, credentials, &commands, answered)
+                case .numberInUse, .peerBoundToAnotherNumber, .invalidNumber: return refuse(400)
+                case .familyNotRelayed: return refuse(443)
+                case .tooMany: return refuse(508)
                 }
             }
         case .allocate, .binding, .send, .data, .other:
-            error(400)
+            return refuse(400)
         }
         return .active
-    }
-
-    /// An error answer outside the closure scope of `handle` (Swift cannot call a nested function from a
-    /// `catch` that shadows `error`).
-    private func error(
-        _ code: Int, _ request: TURNRequest, _ credentials: TURNCredentials, _ commands: inout [TURNCommand],
-        _ answered: (TURNRequest.Method, Int) -> Void
-    ) {
-        var response = TURNResponse(method: request.method, kind: .error, transactionID: request.transactionID)
-        response.errorCode = code
-        response.software = context.software
-        answered(request.method, code)
-        let integrity = (credentials.integrity, username: credentials.username, realm: context.realm, password: credentials.password)
-        commands.append(.sendToClient(
-            codec.encode(response, integrity: integrity, fingerprint: true), client: allocation.client, listener: allocation.listener))
     }
 
     // MARK: Data (RFC 8656 sections 11, 12)

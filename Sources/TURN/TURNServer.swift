@@ -114,12 +114,12 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
 
     package var allocations: [Allocation] { entries.values.map(\.allocation) }
 
-    private var answerContext: TURNAnswerContext { TURNAnswerContext(realm: configuration.realm, software: configuration.software) }
-
-    /// Every route the data paths should hold now: what a freshly attached XDP program is given.
+    /// Every route the data paths should hold now (sessions hosted here only).
     package func activeRoutes(now: TURNTime) -> [ChannelRoute] {
         entries.values.flatMap { $0.allocation.activeRoutes(now: now) }
     }
+
+    private var answerContext: TURNAnswerContext { TURNAnswerContext(realm: configuration.realm, software: configuration.software) }
 
     /// When `handleTimeout` should next run.
     package var nextDeadline: Duration? {

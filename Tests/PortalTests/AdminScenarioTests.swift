@@ -10,9 +10,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
         let token = try PortalAdminAPITests.initialise(database)
         var portal = try await PortalAdminAPITests.start(database, token: token)
-        func admin(_ arguments: [String]) throws -> CommandOutput {
-            try Command.run([Binaries.gatehouse, "admin"] + arguments + ["--portal-url", "http://\(portal.address)", "--token", token], check: false)
-        }
+        func admin(_ arguments: [String]) throws -> CommandOutput { try portal.admin(arguments) }
         func succeed(_ arguments: [String]) throws -> String {
             let output = try admin(arguments)
             #expect(output.status == 0, "gatehouse admin \(arguments.joined(separator: " ")): \(output.standardError)")

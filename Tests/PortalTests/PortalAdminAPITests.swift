@@ -23,6 +23,11 @@ import Testing
         func json(_ body: String) throws -> [String: Any] {
             try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] ?? [:]
         }
+
+        /// `gatehouse admin ARGUMENTS` against this portal, as an operator's shell runs it.
+        func admin(_ arguments: [String]) throws -> CommandOutput {
+            try Command.run([Binaries.gatehouse, "admin"] + arguments + ["--portal-url", "http://\(address)", "--token", token], check: false)
+        }
     }
 
     static func temporaryDatabase() throws -> String {
@@ -147,10 +152,7 @@ import Testing
         let token = try PortalAdminAPITests.initialise(database)
         let portal = try await PortalAdminAPITests.start(database, token: token)
         defer { portal.process.stop() }
-        let connection = ["--portal-url", "http://\(portal.address)", "--token", token]
-        func admin(_ arguments: [String]) throws -> CommandOutput {
-            try Command.run([Binaries.gatehouse, "admin"] + arguments + connection, check: false)
-        }
+        func admin(_ arguments: [String]) throws -> CommandOutput { try portal.admin(arguments) }
 
         let created = try admin(["site", "create", "--name", "hq"])
         #expect(created.status == 0, "\(created.standardError)")
@@ -186,9 +188,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
         let token = try PortalAdminAPITests.initialise(database)
         var portal = try await PortalAdminAPITests.start(database, token: token)
-        func admin(_ arguments: [String]) throws -> CommandOutput {
-            try Command.run([Binaries.gatehouse, "admin"] + arguments + ["--portal-url", "http://\(portal.address)", "--token", token], check: false)
-        }
+        func admin(_ arguments: [String]) throws -> CommandOutput { try portal.admin(arguments) }
         for command in [
             ["actor", "create", "--name", "Ada", "--email", "ada@acme.test"],
             ["actor", "create", "--name", "Grace", "--email", "grace@acme.test", "--type", "admin"],
@@ -292,9 +292,7 @@ import Testing
         let token = try PortalAdminAPITests.initialise(database)
         let portal = try await PortalAdminAPITests.start(database, token: token)
         defer { portal.process.stop() }
-        func admin(_ arguments: [String]) throws -> CommandOutput {
-            try Command.run([Binaries.gatehouse, "admin"] + arguments + ["--portal-url", "http://\(portal.address)", "--token", token], check: false)
-        }
+        func admin(_ arguments: [String]) throws -> CommandOutput { try portal.admin(arguments) }
         #expect(try admin(["site", "create", "--name", "hq"]).status == 0)
         for command in [
             ["resource", "create", "--name", "db", "--type", "cidr", "--address", "10.0.0.0/24", "--site", "hq", "--filter", "tcp:5432"],
@@ -346,9 +344,7 @@ import Testing
         let token = try PortalAdminAPITests.initialise(database)
         let portal = try await PortalAdminAPITests.start(database, token: token)
         defer { portal.process.stop() }
-        func admin(_ arguments: [String]) throws -> CommandOutput {
-            try Command.run([Binaries.gatehouse, "admin"] + arguments + ["--portal-url", "http://\(portal.address)", "--token", token], check: false)
-        }
+        func admin(_ arguments: [String]) throws -> CommandOutput { try portal.admin(arguments) }
         for command in [
             ["site", "create", "--name", "hq"],
             ["resource", "create", "--name", "db", "--type", "cidr", "--address", "10.0.0.0/24", "--site", "hq", "--filter", "tcp:5432"],
@@ -388,9 +384,7 @@ import Testing
         let token = try PortalAdminAPITests.initialise(database)
         let portal = try await PortalAdminAPITests.start(database, token: token)
         defer { portal.process.stop() }
-        func admin(_ arguments: [String]) throws -> CommandOutput {
-            try Command.run([Binaries.gatehouse, "admin"] + arguments + ["--portal-url", "http://\(portal.address)", "--token", token], check: false)
-        }
+        func admin(_ arguments: [String]) throws -> CommandOutput { try portal.admin(arguments) }
         #expect(try admin(["group", "list"]).standardOutput.contains("Everyone"), "every account starts with Everyone")
         for command in [
             ["site", "create", "--name", "hq"],

@@ -32,12 +32,24 @@ import Testing
             (try? UDPSocket(bindTo: run.peer, port: peerPort)) == nil
         }
 
-        let client = try Command.run([
-            "timeout", "60", "turnutils_uclient", "-W", RelayProcess.secret, "-p", String(relay.port),
-            "-e", run.peer, "-r", String(peerPort), "-n", "50", "-m", "4", "-l", "120", "-z", "5", "-c",
-        ] + run.flags + ["127.0.0.1"], check: false)
+        try Self.expectClientsRelayWithoutLoss(
+            run, secret: RelayProcess.secret, relay: "127.0.0.1", port: relay.port, peer: run.peer, peerPort: peerPort,
+            relayOutput: relay.process.output) { try Command.run($0, check: false) }
+    }
+
+    /// Runs turnutils_uclient (4 clients × 50 messages through `relay`:`port` to the peer, in the run's
+    /// mode) with `execute` (on this host, or in a namespace) and checks from coturn's own totals that
+    /// every message came back.
+    static func expectClientsRelayWithoutLoss(
+        _ run: Run, secret: String, relay: String, port: UInt16, peer: String, peerPort: UInt16, relayOutput: @autoclosure () -> String,
+        execute: ([String]) throws -> CommandOutput
+    ) throws {
+        let client = try execute([
+            "timeout", "60", "turnutils_uclient", "-W", secret, "-p", String(port),
+            "-e", peer, "-r", String(peerPort), "-n", "50", "-m", "4", "-l", "120", "-z", "5", "-c",
+        ] + run.flags + [relay])
         let output = client.standardOutput + client.standardError
-        #expect(client.status == 0, "turnutils_uclient failed:\n\(output)\nrelay:\n\(relay.process.output)")
+        #expect(client.status == 0, "turnutils_uclient failed:\n\(output)\nrelay:\n\(relayOutput())")
         let sent = try #require(output.firstMatch(of: /start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+)/), "no totals in:\n\(output)")
         #expect(Int(sent.1) == 200, "4 clients × 50 messages")
         #expect(sent.1 == sent.2, "every message came back")

@@ -42,7 +42,7 @@ import Testing
     func allocate(_ server: inout Server) throws -> (nonce: String, relayed: SocketAddress) {
         let challenge = send(&server, codec.encodeRequest(method: .allocate, [.transport(17)], transactionID: Array(repeating: 1, count: 12)))
         let challengeBytes = try #require(reply(challenge))
-        let nonce = try #require(attribute(0x0015, in: challengeBytes).map { String(decoding: $0, as: UTF8.self) })
+        let nonce = try #require(STUNCodec.nonce(in: challengeBytes))
         let commands = send(&server, codec.encodeRequest(
             method: .allocate, [.transport(17)], transactionID: Array(repeating: 2, count: 12), credentials: credentials(nonce: nonce)))
         let relayed = try #require(commands.compactMap { command -> SocketAddress? in
@@ -53,20 +53,8 @@ import Testing
         return (nonce, relayed)
     }
 
-    func attribute(_ type: UInt16, in bytes: [UInt8]) -> [UInt8]? {
-        var offset = 20
-        while offset + 4 <= bytes.count {
-            let found = UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1])
-            let length = Int(UInt16(bytes[offset + 2]) << 8 | UInt16(bytes[offset + 3]))
-            if found == type { return Array(bytes[(offset + 4)..<min(bytes.count, offset + 4 + length)]) }
-            offset += 4 + (length + 3) & ~3
-        }
-        return nil
-    }
-
     func errorCode(_ bytes: [UInt8]?) -> Int? {
-        guard let bytes, let value = attribute(0x0009, in: bytes), value.count >= 4 else { return nil }
-        return Int(value[2]) * 100 + Int(value[3])
+        bytes.flatMap { STUNCodec.errorCode(in: $0) }
     }
 
     @Test func channelBindInstallsARouteAndChannelDataFlowsBothWays() throws {
@@ -146,7 +134,7 @@ import Testing
         [UInt8]([9]).withUnsafeBytes { server.handlePeerDatagram($0, from: address("10.1.2.3", 1234), to: relayed, now: t0, into: &commands) }
         let indication = try #require(reply(commands))
         #expect(Array(indication.prefix(2)) == [0x00, 0x17], "a Data indication")
-        #expect(attribute(0x0013, in: indication) == [9])
+        #expect(STUNCodec.firstAttribute(STUNCodec.AttributeType.data, in: indication) == [9])
         // Permissions last 300 s.
         commands.removeAll()
         [UInt8]([9]).withUnsafeBytes { server.handlePeerDatagram($0, from: peer, to: relayed, now: t0.adding(.seconds(300)), into: &commands) }
