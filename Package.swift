@@ -70,6 +70,13 @@ let package = Package(
             dependencies: ["STUN", "Addresses"],
             swiftSettings: fuzzedSettings
         ),
+        // The TURN server with its sessions run inline, for tests and the fuzz target (the relay runs
+        // each session in an actor instead).
+        .target(
+            name: "TURNTesting",
+            dependencies: ["STUN", "TURN", "Addresses"],
+            swiftSettings: fuzzedSettings
+        ),
         .target(name: "WireGuard", dependencies: ["CSodium"], swiftSettings: swiftSettings),
         .target(name: "Policy", dependencies: ["Addresses"], swiftSettings: swiftSettings),
         .target(name: "ControlProtocol", dependencies: ["Policy"], swiftSettings: swiftSettings),
@@ -163,7 +170,7 @@ let package = Package(
         // with -sanitize=fuzzer; an ordinary build replays corpus files with it)
         .executableTarget(
             name: "gatehouse-fuzz",
-            dependencies: ["STUN", "TURN", "Addresses"],
+            dependencies: ["STUN", "TURN", "TURNTesting", "Addresses"],
             path: "Fuzz/TURNFuzz",
             exclude: ["corpus", "make_seeds.py"],
             swiftSettings: fuzzedSettings,
@@ -216,12 +223,12 @@ let package = Package(
         ),
         .testTarget(
             name: "RelayTests",
-            dependencies: ["Actors", "BPF", "STUN", "TestSupport"],
+            dependencies: ["Actors", "BPF", "STUN", "TURN", "TURNTesting", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "TURNTests",
-            dependencies: ["TURN", "STUN", "Addresses"],
+            dependencies: ["TURN", "TURNTesting", "STUN", "Addresses"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

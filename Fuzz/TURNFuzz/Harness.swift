@@ -1,6 +1,7 @@
 import Addresses
 import STUN
 import TURN
+import TURNTesting
 
 /// Reads operands from the fuzzer's input; past the end every read gives zeros, so any input is valid.
 struct InputReader {
@@ -36,6 +37,8 @@ struct Summary {
     var toPeers = 0
     var toClients = 0
     var successes = 0
+    /// The last RESERVATION-TOKEN the server handed out, for a later Allocate to redeem.
+    var lastToken: [UInt8]?
 }
 
 enum Harness {
@@ -61,7 +64,7 @@ enum Harness {
     static func run(_ input: [UInt8]) -> Summary {
         var summary = Summary()
         var reader = InputReader(input)
-        var configuration = TURNServer<STUNCodec, SplitMix64>.Configuration()
+        var configuration = HostedTURNServer<STUNCodec, SplitMix64>.Configuration()
         configuration.secrets = [secret]
         configuration.relayIPv4 = .v4(0xC000_0201)
         configuration.relayIPv6 = .v6(0x2001_0DB8_0000_0000, 1)
@@ -69,11 +72,12 @@ enum Harness {
         configuration.allocationsPerUsername = 4
         configuration.nonceLimits.capacity = 8
         let codec = STUNCodec()
-        var server = TURNServer(configuration: configuration, codec: codec, random: SplitMix64(seed: 1))  // an input replays exactly
+        var server = HostedTURNServer(configuration: configuration, codec: codec, random: SplitMix64(seed: 1))  // an input replays exactly
         let username = RESTCredentials.username(expiry: t0.unixSeconds + 3600, id: "fuzz")
         let password = RESTCredentials.password(secret: secret, username: username)
         var nonces: [SocketAddress: String] = [:]
         var relayed: [SocketAddress] = []
+        var routes: Set<ChannelRoute> = []
         var now = t0
         var commands: [TURNCommand] = []
         var steps = 0
@@ -87,7 +91,8 @@ enum Harness {
             case 0:
                 datagram = reader.chunk()
             case let op where op == 1 || op == 2:
-                datagram = signedRequest(&reader, codec: codec, nonce: nonces[client], username: username, password: password)
+                datagram = signedRequest(
+                    &reader, codec: codec, nonce: nonces[client], username: username, password: password, lastToken: summary.lastToken)
                 if op == 2, !datagram.isEmpty {
                     let index = Int(reader.u16()) % datagram.count
                     datagram[index] ^= max(1, reader.byte())
@@ -106,16 +111,16 @@ enum Harness {
                 now = now.adding(.seconds(Int64(reader.u16() % 1024)))
                 commands.removeAll(keepingCapacity: true)
                 server.handleTimeout(now: now, into: &commands)
-                follow(commands, relayed: &relayed, nonces: &nonces, client: client, input: nil, summary: &summary)
+                follow(commands, relayed: &relayed, routes: &routes, nonces: &nonces, client: client, input: nil, summary: &summary)
                 continue
             }
             commands.removeAll(keepingCapacity: true)
             if let (peer, target) = fromPeer {
                 datagram.withUnsafeBytes { server.handlePeerDatagram($0, from: peer, to: target, now: now, into: &commands) }
-                follow(commands, relayed: &relayed, nonces: &nonces, client: client, input: nil, summary: &summary)
+                follow(commands, relayed: &relayed, routes: &routes, nonces: &nonces, client: client, input: nil, summary: &summary)
             } else {
                 datagram.withUnsafeBytes { server.handleClientDatagram($0, from: client, to: listener, now: now, into: &commands) }
-                follow(commands, relayed: &relayed, nonces: &nonces, client: client, input: datagram, summary: &summary)
+                follow(commands, relayed: &relayed, routes: &routes, nonces: &nonces, client: client, input: datagram, summary: &summary)
             }
             // Decoding and integrity checking alone, too: the codec must take any bytes.
             _ = datagram.withUnsafeBytes { codec.decode($0) }
@@ -129,12 +134,12 @@ enum Harness {
     /// A request or indication signed with the harness's valid credentials, its attributes drawn from
     /// the input.
     static func signedRequest(
-        _ reader: inout InputReader, codec: STUNCodec, nonce: String?, username: String, password: String
+        _ reader: inout InputReader, codec: STUNCodec, nonce: String?, username: String, password: String, lastToken: [UInt8]?
     ) -> [UInt8] {
         let method = methods[Int(reader.byte()) % methods.count]
         var attributes: [TURNRequestAttribute] = []
         for _ in 0..<(reader.byte() % 6) {
-            switch reader.byte() % 9 {
+            switch reader.byte() % 10 {
             case 0: attributes.append(.transport(reader.byte() % 3 == 0 ? 6 : 17))
             case 1: attributes.append(.lifetime(reader.byte() % 4 == 0 ? 0 : reader.u32() % 7200))
             case 2: attributes.append(.peer(peers[Int(reader.byte()) % peers.count]))
@@ -143,7 +148,8 @@ enum Harness {
             case 5: attributes.append(.additionalFamily([1, 2][Int(reader.byte()) % 2]))
             case 6: attributes.append(.data(reader.chunk(limit: 64)))
             case 7: attributes.append(.raw(reader.u16(), reader.chunk(limit: 16)))
-            default: attributes.append(.raw(0x0018, [0x80]))  // EVEN-PORT
+            case 8: attributes.append(.evenPort(reserveNext: reader.byte() % 2 == 0))
+            default: attributes.append(.reservationToken(lastToken ?? (0..<8).map { _ in reader.byte() }))
             }
         }
         let credentials = (reader.byte() % 8 == 0 || nonce == nil)
@@ -156,7 +162,7 @@ enum Harness {
 
     /// Tracks what the server told the shell to do, and checks it.
     static func follow(
-        _ commands: [TURNCommand], relayed: inout [SocketAddress], nonces: inout [SocketAddress: String],
+        _ commands: [TURNCommand], relayed: inout [SocketAddress], routes: inout Set<ChannelRoute>, nonces: inout [SocketAddress: String],
         client: SocketAddress, input: [UInt8]?, summary: inout Summary
     ) {
         for command in commands {
@@ -173,18 +179,26 @@ enum Harness {
                     check(destination == client, "answered someone else")
                 }
                 if let nonce = STUNCodec.nonce(in: answer) { nonces[destination] = nonce }
-            case let .openRelayedSocket(address):
-                check(!relayed.contains(address), "opened a relayed address twice")
-                relayed.append(address)
+                if let token = STUNCodec.firstAttribute(STUNCodec.AttributeType.reservationToken, in: answer) { summary.lastToken = token }
+            case let .openRelayedSockets(addresses, _):
+                for address in addresses {
+                    check(!relayed.contains(address), "opened a relayed address twice")
+                    relayed.append(address)
+                }
                 summary.allocations += 1
             case let .closeRelayedSocket(address):
                 relayed.removeAll { $0 == address }
+                // Freeing an allocation removes every route it installed, before its sockets close.
+                check(!routes.contains { $0.relayed == address }, "a route outlived its allocation")
             case let .sendToPeer(_, peer, _):
                 check(peer.port != 0, "sent to port 0")
                 summary.toPeers += 1
-            case .installChannelRoute:
+            case let .installChannelRoute(route):
+                routes.insert(route)
                 summary.routes += 1
-            case .removeChannelRoute:
+            case let .removeChannelRoute(route):
+                routes.remove(route)
+            case .setPermissions:
                 break
             }
         }

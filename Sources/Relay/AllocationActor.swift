@@ -27,8 +27,6 @@ final class EngineInbox: Sendable {
     }
 
     private let events = Mutex<[Event]>([])
-    /// Active permissions per allocation, for the metrics gauge.
-    private let permissions = Mutex<[RelayServer.FiveTuple: Int]>([:])
     private let loop: EventLoop
 
     init(loop: EventLoop) {
@@ -46,12 +44,6 @@ final class EngineInbox: Sendable {
             return events
         }
     }
-
-    func setPermissions(_ count: Int?, for tuple: RelayServer.FiveTuple) {
-        permissions.withLock { $0[tuple] = count }
-    }
-
-    var permissionCount: Int { permissions.withLock { $0.values.reduce(0, +) } }
 }
 
 /// One allocation: its session (the pure state machine of `AllocationSession`: permissions, channels,
@@ -77,7 +69,10 @@ actor AllocationActor {
         session: AllocationSession<STUNCodec>, tuple: RelayServer.FiveTuple, clock: RelayClock, metrics: RelayMetrics,
         inbox: EngineInbox
     ) -> AllocationActor {
-        let (stream, continuation) = AsyncStream<[RelayServer.SessionWork]>.makeStream()
+        // Bounded: a batch that finds the actor this far behind is dropped (and counted by the engine);
+        // the clients retransmit their requests, and data is best-effort.
+        let (stream, continuation) = AsyncStream<[RelayServer.SessionWork]>.makeStream(
+            bufferingPolicy: .bufferingOldest(RelayConfiguration.queuedBatchesPerAllocation))
         let actor = AllocationActor(session: session, tuple: tuple, clock: clock, metrics: metrics, inbox: inbox, work: continuation)
         Task { await actor.run(stream) }
         return actor
@@ -96,8 +91,13 @@ actor AllocationActor {
     }
 
     /// Hands over a batch of work; callable from the engine's thread. Batches are handled in order.
-    nonisolated func deliver(_ batch: [RelayServer.SessionWork]) {
-        work.yield(batch)
+    /// False when the actor's queue is full and the batch was dropped.
+    nonisolated func deliver(_ batch: [RelayServer.SessionWork]) -> Bool {
+        switch work.yield(batch) {
+        case .enqueued: true
+        case .dropped, .terminated: false
+        @unknown default: false
+        }
     }
 
     private func run(_ stream: AsyncStream<[RelayServer.SessionWork]>) async {
@@ -154,10 +154,7 @@ actor AllocationActor {
             freed = true
             work.finish()
             timer?.cancel()
-            inbox.setPermissions(nil, for: tuple)
         } else {
-            let now = clock.now()
-            inbox.setPermissions(session.allocation.permissions.values.filter { $0 > now.monotonic }.count, for: tuple)
             arm()
         }
         if !commands.isEmpty || outcome == .freed {

@@ -1,5 +1,6 @@
 package import Actors
 package import TURN
+import Addresses
 
 /// Everything `gatehouse relay` is told, validated before anything starts. Built in `main` from flags,
 /// then `GATEHOUSE_RELAY_*` environment variables, then these defaults; nothing below reads the
@@ -32,8 +33,38 @@ package struct RelayConfiguration: Sendable {
     package var xdpMode: String = "native"
     /// Permission and channel lifetimes (RFC 8656's unless shortened, e.g. by tests of expiry).
     package var timers = Allocation.Timers.rfc8656
+    /// How long a nonce lasts, how many requests it serves, and how many are held at once (the spec's
+    /// one hour and 10,000 uses; shorter only for tests of staleness and sweeping).
+    package var nonceLimits = NonceTable.Limits()
+
+    // Our choice: bounds on what waits for an allocation's actor. Work beyond them is a flood on one
+    // allocation; it is dropped and counted (clients retransmit requests; data is best-effort).
+    /// Items (requests, datagrams) gathered for one allocation in one turn of the loop.
+    static let queuedWorkPerAllocation = 1024
+    /// Batches waiting for one allocation's actor.
+    static let queuedBatchesPerAllocation = 64
 
     package init() {}
+
+    /// The front door's configuration. `hostAddresses` are the host's own addresses: refused as peers
+    /// like the public addresses (except the hairpin to another allocation), so that a client cannot
+    /// reach services on the relay's host through it; `--allow-peer` lifts that as it lifts the others.
+    func serverConfiguration(hostAddresses: [SocketAddress.IP]) throws -> RelayServer.Configuration {
+        var server = RelayServer.Configuration()
+        server.realm = realm
+        server.secrets = authSecrets.map { $0.reveal() }
+        server.relayIPv4 = publicIPv4
+        server.relayIPv6 = publicIPv6
+        server.portRange = portRange
+        server.allocationsPerUsername = allocationsPerUsername
+        server.timers = timers
+        server.nonceLimits = nonceLimits
+        let own = [publicIPv4, publicIPv6, bindIPv4, bindIPv6].compactMap { $0 } + hostAddresses
+        server.peerPolicy = PeerPolicy(
+            allow: try allowPeers.map { try AddressRange($0) }, deny: try denyPeers.map { try AddressRange($0) },
+            relayAddresses: Set(own.filter { $0 != .v4(0) && $0 != .v6(0, 0) }))
+        return server
+    }
 
     /// Checks the whole configuration and says what is wrong in terms of the flags.
     package func validate() throws(ConfigurationError) {
@@ -62,6 +93,11 @@ package struct RelayConfiguration: Sendable {
         if timers.channelCooldown < .zero || timers.channelCooldown > .seconds(3600) {
             throw .invalid("--channel-cooldown", "must be 0-3600 seconds")
         }
+        if nonceLimits.lifetime < .seconds(1) || nonceLimits.lifetime > .seconds(86_400) {
+            throw .invalid("--nonce-lifetime", "must be 1-86400 seconds")
+        }
+        if nonceLimits.uses < 1 { throw .invalid("--nonce-uses", "must be at least 1") }
+        if nonceLimits.capacity < 16 { throw .invalid("--nonce-capacity", "must be at least 16") }
     }
 
     /// Parses "49152-65535".

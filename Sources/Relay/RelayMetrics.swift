@@ -9,7 +9,12 @@ package final class RelayMetrics: Sendable {
     let permissions: Gauge
     let userSpacePackets: Counter
     let userSpaceBytes: Counter
-    let droppedSends: Counter
+    let droppedPeerDatagrams: Counter
+    let droppedWork: Counter
+    let relayedBindFailures: Counter
+    let nonces: Gauge
+    let rateLimitedSources: Gauge
+    let backlogged: Gauge
     let kernelPackets: Counter
     let xdpMapErrors: Counter
     let xdpAttached: Gauge
@@ -25,8 +30,18 @@ package final class RelayMetrics: Sendable {
         userSpaceBytes = registry.makeCounter(
             name: "gatehouse_relay_relayed_bytes_total", labels: [("path", "user_space")],
             help: "Payload bytes relayed between clients and peers")
-        droppedSends = registry.makeCounter(
-            name: "gatehouse_relay_dropped_sends_total", help: "Datagrams dropped because a send buffer stayed full past the per-socket backlog bound, or the socket failed")
+        droppedPeerDatagrams = registry.makeCounter(
+            name: "gatehouse_relay_dropped_peer_datagrams_total", help: "Datagrams from peers without a permission, dropped on arrival")
+        droppedWork = registry.makeCounter(
+            name: "gatehouse_relay_dropped_session_work_total",
+            help: "Requests and datagrams dropped because an allocation's queue was full (a flood on one allocation)")
+        relayedBindFailures = registry.makeCounter(
+            name: "gatehouse_relay_relayed_bind_failures_total", help: "Relayed ports that were free in the relay's table but would not bind")
+        nonces = registry.makeGauge(name: "gatehouse_relay_nonces", help: "Nonces held for clients (bounded)")
+        rateLimitedSources = registry.makeGauge(
+            name: "gatehouse_relay_rate_limited_sources", help: "Source addresses the 401 rate limiter tracks (bounded)")
+        backlogged = registry.makeGauge(
+            name: "gatehouse_relay_send_backlog_datagrams", help: "Datagrams waiting for a full send buffer")
         kernelPackets = registry.makeCounter(
             name: "gatehouse_relay_relayed_packets_total", labels: [("path", "kernel")],
             help: "Packets relayed between clients and peers")
@@ -43,6 +58,17 @@ package final class RelayMetrics: Sendable {
         return (
             registry.makeCounter(name: "gatehouse_relay_xdp_packets_total", labels: labels, help: "Packets the XDP program handled, by action and reason"),
             registry.makeCounter(name: "gatehouse_relay_xdp_bytes_total", labels: labels, help: "Received frame bytes the XDP program handled, by action and reason"))
+    }
+
+    /// Why a datagram was not sent.
+    enum DropReason: String {
+        case backlogFull = "backlog_full", socketFailed = "socket_failed", tooBig = "too_big", closed = "closed"
+    }
+
+    func droppedSends(_ reason: DropReason) -> Counter {
+        registry.makeCounter(
+            name: "gatehouse_relay_dropped_sends_total", labels: [("reason", reason.rawValue)],
+            help: "Datagrams not sent: the per-socket backlog was full, the socket failed, the datagram was too big, or its socket closed")
     }
 
     func requests(method: String, code: Int) -> Counter {

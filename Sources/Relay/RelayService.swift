@@ -89,7 +89,7 @@ package final class RelayService: Service, Sendable {
              "relayed_port": Int(route.allocationPort)]
         }
         var document: [String: Any] = [
-            "user_space": engine.routes.map(KernelRoute.init).sorted { $0.description < $1.description }.map(describe),
+            "user_space": engine.channelRoutes.map(KernelRoute.init).sorted { $0.description < $1.description }.map(describe),
         ]
         if let router {
             document["xdp_interface"] = await router.interface

@@ -237,6 +237,21 @@ struct InterfaceAddresses {
         }
     }
 
+    /// Every address of every interface of this host (the relay refuses them as peers: a client must
+    /// not reach services on the relay's own host through it). Empty when the host will not say.
+    static func host() -> [SocketAddress.IP] {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { return [] }
+        defer { freeifaddrs(list) }
+        var addresses: [SocketAddress.IP] = []
+        var current = list
+        while let entry = current {
+            defer { current = entry.pointee.ifa_next }
+            if let address = entry.pointee.ifa_addr, let socketAddress = SocketAddress(address) { addresses.append(socketAddress.ip) }
+        }
+        return addresses
+    }
+
     /// `preferred` when the interface has it, else its first IPv4 address.
     func ipv4(preferring preferred: SocketAddress.IP?) -> SocketAddress.IP? {
         if let preferred, ipv4.contains(preferred) { return preferred }

@@ -24,16 +24,25 @@ package struct ChannelData {
         self.payload = UnsafeRawBufferPointer(rebasing: bytes[4..<(4 + length)])
     }
 
+    /// The header: channel number and length, 2 bytes each.
+    package static let headerLength = 4
+
     /// Frames `payload` on `channel`, without padding.
     package static func frame(channel: UInt16, payload: UnsafeRawBufferPointer) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: 4 + payload.count)
-        bytes[0] = UInt8(channel >> 8)
-        bytes[1] = UInt8(channel & 0xFF)
-        bytes[2] = UInt8(payload.count >> 8)
-        bytes[3] = UInt8(payload.count & 0xFF)
-        bytes.withUnsafeMutableBytes { raw in
-            UnsafeMutableRawBufferPointer(rebasing: raw[4...]).copyMemory(from: payload)
+        [UInt8](unsafeUninitializedCapacity: headerLength + payload.count) { buffer, initialized in
+            write(channel: channel, payload: payload, into: UnsafeMutableRawBufferPointer(buffer))
+            initialized = headerLength + payload.count
         }
-        return bytes
+    }
+
+    /// Frames `payload` on `channel` into `buffer`, which holds exactly `headerLength + payload.count`
+    /// bytes (the data path writes straight into its send batch).
+    package static func write(channel: UInt16, payload: UnsafeRawBufferPointer, into buffer: UnsafeMutableRawBufferPointer) {
+        precondition(buffer.count == headerLength + payload.count && payload.count <= Int(UInt16.max))
+        buffer[0] = UInt8(channel >> 8)
+        buffer[1] = UInt8(channel & 0xFF)
+        buffer[2] = UInt8(payload.count >> 8)
+        buffer[3] = UInt8(payload.count & 0xFF)
+        UnsafeMutableRawBufferPointer(rebasing: buffer[headerLength...]).copyMemory(from: payload)
     }
 }

@@ -10,6 +10,10 @@ package enum TURNRequestAttribute: Sendable {
     case peer(SocketAddress)
     case channel(UInt16)
     case data([UInt8])
+    /// EVEN-PORT, with the R bit when `reserveNext` (RFC 8656 section 18.8).
+    case evenPort(reserveNext: Bool)
+    /// RESERVATION-TOKEN (RFC 8656 section 18.9).
+    case reservationToken([UInt8])
     /// Any attribute, as type and value.
     case raw(UInt16, [UInt8])
 }
@@ -35,7 +39,8 @@ extension STUNCodec {
     /// asked for.
     package func encodeRequest(
         method: TURNRequest.Method, _ attributes: [TURNRequestAttribute], transactionID: [UInt8],
-        credentials: RequestCredentials? = nil, indication: Bool = false, fingerprint: Bool = false
+        credentials: RequestCredentials? = nil, integrity: TURNRequest.Integrity = .sha1, indication: Bool = false,
+        fingerprint: Bool = false
     ) -> [UInt8] {
         var writer = Writer()
         writer.u16(Self.messageType(method: Self.methodCode(method), classBits: indication ? 1 : 0))
@@ -60,6 +65,10 @@ extension STUNCodec {
                 writer.attribute(AttributeType.channelNumber, [UInt8(number >> 8), UInt8(number & 0xFF), 0, 0])
             case let .data(bytes):
                 writer.attribute(AttributeType.data, bytes)
+            case let .evenPort(reserveNext):
+                writer.attribute(AttributeType.evenPort, [reserveNext ? 0x80 : 0x00])
+            case let .reservationToken(token):
+                writer.attribute(AttributeType.reservationToken, token)
             case let .raw(type, value):
                 writer.attribute(type, value)
             }
@@ -68,13 +77,14 @@ extension STUNCodec {
             writer.attribute(AttributeType.username, Array(credentials.username.utf8))
             writer.attribute(AttributeType.realm, Array(credentials.realm.utf8))
             writer.attribute(AttributeType.nonce, Array(credentials.nonce.utf8))
-            let key = Self.longTermKey(
-                type: AttributeType.messageIntegrity, username: credentials.username, realm: credentials.realm,
-                password: credentials.password)
+            // MESSAGE-INTEGRITY (HMAC-SHA1, 20 bytes) or MESSAGE-INTEGRITY-SHA256 (32 bytes), RFC 8489 section 14.5-14.6.
+            let type = integrity == .sha256 ? AttributeType.messageIntegritySHA256 : AttributeType.messageIntegrity
+            let macLength = integrity == .sha256 ? 32 : 20
+            let key = Self.longTermKey(type: type, username: credentials.username, realm: credentials.realm, password: credentials.password)
             let mac = writer.buffer.withUnsafeBytes {
-                Self.mac(type: AttributeType.messageIntegrity, key: key, message: $0, lengthThrough: $0.count - 20 + 24)
+                Self.mac(type: type, key: key, message: $0, lengthThrough: $0.count - 20 + 4 + macLength)
             }
-            writer.attribute(AttributeType.messageIntegrity, mac)
+            writer.attribute(type, mac)
         }
         if fingerprint { writer.appendFingerprint() }
         return writer.finished()
@@ -99,6 +109,11 @@ extension STUNCodec {
     /// NONCE of a response, as text.
     package static func nonce(in bytes: [UInt8]) -> String? {
         firstAttribute(AttributeType.nonce, in: bytes).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Whether `bytes` is a Data indication (relayed data, for the relay's counters).
+    package static func isDataIndication(_ bytes: [UInt8]) -> Bool {
+        bytes.count >= 20 && messageType(method: methodCode(.data), classBits: 1) == UInt16(bytes[0]) << 8 | UInt16(bytes[1])
     }
 
     /// ERROR-CODE of a response as a number (401, 437, ...).

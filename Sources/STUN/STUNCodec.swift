@@ -176,10 +176,10 @@ package struct STUNCodec: TURNCodec {
                 request.data = Array(value)
             case AttributeType.evenPort:
                 guard valueLength == 1 else { return .failure(failure) }
-                request.evenPort = true
+                request.evenPort = value[0] & 0x80 != 0 ? .evenAndReserveNext : .even
             case AttributeType.reservationToken:
                 guard valueLength == 8 else { return .failure(failure) }
-                request.reservationToken = true
+                request.reservationToken = Array(value)
             default:
                 if attribute < 0x8000 && !AttributeType.understood.contains(attribute) {
                     request.unknownRequired.append(attribute)
@@ -309,9 +309,9 @@ package struct STUNCodec: TURNCodec {
         if let code = response.errorCode {
             var value = Writer()
             value.u16(0)
-            value.u8(UInt8(code / 100))
-            value.u8(UInt8(code % 100))
-            value.bytes(Array(Self.reasonPhrase(code).utf8))
+            value.u8(UInt8(code.rawValue / 100))
+            value.u8(UInt8(code.rawValue % 100))
+            value.bytes(Array(code.reasonPhrase.utf8))
             writer.attribute(AttributeType.errorCode, value.buffer)
         }
         if !response.unknownAttributes.isEmpty {
@@ -322,6 +322,7 @@ package struct STUNCodec: TURNCodec {
         for address in response.xorRelayedAddresses {
             writer.attribute(AttributeType.xorRelayedAddress, Self.encodeXORAddress(address, transactionID: transactionID))
         }
+        if let token = response.reservationToken { writer.attribute(AttributeType.reservationToken, token) }
         if let address = response.xorMappedAddress {
             writer.attribute(AttributeType.xorMappedAddress, Self.encodeXORAddress(address, transactionID: transactionID))
         }
@@ -338,9 +339,9 @@ package struct STUNCodec: TURNCodec {
             var value = Writer()
             value.u8(family == .ipv6 ? 0x02 : 0x01)
             value.u8(0)
-            value.u8(UInt8(code / 100))
-            value.u8(UInt8(code % 100))
-            value.bytes(Array(Self.reasonPhrase(code).utf8))
+            value.u8(UInt8(code.rawValue / 100))
+            value.u8(UInt8(code.rawValue % 100))
+            value.bytes(Array(code.reasonPhrase.utf8))
             writer.attribute(AttributeType.addressErrorCode, value.buffer)
         }
         if let realm = response.realm { writer.attribute(AttributeType.realm, Array(realm.utf8)) }
@@ -375,26 +376,6 @@ package struct STUNCodec: TURNCodec {
             value.u64(low ^ mask.low)
         }
         return value.buffer
-    }
-
-    static func reasonPhrase(_ code: Int) -> String {
-        switch code {
-        case 300: "Try Alternate"
-        case 400: "Bad Request"
-        case 401: "Unauthorized"
-        case 403: "Forbidden"
-        case 420: "Unknown Attribute"
-        case 437: "Allocation Mismatch"
-        case 438: "Stale Nonce"
-        case 440: "Address Family not Supported"
-        case 441: "Wrong Credentials"
-        case 442: "Unsupported Transport Protocol"
-        case 443: "Peer Address Family Mismatch"
-        case 486: "Allocation Quota Reached"
-        case 500: "Server Error"
-        case 508: "Insufficient Capacity"
-        default: "Error"
-        }
     }
 
     package struct Writer {

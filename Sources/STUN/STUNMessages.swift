@@ -39,8 +39,10 @@ package struct TURNRequest: Sendable {
     package var peers: [SocketAddress] = []
     package var channel: UInt16?
     package var data: [UInt8]?
-    package var evenPort = false
-    package var reservationToken = false
+    /// EVEN-PORT (RFC 8656 section 18.8): nil when absent.
+    package var evenPort: EvenPort?
+    /// RESERVATION-TOKEN (RFC 8656 section 18.9): the 8-byte token of a reserved relayed address.
+    package var reservationToken: [UInt8]?
     /// Comprehension-required attributes (type < 0x8000) the codec does not know.
     package var unknownRequired: [UInt16] = []
     /// Whether the message carried a FINGERPRINT (responses then carry one too).
@@ -53,6 +55,15 @@ package struct TURNRequest: Sendable {
     }
 }
 
+/// What an EVEN-PORT attribute asks for (RFC 8656 section 18.8).
+package enum EvenPort: Equatable, Sendable {
+    /// An even relayed port.
+    case even
+    /// An even relayed port, and the next-higher port held for a later Allocate (the R bit), as RTP and
+    /// RTCP pairs want.
+    case evenAndReserveNext
+}
+
 /// A response or indication the server sends; the codec encodes it, adding integrity and FINGERPRINT.
 package struct TURNResponse: Equatable, Sendable {
     package enum Kind: Equatable, Sendable {
@@ -62,7 +73,7 @@ package struct TURNResponse: Equatable, Sendable {
     package var method: TURNRequest.Method
     package var kind: Kind
     package var transactionID: [UInt8]
-    package var errorCode: Int?
+    package var errorCode: STUNErrorCode?
     package var realm: String?
     package var nonce: String?
     package var xorMappedAddress: SocketAddress?
@@ -71,7 +82,9 @@ package struct TURNResponse: Equatable, Sendable {
     package var lifetime: UInt32?
     package var unknownAttributes: [UInt16] = []
     /// ADDRESS-ERROR-CODE: the family that could not be allocated and why (RFC 8656 section 18.12).
-    package var addressError: (family: TURNRequest.Family, code: Int)?
+    package var addressError: (family: TURNRequest.Family, code: STUNErrorCode)?
+    /// RESERVATION-TOKEN: the token under which the next-higher port is held (RFC 8656 section 18.9).
+    package var reservationToken: [UInt8]?
     package var data: [UInt8]?
     package var software: String?
 
@@ -88,6 +101,7 @@ package struct TURNResponse: Equatable, Sendable {
             && lhs.xorPeerAddress == rhs.xorPeerAddress && lhs.lifetime == rhs.lifetime
             && lhs.unknownAttributes == rhs.unknownAttributes && lhs.addressError?.family == rhs.addressError?.family
             && lhs.addressError?.code == rhs.addressError?.code && lhs.data == rhs.data && lhs.software == rhs.software
+            && lhs.reservationToken == rhs.reservationToken
     }
 }
 

@@ -94,6 +94,11 @@ package struct Allocation: Sendable {
     package private(set) var permissions: [SocketAddress.IP: Duration] = [:]
     package private(set) var channels: [UInt16: Channel] = [:]
     private var channelByPeer: [SocketAddress: UInt16] = [:]
+    /// Every route the data paths were told to install and not yet told to remove. Freeing the
+    /// allocation removes exactly these: deriving them from the channels' states at that instant misses
+    /// a channel that expired in the same tick (or whose timer fired late), and its routes would outlive
+    /// the allocation in user space and in the kernel.
+    package private(set) var installedRoutes: Set<ChannelRoute> = []
 
     package init(
         client: SocketAddress, listener: SocketAddress, username: String, relayed: [SocketAddress], lifetime: Duration, now: TURNTime,
@@ -154,7 +159,9 @@ package struct Allocation: Sendable {
         channels[number] = Channel(peer: peer, state: .active(until: now.monotonic + timers.channelLifetime))
         channelByPeer[peer] = number
         installPermission(peer.ip, now: now)
-        return ChannelRoute(client: client, listener: listener, channel: number, peer: peer, relayed: relayedAddress)
+        let route = ChannelRoute(client: client, listener: listener, channel: number, peer: peer, relayed: relayedAddress)
+        installedRoutes.insert(route)
+        return route
     }
 
     /// The peer of an active channel.
@@ -179,6 +186,13 @@ package struct Allocation: Sendable {
         }
     }
 
+    /// Forgets every installed route and returns them, for the data paths to remove when the allocation
+    /// goes.
+    package mutating func removeAllRoutes() -> [ChannelRoute] {
+        defer { installedRoutes.removeAll() }
+        return installedRoutes.sorted { $0.channel < $1.channel }
+    }
+
     /// Expires permissions and channels as of `now`; returns the routes of channels that stopped being
     /// active, for the data path to remove.
     package mutating func expire(now: TURNTime) -> [ChannelRoute] {
@@ -189,7 +203,9 @@ package struct Allocation: Sendable {
             case let .active(until) where until <= now.monotonic:
                 channels[number]?.state = .coolingDown(until: until + timers.channelCooldown)
                 if let relayedAddress = relayedAddress(for: channel.peer) {
-                    removed.append(ChannelRoute(client: client, listener: listener, channel: number, peer: channel.peer, relayed: relayedAddress))
+                    let route = ChannelRoute(client: client, listener: listener, channel: number, peer: channel.peer, relayed: relayedAddress)
+                    removed.append(route)
+                    installedRoutes.remove(route)
                 }
                 if until + timers.channelCooldown <= now.monotonic { free(number) }
             case let .coolingDown(until) where until <= now.monotonic:

@@ -61,6 +61,8 @@ package struct AllocationSession<Codec: TURNCodec>: Sendable {
 
     package var nextDeadline: Duration { allocation.nextDeadline }
 
+    package var tuple: TURNFiveTuple { TURNFiveTuple(client: allocation.client, listener: allocation.listener) }
+
     // MARK: Requests (RFC 8656 sections 7.3, 9, 11)
 
     /// Answers an authenticated Refresh, CreatePermission or ChannelBind of this allocation's 5-tuple.
@@ -71,13 +73,13 @@ package struct AllocationSession<Codec: TURNCodec>: Sendable {
         into commands: inout [TURNCommand], answered: (TURNRequest.Method, Int) -> Void
     ) -> Outcome {
         func reply(_ response: TURNResponse) {
-            answered(response.method, response.errorCode ?? 200)
+            answered(response.method, response.errorCode?.rawValue ?? 200)
             let integrity = (credentials.integrity, username: credentials.username, realm: context.realm, password: credentials.password)
             commands.append(.sendToClient(
                 codec.encode(response, integrity: integrity, fingerprint: true), client: allocation.client, listener: allocation.listener))
         }
         // Named `refuse`, not `error`: a `catch` block below has its own `error`.
-        func refuse(_ code: Int) -> Outcome {
+        func refuse(_ code: STUNErrorCode) -> Outcome {
             var response = TURNResponse(method: request.method, kind: .error, transactionID: request.transactionID)
             response.errorCode = code
             response.software = context.software
@@ -86,7 +88,7 @@ package struct AllocationSession<Codec: TURNCodec>: Sendable {
         }
         // Freed already (the front door dispatched this before it heard), or expired but not yet swept
         // (the next timeout frees it): no allocation.
-        guard !isFreed, !allocation.isExpired(now: now) else { return refuse(437) }
+        guard !isFreed, !allocation.isExpired(now: now) else { return refuse(.allocationMismatch) }
 
         switch request.method {
         case .refresh:
@@ -102,33 +104,35 @@ package struct AllocationSession<Codec: TURNCodec>: Sendable {
             response.lifetime = UInt32(lifetime.components.seconds)
             reply(response)
         case .createPermission:
-            guard !request.peers.isEmpty else { return refuse(400) }
+            guard !request.peers.isEmpty else { return refuse(.badRequest) }
             // All or nothing (RFC 8656 section 10.2): check every peer before installing any.
             for peer in request.peers {
-                guard allocation.relayedAddress(for: peer) != nil else { return refuse(443) }
-                guard permits(peer) else { return refuse(403) }
+                guard allocation.relayedAddress(for: peer) != nil else { return refuse(.peerAddressFamilyMismatch) }
+                guard permits(peer) else { return refuse(.forbidden) }
             }
             for peer in request.peers where !allocation.installPermission(peer.ip, now: now) {
-                return refuse(508)
+                return refuse(.insufficientCapacity)
             }
+            commands.append(.setPermissions(allocation.permissions, for: tuple))
             reply(TURNResponse(method: .createPermission, kind: .success, transactionID: request.transactionID))
         case .channelBind:
-            guard let number = request.channel, request.peers.count == 1, let peer = request.peers.first else { return refuse(400) }
-            guard allocation.relayedAddress(for: peer) != nil else { return refuse(443) }
-            guard permits(peer) else { return refuse(403) }
+            guard let number = request.channel, request.peers.count == 1, let peer = request.peers.first else { return refuse(.badRequest) }
+            guard allocation.relayedAddress(for: peer) != nil else { return refuse(.peerAddressFamilyMismatch) }
+            guard permits(peer) else { return refuse(.forbidden) }
             do {
                 let route = try allocation.bindChannel(number, to: peer, now: now)
                 commands.append(.installChannelRoute(route))
+                commands.append(.setPermissions(allocation.permissions, for: tuple))
                 reply(TURNResponse(method: .channelBind, kind: .success, transactionID: request.transactionID))
             } catch {
                 switch error {
-                case .numberInUse, .peerBoundToAnotherNumber, .invalidNumber: return refuse(400)
-                case .familyNotRelayed: return refuse(443)
-                case .tooMany: return refuse(508)
+                case .numberInUse, .peerBoundToAnotherNumber, .invalidNumber: return refuse(.badRequest)
+                case .familyNotRelayed: return refuse(.peerAddressFamilyMismatch)
+                case .tooMany: return refuse(.insufficientCapacity)
                 }
             }
         case .allocate, .binding, .send, .data, .other:
-            return refuse(400)
+            return refuse(.badRequest)
         }
         return .active
     }
@@ -184,7 +188,7 @@ package struct AllocationSession<Codec: TURNCodec>: Sendable {
     package mutating func free(now: TURNTime, into commands: inout [TURNCommand]) {
         guard !isFreed else { return }
         isFreed = true
-        for route in allocation.activeRoutes(now: now) { commands.append(.removeChannelRoute(route)) }
+        for route in allocation.removeAllRoutes() { commands.append(.removeChannelRoute(route)) }
         for address in allocation.relayed { commands.append(.closeRelayedSocket(address)) }
     }
 }

@@ -30,6 +30,39 @@ package struct PortAllocator: Sendable {
         return nil
     }
 
+    /// An even free port whose next-higher port is free too, both taken (EVEN-PORT with the R bit, RFC
+    /// 8656 section 7.2: the pair serves RTP and RTCP); nil when no such pair is left.
+    package mutating func takeEvenPair(random: inout some RandomNumberGenerator) -> UInt16? {
+        let low = Int(range.lowerBound) + Int(range.lowerBound) % 2  // the first even port
+        let high = Int(range.upperBound) - 1  // the last port that still has a next-higher one
+        guard low <= high else { return nil }
+        let pairs = (high - low) / 2 + 1
+        let start = Int.random(in: 0..<pairs, using: &random)
+        for offset in 0..<pairs {
+            let port = UInt16(low + 2 * ((start + offset) % pairs))
+            if !used.contains(port) && !used.contains(port + 1) {
+                used.insert(port)
+                used.insert(port + 1)
+                return port
+            }
+        }
+        return nil
+    }
+
+    /// An even free port (EVEN-PORT without the R bit); nil when none is left.
+    package mutating func takeEven(random: inout some RandomNumberGenerator) -> UInt16? {
+        let low = Int(range.lowerBound) + Int(range.lowerBound) % 2
+        let high = Int(range.upperBound)
+        guard low <= high else { return nil }
+        let evens = (high - low) / 2 + 1
+        let start = Int.random(in: 0..<evens, using: &random)
+        for offset in 0..<evens {
+            let port = UInt16(low + 2 * ((start + offset) % evens))
+            if used.insert(port).inserted { return port }
+        }
+        return nil
+    }
+
     package mutating func release(_ port: UInt16) {
         used.remove(port)
     }

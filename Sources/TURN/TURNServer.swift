@@ -1,9 +1,13 @@
 package import Addresses
 package import STUN
 
-/// The TURN server (RFC 8489 STUN, RFC 8656 TURN over UDP) as a sans-IO core: datagrams, their
-/// addresses and `now` go in; commands for the shell and the next deadline come out. It owns every
-/// allocation, nonce and quota, and never touches a socket or a clock.
+/// The TURN server's front door (RFC 8489 STUN, RFC 8656 TURN over UDP) as a sans-IO core: datagrams,
+/// their addresses and `now` go in; commands for the shell and the next deadline come out. It decodes,
+/// authenticates, keeps the nonces, the 401 rate limit, the quotas, the relayed ports and reservations,
+/// answers Binding and Allocate, and hands every allocation's own work (Refresh, CreatePermission,
+/// ChannelBind, indications, data without a route) to that allocation's session, which the shell runs
+/// where it likes (the relay: an actor per allocation; the tests: `HostedTURNServer`). It never touches
+/// a socket or a clock.
 package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Sendable>: Sendable {
     package struct Configuration: Sendable {
         package var realm = "gatehouse"
@@ -19,26 +23,17 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         package var nonceLimits = NonceTable.Limits()
         package var unauthorizedBurst: Double = 10
         package var unauthorizedPerSecond: Double = 5
+        /// Sources the 401 rate limiter tracks at once (the least recently seen one goes beyond).
+        package var unauthorizedSources = 16_384
         package var timers = Allocation.Timers.rfc8656
-        /// Whether the server runs each allocation's session itself (the default, and what its tests
-        /// drive) or hands sessions and their work out through `takeDispatched()`, for a shell that
-        /// runs each session elsewhere (the relay: an actor per allocation). Handed out, a session is
-        /// the only judge of its lifetime: the server keeps its index entry until `sessionFreed`.
-        package var hostsSessions = true
+        package var reservationLifetime = ReservationTable.defaultLifetime
+        /// How often expired nonces and reservations are swept.
+        package var housekeepingInterval: Duration = .seconds(5)
 
         package init() {}
     }
 
-    /// A client's 5-tuple on the relay (the protocol is always UDP here).
-    package struct FiveTuple: Hashable, Sendable {
-        package var client: SocketAddress
-        package var listener: SocketAddress
-
-        package init(client: SocketAddress, listener: SocketAddress) {
-            self.client = client
-            self.listener = listener
-        }
-    }
+    package typealias FiveTuple = TURNFiveTuple
 
     /// Request counts by method and result code, for metrics.
     package struct RequestKey: Hashable, Sendable {
@@ -46,9 +41,10 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         package var code: Int
     }
 
-    /// What the server hands out when it does not host sessions (`Configuration.hostsSessions` false).
+    /// What the front door hands to the shell besides commands: new sessions, and the work of existing
+    /// ones in the order it arrived.
     package enum Dispatch: Sendable {
-        /// A new allocation: run this session (its relayed sockets were asked for already).
+        /// A new allocation (its relayed sockets are open): run this session.
         case created(FiveTuple, AllocationSession<Codec>)
         /// Work for the session of this 5-tuple, in the order it arrived.
         case work(FiveTuple, SessionWork)
@@ -62,23 +58,51 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         case send(TURNRequest)
         /// A ChannelData datagram the data path had no route for.
         case channelData([UInt8])
+        /// A datagram from a peer that holds a permission.
         case peerDatagram([UInt8], from: SocketAddress)
     }
 
-    /// The allocations, each a session of its own (the state machine of `AllocationSession`).
-    private typealias Entry = AllocationSession<Codec>
+    /// What the front door keeps of an allocation whose session runs elsewhere.
+    private struct Entry {
+        var username: String
+        var port: UInt16
+        var allocateTransaction: [UInt8]
+        var allocateResponse: [UInt8]
+        /// The session's permissions as it last reported them (`TURNCommand.setPermissions`).
+        var permissions: [SocketAddress.IP: Duration] = [:]
+    }
+
+    /// An Allocate whose relayed sockets the shell is opening.
+    private struct PendingAllocate {
+        var request: TURNRequest
+        var credentials: TURNCredentials
+        var ips: [SocketAddress.IP]
+        var addressError: (TURNRequest.Family, STUNErrorCode)?
+        var port: UInt16
+        /// The port came from a reservation: no other port may replace it.
+        var redeemed: Bool
+        /// Ports still to try after this one fails to bind.
+        var retriesLeft: Int
+    }
+
+    /// Ports tried for one Allocate when the host refuses to bind them, before answering 508.
+    package static var bindAttempts: Int { 4 }
 
     package let configuration: Configuration
     private let codec: Codec
     private var random: Random
     private var entries: [FiveTuple: Entry] = [:]
+    private var pending: [FiveTuple: PendingAllocate] = [:]
     private var byRelayedPort: [UInt16: FiveTuple] = [:]
     private var perUsername: [String: Int] = [:]
     private var nonces: NonceTable
     private var unauthorized: RateLimiter
     private var ports: PortAllocator
-    private var nextHousekeeping: Duration?
+    private var reservations: ReservationTable
+    private var nextHousekeeping: Duration = .zero
     package private(set) var requests: [RequestKey: Int] = [:]
+    /// Datagrams from peers without a permission, dropped before anything was queued.
+    package private(set) var droppedPeerDatagrams = 0
     private var dispatched: [Dispatch] = []
 
     package init(configuration: Configuration, codec: Codec, random: Random) {
@@ -86,50 +110,50 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         self.codec = codec
         self.random = random
         nonces = NonceTable(limits: configuration.nonceLimits)
-        unauthorized = RateLimiter(burst: configuration.unauthorizedBurst, perSecond: configuration.unauthorizedPerSecond)
+        unauthorized = RateLimiter(
+            burst: configuration.unauthorizedBurst, perSecond: configuration.unauthorizedPerSecond, capacity: configuration.unauthorizedSources)
         ports = PortAllocator(range: configuration.portRange)
+        reservations = ReservationTable(lifetime: configuration.reservationLifetime)
     }
 
     // MARK: State for the shell and for tests
 
     package var allocationCount: Int { entries.count }
+    package var nonceCount: Int { nonces.count }
+    package var reservationCount: Int { reservations.count }
+    package var rateLimitedSources: Int { unauthorized.trackedSources }
+    package var portsInUse: Int { ports.inUse }
 
-    /// The sessions and work handed out since the last call (only when not hosting sessions).
+    /// Permissions in force now, over every allocation (for the metrics gauge).
+    package func permissionCount(now: TURNTime) -> Int {
+        entries.values.reduce(0) { total, entry in total + entry.permissions.values.count { $0 > now.monotonic } }
+    }
+
+    /// The sessions and work handed out since the last call.
     package mutating func takeDispatched() -> [Dispatch] {
         defer { dispatched.removeAll(keepingCapacity: true) }
         return dispatched
     }
 
-    /// A session run elsewhere freed its allocation (Refresh(0) or expiry; it emitted the data-path
-    /// commands itself): release its port, quota and index entry.
+    /// A session freed its allocation (Refresh(0) or expiry; it emitted the data-path commands itself):
+    /// release its port, quota and index entry.
     package mutating func sessionFreed(_ tuple: FiveTuple) {
-        release(tuple)
-    }
-    package var nonceCount: Int { nonces.count }
-    package var rateLimitedSources: Int { unauthorized.trackedSources }
-
-    package func allocation(for client: SocketAddress, listener: SocketAddress) -> Allocation? {
-        entries[FiveTuple(client: client, listener: listener)]?.allocation
+        guard let entry = entries.removeValue(forKey: tuple) else { return }
+        byRelayedPort[entry.port] = nil
+        ports.release(entry.port)
+        let remaining = perUsername[entry.username, default: 1] - 1
+        perUsername[entry.username] = remaining > 0 ? remaining : nil
     }
 
-    package var allocations: [Allocation] { entries.values.map(\.allocation) }
-
-    /// Every route the data paths should hold now (sessions hosted here only).
-    package func activeRoutes(now: TURNTime) -> [ChannelRoute] {
-        entries.values.flatMap { $0.allocation.activeRoutes(now: now) }
+    /// A session's permissions changed (`TURNCommand.setPermissions`, which the shell hands back here).
+    package mutating func updatePermissions(_ permissions: [SocketAddress.IP: Duration], for tuple: FiveTuple) {
+        entries[tuple]?.permissions = permissions
     }
 
     private var answerContext: TURNAnswerContext { TURNAnswerContext(realm: configuration.realm, software: configuration.software) }
 
-    /// When `handleTimeout` should next run.
-    package var nextDeadline: Duration? {
-        var deadline = nextHousekeeping
-        for entry in entries.values where configuration.hostsSessions {
-            let candidate = entry.nextDeadline
-            deadline = deadline.map { min($0, candidate) } ?? candidate
-        }
-        return deadline
-    }
+    /// When `handleTimeout` should next run (nonce and reservation sweeps; sessions keep their own time).
+    package var nextDeadline: Duration { nextHousekeeping }
 
     // MARK: Input
 
@@ -139,52 +163,58 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         into commands: inout [TURNCommand]
     ) {
         guard client.port != 0, let first = bytes.first else { return }
+        let tuple = FiveTuple(client: client, listener: listener)
         switch first {
         case 0x00...0x03:
-            handleSTUN(bytes, tuple: FiveTuple(client: client, listener: listener), now: now, into: &commands)
-        case 0x40...0x7F:  // channel numbers 0x4000-0x7FFF (see Allocation.channelNumbers)
-            handleChannelData(bytes, tuple: FiveTuple(client: client, listener: listener), now: now, into: &commands)
+            handleSTUN(bytes, tuple: tuple, now: now, into: &commands)
+        case 0x40...0x7F:  // channel numbers 0x4000-0x7FFF (see ChannelData.numbers)
+            // ChannelData the data path had no route for: the session decides (RFC 8656 section 12.4).
+            guard entries[tuple] != nil, ChannelData(bytes) != nil else { return }
+            dispatched.append(.work(tuple, .channelData(Array(bytes))))
         default:
             return  // neither STUN nor ChannelData (RFC 8656 section 12.4, RFC 7983)
         }
     }
 
-    /// A datagram from a peer to a relayed address.
+    /// A datagram from a peer to a relayed address. Without a permission it is dropped here, before it
+    /// is copied or queued anywhere (RFC 8656 section 10.3): any host can send to a relayed port.
     package mutating func handlePeerDatagram(
         _ bytes: UnsafeRawBufferPointer, from peer: SocketAddress, to relayed: SocketAddress, now: TURNTime,
         into commands: inout [TURNCommand]
     ) {
         guard peer.port != 0, let tuple = byRelayedPort[relayed.port], let entry = entries[tuple] else { return }
-        guard configuration.hostsSessions else {
-            dispatched.append(.work(tuple, .peerDatagram(Array(bytes), from: peer)))
+        guard let until = entry.permissions[peer.ip], until > now.monotonic else {
+            droppedPeerDatagrams += 1
             return
         }
-        entry.handlePeerDatagram(bytes, from: peer, now: now, transactionID: { newTransactionID() }, into: &commands)
+        dispatched.append(.work(tuple, .peerDatagram(Array(bytes), from: peer)))
     }
 
-    /// Expires allocations, permissions, channels and nonces as of `now`.
+    /// Sweeps expired nonces and reservations as of `now`.
     package mutating func handleTimeout(now: TURNTime, into commands: inout [TURNCommand]) {
-        for (tuple, var entry) in entries where configuration.hostsSessions {
-            switch entry.handleTimeout(now: now, into: &commands) {
-            case .freed: release(tuple)
-            case .active: entries[tuple] = entry
-            }
-        }
-        if nextHousekeeping.map({ $0 <= now.monotonic }) ?? true {
-            nonces.removeExpired(now: now)
-            nextHousekeeping = now.monotonic + .seconds(60)
-        }
+        guard nextHousekeeping <= now.monotonic else { return }
+        nonces.removeExpired(now: now)
+        for port in reservations.removeExpired(now: now) { ports.release(port) }
+        nextHousekeeping = now.monotonic + configuration.housekeepingInterval
     }
 
-    // MARK: ChannelData (RFC 8656 section 12)
-
-    private mutating func handleChannelData(_ bytes: UnsafeRawBufferPointer, tuple: FiveTuple, now: TURNTime, into commands: inout [TURNCommand]) {
-        guard let frame = ChannelData(bytes), let entry = entries[tuple] else { return }
-        guard configuration.hostsSessions else {
-            dispatched.append(.work(tuple, .channelData(Array(bytes))))
+    /// The shell opened (or failed to open) the relayed sockets of `.openRelayedSockets`. On success the
+    /// allocation exists and the Allocate is answered; on failure the port is released and another one
+    /// tried, and when none binds the client gets 508: never a success that relays nothing.
+    package mutating func relayedSocketsOpened(for tuple: FiveTuple, success: Bool, now: TURNTime, into commands: inout [TURNCommand]) {
+        guard var attempt = pending.removeValue(forKey: tuple) else { return }
+        if success {
+            commands.append(.sendToClient(created(attempt, tuple: tuple, now: now), client: tuple.client, listener: tuple.listener))
             return
         }
-        entry.handleChannelData(frame, now: now, into: &commands)
+        releasePorts(of: attempt)
+        guard !attempt.redeemed, attempt.retriesLeft > 0, let port = takePort(attempt.request.evenPort) else {
+            return answer(attempt.request, .insufficientCapacity, credentials: attempt.credentials, tuple: tuple, into: &commands)
+        }
+        attempt.port = port
+        attempt.retriesLeft -= 1
+        pending[tuple] = attempt
+        commands.append(.openRelayedSockets(attempt.ips.map { SocketAddress(ip: $0, port: port) }, for: tuple))
     }
 
     // MARK: STUN
@@ -198,14 +228,15 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
             // Malformed: 400 where a request's transaction ID can be read, nothing otherwise.
             guard let transactionID = failure.requestTransactionID else { return }
             var response = TURNResponse(method: failure.method ?? .binding, kind: .error, transactionID: transactionID)
-            response.errorCode = 400
-            count(response.method, 400)
+            response.errorCode = .badRequest
+            response.software = configuration.software
+            count(response.method, .badRequest)
             commands.append(.sendToClient(codec.encode(response, integrity: nil, fingerprint: false), client: tuple.client, listener: tuple.listener))
             return
         }
         switch request.kind {
         case .indication:
-            if request.method == .send { handleSend(request, tuple: tuple, now: now, into: &commands) }
+            if request.method == .send, entries[tuple] != nil { dispatched.append(.work(tuple, .send(request))) }
         case .response:
             return
         case .request:
@@ -213,209 +244,191 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         }
     }
 
-    private mutating func handleSend(_ request: TURNRequest, tuple: FiveTuple, now: TURNTime, into commands: inout [TURNCommand]) {
-        guard entries[tuple] != nil else { return }
-        guard configuration.hostsSessions else {
-            dispatched.append(.work(tuple, .send(request)))
-            return
-        }
-        entries[tuple]?.handleSend(request, now: now, into: &commands)
-    }
-
     private mutating func handleRequest(_ request: TURNRequest, bytes: UnsafeRawBufferPointer, tuple: FiveTuple, now: TURNTime, into commands: inout [TURNCommand]) {
-        func reply(_ response: TURNResponse, credentials: TURNCredentials? = nil) {
-            count(response.method, response.errorCode ?? 200)
-            let integrity = credentials.map { ($0.integrity, username: $0.username, realm: configuration.realm, password: $0.password) }
-            commands.append(.sendToClient(codec.encode(response, integrity: integrity, fingerprint: true), client: tuple.client, listener: tuple.listener))
-        }
-        func error(_ code: Int, credentials: TURNCredentials? = nil, configure: (inout TURNResponse) -> Void = { _ in }) {
-            var response = TURNResponse(method: request.method, kind: .error, transactionID: request.transactionID)
-            response.errorCode = code
-            response.software = configuration.software
-            configure(&response)
-            reply(response, credentials: credentials)
-        }
-
         switch request.method {
         case .binding:
             if !request.unknownRequired.isEmpty {
-                error(420) { $0.unknownAttributes = request.unknownRequired }
-                return
+                return answer(request, .unknownAttribute, tuple: tuple, into: &commands) { $0.unknownAttributes = request.unknownRequired }
             }
             var response = TURNResponse(method: .binding, kind: .success, transactionID: request.transactionID)
             response.xorMappedAddress = tuple.client
             response.software = configuration.software
-            reply(response)
+            count(.binding, nil)
+            commands.append(.sendToClient(codec.encode(response, integrity: nil, fingerprint: true), client: tuple.client, listener: tuple.listener))
             return
         case .allocate, .refresh, .createPermission, .channelBind:
             break
         case .send, .data, .other:
-            error(400)
-            return
+            return answer(request, .badRequest, tuple: tuple, into: &commands)
         }
 
         // Long-term credentials (RFC 8489 section 9.2.4). Nothing is created for an unauthenticated client
-        // but a nonce, and 401s are rate-limited per source.
+        // but a nonce, and 401s and 438s are rate-limited per source.
         let credentials: TURNCredentials
         switch authenticate(request, bytes: bytes, tuple: tuple, now: now) {
         case let .success(authenticated):
             credentials = authenticated
-        case .failure(.unauthorized):
-            guard unauthorized.allow(tuple.client.ip, now: now) else { return }
-            let nonce = nonces.issue(for: tuple.client, now: now, random: &random)
-            error(401) { $0.realm = configuration.realm; $0.nonce = nonce }
-            return
-        case .failure(.staleNonce):
-            guard unauthorized.allow(tuple.client.ip, now: now) else { return }
-            let nonce = nonces.issue(for: tuple.client, now: now, random: &random)
-            error(438) { $0.realm = configuration.realm; $0.nonce = nonce }
-            return
-        case .failure(.badRequest):
-            error(400)
-            return
+        case let .failure(failure):
+            switch failure {
+            case .unauthorized, .staleNonce:
+                guard unauthorized.allow(tuple.client.ip, now: now) else { return }
+                let nonce = nonces.issue(for: tuple.client, now: now, random: &random)
+                let code: STUNErrorCode = failure == .staleNonce ? .staleNonce : .unauthorized
+                let realm = configuration.realm
+                return answer(request, code, tuple: tuple, into: &commands) { $0.realm = realm; $0.nonce = nonce }
+            case .badRequest:
+                return answer(request, .badRequest, tuple: tuple, into: &commands)
+            }
         }
 
         if !request.unknownRequired.isEmpty {
-            error(420, credentials: credentials) { $0.unknownAttributes = request.unknownRequired }
-            return
+            return answer(request, .unknownAttribute, credentials: credentials, tuple: tuple, into: &commands) {
+                $0.unknownAttributes = request.unknownRequired
+            }
         }
-        if request.method != .allocate, let entry = entries[tuple], entry.allocation.username != credentials.username {
-            error(441, credentials: credentials)  // Wrong Credentials: not the allocation's username
-            return
+        if request.method != .allocate, let entry = entries[tuple], entry.username != credentials.username {
+            return answer(request, .wrongCredentials, credentials: credentials, tuple: tuple, into: &commands)
         }
 
         switch request.method {
         case .allocate:
-            switch allocate(request, tuple: tuple, credentials: credentials, now: now, into: &commands) {
-            case let .failed(code):
-                error(code, credentials: credentials)
-            case let .answered(bytes):
-                count(.allocate, 200)
-                commands.append(.sendToClient(bytes, client: tuple.client, listener: tuple.listener))
-            }
+            allocate(request, tuple: tuple, credentials: credentials, now: now, into: &commands)
         case .refresh, .createPermission, .channelBind:
-            guard var entry = entries[tuple] else { return error(437, credentials: credentials) }
-            guard configuration.hostsSessions else {
-                let permitted = Set(request.peers.filter { permits($0) })
-                dispatched.append(.work(tuple, .request(request, credentials, permittedPeers: permitted)))
-                return
+            guard entries[tuple] != nil else {
+                return answer(request, .allocationMismatch, credentials: credentials, tuple: tuple, into: &commands)
             }
-            let outcome = entry.handle(
-                request, credentials: credentials, now: now, permits: permits, into: &commands,
-                answered: { method, code in count(method, code) })
-            switch outcome {
-            case .freed: release(tuple)
-            case .active: entries[tuple] = entry
-            }
+            let permitted = Set(request.peers.filter { permits($0) })
+            dispatched.append(.work(tuple, .request(request, credentials, permittedPeers: permitted)))
         case .binding, .send, .data, .other:
-            error(400, credentials: credentials)
+            answer(request, .badRequest, credentials: credentials, tuple: tuple, into: &commands)
         }
     }
 
-    private enum AllocateOutcome {
-        /// An error response with this code.
-        case failed(Int)
-        /// The encoded success response (new, or the one a retransmission gets again).
-        case answered([UInt8])
+    /// Sends an error response to `request` (signed when the request authenticated).
+    private mutating func answer(
+        _ request: TURNRequest, _ code: STUNErrorCode, credentials: TURNCredentials? = nil, tuple: FiveTuple,
+        into commands: inout [TURNCommand], configure: (inout TURNResponse) -> Void = { _ in }
+    ) {
+        var response = TURNResponse(method: request.method, kind: .error, transactionID: request.transactionID)
+        response.errorCode = code
+        response.software = configuration.software
+        configure(&response)
+        count(request.method, code)
+        commands.append(.sendToClient(encode(response, credentials: credentials), client: tuple.client, listener: tuple.listener))
     }
 
-    private mutating func allocate(
-        _ request: TURNRequest, tuple: FiveTuple, credentials: TURNCredentials, now: TURNTime, into commands: inout [TURNCommand]
-    ) -> AllocateOutcome {
-        // RFC 8656 section 7.2, in its order.
-        // A session run elsewhere judges its own lifetime: its entry here counts as live until it is freed.
-        if let existing = entries[tuple], !configuration.hostsSessions || !existing.allocation.isExpired(now: now) {
-            // A retransmission gets the same answer; a new transaction is an Allocation Mismatch.
-            return existing.allocateTransaction == request.transactionID ? .answered(existing.allocateResponse) : .failed(437)
-        } else if entries[tuple] != nil {
-            free(tuple, now: now, into: &commands)
-        }
-        guard let transport = request.requestedTransport else { return .failed(400) }
-        guard transport == 17 else { return .failed(442) }  // UDP only
-        if request.reservationToken && (request.requestedFamily != nil || request.additionalFamily != nil || request.evenPort) {
-            return .failed(400)
-        }
-        if request.reservationToken { return .failed(508) }  // we keep no reservations
-        if request.requestedFamily != nil && request.additionalFamily != nil { return .failed(400) }
+    private func encode(_ response: TURNResponse, credentials: TURNCredentials?) -> [UInt8] {
+        let integrity = credentials.map { ($0.integrity, username: $0.username, realm: configuration.realm, password: $0.password) }
+        return codec.encode(response, integrity: integrity, fingerprint: true)
+    }
 
-        var families: [SocketAddress.IP] = []
-        var addressError: (TURNRequest.Family, Int)?
+    // MARK: Allocate (RFC 8656 section 7.2, in its order)
+
+    private mutating func allocate(_ request: TURNRequest, tuple: FiveTuple, credentials: TURNCredentials, now: TURNTime, into commands: inout [TURNCommand]) {
+        func refuse(_ code: STUNErrorCode) { answer(request, code, credentials: credentials, tuple: tuple, into: &commands) }
+
+        if let existing = entries[tuple] {
+            // A retransmission gets the same answer; a new transaction is an Allocation Mismatch. The
+            // session judges the allocation's lifetime: its entry counts as live until it is freed.
+            guard existing.allocateTransaction == request.transactionID else { return refuse(.allocationMismatch) }
+            count(.allocate, nil)
+            commands.append(.sendToClient(existing.allocateResponse, client: tuple.client, listener: tuple.listener))
+            return
+        }
+        if pending[tuple] != nil { return }  // its sockets are being opened; the answer is on its way
+        guard let transport = request.requestedTransport else { return refuse(.badRequest) }
+        guard transport == Self.udp else { return refuse(.unsupportedTransportProtocol) }
+        if request.reservationToken != nil && (request.requestedFamily != nil || request.additionalFamily != nil || request.evenPort != nil) {
+            return refuse(.badRequest)
+        }
+        if request.requestedFamily != nil && request.additionalFamily != nil { return refuse(.badRequest) }
+        if request.evenPort == .evenAndReserveNext && request.additionalFamily != nil { return refuse(.badRequest) }
+
+        var ips: [SocketAddress.IP] = []
+        var addressError: (TURNRequest.Family, STUNErrorCode)?
         switch request.requestedFamily {
         case nil, .ipv4?:
-            guard let ipv4 = configuration.relayIPv4 else { return .failed(440) }
-            families.append(ipv4)
+            // Without REQUESTED-ADDRESS-FAMILY: IPv4, or a reservation's own families.
+            if request.reservationToken == nil {
+                guard let ipv4 = configuration.relayIPv4 else { return refuse(.addressFamilyNotSupported) }
+                ips.append(ipv4)
+            }
         case .ipv6?:
-            guard let ipv6 = configuration.relayIPv6 else { return .failed(440) }
-            families.append(ipv6)
+            guard let ipv6 = configuration.relayIPv6 else { return refuse(.addressFamilyNotSupported) }
+            ips.append(ipv6)
         case .unsupported?:
-            return .failed(440)
+            return refuse(.addressFamilyNotSupported)
         }
         switch request.additionalFamily {
         case nil:
             break
         case .ipv6?:
-            if let ipv6 = configuration.relayIPv6 { families.append(ipv6) } else { addressError = (.ipv6, 440) }
+            if let ipv6 = configuration.relayIPv6 { ips.append(ipv6) } else { addressError = (.ipv6, .addressFamilyNotSupported) }
         case .ipv4?, .unsupported?:
-            return .failed(400)  // ADDITIONAL-ADDRESS-FAMILY may only ask for IPv6
+            return refuse(.badRequest)  // ADDITIONAL-ADDRESS-FAMILY may only ask for IPv6
         }
 
         guard perUsername[credentials.username, default: 0] < configuration.allocationsPerUsername else {
-            return .failed(486)  // Allocation Quota Reached
+            return refuse(.allocationQuotaReached)
         }
-        guard let port = takePort(even: request.evenPort) else { return .failed(508) }
+        let port: UInt16
+        if let token = request.reservationToken {
+            guard let reservation = reservations.redeem(token, now: now) else { return refuse(.insufficientCapacity) }
+            port = reservation.port
+            ips = reservation.ips
+        } else {
+            guard let taken = takePort(request.evenPort) else { return refuse(.insufficientCapacity) }
+            port = taken
+        }
+        pending[tuple] = PendingAllocate(
+            request: request, credentials: credentials, ips: ips, addressError: addressError, port: port,
+            redeemed: request.reservationToken != nil, retriesLeft: Self.bindAttempts - 1)
+        commands.append(.openRelayedSockets(ips.map { SocketAddress(ip: $0, port: port) }, for: tuple))
+    }
 
-        let relayed = families.map { SocketAddress(ip: $0, port: port) }
+    /// The allocation of an Allocate whose sockets opened: its entry, its session handed out, and the
+    /// encoded success response.
+    private mutating func created(_ attempt: PendingAllocate, tuple: FiveTuple, now: TURNTime) -> [UInt8] {
+        let request = attempt.request
+        let relayed = attempt.ips.map { SocketAddress(ip: $0, port: attempt.port) }
         let lifetime = Allocation.clampLifetime(requested: request.lifetime)
-        let allocation = Allocation(client: tuple.client, listener: tuple.listener, username: credentials.username,
-                                    relayed: relayed, lifetime: lifetime, now: now, timers: configuration.timers)
+        let allocation = Allocation(
+            client: tuple.client, listener: tuple.listener, username: attempt.credentials.username, relayed: relayed, lifetime: lifetime,
+            now: now, timers: configuration.timers)
         var response = TURNResponse(method: .allocate, kind: .success, transactionID: request.transactionID)
         response.xorRelayedAddresses = relayed
         response.xorMappedAddress = tuple.client
         response.lifetime = UInt32(lifetime.components.seconds)
-        response.addressError = addressError
+        response.addressError = attempt.addressError
         response.software = configuration.software
-        let encoded = codec.encode(
-            response, integrity: (credentials.integrity, username: credentials.username, realm: configuration.realm, password: credentials.password),
-            fingerprint: true)
-        let session = Entry(
+        if request.evenPort == .evenAndReserveNext {
+            response.reservationToken = reservations.reserve(port: attempt.port + 1, ips: attempt.ips, now: now, random: &random)
+        }
+        let encoded = encode(response, credentials: attempt.credentials)
+        let session = AllocationSession(
             allocation: allocation, allocateTransaction: request.transactionID, allocateResponse: encoded, codec: codec, context: answerContext)
-        entries[tuple] = session
-        if !configuration.hostsSessions { dispatched.append(.created(tuple, session)) }
-        byRelayedPort[port] = tuple
-        perUsername[credentials.username, default: 0] += 1
-        for address in relayed { commands.append(.openRelayedSocket(address)) }
-        return .answered(encoded)
+        entries[tuple] = Entry(
+            username: attempt.credentials.username, port: attempt.port, allocateTransaction: request.transactionID, allocateResponse: encoded)
+        byRelayedPort[attempt.port] = tuple
+        perUsername[attempt.credentials.username, default: 0] += 1
+        dispatched.append(.created(tuple, session))
+        count(.allocate, nil)
+        return encoded
     }
 
-    private mutating func takePort(even: Bool) -> UInt16? {
-        guard even else { return ports.take(random: &random) }
-        // EVEN-PORT (RFC 8656 section 14.6) without a reservation: draw until an even port comes up.
-        var odd: [UInt16] = []
-        defer { for port in odd { ports.release(port) } }
-        for _ in 0..<64 {
-            guard let port = ports.take(random: &random) else { return nil }
-            if port % 2 == 0 { return port }
-            odd.append(port)
+    /// A relayed port as EVEN-PORT asks (RFC 8656 section 7.2): any, an even one, or an even one with
+    /// the next-higher port taken too (reserved once the allocation exists).
+    private mutating func takePort(_ evenPort: EvenPort?) -> UInt16? {
+        switch evenPort {
+        case nil: ports.take(random: &random)
+        case .even?: ports.takeEven(random: &random)
+        case .evenAndReserveNext?: ports.takeEvenPair(random: &random)
         }
-        return nil
     }
 
-    /// Frees an allocation: its session emits the data-path commands, then its port, quota and index
-    /// entries are released.
-    private mutating func free(_ tuple: FiveTuple, now: TURNTime, into commands: inout [TURNCommand]) {
-        entries[tuple]?.free(now: now, into: &commands)
-        release(tuple)
-    }
-
-    /// Releases what the front door holds for an allocation whose session is gone.
-    private mutating func release(_ tuple: FiveTuple) {
-        guard let entry = entries.removeValue(forKey: tuple) else { return }
-        if let port = entry.allocation.relayed.first?.port {
-            byRelayedPort[port] = nil
-            ports.release(port)
-        }
-        let remaining = perUsername[entry.allocation.username, default: 1] - 1
-        perUsername[entry.allocation.username] = remaining > 0 ? remaining : nil
+    private mutating func releasePorts(of attempt: PendingAllocate) {
+        ports.release(attempt.port)
+        if attempt.request.evenPort == .evenAndReserveNext { ports.release(attempt.port + 1) }
     }
 
     private func permits(_ peer: SocketAddress) -> Bool {
@@ -450,12 +463,12 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
 
     // MARK: Helpers
 
-    private mutating func newTransactionID() -> [UInt8] {
-        (0..<12).map { _ in UInt8.random(in: .min ... .max, using: &random) }
-    }
+    /// REQUESTED-TRANSPORT's protocol number for UDP (RFC 8656 section 18.7), the only one served.
+    private static var udp: UInt8 { 17 }
 
-    private mutating func count(_ method: TURNRequest.Method, _ code: Int) {
-        requests[RequestKey(method: method.metricName, code: code), default: 0] += 1
+    /// Counts an answer: `code` nil is a success.
+    private mutating func count(_ method: TURNRequest.Method, _ code: STUNErrorCode?) {
+        requests[RequestKey(method: method.metricName, code: code?.rawValue ?? 200), default: 0] += 1
     }
 }
 

@@ -52,6 +52,12 @@ struct RelayCommand: AsyncParsableCommand {
     var permissionLifetime: Int?
     @Option(help: "Seconds a channel binding lasts (default 600, RFC 8656; shorter only for tests). [GATEHOUSE_RELAY_CHANNEL_LIFETIME]")
     var channelLifetime: Int?
+    @Option(help: "Seconds a nonce stays valid (default 3600; shorter only for tests). [GATEHOUSE_RELAY_NONCE_LIFETIME]")
+    var nonceLifetime: Int?
+    @Option(help: "Requests one nonce may authenticate before it is stale (default 10000). [GATEHOUSE_RELAY_NONCE_USES]")
+    var nonceUses: Int?
+    @Option(help: "Nonces held at once for clients; the oldest goes beyond (default 65536). [GATEHOUSE_RELAY_NONCE_CAPACITY]")
+    var nonceCapacity: Int?
     @Option(help: "Seconds an expired channel's number and peer stay reserved (default 300, RFC 8656). [GATEHOUSE_RELAY_CHANNEL_COOLDOWN]")
     var channelCooldown: Int?
     @Option(help: "Where /healthz, /readyz and /metrics listen, HOST:PORT (default 127.0.0.1:9478). [GATEHOUSE_RELAY_OPERATIONS_ADDRESS]")
@@ -141,6 +147,15 @@ struct RelayCommand: AsyncParsableCommand {
         }
         if let seconds = try environment.value(channelCooldown, "GATEHOUSE_RELAY_CHANNEL_COOLDOWN", parse: { Int($0) }) {
             configuration.timers.channelCooldown = .seconds(seconds)
+        }
+        if let seconds = try environment.value(nonceLifetime, "GATEHOUSE_RELAY_NONCE_LIFETIME", parse: { Int($0) }) {
+            configuration.nonceLimits.lifetime = .seconds(seconds)
+        }
+        if let uses = try environment.value(nonceUses, "GATEHOUSE_RELAY_NONCE_USES", parse: { Int($0) }) {
+            configuration.nonceLimits.uses = uses
+        }
+        if let capacity = try environment.value(nonceCapacity, "GATEHOUSE_RELAY_NONCE_CAPACITY", parse: { Int($0) }) {
+            configuration.nonceLimits.capacity = capacity
         }
         if let address = environment.string(operationsAddress, "GATEHOUSE_RELAY_OPERATIONS_ADDRESS") {
             guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {

@@ -100,7 +100,7 @@ import Testing
 
     @Test func aioiceReadsAnErrorResponseEncodedHere() throws {
         var response = TURNResponse(method: .allocate, kind: .error, transactionID: Array(1...12))
-        response.errorCode = 438
+        response.errorCode = .staleNonce
         response.realm = realm
         response.nonce = "fresh-nonce"
         let bytes = codec.encode(response, integrity: (.sha1, username: username, realm: realm, password: password), fingerprint: true)

@@ -81,3 +81,56 @@ import Testing
         #expect(commands == [.closeRelayedSocket(relayed)])
     }
 }
+
+/// Freeing an allocation removes every route it ever installed, whatever state its channels were in
+/// at that instant (issue #10, defect 1).
+@Suite struct AllocationSessionFreeTests {
+    let client = address("198.51.100.7", 50_000)
+    let listener = address("192.0.2.1", 3478)
+    let relayed = address("192.0.2.1", 50_001)
+    let peer = address("10.1.2.3", 7000)
+    let credentials = TURNCredentials(username: "1700003600:alice", password: "secret", integrity: .sha1)
+
+    func boundSession(channelLifetime: Duration, allocationLifetime: Duration) -> (AllocationSession<STUNCodec>, ChannelRoute) {
+        let timers = Allocation.Timers(permissionLifetime: .seconds(300), channelLifetime: channelLifetime, channelCooldown: .seconds(300))
+        let allocation = Allocation(
+            client: client, listener: listener, username: credentials.username, relayed: [relayed], lifetime: allocationLifetime, now: t0,
+            timers: timers)
+        var session = AllocationSession(
+            allocation: allocation, allocateTransaction: [1], allocateResponse: [2], codec: STUNCodec(),
+            context: TURNAnswerContext(realm: "gatehouse", software: "gatehouse"))
+        var bind = TURNRequest(method: .channelBind, kind: .request, transactionID: Array(repeating: 7, count: 12))
+        bind.channel = 0x4001
+        bind.peers = [peer]
+        var commands: [TURNCommand] = []
+        _ = session.handle(bind, credentials: credentials, now: t0, permits: { _ in true }, into: &commands) { _, _ in }
+        return (session, ChannelRoute(client: client, listener: listener, channel: 0x4001, peer: peer, relayed: relayed))
+    }
+
+    @Test func aChannelExpiringInTheSameTickAsItsAllocationLosesItsRoute() {
+        var (session, route) = boundSession(channelLifetime: .seconds(600), allocationLifetime: .seconds(600))
+        var commands: [TURNCommand] = []
+        let outcome = session.handleTimeout(now: t0.adding(.seconds(600)), into: &commands)
+        #expect(outcome == .freed)
+        #expect(commands == [.removeChannelRoute(route), .closeRelayedSocket(relayed)])
+    }
+
+    @Test func aTimerThatFiresLateStillRemovesTheRoute() {
+        // The channel ran out a minute before the allocation; the first timeout comes after both.
+        var (session, route) = boundSession(channelLifetime: .seconds(540), allocationLifetime: .seconds(600))
+        var commands: [TURNCommand] = []
+        let outcome = session.handleTimeout(now: t0.adding(.seconds(605)), into: &commands)
+        #expect(outcome == .freed)
+        #expect(commands == [.removeChannelRoute(route), .closeRelayedSocket(relayed)])
+    }
+
+    @Test func aRouteRemovedAtExpiryIsNotRemovedTwice() {
+        var (session, route) = boundSession(channelLifetime: .seconds(60), allocationLifetime: .seconds(600))
+        var commands: [TURNCommand] = []
+        #expect(session.handleTimeout(now: t0.adding(.seconds(60)), into: &commands) == .active)
+        #expect(commands == [.removeChannelRoute(route)])
+        commands.removeAll()
+        #expect(session.handleTimeout(now: t0.adding(.seconds(600)), into: &commands) == .freed)
+        #expect(commands == [.closeRelayedSocket(relayed)])
+    }
+}

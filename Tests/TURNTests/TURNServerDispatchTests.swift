@@ -20,7 +20,6 @@ import Testing
         configuration.secrets = [secret]
         configuration.relayIPv4 = address("192.0.2.1", 0).ip
         configuration.portRange = 50_000...50_000  // one port: a second allocation needs the first freed
-        configuration.hostsSessions = false
         return Server(configuration: configuration, codec: codec, random: SplitMix64(seed: 7))
     }
 
@@ -46,9 +45,15 @@ import Testing
     @Test func sessionsAndTheirWorkAreHandedOutInOrder() throws {
         var server = makeServer()
         let (credentials, commands) = try allocate(&server, from: client)
-        #expect(commands.contains(.openRelayedSocket(address("192.0.2.1", 50_000))))
+        let tuple = TURNFiveTuple(client: client, listener: listener)
+        #expect(commands == [.openRelayedSockets([address("192.0.2.1", 50_000)], for: tuple)], "nothing is answered before the socket opens")
+        #expect(server.takeDispatched().isEmpty)
+        var opened: [TURNCommand] = []
+        server.relayedSocketsOpened(for: tuple, success: true, now: t0, into: &opened)
+        guard case let .sendToClient(success, _, _)? = opened.first, opened.count == 1 else { throw WaitFailure() }
+        #expect(STUNCodec.errorCode(in: success) == nil, "answered once the socket is open")
         let created = server.takeDispatched()
-        guard created.count == 1, case let .created(tuple, session) = created[0] else {
+        guard created.count == 1, case let .created(createdTuple, session) = created[0], createdTuple == tuple else {
             Issue.record("expected one created session, got \(created)")
             return
         }
@@ -71,12 +76,13 @@ import Testing
 
         // Until the session says it freed the allocation, the port stays taken.
         let other = address("198.51.100.8", 50_001)
-        let (_, refused) = try allocate(&server, from: other)
+        let (_, refused) = try allocate(&server, from: other)  // no port to try: refused before any socket
         guard case let .sendToClient(bytes, _, _)? = refused.last else { throw WaitFailure() }
         #expect(STUNCodec.errorCode(in: bytes) == 508, "the one port is still the first allocation's")
         server.sessionFreed(tuple)
         #expect(server.allocationCount == 0)
         let (_, granted) = try allocate(&server, from: address("198.51.100.9", 50_002))
-        #expect(granted.contains(.openRelayedSocket(address("192.0.2.1", 50_000))), "the port is free again")
+        #expect(granted.contains { if case let .openRelayedSockets(addresses, _) = $0 { addresses == [address("192.0.2.1", 50_000)] } else { false } },
+                "the port is free again")
     }
 }

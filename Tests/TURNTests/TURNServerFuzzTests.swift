@@ -1,6 +1,7 @@
 import Addresses
 import STUN
 import TURN
+import TURNTesting
 import Testing
 
 /// A mutation fuzzer over the whole server (decode, authenticate, allocate, relay), seeded so that a
@@ -12,13 +13,13 @@ import Testing
     func mutatedTrafficNeverCrashesTheServer(seed: UInt64) {
         var random = SplitMix64(seed: seed)
         let codec = STUNCodec()
-        var configuration = TURNServer<STUNCodec, SplitMix64>.Configuration()
+        var configuration = HostedTURNServer<STUNCodec, SplitMix64>.Configuration()
         configuration.secrets = ["fuzz"]
         configuration.relayIPv4 = address("192.0.2.1", 0).ip
         configuration.relayIPv6 = address("2001:db8::1", 0).ip
         configuration.portRange = 50_000...50_063
         configuration.allocationsPerUsername = 8
-        var server = TURNServer(configuration: configuration, codec: codec, random: SplitMix64(seed: seed ^ 0xFEED))
+        var server = HostedTURNServer(configuration: configuration, codec: codec, random: SplitMix64(seed: seed ^ 0xFEED))
         let listener = address("192.0.2.1", 3478)
         let username = RESTCredentials.username(expiry: t0.unixSeconds + 86_400, id: "fuzz")
         let password = RESTCredentials.password(secret: "fuzz", username: username)
@@ -60,12 +61,12 @@ import Testing
                 case let .sendToClient(answer, _, _):
                     if answer.count >= 20, answer[0] & 0xC0 == 0, let nonce = STUNCodec.nonce(in: answer) { nonces[client] = nonce }
                     if bytes.count < 20 && answer[0] & 0xC0 == 0 { Issue.record("answered a datagram without a transaction ID") }
-                case let .openRelayedSocket(address):
-                    relayed.append(address)
+                case let .openRelayedSockets(addresses, _):
+                    relayed.append(contentsOf: addresses)
                     allocationsMade += 1
                 case let .closeRelayedSocket(address): relayed.removeAll { $0 == address }
                 case .sendToPeer: relayedToPeers += 1
-                case .installChannelRoute, .removeChannelRoute: break
+                case .installChannelRoute, .removeChannelRoute, .setPermissions: break
                 }
             }
             if let target = relayed.randomElement(using: &random) {

@@ -1,11 +1,12 @@
 import Addresses
 import STUN
 import TURN
+import TURNTesting
 import Testing
 
 /// The sans-IO core fed bytes and instants, asserting on the exact commands that come out.
 @Suite struct TURNServerTests {
-    typealias Server = TURNServer<STUNCodec, SplitMix64>
+    typealias Server = HostedTURNServer<STUNCodec, SplitMix64>
 
     let client = address("198.51.100.7", 50_000)
     let listener = address("192.0.2.1", 3478)
@@ -46,7 +47,7 @@ import Testing
         let commands = send(&server, codec.encodeRequest(
             method: .allocate, [.transport(17)], transactionID: Array(repeating: 2, count: 12), credentials: credentials(nonce: nonce)))
         let relayed = try #require(commands.compactMap { command -> SocketAddress? in
-            if case let .openRelayedSocket(address) = command { return address }
+            if case let .openRelayedSockets(addresses, _) = command { return addresses.first }
             return nil
         }.first)
         #expect(commands.count == 2, "open the relayed socket, then answer: \(commands)")
