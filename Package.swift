@@ -223,7 +223,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RelayTests",
-            dependencies: ["Actors", "BPF", "STUN", "TURN", "TURNTesting", "TestSupport"],
+            dependencies: ["Actors", "BPF", "Relay", "STUN", "TURN", "TURNTesting", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

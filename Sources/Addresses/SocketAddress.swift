@@ -39,6 +39,11 @@ package struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The largest UDP payload a datagram to this address can carry: what an IP datagram's 16-bit
+    /// length leaves after the headers (RFC 768 and 791: 65,535 − 20 − 8; RFC 8200: a payload length of
+    /// 65,535, less 8 for UDP; jumbograms are not used).
+    package var maximumUDPPayload: Int { isIPv6 ? 65_527 : 65_507 }
+
     /// The address in its usual text form, without the port.
     package var address: String {
         var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))

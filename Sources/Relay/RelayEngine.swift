@@ -279,7 +279,8 @@ final class RelayEngine: @unchecked Sendable {
     // MARK: Metrics
 
     private var nextGaugeUpdate: Duration = .zero
-    private var reported = (requests: [RelayServer.RequestKey: Int](), drops: SendQueue.Drops(), peerDrops: 0)
+    private var reported = (
+        requests: [RelayServer.RequestKey: Int](), drops: SendQueue.Drops(), peerDrops: 0, oversized: 0, reservations: (made: 0, redeemed: 0, expired: 0))
 
     private func reportMetrics(now: TURNTime) {
         metrics.allocations.set(Int64(server.allocationCount))
@@ -294,6 +295,17 @@ final class RelayEngine: @unchecked Sendable {
             metrics.droppedSends(.tooBig).increment(by: Int64(drops.tooBig - reported.drops.tooBig))
             metrics.droppedSends(.closed).increment(by: Int64(drops.closed - reported.drops.closed))
             reported.drops = drops
+        }
+        let reservations = server.reservationEvents
+        if reservations != reported.reservations {
+            metrics.reservations("made").increment(by: Int64(reservations.made - reported.reservations.made))
+            metrics.reservations("redeemed").increment(by: Int64(reservations.redeemed - reported.reservations.redeemed))
+            metrics.reservations("expired").increment(by: Int64(reservations.expired - reported.reservations.expired))
+            reported.reservations = reservations
+        }
+        if server.droppedOversizedPeerDatagrams != reported.oversized {
+            metrics.droppedSends(.tooBig).increment(by: Int64(server.droppedOversizedPeerDatagrams - reported.oversized))
+            reported.oversized = server.droppedOversizedPeerDatagrams
         }
         if server.droppedPeerDatagrams != reported.peerDrops {
             metrics.droppedPeerDatagrams.increment(by: Int64(server.droppedPeerDatagrams - reported.peerDrops))

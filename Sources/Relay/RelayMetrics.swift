@@ -71,6 +71,13 @@ package final class RelayMetrics: Sendable {
             help: "Datagrams not sent: the per-socket backlog was full, the socket failed, the datagram was too big, or its socket closed")
     }
 
+    /// Relayed ports reserved for an RTCP allocation (EVEN-PORT with R), by what became of them.
+    func reservations(_ event: String) -> Counter {
+        registry.makeCounter(
+            name: "gatehouse_relay_reservations_total", labels: [("event", event)],
+            help: "Port reservations (RFC 8656 RESERVATION-TOKEN): made, redeemed by a later Allocate, or expired unused")
+    }
+
     func requests(method: String, code: Int) -> Counter {
         registry.makeCounter(
             name: "gatehouse_relay_requests_total", labels: [("method", method), ("code", String(code))],

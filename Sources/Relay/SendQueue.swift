@@ -21,8 +21,7 @@ package final class SendQueue {
     package struct Limits: Sendable {
         /// Datagrams one socket's batch holds before it is sent.
         package var batch = 64
-        /// The largest datagram (a UDP payload over IPv4 is at most 65,507 bytes; IPv6 jumbograms are
-        /// not relayed).
+        /// Room per datagram in a batch (the largest UDP payload of either family fits).
         package var datagramBytes = 65_535
         /// At most this many datagrams and bytes wait per socket.
         package var backlogDatagrams = 4096
@@ -78,12 +77,12 @@ package final class SendQueue {
     }
 
     /// Queues a datagram of `length` bytes that `write` fills in place (e.g. a ChannelData header in front
-    /// of a payload, without an intermediate copy). A datagram larger than a datagram may be is dropped
-    /// and counted, never sent short or empty.
+    /// of a payload, without an intermediate copy). A datagram larger than UDP allows toward
+    /// `destination` is dropped and counted, never sent short or empty.
     package func enqueue(
         length: Int, on sink: some DatagramSink, to destination: SocketAddress, _ write: (UnsafeMutableRawBufferPointer) -> Void
     ) {
-        guard length <= limits.datagramBytes else {
+        guard length <= min(limits.datagramBytes, destination.maximumUDPPayload) else {
             drops.tooBig += 1
             return
         }

@@ -161,14 +161,24 @@ package struct AllocationSession<Codec: TURNCodec>: Sendable {
     ) {
         guard !isFreed, !allocation.isExpired(now: now), allocation.hasPermission(peer.ip, now: now) else { return }
         if let channel = allocation.channel(for: peer, now: now) {
+            guard ChannelData.headerLength + bytes.count <= allocation.client.maximumUDPPayload else { return }
             commands.append(.sendToClient(ChannelData.frame(channel: channel, payload: bytes), client: allocation.client, listener: allocation.listener))
         } else {
+            // The front door drops (and counts) what cannot travel as a Data indication; this guard
+            // keeps a datagram that got past it from ever reaching the encoder.
+            guard Self.dataIndicationSize(payload: bytes.count, peer: peer) <= allocation.client.maximumUDPPayload else { return }
             var indication = TURNResponse(method: .data, kind: .indication, transactionID: transactionID())
             indication.xorPeerAddress = peer
             indication.data = Array(bytes)
             commands.append(.sendToClient(
                 codec.encode(indication, integrity: nil, fingerprint: false), client: allocation.client, listener: allocation.listener))
         }
+    }
+
+    /// The bytes of a Data indication around `payload` bytes from `peer`: the header, XOR-PEER-ADDRESS
+    /// and DATA padded to 4 bytes (RFC 8656 sections 11.4, 18.3, 18.4).
+    package static func dataIndicationSize(payload: Int, peer: SocketAddress) -> Int {
+        20 + 4 + (peer.isIPv6 ? 20 : 8) + 4 + (payload + 3) & ~3
     }
 
     // MARK: Time

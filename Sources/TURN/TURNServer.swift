@@ -103,6 +103,11 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
     package private(set) var requests: [RequestKey: Int] = [:]
     /// Datagrams from peers without a permission, dropped before anything was queued.
     package private(set) var droppedPeerDatagrams = 0
+    /// Datagrams from peers too large to reach the client as a Data indication (it would exceed what
+    /// one UDP datagram to the client can carry).
+    package private(set) var droppedOversizedPeerDatagrams = 0
+    /// Reservations made (EVEN-PORT with R), redeemed (an Allocate with their token) and expired unused.
+    package private(set) var reservationEvents = (made: 0, redeemed: 0, expired: 0)
     private var dispatched: [Dispatch] = []
 
     package init(configuration: Configuration, codec: Codec, random: Random) {
@@ -187,6 +192,11 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
             droppedPeerDatagrams += 1
             return
         }
+        // Bound channels never get here (the data path relays them), so this becomes a Data indication.
+        guard AllocationSession<Codec>.dataIndicationSize(payload: bytes.count, peer: peer) <= tuple.client.maximumUDPPayload else {
+            droppedOversizedPeerDatagrams += 1
+            return
+        }
         dispatched.append(.work(tuple, .peerDatagram(Array(bytes), from: peer)))
     }
 
@@ -194,7 +204,10 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
     package mutating func handleTimeout(now: TURNTime, into commands: inout [TURNCommand]) {
         guard nextHousekeeping <= now.monotonic else { return }
         nonces.removeExpired(now: now)
-        for port in reservations.removeExpired(now: now) { ports.release(port) }
+        for port in reservations.removeExpired(now: now) {
+            ports.release(port)
+            reservationEvents.expired += 1
+        }
         nextHousekeeping = now.monotonic + configuration.housekeepingInterval
     }
 
@@ -374,6 +387,7 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         let port: UInt16
         if let token = request.reservationToken {
             guard let reservation = reservations.redeem(token, now: now) else { return refuse(.insufficientCapacity) }
+            reservationEvents.redeemed += 1
             port = reservation.port
             ips = reservation.ips
         } else {
@@ -403,6 +417,7 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         response.software = configuration.software
         if request.evenPort == .evenAndReserveNext {
             response.reservationToken = reservations.reserve(port: attempt.port + 1, ips: attempt.ips, now: now, random: &random)
+            reservationEvents.made += 1
         }
         let encoded = encode(response, credentials: attempt.credentials)
         let session = AllocationSession(

@@ -1,6 +1,7 @@
 import Actors
 import Foundation
 import STUN
+import Synchronization
 import TestSupport
 import Testing
 
@@ -34,22 +35,31 @@ import Testing
         #expect(metrics.contains("gatehouse_relay_allocations 0"), "\(metrics)")
     }
 
-    @Test func memoryStaysBoundedUnderAFloodFromManySources() async throws {
-        let relay = try await RelayProcess.start()
+    /// A gauge from `/metrics` (0 until it is first set).
+    func gauge(_ relay: RelayProcess, _ name: String) throws -> Int {
+        for line in try relay.get("/metrics").body.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Int(Double(line.dropFirst(name.count + 1)) ?? -1)
+        }
+        return 0
+    }
+
+    @Test func aFloodFromManySourcesFillsTheNonceTableAndTheLimiterToTheirBoundsAndNoFurther() async throws {
+        let relay = try await RelayProcess.start(ipv6: false)
         defer { relay.process.stop() }
         let before = try residentKiB(relay.process)
-        // 256 source addresses in 127.0.0.0/8 × 128 ports each: 32,768 distinct clients, each sending
-        // unauthenticated Allocates that would make the relay store a nonce if nothing bounded it.
+        // 25,000 source addresses in 127.0.0.0/8 × 4 ports each: 100,000 distinct clients, each sending
+        // one unauthenticated Allocate. Four per address stay under the 401 burst (10), so every one is
+        // answered with a nonce the relay must keep: more than the nonce table holds (65,536), from more
+        // addresses than the rate limiter tracks (16,384).
+        let addresses = 25_000
         var sent = 0
-        for host in 0..<256 {
-            let address = "127.1.\(host / 250).\(1 + host % 250)"
-            for _ in 0..<128 {
+        for host in 0..<addresses {
+            let address = "127.\(2 + host / 62_500).\((host / 250) % 250).\(1 + host % 250)"
+            for _ in 0..<4 {
                 let client = try relay.client(bindTo: address)
-                for _ in 0..<2 {
-                    let id = (0..<12).map { _ in UInt8.random(in: 0...255) }
-                    try client.sendRaw(client.encode(method: TURNTestClient.allocate, [.transport(17)], authenticated: false, transactionID: id))
-                    sent += 1
-                }
+                let id = (0..<12).map { _ in UInt8.random(in: 0...255) }
+                try client.sendRaw(client.encode(method: TURNTestClient.allocate, [.transport(17)], authenticated: false, transactionID: id))
+                sent += 1
             }
         }
         // The relay has read everything once a request of ours gets its answer after the flood.
@@ -57,10 +67,94 @@ import Testing
         try await Wait.until("the relay answers after the flood", timeout: .seconds(30)) {
             (try probe.request(TURNTestClient.allocate, [.transport(17)], authenticated: false)) != nil
         }
+        try await Wait.until("the gauges show both tables full", timeout: .seconds(5)) {
+            try gauge(relay, "gatehouse_relay_nonces") == 65_536 && gauge(relay, "gatehouse_relay_rate_limited_sources") == 16_384
+        }
         let after = try residentKiB(relay.process)
-        print("flood of \(sent) unauthenticated requests from 32768 sources: relay RSS \(before) KiB before, \(after) KiB after (+\(after - before) KiB)")
-        #expect(after - before < 64 * 1024, "bounded tables: the nonce table holds at most 65,536 entries")
+        print("flood of \(sent) unauthenticated requests from \(sent) sources on \(addresses) addresses: nonces \(try gauge(relay, "gatehouse_relay_nonces")) (bound 65,536), limiter sources \(try gauge(relay, "gatehouse_relay_rate_limited_sources")) (bound 16,384); relay RSS \(before) KiB before, \(after) KiB after (+\(after - before) KiB)")
+        #expect(after - before < 64 * 1024, "bounded tables")
         #expect(try relay.get("/metrics").body.contains("gatehouse_relay_allocations 0"))
+    }
+
+    @Test func expiredNoncesAreSweptWhileTheRelayRuns() async throws {
+        let relay = try await RelayProcess.start(ipv6: false, extra: ["--nonce-lifetime", "5"])
+        defer { relay.process.stop() }
+        // 30 addresses × 10 ports: 300 nonces, within every address's 401 burst.
+        for host in 1...30 {
+            for _ in 0..<10 {
+                let client = try relay.client(bindTo: "127.3.0.\(host)")
+                _ = try client.request(TURNTestClient.allocate, [.transport(17)], authenticated: false)
+            }
+        }
+        var held = 0
+        do {
+            try await Wait.until("300 nonces are held") {
+                held = try gauge(relay, "gatehouse_relay_nonces")
+                return held == 300
+            }
+        } catch {
+            Issue.record("the gauge showed \(held) nonces")
+            throw error
+        }
+        let filled = ContinuousClock.now
+        try await Wait.until("the table falls back after the burst", timeout: .seconds(15)) {
+            try gauge(relay, "gatehouse_relay_nonces") == 0
+        }
+        print("300 nonces with a 5 s lifetime swept \(ContinuousClock.now - filled) after the burst")
+    }
+
+    @Test func aPeerFloodWithoutPermissionCostsNoMemoryAndControlStaysResponsive() async throws {
+        let relay = try await RelayProcess.start(ipv6: false)
+        defer { relay.process.stop() }
+        let client = try relay.client(id: "flooded")
+        let relayed = try #require(try client.allocate()?.relayedAddresses.first)
+        let before = try residentKiB(relay.process)
+
+        // 200,000 datagrams of 500 bytes from an address the allocation has no permission for, paced at
+        // about 100,000 a second so that the control requests below meet the flood, not its end.
+        let flooder = try UDPSocket(bindTo: "127.0.0.9")
+        let total = 200_000
+        let progress = Atomic<Int>(0)
+        let flood = Task.detached {
+            let batch = DatagramBatch(capacity: 64, datagramCapacity: 512)
+            let payload = [UInt8](repeating: 0xEE, count: 500)
+            var sent = 0
+            let start = ContinuousClock.now
+            while sent < total {
+                let due = start + .microseconds(sent * 10)
+                if ContinuousClock.now < due { try? await Task.sleep(until: due) }
+                batch.removeAll()
+                for _ in 0..<min(64, total - sent) { payload.withUnsafeBytes { _ = batch.append($0, to: relayed) } }
+                sent += (try? flooder.send(batch)) ?? 0
+                progress.store(sent, ordering: .relaxed)
+            }
+        }
+        try await Wait.until("the flood is under way") { progress.load(ordering: .relaxed) >= 20_000 }
+        let peer = try UDPSocket(bindTo: "127.0.0.1")
+        var started = ContinuousClock.now
+        let refresh = try client.request(TURNTestClient.refresh, [.lifetime(600)])
+        let refreshTime = ContinuousClock.now - started
+        started = ContinuousClock.now
+        let bind = try client.request(TURNTestClient.channelBind, [.channel(0x4004), .peer(peer.localAddress)])
+        let bindTime = ContinuousClock.now - started
+        let sentDuringControl = progress.load(ordering: .relaxed)
+        await flood.value
+        let probe = try relay.client()
+        try await Wait.until("the relay answers after the flood", timeout: .seconds(30)) {
+            (try probe.request(0x001, authenticated: false)) != nil
+        }
+        let after = try residentKiB(relay.process)
+        let dropped = try relay.get("/metrics").body.split(separator: "\n")
+            .first { $0.hasPrefix("gatehouse_relay_dropped_peer_datagrams_total ") }.map(String.init) ?? "none"
+        print("peer flood without permission: \(total) datagrams; Refresh answered in \(refreshTime), ChannelBind in \(bindTime) (flood at \(sentDuringControl) sent); RSS \(before) KiB → \(after) KiB (+\(after - before) KiB); \(dropped)")
+        #expect(refresh?.isSuccess == true && bind?.isSuccess == true)
+        #expect(sentDuringControl < total, "the requests were answered while the flood went on")
+        #expect(refreshTime < .milliseconds(500) && bindTime < .milliseconds(500), "before a STUN client's first retransmission")
+        #expect(after - before < 16 * 1024, "nothing of the flood is kept")
+        #expect(!dropped.hasSuffix(" 0") && dropped != "none", "the flood reached the relay and was dropped on arrival")
+        // The channel works once the flood is over.
+        let (toPeer, toClient) = try exchange(client, channel: 0x4004, peer: peer, relayed: relayed, count: 3)
+        #expect(toPeer == 3 && toClient == 3)
     }
 
     @Test func garbageDoesNotStopTheRelayAndAClientRelaysRightAfter() async throws {

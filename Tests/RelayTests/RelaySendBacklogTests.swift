@@ -37,7 +37,7 @@ import Testing
                 guard let (bytes, from) = try peer.receive(timeout: .seconds(5)) else { break }
                 if from == relayed, bytes.count == 200 { received.append(Int(bytes[0]) << 8 | Int(bytes[1])) }
             }
-            let dropped = try relay.metric("gatehouse_relay_dropped_sends_total")
+            let dropped = try relay.metricTotal("gatehouse_relay_dropped_sends_total")
             print("send backlog: \(received.count)/\(count) datagrams reached the peer through a 1 Mbit/s link; dropped \(dropped)")
             #expect(received.count == count, "every datagram reached the peer")
             let outOfPlace = received.enumerated().first { $0.offset != $0.element }

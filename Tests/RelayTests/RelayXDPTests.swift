@@ -164,6 +164,34 @@ import Testing
         }
     }
 
+    /// An allocation that expires takes its kernel routes with it, also when its channel runs out in
+    /// the same moments (channel and allocation lifetimes equal): both maps read back empty, the
+    /// relayed port can be bound again, and ChannelData on the old channel is not relayed.
+    @Test func anExpiredAllocationLeavesNothingInTheKernel() async throws {
+        try await XDPTopology.with { topology in
+            let relay = try await topology.startRelay(portRange: "50000-50009", extra: ["--channel-lifetime", "2"])
+            let client = try topology.turnClient(id: "expiring", relay: relay)
+            let reply = try #require(try client.allocate([.transport(17), .lifetime(2)]))
+            let relayed = try #require(reply.relayedAddresses.first)
+            let peer = try topology.peerSocket()
+            try client.bind(channel: 0x4000, to: peer.localAddress)
+            let route = XDPRelay.Route(
+                client: client.socket.localAddress.description, channel: 0x4000, peer: peer.localAddress.description,
+                relayed_port: Int(relayed.port))
+            try await relay.waitForRoutes([route], "bound")
+            #expect(try exchange(client, channel: 0x4000, peer: peer, relayed: relayed, count: 2) == (2, 2))
+
+            try await relay.waitForRoutes([], "after the allocation expired")
+            try await Wait.until("the relayed port can be bound again in the relay's namespace") {
+                (try? topology.relay.run { try UDPSocket(bindTo: topology.relayEnd.ipv4, port: relayed.port) }) != nil
+            }
+            let noRouteBefore = try relay.kernel("no_route")
+            try client.sendChannelData(0x4000, [1, 2, 3])
+            #expect(try peer.receive(timeout: .milliseconds(500)) == nil, "the old channel relays nothing")
+            #expect(try relay.kernel("no_route") == noRouteBefore + 1, "the kernel had no route for it")
+        }
+    }
+
     /// STUN, padded ChannelData, a DNS reply into the port range and IPv4 with options go up to user
     /// space, which handles them as without XDP.
     @Test func trafficTheProgramMustNotTouchReachesUserSpace() async throws {

@@ -31,6 +31,8 @@ final class TURNTestClient {
             return stride(from: 0, to: value.count - 1, by: 2).map { UInt16(value[$0]) << 8 | UInt16(value[$0 + 1]) }
         }
         var hasIntegrity: Bool { attribute(STUNCodec.AttributeType.messageIntegrity) != nil }
+        var hasSHA256Integrity: Bool { attribute(STUNCodec.AttributeType.messageIntegritySHA256) != nil }
+        var software: String? { attribute(STUNCodec.AttributeType.software).map { String(decoding: $0, as: UTF8.self) } }
 
         func attribute(_ type: UInt16) -> [UInt8]? { attributes.first { $0.type == type }?.value }
     }
@@ -47,6 +49,8 @@ final class TURNTestClient {
     var password: String
     var nonce: String?
     let realm = "gatehouse"
+    /// Which MESSAGE-INTEGRITY authenticated requests carry (RFC 8489 section 14.5-14.6).
+    var integrity: TURNRequest.Integrity = .sha1
 
     init(server: SocketAddress, secret: String, id: String = "tester", expiry: Int64? = nil, bindTo host: String = "127.0.0.1") throws {
         socket = try UDPSocket(bindTo: host)
@@ -60,7 +64,8 @@ final class TURNTestClient {
         let credentials = authenticated
             ? STUNCodec.RequestCredentials(username: username, realm: realm, nonce: nonce ?? "", password: password) : nil
         return STUNCodec().encodeRequest(
-            method: STUNCodec.method(method), attributes, transactionID: transactionID, credentials: credentials, indication: indication)
+            method: STUNCodec.method(method), attributes, transactionID: transactionID, credentials: credentials, integrity: integrity,
+            indication: indication)
     }
 
     /// Sends a request and waits for the answer with the same transaction ID.

@@ -4,7 +4,9 @@ import TestSupport
 import Testing
 
 /// coturn's own test client against `gatehouse relay`: allocations, permissions, channels or Send/Data
-/// indications, relayed to coturn's echo peer, with zero loss.
+/// indications, relayed to coturn's echo peer, with zero loss. Its default mode allocates RTP/RTCP
+/// pairs: EVEN-PORT with the R bit, then an Allocate with the RESERVATION-TOKEN it got (`-c` turns
+/// the RTCP allocations off).
 @Suite(.serialized) struct TurnutilsInteropTests {
     struct Run: CustomTestStringConvertible, Sendable {
         var name: String
@@ -14,11 +16,16 @@ import Testing
     }
 
     static let runs = [
-        Run(name: "channels, IPv4", flags: [], peer: "127.0.0.1"),
-        Run(name: "send indications, IPv4", flags: ["-s"], peer: "127.0.0.1"),
-        Run(name: "channels, IPv6 relayed address", flags: ["-x"], peer: "::1"),
-        Run(name: "send indications, IPv6 relayed address", flags: ["-x", "-s"], peer: "::1"),
+        Run(name: "default mode (RTP/RTCP pairs, reservations), IPv4", flags: [], peer: "127.0.0.1"),
+        Run(name: "default mode (RTP/RTCP pairs, reservations), IPv6 relayed address", flags: ["-x"], peer: "::1"),
+        Run(name: "channels, IPv4", flags: ["-c"], peer: "127.0.0.1"),
+        Run(name: "send indications, IPv4", flags: ["-c", "-s"], peer: "127.0.0.1"),
+        Run(name: "channels, IPv6 relayed address", flags: ["-c", "-x"], peer: "::1"),
+        Run(name: "send indications, IPv6 relayed address", flags: ["-c", "-x", "-s"], peer: "::1"),
     ]
+
+    /// Whether the run allocates RTP/RTCP pairs (turnutils_uclient's default).
+    static func usesReservations(_ run: Run) -> Bool { !run.flags.contains("-c") }
 
     @Test(arguments: runs)
     func turnutilsClientsRelayWithoutLoss(run: Run) async throws {
@@ -35,6 +42,14 @@ import Testing
         try Self.expectClientsRelayWithoutLoss(
             run, secret: RelayProcess.secret, relay: "127.0.0.1", port: relay.port, peer: run.peer, peerPort: peerPort,
             relayOutput: relay.process.output) { try Command.run($0, check: false) }
+        if Self.usesReservations(run) {
+            // RTP allocations with EVEN-PORT R, and RTCP ones that redeemed their tokens.
+            let metrics = try relay.get("/metrics").body
+            let made = metrics.firstMatch(of: /gatehouse_relay_reservations_total\{event="made"\} (\d+)/).map { Int($0.1) ?? 0 } ?? 0
+            let redeemed = metrics.firstMatch(of: /gatehouse_relay_reservations_total\{event="redeemed"\} (\d+)/).map { Int($0.1) ?? 0 } ?? 0
+            print("turnutils_uclient \(run.name): \(made) reservations made, \(redeemed) redeemed")
+            #expect(made >= 2 && redeemed == made, "\(metrics)")
+        }
     }
 
     /// Runs turnutils_uclient (4 clients × 50 messages through `relay`:`port` to the peer, in the run's
@@ -46,7 +61,7 @@ import Testing
     ) throws {
         let client = try execute([
             "timeout", "60", "turnutils_uclient", "-W", secret, "-p", String(port),
-            "-e", peer, "-r", String(peerPort), "-n", "50", "-m", "4", "-l", "120", "-z", "5", "-c",
+            "-e", peer, "-r", String(peerPort), "-n", "50", "-m", "4", "-l", "120", "-z", "5",
         ] + run.flags + [relay])
         let output = client.standardOutput + client.standardError
         #expect(client.status == 0, "turnutils_uclient failed:\n\(output)\nrelay:\n\(relayOutput())")

@@ -123,6 +123,12 @@ struct XDPRelay {
         return 0
     }
 
+    /// A counter summed over all its labels; 0 when it has no series yet.
+    func metricTotal(_ name: String) throws -> Double {
+        try get("/metrics").split(separator: "\n").filter { $0.hasPrefix(name + " ") || $0.hasPrefix(name + "{") }
+            .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+    }
+
     func kernel(_ reason: String, action: String = "passed") throws -> Double {
         try metric("gatehouse_relay_xdp_packets_total", "action=\"\(action)\",reason=\"\(reason)\"")
     }

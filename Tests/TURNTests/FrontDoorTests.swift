@@ -179,3 +179,33 @@ import Testing
         #expect(!steadyAgain, "a source seen often stays tracked (and limited) through the flood")
     }
 }
+
+/// A peer datagram too large to reach the client as a Data indication is dropped and counted; it used
+/// to crash the encoder (a STUN message length beyond 16 bits).
+@Suite struct OversizedPeerDataTests {
+    @Test func theLargestIPv6DatagramIsDroppedNotEncoded() throws {
+        let base = FrontDoorTests()
+        var server = FrontDoorTests.Hosted(configuration: base.configuration(), codec: STUNCodec(), random: SplitMix64(seed: 2))
+        let client = address("198.51.100.1", 40_000)
+        let allocated = base.allocate(&server, from: client, [.transport(17), .requestedFamily(2)])
+        let relayed = try #require(base.relayedAddresses(allocated.answer).first)
+        let peer = address("2001:db8::99", 7000)
+        let permission = base.send(&server, STUNCodec().encodeRequest(
+            method: .createPermission, [.peer(peer)], transactionID: Array(repeating: 5, count: 12), credentials: base.credentials(allocated.nonce)),
+            from: client)
+        #expect(STUNCodec.errorCode(in: { if case let .sendToClient(bytes, _, _)? = permission.last { bytes } else { [] } }()) == nil)
+        var commands: [TURNCommand] = []
+        [UInt8](repeating: 1, count: 65_527).withUnsafeBytes { server.handlePeerDatagram($0, from: peer, to: relayed, now: t0, into: &commands) }
+        #expect(commands.isEmpty)
+        #expect(server.frontDoor.droppedOversizedPeerDatagrams == 1)
+        // The largest payload that fits one IPv4 datagram to the client as a Data indication still goes.
+        let fits = (65_507 - AllocationSession<STUNCodec>.dataIndicationSize(payload: 0, peer: peer)) & ~3
+        [UInt8](repeating: 1, count: fits).withUnsafeBytes { server.handlePeerDatagram($0, from: peer, to: relayed, now: t0, into: &commands) }
+        guard case let .sendToClient(indication, _, _)? = commands.first else {
+            Issue.record("no Data indication: \(commands.count) commands")
+            return
+        }
+        #expect(indication.count == AllocationSession<STUNCodec>.dataIndicationSize(payload: fits, peer: peer))
+        #expect(indication.count > 65_500)
+    }
+}
