@@ -116,6 +116,14 @@ package final class UDPSocket: @unchecked Sendable {
 
     // MARK: Batches
 
+    /// Asks the kernel to coalesce received datagrams of one flow (UDP GRO): one entry of a receive batch
+    /// may then hold several datagrams of `DatagramBatch.segmentSize(_:)` bytes each, so a burst costs
+    /// one pass through the socket layer instead of one per datagram. False where the kernel has none.
+    @discardableResult
+    package func enableReceiveCoalescing() -> Bool {
+        gatehouse_enable_gro(fileDescriptor) == 0
+    }
+
     /// Receives as many datagrams as are waiting, up to the batch's capacity, without blocking.
     /// Returns how many arrived (0 when none was waiting).
     package func receive(into batch: DatagramBatch) throws(SocketError) -> Int {
@@ -178,6 +186,9 @@ package final class DatagramBatch {
     let vectors: UnsafeMutablePointer<iovec>
     private let addresses: UnsafeMutablePointer<sockaddr_in6>
     private let buffers: UnsafeMutableRawPointer
+    /// Room for each message's control data on receive (the UDP GRO segment size).
+    private let controls: UnsafeMutableRawPointer
+    private let controlSize = gatehouse_gro_control_size()
 
     package init(capacity: Int = 64, datagramCapacity: Int = 2048) {
         precondition(capacity > 0 && datagramCapacity > 0)
@@ -187,6 +198,7 @@ package final class DatagramBatch {
         vectors = .allocate(capacity: capacity)
         addresses = .allocate(capacity: capacity)
         buffers = .allocate(byteCount: capacity * datagramCapacity, alignment: 16)
+        controls = .allocate(byteCount: capacity * controlSize, alignment: 16)
         for index in 0..<capacity {
             vectors[index] = iovec(iov_base: buffers + index * datagramCapacity, iov_len: datagramCapacity)
             addresses[index] = sockaddr_in6()
@@ -202,12 +214,15 @@ package final class DatagramBatch {
         vectors.deallocate()
         addresses.deallocate()
         buffers.deallocate()
+        controls.deallocate()
     }
 
     func prepareForReceive() {
         for index in 0..<capacity {
             vectors[index].iov_len = datagramCapacity
             headers[index].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            headers[index].msg_hdr.msg_control = controls + index * controlSize
+            headers[index].msg_hdr.msg_controllen = controlSize
             headers[index].msg_len = 0
         }
         count = 0
@@ -216,6 +231,25 @@ package final class DatagramBatch {
     /// The bytes of datagram `index` (valid until the batch is refilled).
     package func payload(_ index: Int) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: buffers + index * datagramCapacity, count: Int(headers[index].msg_len))
+    }
+
+    /// After a receive on a socket with `enableReceiveCoalescing()`: the size of each datagram that entry
+    /// `index` holds (the last may be shorter), or nil when it holds one datagram.
+    package func segmentSize(_ index: Int) -> Int? {
+        let size = Int(gatehouse_gro_segment_size(&headers[index].msg_hdr))
+        return size > 0 && size < Int(headers[index].msg_len) ? size : nil
+    }
+
+    /// Calls `body` with each datagram that entry `index` holds: one, or several when the kernel
+    /// coalesced them (UDP GRO).
+    package func forEachDatagram(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        let whole = payload(index)
+        guard let segment = segmentSize(index) else { return try body(whole) }
+        var offset = 0
+        while offset < whole.count {
+            try body(UnsafeRawBufferPointer(rebasing: whole[offset..<min(offset + segment, whole.count)]))
+            offset += segment
+        }
     }
 
     /// The bytes of datagram `index` appended for sending.
@@ -257,6 +291,8 @@ package final class DatagramBatch {
         precondition(length >= 0 && length <= datagramCapacity)
         vectors[index].iov_len = length
         headers[index].msg_hdr.msg_namelen = destination.write(to: UnsafeMutableRawPointer(addresses + index))
+        headers[index].msg_hdr.msg_control = nil
+        headers[index].msg_hdr.msg_controllen = 0
         headers[index].msg_len = 0
         count += 1
         return true

@@ -12,6 +12,9 @@
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 #include "CGatehouseSystem.h"
 
 _Static_assert(sizeof(struct gatehouse_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
@@ -68,6 +71,30 @@ int gatehouse_eventfd_drain(int fd)
 {
     uint64_t value;
     return (int)read(fd, &value, sizeof value);
+}
+
+int gatehouse_enable_gro(int fd)
+{
+    int one = 1;
+    return setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
+}
+
+size_t gatehouse_gro_control_size(void)
+{
+    return CMSG_SPACE(sizeof(int));
+}
+
+int gatehouse_gro_segment_size(const struct msghdr *message)
+{
+    for (struct cmsghdr *header = CMSG_FIRSTHDR((struct msghdr *)message); header != NULL;
+         header = CMSG_NXTHDR((struct msghdr *)message, header)) {
+        if (header->cmsg_level == SOL_UDP && header->cmsg_type == UDP_GRO && header->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int size;
+            memcpy(&size, CMSG_DATA(header), sizeof size);
+            return size;
+        }
+    }
+    return 0;
 }
 
 long gatehouse_send_segmented(int fd, const struct iovec *buffers, int count, const void *address,

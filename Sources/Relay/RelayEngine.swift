@@ -66,6 +66,7 @@ final class RelayEngine: @unchecked Sendable {
         for ip in [configuration.bindIPv4 ?? configuration.publicIPv4.map { _ in .v4(0) },
                    configuration.bindIPv6 ?? configuration.publicIPv6.map { _ in .v6(0, 0) }].compactMap({ $0 }) {
             let socket = try UDPSocket(bindTo: SocketAddress(ip: ip, port: configuration.listenPort), receiveBufferBytes: 4 << 20)
+            socket.enableReceiveCoalescing()
             try loop.add(socket.fileDescriptor)
             let listener = Listener(socket: socket, address: socket.localAddress)
             listeners[socket.fileDescriptor] = listener
@@ -131,14 +132,15 @@ final class RelayEngine: @unchecked Sendable {
         let now = clock.now()
         for index in 0..<count {
             guard let client = receiveBatch.address(index) else { continue }
-            let bytes = receiveBatch.payload(index)
-            if let frame = ChannelData(bytes), let route = routes.peer(from: client, channel: frame.channel) {
-                sendQueue.enqueue(frame.payload, on: route.socket, to: route.peer)
-                countRelayed(frame.payload.count)
-                continue
+            receiveBatch.forEachDatagram(index) { bytes in
+                if let frame = ChannelData(bytes), let route = routes.peer(from: client, channel: frame.channel) {
+                    sendQueue.enqueue(frame.payload, on: route.socket, to: route.peer)
+                    countRelayed(frame.payload.count)
+                    return
+                }
+                server.handleClientDatagram(bytes, from: client, to: listener.address, now: now, into: &commands)
+                perform()
             }
-            server.handleClientDatagram(bytes, from: client, to: listener.address, now: now, into: &commands)
-            perform()
         }
     }
 
@@ -148,16 +150,18 @@ final class RelayEngine: @unchecked Sendable {
         let now = clock.now()
         for index in 0..<count {
             guard let peer = receiveBatch.address(index) else { continue }
-            let bytes = receiveBatch.payload(index)
-            if let route = routes.client(from: peer, relayedPort: relayedAddress.port) {
-                sendQueue.enqueue(length: ChannelData.headerLength + bytes.count, on: route.socket, to: route.client) { buffer in
-                    ChannelData.write(channel: route.channel, payload: bytes, into: buffer)
+            let route = routes.client(from: peer, relayedPort: relayedAddress.port)
+            receiveBatch.forEachDatagram(index) { bytes in
+                if let route {
+                    sendQueue.enqueue(length: ChannelData.headerLength + bytes.count, on: route.socket, to: route.client) { buffer in
+                        ChannelData.write(channel: route.channel, payload: bytes, into: buffer)
+                    }
+                    countRelayed(bytes.count)
+                    return
                 }
-                countRelayed(bytes.count)
-                continue
+                server.handlePeerDatagram(bytes, from: peer, to: relayedAddress, now: now, into: &commands)
+                perform()
             }
-            server.handlePeerDatagram(bytes, from: peer, to: relayedAddress, now: now, into: &commands)
-            perform()
         }
     }
 
@@ -254,6 +258,7 @@ final class RelayEngine: @unchecked Sendable {
             let bindIP: SocketAddress.IP = address.isIPv6 ? (configuration.bindIPv6 ?? .v6(0, 0)) : (configuration.bindIPv4 ?? .v4(0))
             do {
                 let socket = try UDPSocket(bindTo: SocketAddress(ip: bindIP, port: address.port), receiveBufferBytes: 1 << 20)
+                socket.enableReceiveCoalescing()
                 try loop.add(socket.fileDescriptor)
                 relayed[socket.fileDescriptor] = (socket, address)
                 relayedByAddress[address] = socket

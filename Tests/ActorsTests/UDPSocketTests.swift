@@ -65,6 +65,42 @@ import Testing
         }
     }
 
+    /// A receiver with UDP GRO gets a GSO burst as few coalesced entries; `forEachDatagram` gives back
+    /// every datagram as it was sent, in order.
+    @Test(arguments: ["127.0.0.1", "::1"])
+    func aCoalescedBurstSplitsBackIntoItsDatagrams(loopback: String) throws {
+        let receiver = try UDPSocket(bindTo: loopback)
+        let coalescing = receiver.enableReceiveCoalescing()
+        let sender = try UDPSocket(bindTo: loopback)
+        let outgoing = DatagramBatch(capacity: 64, datagramCapacity: 1500)
+        var sent: [[UInt8]] = []
+        for round in 0..<3 {
+            outgoing.removeAll()
+            // 40 datagrams of 1000 bytes and a shorter last one: a uniform batch, sent with GSO.
+            for index in 0..<41 {
+                let datagram = (0..<(index == 40 ? 300 : 1000)).map { UInt8(truncatingIfNeeded: $0 &+ index &+ round * 41) }
+                sent.append(datagram)
+                datagram.withUnsafeBytes { _ = outgoing.append($0, to: receiver.localAddress) }
+            }
+            #expect(try sender.send(outgoing) == 41)
+        }
+        let incoming = DatagramBatch(capacity: 8, datagramCapacity: 65_535)
+        var received: [[UInt8]] = []
+        var coalescedEntries = 0
+        let deadline = ContinuousClock.now + .seconds(5)
+        while received.count < sent.count && ContinuousClock.now < deadline {
+            try receiver.waitUntilReadable(timeout: .milliseconds(200))
+            let count = try receiver.receive(into: incoming)
+            for index in 0..<count {
+                if incoming.segmentSize(index) != nil { coalescedEntries += 1 }
+                incoming.forEachDatagram(index) { received.append(Array($0)) }
+            }
+        }
+        print("UDP GRO on \(loopback): \(coalescing ? "enabled" : "not available"); \(sent.count) datagrams arrived in \(coalescedEntries) coalesced entries")
+        #expect(received == sent, "every datagram, whole and in order")
+        if coalescing && sender.usesSegmentation { #expect(coalescedEntries > 0, "the kernel coalesced the GSO bursts") }
+    }
+
     @Test func aDestinationOfTheWrongFamilyIsSkippedAndTheRestGoesOut() throws {
         let receiver = try UDPSocket(bindTo: "127.0.0.1")
         let sender = try UDPSocket(bindTo: "127.0.0.1")

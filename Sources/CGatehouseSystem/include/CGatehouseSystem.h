@@ -24,6 +24,15 @@ int gatehouse_sendmmsg(int fd, struct gatehouse_mmsghdr *messages, unsigned int 
 long gatehouse_send_segmented(int fd, const struct iovec *buffers, int count, const void *address,
                               unsigned int address_length, unsigned short segment_size);
 
+/* UDP GRO on receive (UDP_GRO): the kernel may hand several datagrams of one flow to recvmmsg as one
+ * buffer, with their segment size in a control message. `gatehouse_enable_gro` returns 0, or -1 with
+ * errno where the kernel has no UDP GRO; `gatehouse_gro_control_size` is the control room one message
+ * needs for it; `gatehouse_gro_segment_size` is the segment size of a received message, or 0 when it
+ * holds one datagram. */
+int gatehouse_enable_gro(int fd);
+size_t gatehouse_gro_control_size(void);
+int gatehouse_gro_segment_size(const struct msghdr *message);
+
 /* epoll without struct epoll_event, which glibc declares packed on x86_64 (Swift cannot import that
  * layout reliably). `gatehouse_epoll_add` registers `fd` for reading with `fd` as its token;
  * `gatehouse_epoll_wait` writes the ready descriptors to `ready` and returns how many, or -1. */
