@@ -111,6 +111,7 @@ let package = Package(
             dependencies: [
                 "Actors", "Persistence", "Policy", "ControlProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -9,7 +9,8 @@ package protocol PortalRepository: Sendable {
     func bootstrap(account: String, slug: String, adminName: String, adminEmail: String, tokenHash: String, now: Date) async throws
         -> (account: AccountRecord, admin: ActorRecord, token: TokenRecord)
 
-    /// The unexpired token with this secret hash, after recording its use.
+    /// The unexpired token with this secret hash. Its use (time and address) is recorded at most once
+    /// a minute, so that reads stay reads.
     func useToken(hash: String, now: Date, address: String?) async throws -> TokenRecord?
 
     func createSite(accountID: UUID, name: String, by actor: ActorRecord, now: Date) async throws -> SiteRecord
@@ -17,7 +18,8 @@ package protocol PortalRepository: Sendable {
     func listSites(accountID: UUID, after cursor: String?, limit: Int) async throws -> [SiteRecord]
     /// Deletes a site (and, by cascade, its resources); false when there was none.
     func deleteSite(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
-    func actor(id: UUID) async throws -> ActorRecord?
+    /// The account's actor with this ID; nil when the account has none.
+    func actor(accountID: UUID, id: UUID) async throws -> ActorRecord?
     func auditEvents(accountID: UUID, limit: Int) async throws -> [AuditEventRecord]
 
     func createGroup(accountID: UUID, name: String, by actor: ActorRecord, now: Date) async throws -> GroupRecord
@@ -32,7 +34,8 @@ package protocol PortalRepository: Sendable {
     /// is not in the account.
     func addMember(accountID: UUID, group: UUID, member: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
     func removeMember(accountID: UUID, group: UUID, member: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
-    func members(accountID: UUID, group: UUID) async throws -> [ActorRecord]
+    /// The group's members; nil when the account has no such group.
+    func members(accountID: UUID, group: UUID) async throws -> [ActorRecord]?
 
     /// Stores a resource; `.missingReference` if its site is not in the account, `.conflict` for a taken name.
     func createResource(_ resource: ResourceRecord, by actor: ActorRecord, now: Date) async throws -> ResourceRecord
@@ -152,15 +155,24 @@ package struct SQLitePortalRepository: PortalRepository {
         }
     }
 
+    /// How often a token's last use is written at most.
+    static let tokenUseResolution: TimeInterval = 60
+
     package func useToken(hash: String, now: Date, address: String?) async throws -> TokenRecord? {
+        let found = try await database.read { db in try TokenRecord.filter(TokenRecord.Columns.secretHash == hash).fetchOne(db) }
+        guard var token = found else { return nil }
+        if let expiry = token.expiresAt, expiry <= now { return nil }
+        let stale = token.lastUsedAt.map { now.timeIntervalSince($0) >= Self.tokenUseResolution } ?? true
+        guard stale || token.lastUsedAddress != address else { return token }
+        token.lastUsedAt = now
+        token.lastUsedAddress = address
+        let used = token
         try await database.write { db in
-            guard var token = try TokenRecord.filter(TokenRecord.Columns.secretHash == hash).fetchOne(db) else { return nil }
-            if let expiry = token.expiresAt, expiry <= now { return nil }
-            token.lastUsedAt = now
-            token.lastUsedAddress = address
-            try token.update(db)
-            return token
+            // Another request may have recorded a use meanwhile; the later one wins, which is the truth.
+            try db.execute(sql: "UPDATE token SET last_used_at = ?, last_used_address = ? WHERE id = ?",
+                           arguments: [used.lastUsedAt, used.lastUsedAddress, used.id.uuidString.lowercased()])
         }
+        return token
     }
 
     package func createSite(accountID: UUID, name: String, by actor: ActorRecord, now: Date) async throws -> SiteRecord {
@@ -175,8 +187,11 @@ package struct SQLitePortalRepository: PortalRepository {
         try await remove(SiteRecord.self, accountID: accountID, id: id, subject: "site", by: actor, now: now)
     }
 
-    package func actor(id: UUID) async throws -> ActorRecord? {
-        try await database.read { db in try ActorRecord.filter(Column("id") == id.uuidString.lowercased()).fetchOne(db) }
+    package func actor(accountID: UUID, id: UUID) async throws -> ActorRecord? {
+        try await database.read { db in
+            try ActorRecord.filter(Column("id") == id.uuidString.lowercased())
+                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db)
+        }
     }
 
     package func auditEvents(accountID: UUID, limit: Int) async throws -> [AuditEventRecord] {
@@ -227,20 +242,27 @@ package struct SQLitePortalRepository: PortalRepository {
 
     package func removeMember(accountID: UUID, group: UUID, member: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
         try await database.write { db in
+            // Scoped by account: the membership's key alone is (actor, group), whoever's they are.
             let membership = MembershipRecord(accountID: accountID, actorID: member, groupID: group)
-            guard try membership.delete(db) else { return false }
+            let deleted = try MembershipRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
+                .filter(Column("actor_id") == member.uuidString.lowercased())
+                .filter(Column("group_id") == group.uuidString.lowercased()).deleteAll(db)
+            guard deleted == 1 else { return false }
             try Self.audit(db, account: accountID, actor: actor, action: "remove_member", subject: "group", id: group,
                            before: membership, after: nil as MembershipRecord?, now: now)
             return true
         }
     }
 
-    package func members(accountID: UUID, group: UUID) async throws -> [ActorRecord] {
+    package func members(accountID: UUID, group: UUID) async throws -> [ActorRecord]? {
         try await database.read { db in
-            try ActorRecord.fetchAll(db, sql: """
+            let account = accountID.uuidString.lowercased()
+            guard try GroupRecord.filter(Column("id") == group.uuidString.lowercased()).filter(Column("account_id") == account).fetchCount(db) == 1
+            else { return nil }
+            return try ActorRecord.fetchAll(db, sql: """
                 SELECT actor.* FROM actor JOIN membership ON membership.actor_id = actor.id
-                WHERE membership.group_id = ? AND actor.account_id = ? ORDER BY actor.name
-                """, arguments: [group.uuidString.lowercased(), accountID.uuidString.lowercased()])
+                WHERE membership.group_id = ? AND membership.account_id = ? AND actor.account_id = ? ORDER BY actor.name
+                """, arguments: [group.uuidString.lowercased(), account, account])
         }
     }
 
@@ -390,12 +412,14 @@ package struct SQLitePortalRepository: PortalRepository {
             var names: [UUID: String] = [:]
             var everyone: UUID?
             for group in try GroupRecord.fetchAll(db, sql: """
-                SELECT * FROM actor_group WHERE account_id = ? AND (name = ? OR id IN (SELECT group_id FROM policy WHERE resource_id = ?))
-                """, arguments: [account, GroupRecord.everyone, resource.uuidString.lowercased()]) {
+                SELECT * FROM actor_group WHERE account_id = ?
+                  AND (name = ? OR id IN (SELECT group_id FROM policy WHERE resource_id = ? AND account_id = ?))
+                """, arguments: [account, GroupRecord.everyone, resource.uuidString.lowercased(), account]) {
                 names[group.id] = group.name
                 if group.isEveryone { everyone = group.id }
             }
-            let memberOf = Set(try MembershipRecord.filter(Column("actor_id") == actor.uuidString.lowercased()).fetchAll(db).map(\.groupID))
+            let memberOf = Set(try MembershipRecord.filter(Column("actor_id") == actor.uuidString.lowercased())
+                .filter(Column("account_id") == account).fetchAll(db).map(\.groupID))
             return EvaluationInputs(policies: policies, groupNames: names, memberOf: memberOf, everyone: everyone)
         }
     }
@@ -411,14 +435,15 @@ package struct SQLitePortalRepository: PortalRepository {
             data.clients = devices.filter { $0.kind == .client }
             data.gateways = devices.filter { $0.kind == .gateway }
             for actor in try ActorRecord.fetchAll(db, sql: """
-                SELECT * FROM actor WHERE id IN (SELECT actor_id FROM device WHERE account_id = ? AND kind = 'client')
-                """, arguments: [account]) { data.actors[actor.id] = actor }
+                SELECT * FROM actor WHERE account_id = ? AND id IN (SELECT actor_id FROM device WHERE account_id = ? AND kind = 'client')
+                """, arguments: [account, account]) { data.actors[actor.id] = actor }
             for token in try TokenRecord.fetchAll(db, sql: """
-                SELECT * FROM token WHERE id IN (SELECT token_id FROM device WHERE account_id = ?)
-                """, arguments: [account]) { data.tokens[token.id] = token }
+                SELECT * FROM token WHERE account_id = ? AND id IN (SELECT token_id FROM device WHERE account_id = ?)
+                """, arguments: [account, account]) { data.tokens[token.id] = token }
             for membership in try MembershipRecord.fetchAll(db, sql: """
-                SELECT * FROM membership WHERE actor_id IN (SELECT actor_id FROM device WHERE account_id = ? AND kind = 'client')
-                """, arguments: [account]) { data.memberships[membership.actorID, default: []].insert(membership.groupID) }
+                SELECT * FROM membership WHERE account_id = ?
+                  AND actor_id IN (SELECT actor_id FROM device WHERE account_id = ? AND kind = 'client')
+                """, arguments: [account, account]) { data.memberships[membership.actorID, default: []].insert(membership.groupID) }
             data.authorizations = try AuthorizationRecord.filter(Column("account_id") == account).fetchAll(db)
             return data
         }

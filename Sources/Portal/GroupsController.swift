@@ -84,7 +84,9 @@ struct GroupsController {
     func members(group: String?) async throws -> Response {
         let admin = try AdminSession.require()
         guard let uuid = group.flatMap(UUID.init(uuidString:)) else { throw APIError.notFound("group \(group ?? "")") }
-        let actors = try await repository.members(accountID: admin.accountID, group: uuid)
+        guard let actors = try await repository.members(accountID: admin.accountID, group: uuid) else {
+            throw APIError.notFound("group \(uuid.uuidString.lowercased())")
+        }
         return try json(["data": actors.map(ActorsController.representation)])
     }
 

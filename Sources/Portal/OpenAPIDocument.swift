@@ -2,22 +2,22 @@ import Foundation
 
 /// The OpenAPI 3.1 description of the admin API, served at `/api/v1/openapi.json`. Built from one table
 /// of operations so that it stays short; a test calls every operation it lists against a live portal.
-enum OpenAPIDocument {
-    struct Operation {
-        var method: String
-        var path: String
-        var summary: String
+package enum OpenAPIDocument {
+    package struct Operation: Sendable {
+        package var method: String
+        package var path: String
+        package var summary: String
         /// Request body fields: name → JSON schema type ("string", "boolean", "integer", "array").
-        var body: [String: String] = [:]
-        var required: [String] = []
+        package var body: [String: String] = [:]
+        package var required: [String] = []
         /// Query parameters.
-        var query: [String] = []
-        var success: Int = 200
+        package var query: [String] = []
+        package var success: Int = 200
     }
 
     static let list = ["limit", "cursor"]
 
-    static let operations: [Operation] = [
+    package static let operations: [Operation] = [
         Operation(method: "get", path: "/account", summary: "Show the account and its tunnel address ranges"),
         Operation(method: "patch", path: "/account", summary: "Rename the account or change its tunnel address ranges",
                   body: ["name": "string", "tunnel_ipv4_range": "string", "tunnel_ipv6_range": "string"]),

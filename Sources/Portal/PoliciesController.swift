@@ -102,7 +102,7 @@ struct PoliciesController {
         let admin = try AdminSession.require()
         let query = request.uri.queryParameters
         guard let actorID = query["actor"].flatMap({ UUID(uuidString: String($0)) }),
-              let actor = try await repository.actor(id: actorID), actor.accountID == admin.accountID
+              let actor = try await repository.actor(accountID: admin.accountID, id: actorID)
         else { throw APIError.notFound("actor") }
         guard let resourceID = query["resource"].flatMap({ UUID(uuidString: String($0)) }),
               try await repository.resource(accountID: admin.accountID, id: resourceID) != nil

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 package import Hummingbird
 package import Logging
 package import Persistence
@@ -23,7 +24,7 @@ package enum PortalApplication {
         onListening: @escaping @Sendable (String) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let evaluator = evaluator ?? PolicyEvaluator(repository: repository)
-        let router = Router()
+        let router = Router(context: PortalRequestContext.self)
         router.add(middleware: RequestMetrics(registry: registry))
         router.get("healthz") { _, _ in "ok\n" }
         router.get("readyz") { _, _ -> Response in
@@ -104,12 +105,22 @@ struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
     let notifications: Counter
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw APIError.unauthorized }
-        let secret = String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
-        guard let token = try await repository.useToken(hash: TokenSecret.hash(secret), now: Date(), address: nil),
-              let actorID = token.actorID, let actor = try await repository.actor(id: actorID), !actor.disabled
+        // RFC 9110 section 11.1: the scheme is case-insensitive ("Bearer", "bearer", "BEARER").
+        guard let header = request.headers[.authorization], let space = header.firstIndex(of: " "),
+              header[..<space].lowercased() == "bearer" else { throw APIError.unauthorized }
+        let secret = header[space...].trimmingCharacters(in: .whitespaces)
+        let address = (context as? any RemoteAddressRequestContext)?.remoteAddress.flatMap(\.ipAddress)
+        guard let token = try await repository.useToken(hash: TokenSecret.hash(secret), now: Date(), address: address) else {
+            throw APIError.unauthorized
+        }
+        // A valid token of another kind (client, gateway, relay) authenticated but may not do this.
+        guard token.kind == .adminAPI else {
+            throw APIError(.forbidden, code: "forbidden", message: "a \(token.kind.rawValue) token may not use the admin API")
+        }
+        guard let accountID = token.accountID, let actorID = token.actorID,
+              let actor = try await repository.actor(accountID: accountID, id: actorID), !actor.disabled
         else { throw APIError.unauthorized }
-        guard token.kind == .adminAPI, actor.type == .admin else {
+        guard actor.type == .admin else {
             throw APIError(.forbidden, code: "forbidden", message: "this token may not use the admin API")
         }
         return try await AdminSession.$current.withValue(actor) {
@@ -118,6 +129,18 @@ struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
             notifications.increment(by: Int64(notified.count))
             return response
         }
+    }
+}
+
+/// The portal's request context: Hummingbird's basic one, plus the peer's address (recorded as a
+/// token's last-used address).
+struct PortalRequestContext: RequestContext, RemoteAddressRequestContext {
+    var coreContext: CoreRequestContextStorage
+    let remoteAddress: NIOCore.SocketAddress?
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
     }
 }
 

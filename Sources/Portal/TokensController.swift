@@ -24,6 +24,7 @@ struct TokensController {
         if let actor = token.actorID { value["actor_id"] = actor.uuidString.lowercased() }
         if let site = token.siteID { value["site_id"] = site.uuidString.lowercased() }
         if let used = token.lastUsedAt { value["last_used_at"] = dates.string(from: used) }
+        if let address = token.lastUsedAddress { value["last_used_address"] = address }
         return value
     }
 

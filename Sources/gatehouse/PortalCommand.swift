@@ -10,7 +10,7 @@ struct PortalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portal",
         abstract: "Run the control plane (admin API on one SQLite file); `portal init` bootstraps a new install.",
-        subcommands: [PortalServeCommand.self, PortalInitCommand.self],
+        subcommands: [PortalServeCommand.self, PortalInitCommand.self, PortalAccountCommand.self],
         defaultSubcommand: PortalServeCommand.self
     )
 }
@@ -83,14 +83,24 @@ struct PortalInitCommand: AsyncParsableCommand {
         discussion: "Writes directly to the database, so a new install can start. Run it once; the token is never shown again.")
 
     @OptionGroup var database: DatabaseOptions
+    @OptionGroup var newAccount: NewAccountOptions
+
+    func run() async throws {
+        try await newAccount.create(in: database, conflict: "an account with slug \"\(newAccount.slug)\" exists already; `portal init` runs once per install")
+    }
+}
+
+/// What a new account is made of: its name and slug, and its first admin.
+struct NewAccountOptions: ParsableArguments {
     @Option(help: "Account name.") var account: String = "Default"
     @Option(help: "Account slug (lower-case letters, digits and dashes).") var slug: String = "default"
     @Option(help: "The admin's name.") var adminName: String = "Admin"
     @Option(help: "The admin's email.") var adminEmail: String
 
-    func run() async throws {
-        let environment = Environment()
-        let repository = SQLitePortalRepository(database: try database.open(environment))
+    /// Creates the account, its admin, its Everyone group and an admin API token, and prints the token
+    /// once, as the last line.
+    func create(in database: DatabaseOptions, conflict: String) async throws {
+        let repository = SQLitePortalRepository(database: try database.open(Environment()))
         let secret = TokenSecret.generate()
         do {
             let created = try await repository.bootstrap(
@@ -100,9 +110,32 @@ struct PortalInitCommand: AsyncParsableCommand {
             print("admin API token (shown once; store it now):")
             print(secret)
         } catch RepositoryError.conflict {
-            throw ValidationError("an account with slug \"\(slug)\" exists already; `portal init` runs once per install")
+            throw ValidationError(conflict)
         } catch {
-            throw ValidationError("cannot initialise: \(error)")
+            throw ValidationError("cannot create the account: \(error)")
         }
+    }
+}
+
+struct PortalAccountCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "account", abstract: "Accounts of this installation (operator commands, direct to the database).",
+        subcommands: [PortalAccountCreateCommand.self])
+}
+
+struct PortalAccountCreateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Create another account with its first admin and an admin API token (printed once).",
+        discussion: """
+            Each account is isolated from every other: its admins see and change only its own actors, groups, \
+            sites, resources, policies, tokens and devices. Writes directly to the database, like `portal init`.
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var newAccount: NewAccountOptions
+
+    func run() async throws {
+        try await newAccount.create(in: database, conflict: "an account with slug \"\(newAccount.slug)\" exists already")
     }
 }

@@ -316,7 +316,7 @@ import Testing
             _ = try await f.repository.updatePolicy(accountID: f.account, id: f.ids["P3"]!, by: f.admin, now: f.now) {
                 $0.conditions = PolicyConditions.encode([try Condition("source_in:198.51.100.0/24"), try Condition("time:MTWRFSU/00:00-24:00/UTC")])
             }
-            let alice = try await f.repository.actor(id: f.ids["alice"]!)!
+            let alice = try await f.repository.actor(accountID: f.account, id: f.ids["alice"]!)!
             let laptop = try await f.repository.listDevices(accountID: f.account, kind: .client, after: nil, limit: 10)
                 .first { $0.name == "alice-laptop" }
             let forbidden = try await f.evaluator.evaluate(accountID: f.account, actor: alice, resource: f.ids["web"]!, client: laptop,

@@ -1,0 +1,55 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// Who may use the admin API, over real HTTP: tokens of other kinds are refused with 403 (they
+/// authenticated, they may not do this), the bearer scheme is case-insensitive (RFC 9110 section
+/// 11.1), and a token's last use is recorded with its address at most once a minute.
+@Suite struct AdminAuthenticationTests {
+    @Test func tokensOfOtherKindsAre403AndBadOnes401() async throws {
+        let database = try PortalAdminAPITests.temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
+        let portal = try await PortalAdminAPITests.start(database, token: try PortalAdminAPITests.initialise(database))
+        defer { portal.process.stop() }
+        let site = try portal.json(portal.call("POST", "/api/v1/sites", body: #"{"name": "hq"}"#).body)["id"] as? String ?? ""
+        let user = try portal.json(portal.call("POST", "/api/v1/actors", body: #"{"type": "user", "name": "Ann", "email": "ann@acme.test"}"#).body)["id"] as? String ?? ""
+        let gateway = try portal.json(portal.call("POST", "/api/v1/tokens", body: #"{"kind": "gateway", "site_id": "\#(site)"}"#).body)
+        let client = try portal.json(portal.call("POST", "/api/v1/tokens", body: #"{"kind": "client", "actor_id": "\#(user)"}"#).body)
+        for (kind, token) in [("gateway", gateway["secret"] as? String), ("client", client["secret"] as? String)] {
+            let secret = try #require(token, "\(kind): \(gateway) \(client)")
+            let answer = try portal.call("GET", "/api/v1/sites", token: secret)
+            #expect(answer.status == 403, "a \(kind) token: \(answer.status) \(answer.body)")
+            #expect(answer.body.contains("forbidden"))
+        }
+        #expect(try portal.call("GET", "/api/v1/sites", token: "gh_admin_not-a-real-token").status == 401)
+        #expect(try portal.call("GET", "/api/v1/sites", token: "").status == 401)
+    }
+
+    @Test func theBearerSchemeIsCaseInsensitiveAndUseIsRecordedOnceAMinute() async throws {
+        let database = try PortalAdminAPITests.temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
+        let token = try PortalAdminAPITests.initialise(database)
+        let portal = try await PortalAdminAPITests.start(database, token: token)
+        defer { portal.process.stop() }
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let output = try Command.run([
+                "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Authorization: \(scheme) \(token)", "http://\(portal.address)/api/v1/sites",
+            ])
+            #expect(output.standardOutput == "200", "scheme \(scheme)")
+        }
+        func adminTokenUse() throws -> (at: String?, address: String?) {
+            let list = try portal.json(portal.call("GET", "/api/v1/tokens").body)["data"] as? [[String: Any]] ?? []
+            let admin = list.first { $0["kind"] as? String == "admin_api" }
+            return (admin?["last_used_at"] as? String, admin?["last_used_address"] as? String)
+        }
+        let first = try adminTokenUse()
+        #expect(first.at != nil)
+        #expect(first.address == "127.0.0.1", "the address the token was used from")
+        // More requests within the minute (each a curl process, milliseconds apart; the stored time has
+        // millisecond resolution, so a write would show): reads stay reads, the recorded use does not move.
+        let stored = try Command.run(["sqlite3", database, "SELECT last_used_at FROM token WHERE kind = 'admin_api'"]).standardOutput
+        for _ in 0..<5 { _ = try portal.call("GET", "/api/v1/sites") }
+        #expect(try adminTokenUse().at == first.at)
+        #expect(try Command.run(["sqlite3", database, "SELECT last_used_at FROM token WHERE kind = 'admin_api'"]).standardOutput == stored)
+    }
+}
