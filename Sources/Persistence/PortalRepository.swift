@@ -20,7 +20,10 @@ package protocol PortalRepository: Sendable {
     func deleteSite(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
     /// The account's actor with this ID; nil when the account has none.
     func actor(accountID: UUID, id: UUID) async throws -> ActorRecord?
-    func auditEvents(accountID: UUID, limit: Int) async throws -> [AuditEventRecord]
+    /// The account's row of this type with this ID; nil when the account has none.
+    func find<Record: GatehouseRecord & Identified>(_ type: Record.Type, accountID: UUID, id: UUID) async throws -> Record?
+    /// The audit log, newest first, after `cursor` (the position of the last event seen), at most `limit`.
+    func auditEvents(accountID: UUID, after cursor: AuditCursor?, limit: Int) async throws -> [AuditEventRecord]
 
     func createGroup(accountID: UUID, name: String, by actor: ActorRecord, now: Date) async throws -> GroupRecord
     func listGroups(accountID: UUID, after cursor: String?, limit: Int) async throws -> [GroupRecord]
@@ -80,7 +83,7 @@ package protocol PortalRepository: Sendable {
 
     func createAuthorization(_ authorization: AuthorizationRecord) async throws -> AuthorizationRecord
     /// Removes authorisations (revoked or expired); returns how many there were.
-    func deleteAuthorizations(ids: [UUID]) async throws -> Int
+    func deleteAuthorizations(accountID: UUID, ids: [UUID]) async throws -> Int
 
     /// Everything policy evaluation needs about an account's connected devices, read in one transaction.
     func accessData(accountID: UUID) async throws -> AccessData
@@ -194,10 +197,22 @@ package struct SQLitePortalRepository: PortalRepository {
         }
     }
 
-    package func auditEvents(accountID: UUID, limit: Int) async throws -> [AuditEventRecord] {
+    package func find<Record: GatehouseRecord & Identified>(_ type: Record.Type, accountID: UUID, id: UUID) async throws -> Record? {
         try await database.read { db in
-            try AuditEventRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
-                .order(Column("at").desc).limit(limit).fetchAll(db)
+            try Record.filter(Column("id") == id.uuidString.lowercased())
+                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db)
+        }
+    }
+
+    package func auditEvents(accountID: UUID, after cursor: AuditCursor?, limit: Int) async throws -> [AuditEventRecord] {
+        try await database.read { db in
+            var request = AuditEventRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
+            if let cursor {
+                // Newest first by time, then by ID among events of the same instant: a total order.
+                let id = cursor.id.uuidString.lowercased()
+                request = request.filter(Column("at") < cursor.at || (Column("at") == cursor.at && Column("id") < id))
+            }
+            return try request.order(Column("at").desc, Column("id").desc).limit(limit).fetchAll(db)
         }
     }
 
@@ -384,10 +399,11 @@ package struct SQLitePortalRepository: PortalRepository {
         }
     }
 
-    package func deleteAuthorizations(ids: [UUID]) async throws -> Int {
+    package func deleteAuthorizations(accountID: UUID, ids: [UUID]) async throws -> Int {
         guard !ids.isEmpty else { return 0 }
         return try await database.write { db in
-            try AuthorizationRecord.filter(ids.map { $0.uuidString.lowercased() }.contains(Column("id"))).deleteAll(db)
+            try AuthorizationRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
+                .filter(ids.map { $0.uuidString.lowercased() }.contains(Column("id"))).deleteAll(db)
         }
     }
 
@@ -553,3 +569,24 @@ package struct SQLitePortalRepository: PortalRepository {
         }
     }
 }
+
+/// A position in the audit log: the time and ID of the last event a page showed. Its text form
+/// ("<seconds since 1970>~<id>") is the opaque `cursor` of the API.
+package struct AuditCursor: Sendable, Equatable {
+    package var at: Date
+    package var id: UUID
+
+    package init(at: Date, id: UUID) {
+        self.at = at
+        self.id = id
+    }
+
+    package init?(_ text: String) {
+        let parts = text.split(separator: "~")
+        guard parts.count == 2, let seconds = Double(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
+        self.init(at: Date(timeIntervalSince1970: seconds), id: id)
+    }
+
+    package var text: String { "\(at.timeIntervalSince1970)~\(id.uuidString.lowercased())" }
+}
+

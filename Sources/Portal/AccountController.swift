@@ -14,6 +14,8 @@ struct AccountController {
         account.get { _, _ in try await show() }
         account.patch { request, _ in try await update(request) }
         clients.get { request, _ in try await devices(request, kind: .client) }
+        clients.get(":id") { _, context in try await device(id: context.parameters.get("id"), kind: .client) }
+        gateways.get(":id") { _, context in try await device(id: context.parameters.get("id"), kind: .gateway) }
         clients.put(":id/verified") { _, context in try await verify(id: context.parameters.get("id"), verified: true) }
         clients.delete(":id/verified") { _, context in try await verify(id: context.parameters.get("id"), verified: false) }
         gateways.get { request, _ in try await devices(request, kind: .gateway) }
@@ -110,12 +112,25 @@ struct AccountController {
         return try json(Self.representation(device))
     }
 
+    func device(id: String?, kind: DeviceRecord.Kind) async throws -> Response {
+        let admin = try AdminSession.require()
+        guard let uuid = id.flatMap(UUID.init(uuidString:)),
+              let device = try await repository.find(DeviceRecord.self, accountID: admin.accountID, id: uuid), device.kind == kind
+        else { throw APIError.notFound("\(kind.rawValue) \(id ?? "")") }
+        return try json(Self.representation(device))
+    }
+
     func auditLog(_ request: Request) async throws -> Response {
         let admin = try AdminSession.require()
         let page = try Page(request)
-        let events = try await repository.auditEvents(accountID: admin.accountID, limit: page.limit)
+        var cursor: AuditCursor?
+        if let text = page.cursor {
+            guard let parsed = AuditCursor(text) else { throw APIError.validation("cursor \"\(text)\" is not one this API gave out", field: "cursor") }
+            cursor = parsed
+        }
+        let events = try await repository.auditEvents(accountID: admin.accountID, after: cursor, limit: page.limit + 1)
         let dates = ISO8601DateFormatter()
-        return try json(["data": events.map { event in
+        return try json(page.body(events.map { event in
             var value: [String: Any] = [
                 "id": event.id.uuidString.lowercased(), "action": event.action, "subject_type": event.subjectType,
                 "subject_id": event.subjectID, "at": dates.string(from: event.at),
@@ -124,7 +139,7 @@ struct AccountController {
             if let name = event.actorName { value["actor_name"] = name }
             if let before = event.before { value["before"] = (try? JSONSerialization.jsonObject(with: Data(before.utf8))) ?? before }
             if let after = event.after { value["after"] = (try? JSONSerialization.jsonObject(with: Data(after.utf8))) ?? after }
-            return value
-        }])
+            return (AuditCursor(at: event.at, id: event.id).text, value)
+        }))
     }
 }

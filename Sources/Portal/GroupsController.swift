@@ -8,6 +8,7 @@ struct GroupsController {
 
     func add<Context: RequestContext>(to group: RouterGroup<Context>) {
         group.get { request, _ in try await list(request) }
+        group.get(":id") { _, context in try await showOne(GroupRecord.self, "group", id: context.parameters.get("id"), repository: repository, Self.representation) }
         group.post { request, _ in try await create(request) }
         group.patch(":id") { request, context in try await rename(request, id: context.parameters.get("id")) }
         group.delete(":id") { _, context in try await delete(id: context.parameters.get("id")) }
@@ -121,6 +122,7 @@ struct ActorsController {
 
     func add<Context: RequestContext>(to group: RouterGroup<Context>) {
         group.get { request, _ in try await list(request) }
+        group.get(":id") { _, context in try await showOne(ActorRecord.self, "actor", id: context.parameters.get("id"), repository: repository, Self.representation) }
         group.post { request, _ in try await create(request) }
         group.patch(":id") { request, context in try await update(request, id: context.parameters.get("id")) }
         group.delete(":id") { _, context in try await delete(id: context.parameters.get("id")) }

@@ -10,6 +10,7 @@ struct PoliciesController {
 
     func add<Context: RequestContext>(policies: RouterGroup<Context>, access: RouterGroup<Context>) {
         policies.get { request, _ in try await list(request) }
+        policies.get(":id") { _, context in try await showOne(PolicyRecord.self, "policy", id: context.parameters.get("id"), repository: repository, Self.representation) }
         policies.post { request, _ in try await create(request) }
         policies.patch(":id") { request, context in try await update(request, id: context.parameters.get("id")) }
         policies.delete(":id") { _, context in try await delete(id: context.parameters.get("id")) }

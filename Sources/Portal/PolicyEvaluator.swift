@@ -7,13 +7,16 @@ package import Policy
 /// when, and why" (portal spec, "Policy evaluation" and "Explaining access"), and runs every admin
 /// change so that it can tell who must be told what ("Live changes").
 ///
-/// Changes of one portal are serialised here: each takes a snapshot of what the account's connected
-/// clients may reach before and after the write, and the difference is the notifications, published to
-/// subscribers (the realtime API) and returned. Revoked authorisations are deleted.
+/// Changes of one account are serialised here, in arrival order; changes of different accounts proceed
+/// side by side. Each takes a snapshot of what the account's connected clients may reach before and
+/// after the write, and the difference is the notifications, published to subscribers (the realtime
+/// API) and returned. Revoked authorisations are deleted. Snapshots are read and computed off the
+/// actor, so one large account's change does not hold up another's.
 package actor PolicyEvaluator {
     private let repository: any PortalRepository
-    private var changing = false
-    private var waiting: [CheckedContinuation<Void, Never>] = []
+    /// Accounts with a change in progress, and the changes waiting for their turn, per account.
+    private var changing: Set<UUID> = []
+    private var waiting: [UUID: [CheckedContinuation<Void, Never>]] = [:]
     private var subscribers: [UUID: AsyncStream<AccessNotification>.Continuation] = [:]
 
     package init(repository: any PortalRepository) {
@@ -64,33 +67,46 @@ package actor PolicyEvaluator {
         fileprivate let before: AccessSnapshot?
     }
 
-    /// Waits for earlier changes to finish and takes the snapshot before this one.
-    package func begin(accountID: UUID, now: Date) async throws -> PendingChange {
-        if changing {
-            await withCheckedContinuation { waiting.append($0) }
-        } else {
-            changing = true
-        }
+    /// Waits for the account's earlier changes to finish and takes the snapshot before this one.
+    package nonisolated func begin(accountID: UUID, now: Date) async throws -> PendingChange {
+        await acquire(accountID)
         do {
             guard try await repository.hasDevices(accountID: accountID) else { return PendingChange(accountID: accountID, before: nil) }
-            return PendingChange(accountID: accountID, before: AccessSnapshot(try await repository.accessData(accountID: accountID), now: now))
+            return PendingChange(accountID: accountID, before: try await snapshot(accountID: accountID, now: now))
         } catch {
-            release()
+            await release(accountID)
             throw error
         }
     }
 
     /// Takes the snapshot after the change, deletes revoked authorisations and publishes the notifications.
-    package func finish(_ change: PendingChange, now: Date) async throws -> [AccessNotification] {
-        defer { release() }
-        guard let before = change.before else { return [] }
-        let after = AccessSnapshot(try await repository.accessData(accountID: change.accountID), now: now)
-        let (notifications, revoked) = AccessSnapshot.changes(from: before, to: after)
-        _ = try await repository.deleteAuthorizations(ids: revoked)
+    package nonisolated func finish(_ change: PendingChange, now: Date) async throws -> [AccessNotification] {
+        do {
+            guard let before = change.before else {
+                await release(change.accountID)
+                return []
+            }
+            let after = try await snapshot(accountID: change.accountID, now: now)
+            let (notifications, revoked) = AccessSnapshot.changes(from: before, to: after)
+            _ = try await repository.deleteAuthorizations(accountID: change.accountID, ids: revoked)
+            await publish(notifications)
+            await release(change.accountID)
+            return notifications
+        } catch {
+            await release(change.accountID)
+            throw error
+        }
+    }
+
+    /// Reads the account and computes what its clients may reach, off the actor.
+    private nonisolated func snapshot(accountID: UUID, now: Date) async throws -> AccessSnapshot {
+        AccessSnapshot(try await repository.accessData(accountID: accountID), now: now)
+    }
+
+    private func publish(_ notifications: [AccessNotification]) {
         for notification in notifications {
             for subscriber in subscribers.values { subscriber.yield(notification) }
         }
-        return notifications
     }
 
     /// What time alone changed between `from` and `to` (tokens and time windows that ran out): the
@@ -102,15 +118,26 @@ package actor PolicyEvaluator {
 
     /// Ends a change that wrote nothing.
     package func abandon(_ change: PendingChange) {
-        release()
+        release(change.accountID)
     }
 
-    private func release() {
-        if waiting.isEmpty {
-            changing = false
+    /// Takes the account's turn, after the changes already waiting for it.
+    private func acquire(_ accountID: UUID) async {
+        if changing.contains(accountID) {
+            await withCheckedContinuation { waiting[accountID, default: []].append($0) }
         } else {
-            waiting.removeFirst().resume()  // the next change inherits the turn
+            changing.insert(accountID)
         }
+    }
+
+    private func release(_ accountID: UUID) {
+        guard var queue = waiting[accountID], !queue.isEmpty else {
+            changing.remove(accountID)
+            return
+        }
+        let next = queue.removeFirst()
+        waiting[accountID] = queue.isEmpty ? nil : queue
+        next.resume()  // the next change of this account inherits the turn
     }
 }
 

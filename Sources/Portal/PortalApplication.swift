@@ -125,6 +125,13 @@ struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
         }
         return try await AdminSession.$current.withValue(actor) {
             guard request.method != .get, request.method != .head else { return try await next(request, context) }
+            // The body is read before the account's turn is taken: a slow client holds up nobody.
+            var request = request
+            do {
+                _ = try await request.collectBody(upTo: PortalApplication.maximumBody)
+            } catch {
+                throw APIError(.contentTooLarge, code: "too_large", message: "the request body is over \(PortalApplication.maximumBody) bytes")
+            }
             let (response, notified) = try await evaluator.change(accountID: actor.accountID) { try await next(request, context) }
             notifications.increment(by: Int64(notified.count))
             return response
@@ -217,6 +224,17 @@ struct JSONBody {
 }
 
 /// JSON responses with stable, sorted keys.
+/// `GET /<noun>/:id`: the account's row with that ID, or 404.
+func showOne<Record: GatehouseRecord & Identified>(
+    _ type: Record.Type, _ noun: String, id: String?, repository: any PortalRepository, _ representation: (Record) -> [String: Any]
+) async throws -> Response {
+    let admin = try AdminSession.require()
+    guard let uuid = id.flatMap(UUID.init(uuidString:)),
+          let record = try await repository.find(Record.self, accountID: admin.accountID, id: uuid)
+    else { throw APIError.notFound("\(noun) \(id ?? "")") }
+    return try json(representation(record))
+}
+
 func json(_ object: Any, status: HTTPResponse.Status = .ok) throws -> Response {
     let body = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
     return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))

@@ -10,6 +10,7 @@ struct ResourcesController {
 
     func add<Context: RequestContext>(to group: RouterGroup<Context>) {
         group.get { request, _ in try await list(request) }
+        group.get(":id") { _, context in try await showOne(ResourceRecord.self, "resource", id: context.parameters.get("id"), repository: repository, Self.representation) }
         group.post { request, _ in try await create(request) }
         group.patch(":id") { request, context in try await update(request, id: context.parameters.get("id")) }
         group.delete(":id") { _, context in try await delete(id: context.parameters.get("id")) }

@@ -8,6 +8,7 @@ struct SitesController {
 
     func add<Context: RequestContext>(to group: RouterGroup<Context>) {
         group.get { request, _ in try await list(request) }
+        group.get(":id") { _, context in try await showOne(SiteRecord.self, "site", id: context.parameters.get("id"), repository: repository, Self.representation) }
         group.post { request, _ in try await create(request) }
         group.patch(":id") { request, context in try await rename(request, id: context.parameters.get("id")) }
         group.delete(":id") { request, context in try await delete(request, id: context.parameters.get("id")) }

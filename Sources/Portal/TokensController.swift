@@ -11,6 +11,7 @@ struct TokensController {
 
     func add<Context: RequestContext>(to group: RouterGroup<Context>) {
         group.get { request, _ in try await list(request) }
+        group.get(":id") { _, context in try await showOne(TokenRecord.self, "token", id: context.parameters.get("id"), repository: repository, Self.representation) }
         group.post { request, _ in try await create(request) }
         group.delete(":id") { _, context in try await delete(id: context.parameters.get("id")) }
     }

@@ -50,13 +50,18 @@ import Testing
         b["policies"] = try createB("/api/v1/policies", #"{"group_id": "\#(b["groups"]!)", "resource_id": "\#(b["resources"]!)"}"#)
         b["tokens"] = try createB("/api/v1/tokens", #"{"kind": "client", "actor_id": "\#(b["actors"]!)"}"#)
         let accountB = try #require(try portal.json(portal.call("GET", "/api/v1/account", token: tokenB).body)["id"] as? String)
-        // A client device of B (devices join through the realtime API, which is not built yet: stored directly).
+        // A client and a gateway of B (devices join through the realtime API, which is not built yet: stored directly).
         let repository = SQLitePortalRepository(database: try AppDatabase(path: database))
         let client = try await repository.createDevice(
             DeviceRecord(accountID: try #require(UUID(uuidString: accountB)), kind: .client, externalID: "b-machine", name: "b-laptop",
                          publicKey: "key-b", tunnelIPv4: "100.64.0.10", tunnelIPv6: "fd00:6761:7465::10",
                          actorID: UUID(uuidString: b["actors"]!), createdAt: Date()), by: nil, now: Date())
         b["clients"] = client.id.uuidString.lowercased()
+        let gateway = try await repository.createDevice(
+            DeviceRecord(accountID: try #require(UUID(uuidString: accountB)), kind: .gateway, externalID: "b-gw", name: "b-gw",
+                         publicKey: "key-b-gw", tunnelIPv4: "100.64.0.2", tunnelIPv6: "fd00:6761:7465::2", siteID: UUID(uuidString: b["sites"]!),
+                         createdAt: Date()), by: nil, now: Date())
+        b["gateways"] = gateway.id.uuidString.lowercased()
         let bIDs = Set(b.values).union([accountB])
         let before = try snapshot(database, account: accountB)
 
