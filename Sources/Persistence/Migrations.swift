@@ -20,6 +20,15 @@ enum Migrations {
                 CREATE INDEX authorization_policy ON authorization(policy_id);
                 """)
         }
+        migrator.registerMigration("003_account_keys") { db in
+            // Accounts isolated by the schema, not only by the handlers: every reference carries the
+            // account, so that no row can point at another account's row (a composite foreign key onto
+            // a unique (account_id, id) of its parent), and no row can move to another account. SQLite
+            // cannot change a table's foreign keys in place: the child tables are rebuilt the documented
+            // way (new table, copy, drop, rename; https://www.sqlite.org/lang_altertable.html section 7),
+            // with foreign keys checked once at the end of the migration (GRDB's deferred mode).
+            try db.execute(sql: accountKeys)
+        }
         return migrator
     }
 
@@ -174,4 +183,163 @@ enum Migrations {
         );
         CREATE INDEX audit_event_account_at ON audit_event(account_id, at);
         """
+
+    private static let accountKeys = """
+        CREATE UNIQUE INDEX actor_account_key ON actor(account_id, id);
+        CREATE UNIQUE INDEX actor_group_account_key ON actor_group(account_id, id);
+        CREATE UNIQUE INDEX site_account_key ON site(account_id, id);
+
+        CREATE TABLE new_membership (
+            account_id TEXT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+            actor_id TEXT NOT NULL,
+            group_id TEXT NOT NULL,
+            PRIMARY KEY (account_id, group_id, actor_id),
+            FOREIGN KEY (account_id, actor_id) REFERENCES actor(account_id, id) ON DELETE CASCADE,
+            FOREIGN KEY (account_id, group_id) REFERENCES actor_group(account_id, id) ON DELETE CASCADE
+        );
+        INSERT INTO new_membership (account_id, actor_id, group_id) SELECT account_id, actor_id, group_id FROM membership;
+        DROP TABLE membership;
+        ALTER TABLE new_membership RENAME TO membership;
+        CREATE INDEX membership_actor ON membership(account_id, actor_id);
+
+        CREATE TABLE new_resource (
+            id TEXT PRIMARY KEY NOT NULL,
+            account_id TEXT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+            site_id TEXT NOT NULL,
+            name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+            type TEXT NOT NULL CHECK (type IN ('cidr', 'ip', 'dns')),
+            address TEXT NOT NULL CHECK (length(address) BETWEEN 1 AND 253),
+            address_description TEXT,
+            filters TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(filters) AND json_type(filters) = 'array'),
+            ip_stack TEXT CHECK (ip_stack IN ('ipv4', 'ipv6', 'dual')),
+            created_at TEXT NOT NULL,
+            UNIQUE (account_id, name),
+            UNIQUE (account_id, id),
+            CHECK ((type = 'dns') = (ip_stack IS NOT NULL)),
+            -- deleting a site deletes its resources
+            FOREIGN KEY (account_id, site_id) REFERENCES site(account_id, id) ON DELETE CASCADE
+        );
+        INSERT INTO new_resource SELECT id, account_id, site_id, name, type, address, address_description, filters, ip_stack, created_at
+            FROM resource;
+        DROP TABLE resource;
+        ALTER TABLE new_resource RENAME TO resource;
+        CREATE INDEX resource_site ON resource(site_id);
+
+        CREATE TABLE new_policy (
+            id TEXT PRIMARY KEY NOT NULL,
+            account_id TEXT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+            group_id TEXT NOT NULL,
+            resource_id TEXT NOT NULL,
+            description TEXT,
+            conditions TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(conditions) AND json_type(conditions) = 'array'),
+            disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+            created_at TEXT NOT NULL,
+            UNIQUE (group_id, resource_id),
+            UNIQUE (account_id, id),
+            FOREIGN KEY (account_id, group_id) REFERENCES actor_group(account_id, id) ON DELETE CASCADE,
+            FOREIGN KEY (account_id, resource_id) REFERENCES resource(account_id, id) ON DELETE CASCADE
+        );
+        INSERT INTO new_policy SELECT id, account_id, group_id, resource_id, description, conditions, disabled, created_at FROM policy;
+        DROP TABLE policy;
+        ALTER TABLE new_policy RENAME TO policy;
+        CREATE INDEX policy_resource ON policy(resource_id);
+
+        -- Relay tokens belong to no account (account_id NULL): a composite key with a NULL column is not
+        -- enforced, which is what they need; every other token is checked.
+        CREATE TABLE new_token (
+            id TEXT PRIMARY KEY NOT NULL,
+            account_id TEXT REFERENCES account(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('admin_api', 'client', 'gateway', 'relay')),
+            secret_hash TEXT NOT NULL UNIQUE CHECK (length(secret_hash) = 64),
+            expires_at TEXT,
+            actor_id TEXT,
+            site_id TEXT,
+            last_used_at TEXT,
+            last_used_address TEXT,
+            created_at TEXT NOT NULL,
+            CHECK (CASE kind
+                WHEN 'admin_api' THEN actor_id IS NOT NULL AND site_id IS NULL
+                WHEN 'client' THEN actor_id IS NOT NULL AND site_id IS NULL
+                WHEN 'gateway' THEN site_id IS NOT NULL AND actor_id IS NULL
+                ELSE actor_id IS NULL AND site_id IS NULL END),
+            CHECK (kind = 'relay' OR account_id IS NOT NULL),
+            FOREIGN KEY (account_id, actor_id) REFERENCES actor(account_id, id) ON DELETE CASCADE,
+            FOREIGN KEY (account_id, site_id) REFERENCES site(account_id, id) ON DELETE CASCADE
+        );
+        INSERT INTO new_token SELECT id, account_id, kind, secret_hash, expires_at, actor_id, site_id, last_used_at, last_used_address,
+            created_at FROM token;
+        DROP TABLE token;
+        ALTER TABLE new_token RENAME TO token;
+
+        CREATE TABLE new_device (
+            id TEXT PRIMARY KEY NOT NULL,
+            account_id TEXT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('client', 'gateway')),
+            external_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            public_key TEXT NOT NULL,
+            tunnel_ipv4 TEXT NOT NULL,
+            tunnel_ipv6 TEXT NOT NULL,
+            actor_id TEXT,
+            site_id TEXT,
+            version TEXT,
+            last_seen_at TEXT,
+            last_seen_address TEXT,
+            verified INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1)),
+            created_at TEXT NOT NULL,
+            -- the token it signed in with; deleting the token takes the device's access away. Kept a
+            -- one-column key (a composite SET NULL would null account_id too); a trigger keeps it in
+            -- the account.
+            token_id TEXT REFERENCES token(id) ON DELETE SET NULL,
+            UNIQUE (account_id, kind, external_id),
+            UNIQUE (account_id, tunnel_ipv4),
+            UNIQUE (account_id, tunnel_ipv6),
+            UNIQUE (account_id, id),
+            CHECK ((kind = 'client') = (actor_id IS NOT NULL AND site_id IS NULL)),
+            CHECK ((kind = 'gateway') = (site_id IS NOT NULL AND actor_id IS NULL)),
+            FOREIGN KEY (account_id, actor_id) REFERENCES actor(account_id, id) ON DELETE CASCADE,
+            FOREIGN KEY (account_id, site_id) REFERENCES site(account_id, id) ON DELETE CASCADE
+        );
+        INSERT INTO new_device SELECT id, account_id, kind, external_id, name, public_key, tunnel_ipv4, tunnel_ipv6, actor_id, site_id,
+            version, last_seen_at, last_seen_address, verified, created_at, token_id FROM device;
+        DROP TABLE device;
+        ALTER TABLE new_device RENAME TO device;
+        CREATE INDEX device_token ON device(token_id);
+
+        CREATE TABLE new_authorization (
+            id TEXT PRIMARY KEY NOT NULL,
+            account_id TEXT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+            client_id TEXT NOT NULL,
+            gateway_id TEXT NOT NULL,
+            resource_id TEXT NOT NULL,
+            policy_id TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            FOREIGN KEY (account_id, client_id) REFERENCES device(account_id, id) ON DELETE CASCADE,
+            FOREIGN KEY (account_id, gateway_id) REFERENCES device(account_id, id) ON DELETE CASCADE,
+            FOREIGN KEY (account_id, resource_id) REFERENCES resource(account_id, id) ON DELETE CASCADE,
+            FOREIGN KEY (account_id, policy_id) REFERENCES policy(account_id, id) ON DELETE CASCADE
+        );
+        INSERT INTO new_authorization SELECT id, account_id, client_id, gateway_id, resource_id, policy_id, expires_at, created_at
+            FROM authorization;
+        DROP TABLE authorization;
+        ALTER TABLE new_authorization RENAME TO authorization;
+        CREATE INDEX authorization_client ON authorization(client_id);
+        CREATE INDEX authorization_gateway ON authorization(gateway_id);
+        CREATE INDEX authorization_policy ON authorization(policy_id);
+
+        CREATE TRIGGER device_token_in_account BEFORE INSERT ON device
+            WHEN NEW.token_id IS NOT NULL AND (SELECT account_id FROM token WHERE id = NEW.token_id) IS NOT NEW.account_id
+            BEGIN SELECT RAISE(ABORT, 'FOREIGN KEY constraint failed: the token belongs to another account'); END;
+        CREATE TRIGGER device_token_stays_in_account BEFORE UPDATE OF token_id ON device
+            WHEN NEW.token_id IS NOT NULL AND (SELECT account_id FROM token WHERE id = NEW.token_id) IS NOT NEW.account_id
+            BEGIN SELECT RAISE(ABORT, 'FOREIGN KEY constraint failed: the token belongs to another account'); END;
+        """ + ["actor", "actor_group", "membership", "site", "resource", "policy", "token", "device", "authorization"].map { table in
+            // A row never moves to another account (GRDB writes every column on update: hence the WHEN).
+            """
+            CREATE TRIGGER \(table)_account_fixed BEFORE UPDATE OF account_id ON \(table)
+                WHEN NEW.account_id IS NOT OLD.account_id
+                BEGIN SELECT RAISE(ABORT, 'a row cannot move to another account'); END;
+            """
+        }.joined(separator: "\n")
 }

@@ -41,7 +41,7 @@ import Testing
 
     @Test func aNewFileIsMigratedInWALModeAndKeepsItsDataWhenReopened() throws {
         try withDatabase { database, path in
-            #expect(try database.appliedMigrations() == ["001_initial_schema", "002_device_token"])
+            #expect(try database.appliedMigrations() == ["001_initial_schema", "002_device_token", "003_account_keys"])
             let mode = try database.writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
             #expect(mode == "wal")
             let fixture = try database.writer.write { db in try seed(db) }
@@ -116,6 +116,56 @@ import Testing
             }
         }
     }
+
+    /// A second account whose rows the first account's rows must never reference.
+    @Test func noRowCanReferenceAnotherAccountsRow() throws {
+        try withDatabase { database, _ in
+            try database.writer.write { db in
+                let a = try seed(db)
+                let other = AccountRecord(name: "Beta", slug: "beta", createdAt: now)
+                try other.insert(db)
+                let b = Fixture(
+                    account: other, site: SiteRecord(accountID: other.id, name: "b-hq", createdAt: now),
+                    group: GroupRecord(accountID: other.id, name: "b-eng", createdAt: now),
+                    user: ActorRecord(accountID: other.id, type: .user, name: "Bea", email: "bea@beta.test", createdAt: now))
+                try b.site.insert(db)
+                try b.group.insert(db)
+                try b.user.insert(db)
+                let bResource = ResourceRecord(accountID: other.id, siteID: b.site.id, name: "b-db", type: .cidr, address: "10.9.0.0/24", createdAt: now)
+                try bResource.insert(db)
+
+                let attempts: [(String, () throws -> Void)] = [
+                    ("a membership of A naming B's actor", { try MembershipRecord(accountID: a.account.id, actorID: b.user.id, groupID: a.group.id).insert(db) }),
+                    ("a membership of A naming B's group", { try MembershipRecord(accountID: a.account.id, actorID: a.user.id, groupID: b.group.id).insert(db) }),
+                    ("a resource of A in B's site", {
+                        try ResourceRecord(accountID: a.account.id, siteID: b.site.id, name: "x", type: .cidr, address: "10.8.0.0/24", createdAt: now).insert(db)
+                    }),
+                    ("a policy of A naming B's resource", {
+                        try PolicyRecord(accountID: a.account.id, groupID: a.group.id, resourceID: bResource.id, createdAt: now).insert(db)
+                    }),
+                    ("a client token of A for B's actor", {
+                        try TokenRecord(accountID: a.account.id, kind: .client, secretHash: String(repeating: "c", count: 64), expiresAt: nil,
+                                        actorID: b.user.id).insert(db)
+                    }),
+                    ("a gateway of A in B's site", {
+                        try DeviceRecord(accountID: a.account.id, kind: .gateway, externalID: "gw", name: "gw", publicKey: "k", tunnelIPv4: "100.64.0.2",
+                                         tunnelIPv6: "fd00::2", siteID: b.site.id, createdAt: now).insert(db)
+                    }),
+                    ("B's actor moved into A", {
+                        var moved = b.user
+                        moved.accountID = a.account.id
+                        try moved.update(db)
+                    }),
+                ]
+                for (what, attempt) in attempts {
+                    #expect("\(what) is refused by the schema", performing: attempt, throws: { isConstraintViolation($0) })
+                }
+                // Within one account the same rows are fine.
+                try MembershipRecord(accountID: a.account.id, actorID: a.user.id, groupID: a.group.id).insert(db)
+                #expect(try MembershipRecord.fetchCount(db) == 1)
+            }
+        }
+    }
 }
 
 extension TokenRecord {
@@ -123,4 +173,5 @@ extension TokenRecord {
         self.init(accountID: accountID, kind: kind, secretHash: secretHash, expiresAt: expiresAt, actorID: actorID,
                   siteID: siteID, createdAt: Date(timeIntervalSince1970: 1_700_000_000))
     }
+
 }

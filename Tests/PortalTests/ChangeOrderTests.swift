@@ -35,7 +35,7 @@ import Testing
                 log.add("A1 done")
             }
         }
-        try await Wait.until("A's first change holds its turn") { log.all == ["A1 wrote"] }
+        try await Wait.until("A's first change holds its turn", timeout: .seconds(60)) { log.all == ["A1 wrote"] }
         let second = Task {
             try await evaluator.change(accountID: a.account.id) {
                 _ = try await repository.createGroup(accountID: a.account.id, name: "a2", by: a.admin, now: now)
@@ -49,7 +49,7 @@ import Testing
             }
         }
         do {
-            try await Wait.until("B's change finishes while A's is open", timeout: .seconds(5)) { log.all.contains("B") }
+            try await Wait.until("B's change finishes while A's is open", timeout: .seconds(60)) { log.all.contains("B") }
         } catch {
             open.yield()
             throw error
