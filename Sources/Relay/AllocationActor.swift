@@ -115,24 +115,8 @@ actor AllocationActor {
         let now = clock.now()
         let metrics = self.metrics
         for item in batch {
-            switch item {
-            case let .request(request, credentials, permittedPeers):
-                let result = session.handle(
-                    request, credentials: credentials, now: now, permits: { permittedPeers.contains($0) }, into: &commands,
-                    answered: { method, code in metrics.requests(method: method.metricName, code: code).increment() })
-                if result == .freed { outcome = .freed }
-            case let .send(request):
-                session.handleSend(request, now: now, into: &commands)
-            case let .channelData(bytes):
-                bytes.withUnsafeBytes { raw in
-                    if let frame = ChannelData(raw) { session.handleChannelData(frame, now: now, into: &commands) }
-                }
-            case let .peerDatagram(bytes, peer):
-                bytes.withUnsafeBytes { raw in
-                    session.handlePeerDatagram(
-                        raw, from: peer, now: now, transactionID: { (0..<12).map { _ in UInt8.random(in: 0...255, using: &random) } },
-                        into: &commands)
-                }
+            outcome = session.perform(item, now: now, random: &random, into: &commands) { method, code in
+                metrics.requests(method: method.metricName, code: code).increment()
             }
             if outcome == .freed { break }
         }

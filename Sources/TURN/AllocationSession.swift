@@ -15,6 +15,18 @@ package struct TURNCredentials: Equatable, Sendable {
     }
 }
 
+/// Work the front door hands to one allocation's session, in the order it arrived.
+package enum TURNSessionWork: Sendable {
+    /// An authenticated Refresh, CreatePermission or ChannelBind of the allocation's username, with the
+    /// peers the relay-wide policy permits among those it names.
+    case request(TURNRequest, TURNCredentials, permittedPeers: Set<SocketAddress>)
+    case send(TURNRequest)
+    /// A ChannelData datagram the data path had no route for.
+    case channelData([UInt8])
+    /// A datagram from a peer that holds a permission.
+    case peerDatagram([UInt8], from: SocketAddress)
+}
+
 /// What an allocation answers with, besides its data: the realm and SOFTWARE of the relay.
 package struct TURNAnswerContext: Sendable {
     package var realm: String
@@ -135,6 +147,31 @@ package struct AllocationSession<Codec: TURNCodec>: Sendable {
             return refuse(.badRequest)
         }
         return .active
+    }
+
+    /// Carries out one piece of work the front door dispatched (`random` draws Data indications'
+    /// transaction IDs; `answered` is told the method and code of each answer, for metrics).
+    package mutating func perform(
+        _ work: TURNSessionWork, now: TURNTime, random: inout some RandomNumberGenerator, into commands: inout [TURNCommand],
+        answered: (TURNRequest.Method, Int) -> Void
+    ) -> Outcome {
+        switch work {
+        case let .request(request, credentials, permittedPeers):
+            return handle(request, credentials: credentials, now: now, permits: { permittedPeers.contains($0) }, into: &commands, answered: answered)
+        case let .send(request):
+            handleSend(request, now: now, into: &commands)
+        case let .channelData(bytes):
+            bytes.withUnsafeBytes { raw in
+                if let frame = ChannelData(raw) { handleChannelData(frame, now: now, into: &commands) }
+            }
+        case let .peerDatagram(bytes, peer):
+            bytes.withUnsafeBytes { raw in
+                handlePeerDatagram(
+                    raw, from: peer, now: now, transactionID: { (0..<12).map { _ in UInt8.random(in: .min ... .max, using: &random) } },
+                    into: &commands)
+            }
+        }
+        return isFreed ? .freed : .active
     }
 
     // MARK: Data (RFC 8656 sections 11, 12)

@@ -50,17 +50,7 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
         case work(FiveTuple, SessionWork)
     }
 
-    /// Work for one allocation's session.
-    package enum SessionWork: Sendable {
-        /// An authenticated Refresh, CreatePermission or ChannelBind of the allocation's username, with
-        /// the peers the relay-wide policy permits among those it names.
-        case request(TURNRequest, TURNCredentials, permittedPeers: Set<SocketAddress>)
-        case send(TURNRequest)
-        /// A ChannelData datagram the data path had no route for.
-        case channelData([UInt8])
-        /// A datagram from a peer that holds a permission.
-        case peerDatagram([UInt8], from: SocketAddress)
-    }
+    package typealias SessionWork = TURNSessionWork
 
     /// What the front door keeps of an allocation whose session runs elsewhere.
     private struct Entry {

@@ -111,27 +111,7 @@ package struct HostedTURNServer<Codec: TURNCodec, Random: RandomNumberGenerator 
             sessions[tuple] = session
         case let .work(tuple, work):
             guard var session = sessions[tuple] else { return }
-            var outcome = AllocationSession<Codec>.Outcome.active
-            switch work {
-            case let .request(request, credentials, permittedPeers):
-                outcome = session.handle(
-                    request, credentials: credentials, now: now, permits: { permittedPeers.contains($0) }, into: &commands,
-                    answered: { _, _ in })
-            case let .send(request):
-                session.handleSend(request, now: now, into: &commands)
-            case let .channelData(bytes):
-                bytes.withUnsafeBytes { raw in
-                    if let frame = ChannelData(raw) { session.handleChannelData(frame, now: now, into: &commands) }
-                }
-            case let .peerDatagram(bytes, peer):
-                var random = self.random
-                bytes.withUnsafeBytes { raw in
-                    session.handlePeerDatagram(
-                        raw, from: peer, now: now, transactionID: { (0..<12).map { _ in UInt8.random(in: .min ... .max, using: &random) } },
-                        into: &commands)
-                }
-                self.random = random
-            }
+            let outcome = session.perform(work, now: now, random: &random, into: &commands) { _, _ in }
             finish(tuple, session, outcome)
         }
     }
