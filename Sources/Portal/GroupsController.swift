@@ -215,6 +215,8 @@ struct ActorsController {
 
 /// Cursor pagination: `?limit=` (1-500, default 100) and `?cursor=` (the sort key of the last item seen).
 struct Page {
+    /// Longer than any key a page ends on (names are at most 200 characters).
+    static let maximumCursor = 200
     let limit: Int
     let cursor: String?
 
@@ -229,6 +231,9 @@ struct Page {
             limit = 100
         }
         cursor = request.uri.queryParameters["cursor"].map(String.init)
+        if let cursor, cursor.count > Self.maximumCursor {
+            throw APIError.validation("cursor must be at most \(Self.maximumCursor) characters (a next_cursor this API gave out)", field: "cursor")
+        }
     }
 
     /// `{"data": [...], "next_cursor": ...}` from up to `limit + 1` items (the extra one says there is more).

@@ -26,6 +26,7 @@ package enum PortalApplication {
         let evaluator = evaluator ?? PolicyEvaluator(repository: repository)
         let router = Router(context: PortalRequestContext.self)
         router.add(middleware: RequestMetrics(registry: registry))
+        router.add(middleware: MethodNotAllowed())
         router.get("healthz") { _, _ in "ok\n" }
         router.get("readyz") { _, _ -> Response in
             // Ready when the database answers.
@@ -134,6 +135,36 @@ struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
             }
             let (response, notified) = try await evaluator.change(accountID: actor.accountID) { try await next(request, context) }
             notifications.increment(by: Int64(notified.count))
+            return response
+        }
+    }
+}
+
+/// A method that a documented path does not have is 405 with the methods it has (RFC 9110 section
+/// 15.5.6), not the router's 404: the path exists. Paths come from the OpenAPI operation table.
+struct MethodNotAllowed<Context: RequestContext>: RouterMiddleware {
+    /// Each documented path as its segments ("{id}" matches any one segment), with its methods.
+    static var paths: [(segments: [Substring], methods: [String])] {
+        Dictionary(grouping: OpenAPIDocument.operations, by: \.path).map { path, operations in
+            (("/api/v1" + path).split(separator: "/"), operations.map { $0.method.uppercased() }.sorted())
+        }
+    }
+
+    private let paths = Self.paths
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            let segments = request.uri.path.split(separator: "/")
+            guard let match = paths.first(where: { path in
+                path.segments.count == segments.count
+                    && zip(path.segments, segments).allSatisfy { template, actual in template.hasPrefix("{") || template == actual }
+            }), !match.methods.contains(request.method.rawValue) else { throw error }
+            let allow = match.methods.joined(separator: ", ")
+            var response = try json(["error": ["code": "method_not_allowed", "message": "\(request.method.rawValue) is not allowed here; allowed: \(allow)"]],
+                                    status: .methodNotAllowed)
+            response.headers[.allow] = allow
             return response
         }
     }
