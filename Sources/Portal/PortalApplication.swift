@@ -23,6 +23,20 @@ package enum PortalApplication {
         evaluator: PolicyEvaluator? = nil, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
         onListening: @escaping @Sendable (String) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
+        Application(
+            router: router(repository: repository, evaluator: evaluator, registry: registry),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "gatehouse-portal"),
+            onServerRunning: { channel in
+                let address = channel.localAddress
+                await onListening("\(address?.ipAddress ?? configuration.host):\(address?.port ?? configuration.port)")
+            },
+            logger: logger)
+    }
+
+    /// Every route of the portal, over `repository`.
+    package static func router(
+        repository: any PortalRepository, evaluator: PolicyEvaluator? = nil, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+    ) -> Router<PortalRequestContext> {
         let evaluator = evaluator ?? PolicyEvaluator(repository: repository)
         let router = Router(context: PortalRequestContext.self)
         router.add(middleware: RequestMetrics(registry: registry))
@@ -57,14 +71,7 @@ package enum PortalApplication {
         PoliciesController(repository: repository, evaluator: evaluator).add(policies: api.group("policies"), access: api.group("access"))
         AccountController(repository: repository).add(account: api.group("account"), clients: api.group("clients"),
                                                       gateways: api.group("gateways"), audit: api.group("audit"))
-        return Application(
-            router: router,
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "gatehouse-portal"),
-            onServerRunning: { channel in
-                let address = channel.localAddress
-                await onListening("\(address?.ipAddress ?? configuration.host):\(address?.port ?? configuration.port)")
-            },
-            logger: logger)
+        return router
     }
 }
 
@@ -172,11 +179,11 @@ struct MethodNotAllowed<Context: RequestContext>: RouterMiddleware {
 
 /// The portal's request context: Hummingbird's basic one, plus the peer's address (recorded as a
 /// token's last-used address).
-struct PortalRequestContext: RequestContext, RemoteAddressRequestContext {
-    var coreContext: CoreRequestContextStorage
-    let remoteAddress: NIOCore.SocketAddress?
+package struct PortalRequestContext: RequestContext, RemoteAddressRequestContext {
+    package var coreContext: CoreRequestContextStorage
+    package let remoteAddress: NIOCore.SocketAddress?
 
-    init(source: ApplicationRequestContextSource) {
+    package init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
     }

@@ -106,7 +106,28 @@ import Testing
         for (index, command) in listings.enumerated() {
             #expect(after[index] == before[index], "\(command.joined(separator: " ")) changed across the restart")
         }
-        let audit = try succeed(["audit", "list", "--limit", "500"])
-        #expect(audit.contains("update") && audit.contains("resource") && audit.contains("Admin"), "\(audit)")
+        // The exact events of the changes above: who, what, which object, before and after.
+        let events = try json(["audit", "list", "--limit", "500"]) as? [[String: Any]] ?? []
+        let resources = try json(["resource", "list"]) as? [[String: Any]] ?? []
+        let intranet = try #require(resources.first { $0["name"] as? String == "intranet" }?["id"] as? String)
+        let filterUpdate = try #require(events.first { $0["action"] as? String == "update" && $0["subject_id"] as? String == intranet },
+                                        "an update event for the intranet resource")
+        #expect(filterUpdate["subject_type"] as? String == "resource")
+        #expect(filterUpdate["actor_name"] as? String == "Admin")
+        #expect(filterUpdate["actor_id"] as? String != nil)
+        let filtersAfter = (filterUpdate["after"] as? [String: Any])?["filters"]
+        #expect("\(filtersAfter ?? "")".contains("tcp:443") && "\(filtersAfter ?? "")".contains("tcp:8443"), "after: \(filterUpdate)")
+        let filtersBefore = "\((filterUpdate["before"] as? [String: Any])?["filters"] ?? "")"
+        #expect(filtersBefore.contains("tcp:443") && !filtersBefore.contains("tcp:8443"), "before: \(filterUpdate)")
+        let rename = try #require(events.first { event in
+            event["action"] as? String == "update" && event["subject_type"] as? String == "site"
+        }, "the site rename")
+        #expect((rename["before"] as? [String: Any])?["name"] as? String == "hq")
+        #expect((rename["after"] as? [String: Any])?["name"] as? String == "headquarters")
+        let disable = try #require(events.first { event in
+            event["subject_type"] as? String == "actor" && (event["after"] as? [String: Any])?["disabled"] as? Bool == true
+        }, "bob disabled")
+        #expect((disable["before"] as? [String: Any])?["email"] as? String == "bob@acme.test")
+        #expect((disable["before"] as? [String: Any])?["disabled"] as? Bool == false)
     }
 }

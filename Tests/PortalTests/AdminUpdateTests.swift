@@ -1,4 +1,6 @@
 import Foundation
+import Persistence
+import Portal
 import TestSupport
 import Testing
 
@@ -115,5 +117,26 @@ import Testing
         #expect(metrics.body.contains("gatehouse_portal_http_requests_total{method=\"GET\",status=\"2xx\"}"), "\(metrics.body.prefix(500))")
         #expect(metrics.body.contains("status=\"4xx\""))
         #expect(try portal.call("GET", "/readyz", token: "").status == 200)
+    }
+
+    /// The other direction: every route the server serves under /api/v1 is in the document, and every
+    /// documented operation has a route (read from the router itself, in process).
+    @Test func everyServedRouteIsDocumentedAndEveryDocumentedOneServed() throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "gatehouse-routes-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let repository = SQLitePortalRepository(database: try AppDatabase(path: directory.appending(path: "portal.sqlite").path))
+        let served = Set(PortalApplication.router(repository: repository).routes.compactMap { route -> String? in
+            let path = route.path.description
+            guard path.hasPrefix("/api/v1/"), path != "/api/v1/openapi.json" else { return nil }
+            // ":id" in the router is "{id}" in the document.
+            let documentPath = path.dropFirst("/api/v1".count).split(separator: "/")
+                .map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")
+            return "\(route.method.rawValue) /\(documentPath)"
+        })
+        let documented = Set(OpenAPIDocument.operations.map { "\($0.method.uppercased()) \($0.path)" })
+        #expect(served.subtracting(documented).sorted() == [], "served but not documented")
+        #expect(documented.subtracting(served).sorted() == [], "documented but not served")
+        #expect(served.count == documented.count && documented.count >= 40)
     }
 }
