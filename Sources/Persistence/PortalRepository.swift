@@ -136,339 +136,10 @@ package struct SQLitePortalRepository: PortalRepository {
         self.database = database
     }
 
-    package func bootstrap(account name: String, slug: String, adminName: String, adminEmail: String, tokenHash: String, now: Date)
-        async throws -> (account: AccountRecord, admin: ActorRecord, token: TokenRecord)
-    {
-        try await mapping {
-            try await database.write { db in
-                let account = AccountRecord(name: name, slug: slug, createdAt: now)
-                try account.insert(db)
-                let admin = ActorRecord(accountID: account.id, type: .admin, name: adminName, email: adminEmail, createdAt: now)
-                try admin.insert(db)
-                // The built-in group of every user and admin: a row, so that policies can name it, and
-                // never any membership rows (membership is implicit; see `GroupRecord.everyone`).
-                try GroupRecord(accountID: account.id, name: GroupRecord.everyone, createdAt: now).insert(db)
-                let token = TokenRecord(accountID: account.id, kind: .adminAPI, secretHash: tokenHash, expiresAt: nil,
-                                        actorID: admin.id, createdAt: now)
-                try token.insert(db)
-                try Self.audit(db, account: account.id, actor: admin, action: "bootstrap", subject: "account", id: account.id,
-                               before: nil, after: account, now: now)
-                return (account, admin, token)
-            }
-        }
-    }
-
-    /// How often a token's last use is written at most.
-    static let tokenUseResolution: TimeInterval = 60
-
-    package func useToken(hash: String, now: Date, address: String?) async throws -> TokenRecord? {
-        let found = try await database.read { db in try TokenRecord.filter(TokenRecord.Columns.secretHash == hash).fetchOne(db) }
-        guard var token = found else { return nil }
-        if let expiry = token.expiresAt, expiry <= now { return nil }
-        let stale = token.lastUsedAt.map { now.timeIntervalSince($0) >= Self.tokenUseResolution } ?? true
-        guard stale || token.lastUsedAddress != address else { return token }
-        token.lastUsedAt = now
-        token.lastUsedAddress = address
-        let used = token
-        try await database.write { db in
-            // Another request may have recorded a use meanwhile; the later one wins, which is the truth.
-            try db.execute(sql: "UPDATE token SET last_used_at = ?, last_used_address = ? WHERE id = ?",
-                           arguments: [used.lastUsedAt, used.lastUsedAddress, used.id.uuidString.lowercased()])
-        }
-        return token
-    }
-
-    package func createSite(accountID: UUID, name: String, by actor: ActorRecord, now: Date) async throws -> SiteRecord {
-        try await insert(SiteRecord(accountID: accountID, name: name, createdAt: now), account: accountID, subject: "site", by: actor, now: now)
-    }
-
-    package func listSites(accountID: UUID, after cursor: String?, limit: Int) async throws -> [SiteRecord] {
-        try await page(SiteRecord.self, accountID: accountID, orderedBy: "name", after: cursor, limit: limit)
-    }
-
-    package func deleteSite(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
-        try await remove(SiteRecord.self, accountID: accountID, id: id, subject: "site", by: actor, now: now)
-    }
-
-    package func actor(accountID: UUID, id: UUID) async throws -> ActorRecord? {
-        try await database.read { db in
-            try ActorRecord.filter(Column("id") == id.uuidString.lowercased())
-                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db)
-        }
-    }
-
-    package func find<Record: GatehouseRecord & Identified>(_ type: Record.Type, accountID: UUID, id: UUID) async throws -> Record? {
-        try await database.read { db in
-            try Record.filter(Column("id") == id.uuidString.lowercased())
-                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db)
-        }
-    }
-
-    package func auditEvents(accountID: UUID, after cursor: AuditCursor?, limit: Int) async throws -> [AuditEventRecord] {
-        try await database.read { db in
-            var request = AuditEventRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
-            if let cursor {
-                // Newest first by time, then by ID among events of the same instant: a total order.
-                let id = cursor.id.uuidString.lowercased()
-                request = request.filter(Column("at") < cursor.at || (Column("at") == cursor.at && Column("id") < id))
-            }
-            return try request.order(Column("at").desc, Column("id").desc).limit(limit).fetchAll(db)
-        }
-    }
-
-    package func createGroup(accountID: UUID, name: String, by actor: ActorRecord, now: Date) async throws -> GroupRecord {
-        try await insert(GroupRecord(accountID: accountID, name: name, createdAt: now), account: accountID, subject: "group", by: actor, now: now)
-    }
-
-    package func listGroups(accountID: UUID, after cursor: String?, limit: Int) async throws -> [GroupRecord] {
-        try await page(GroupRecord.self, accountID: accountID, orderedBy: "name", after: cursor, limit: limit)
-    }
-
-    package func deleteGroup(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
-        try await remove(GroupRecord.self, accountID: accountID, id: id, subject: "group", by: actor, now: now)
-    }
-
-    package func createActor(_ record: ActorRecord, by actor: ActorRecord, now: Date) async throws -> ActorRecord {
-        try await insert(record, account: record.accountID, subject: "actor", by: actor, now: now)
-    }
-
-    package func listActors(accountID: UUID, after cursor: String?, limit: Int) async throws -> [ActorRecord] {
-        try await page(ActorRecord.self, accountID: accountID, orderedBy: "id", after: cursor, limit: limit)
-    }
-
-    package func deleteActor(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
-        try await remove(ActorRecord.self, accountID: accountID, id: id, subject: "actor", by: actor, now: now)
-    }
-
-    package func addMember(accountID: UUID, group: UUID, member: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
-        try await database.write { db in
-            let account = accountID.uuidString.lowercased()
-            guard try GroupRecord.filter(Column("id") == group.uuidString.lowercased()).filter(Column("account_id") == account).fetchCount(db) == 1,
-                  try ActorRecord.filter(Column("id") == member.uuidString.lowercased()).filter(Column("account_id") == account).fetchCount(db) == 1
-            else { throw RepositoryError.missingReference }
-            let membership = MembershipRecord(accountID: accountID, actorID: member, groupID: group)
-            if try membership.exists(db) { return false }
-            try membership.insert(db)
-            try Self.audit(db, account: accountID, actor: actor, action: "add_member", subject: "group", id: group,
-                           before: nil as MembershipRecord?, after: membership, now: now)
-            return true
-        }
-    }
-
-    package func removeMember(accountID: UUID, group: UUID, member: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
-        try await database.write { db in
-            // Scoped by account: the membership's key alone is (actor, group), whoever's they are.
-            let membership = MembershipRecord(accountID: accountID, actorID: member, groupID: group)
-            let deleted = try MembershipRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
-                .filter(Column("actor_id") == member.uuidString.lowercased())
-                .filter(Column("group_id") == group.uuidString.lowercased()).deleteAll(db)
-            guard deleted == 1 else { return false }
-            try Self.audit(db, account: accountID, actor: actor, action: "remove_member", subject: "group", id: group,
-                           before: membership, after: nil as MembershipRecord?, now: now)
-            return true
-        }
-    }
-
-    package func members(accountID: UUID, group: UUID) async throws -> [ActorRecord]? {
-        try await database.read { db in
-            let account = accountID.uuidString.lowercased()
-            guard try GroupRecord.filter(Column("id") == group.uuidString.lowercased()).filter(Column("account_id") == account).fetchCount(db) == 1
-            else { return nil }
-            return try ActorRecord.fetchAll(db, sql: """
-                SELECT actor.* FROM actor JOIN membership ON membership.actor_id = actor.id
-                WHERE membership.group_id = ? AND membership.account_id = ? AND actor.account_id = ? ORDER BY actor.name
-                """, arguments: [group.uuidString.lowercased(), account, account])
-        }
-    }
-
-    package func createResource(_ resource: ResourceRecord, by actor: ActorRecord, now: Date) async throws -> ResourceRecord {
-        try await insert(resource, account: resource.accountID, subject: "resource", by: actor, now: now, check: { db in
-            try Self.requireInAccount(db, SiteRecord.self, resource.siteID, account: resource.accountID)
-        })
-    }
-
-    package func listResources(accountID: UUID, after cursor: String?, limit: Int) async throws -> [ResourceRecord] {
-        try await page(ResourceRecord.self, accountID: accountID, orderedBy: "name", after: cursor, limit: limit)
-    }
-
-    package func deleteResource(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
-        try await remove(ResourceRecord.self, accountID: accountID, id: id, subject: "resource", by: actor, now: now)
-    }
-
-    package func createPolicy(_ policy: PolicyRecord, by actor: ActorRecord, now: Date) async throws -> PolicyRecord {
-        try await insert(policy, account: policy.accountID, subject: "policy", by: actor, now: now, check: { db in
-            try Self.requireInAccount(db, GroupRecord.self, policy.groupID, account: policy.accountID)
-            try Self.requireInAccount(db, ResourceRecord.self, policy.resourceID, account: policy.accountID)
-        })
-    }
-
-    package func listPolicies(accountID: UUID, after cursor: String?, limit: Int) async throws -> [PolicyRecord] {
-        try await page(PolicyRecord.self, accountID: accountID, orderedBy: "id", after: cursor, limit: limit)
-    }
-
-    package func deletePolicy(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
-        try await remove(PolicyRecord.self, accountID: accountID, id: id, subject: "policy", by: actor, now: now)
-    }
-
-    package func createToken(_ token: TokenRecord, by actor: ActorRecord, now: Date) async throws -> TokenRecord {
-        let account = token.accountID ?? actor.accountID
-        return try await insert(token, account: account, subject: "token", by: actor, now: now, redact: {
-            $0.secretHash = String(repeating: "0", count: 64)  // the audit trail keeps no hash either
-        }, check: { db in
-            if let owner = token.actorID { try Self.requireInAccount(db, ActorRecord.self, owner, account: account) }
-            if let site = token.siteID { try Self.requireInAccount(db, SiteRecord.self, site, account: account) }
-        })
-    }
-
-    package func listTokens(accountID: UUID, after cursor: String?, limit: Int) async throws -> [TokenRecord] {
-        try await page(TokenRecord.self, accountID: accountID, orderedBy: "id", after: cursor, limit: limit)
-    }
-
-    package func deleteToken(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
-        // The audit trail keeps no hash either.
-        try await remove(TokenRecord.self, accountID: accountID, id: id, subject: "token", action: "revoke", by: actor, now: now) {
-            $0.secretHash = String(repeating: "0", count: 64)
-        }
-    }
-
-    package func updateActor(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
-                             _ change: @escaping @Sendable (inout ActorRecord) throws -> Void) async throws -> ActorRecord? {
-        try await update(ActorRecord.self, accountID: accountID, id: id, subject: "actor", by: actor, now: now, change)
-    }
-
-    package func updateGroup(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
-                             _ change: @escaping @Sendable (inout GroupRecord) throws -> Void) async throws -> GroupRecord? {
-        try await update(GroupRecord.self, accountID: accountID, id: id, subject: "group", by: actor, now: now, change)
-    }
-
-    package func updateSite(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
-                            _ change: @escaping @Sendable (inout SiteRecord) throws -> Void) async throws -> SiteRecord? {
-        try await update(SiteRecord.self, accountID: accountID, id: id, subject: "site", by: actor, now: now, change)
-    }
-
-    package func updateResource(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
-                                _ change: @escaping @Sendable (inout ResourceRecord) throws -> Void) async throws -> ResourceRecord? {
-        try await update(ResourceRecord.self, accountID: accountID, id: id, subject: "resource", by: actor, now: now, change, check: { db, resource in
-            try Self.requireInAccount(db, SiteRecord.self, resource.siteID, account: accountID)
-        })
-    }
-
-    package func updatePolicy(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
-                              _ change: @escaping @Sendable (inout PolicyRecord) throws -> Void) async throws -> PolicyRecord? {
-        try await update(PolicyRecord.self, accountID: accountID, id: id, subject: "policy", by: actor, now: now, change, check: { db, policy in
-            try Self.requireInAccount(db, GroupRecord.self, policy.groupID, account: accountID)
-            try Self.requireInAccount(db, ResourceRecord.self, policy.resourceID, account: accountID)
-        })
-    }
-
-    package func account(id: UUID) async throws -> AccountRecord? {
-        try await database.read { db in try AccountRecord.filter(Column("id") == id.uuidString.lowercased()).fetchOne(db) }
-    }
-
-    package func updateAccount(id: UUID, by actor: ActorRecord, now: Date,
-                               _ change: @escaping @Sendable (inout AccountRecord) throws -> Void) async throws -> AccountRecord? {
-        try await update(AccountRecord.self, accountID: id, id: id, subject: "account", accountColumn: "id", by: actor, now: now, change)
-    }
-
-    package func createDevice(_ device: DeviceRecord, by actor: ActorRecord?, now: Date) async throws -> DeviceRecord {
-        try await insert(device, account: device.accountID, subject: "device", by: actor, now: now, check: { db in
-            if let owner = device.actorID { try Self.requireInAccount(db, ActorRecord.self, owner, account: device.accountID) }
-            if let site = device.siteID { try Self.requireInAccount(db, SiteRecord.self, site, account: device.accountID) }
-        })
-    }
-
-    package func listDevices(accountID: UUID, kind: DeviceRecord.Kind, after cursor: String?, limit: Int) async throws -> [DeviceRecord] {
-        try await database.read { db in
-            var request = DeviceRecord.filter(Column("account_id") == accountID.uuidString.lowercased()).filter(Column("kind") == kind.rawValue)
-            if let cursor { request = request.filter(Column("id") > cursor) }
-            return try request.order(Column("id")).limit(limit).fetchAll(db)
-        }
-    }
-
-    package func updateDevice(accountID: UUID, id: UUID, by actor: ActorRecord?, now: Date,
-                              _ change: @escaping @Sendable (inout DeviceRecord) throws -> Void) async throws -> DeviceRecord? {
-        try await update(DeviceRecord.self, accountID: accountID, id: id, subject: "device", by: actor, now: now, change)
-    }
-
-    package func createAuthorization(_ authorization: AuthorizationRecord) async throws -> AuthorizationRecord {
-        try await mapping {
-            try await database.write { db in
-                try authorization.insert(db)
-                return authorization
-            }
-        }
-    }
-
-    package func deleteAuthorizations(accountID: UUID, ids: [UUID]) async throws -> Int {
-        guard !ids.isEmpty else { return 0 }
-        return try await database.write { db in
-            try AuthorizationRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
-                .filter(ids.map { $0.uuidString.lowercased() }.contains(Column("id"))).deleteAll(db)
-        }
-    }
-
-    package func hasDevices(accountID: UUID) async throws -> Bool {
-        try await database.read { db in
-            try DeviceRecord.filter(Column("account_id") == accountID.uuidString.lowercased()).fetchCount(db) > 0
-        }
-    }
-
-    package func resource(accountID: UUID, id: UUID) async throws -> ResourceRecord? {
-        try await database.read { db in
-            try ResourceRecord.filter(Column("id") == id.uuidString.lowercased())
-                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db)
-        }
-    }
-
-    package func evaluationInputs(accountID: UUID, actor: UUID, resource: UUID) async throws -> EvaluationInputs {
-        try await database.read { db in
-            let account = accountID.uuidString.lowercased()
-            let policies = try PolicyRecord.filter(Column("account_id") == account)
-                .filter(Column("resource_id") == resource.uuidString.lowercased()).fetchAll(db)
-            var names: [UUID: String] = [:]
-            var everyone: UUID?
-            for group in try GroupRecord.fetchAll(db, sql: """
-                SELECT * FROM actor_group WHERE account_id = ?
-                  AND (name = ? OR id IN (SELECT group_id FROM policy WHERE resource_id = ? AND account_id = ?))
-                """, arguments: [account, GroupRecord.everyone, resource.uuidString.lowercased(), account]) {
-                names[group.id] = group.name
-                if group.isEveryone { everyone = group.id }
-            }
-            let memberOf = Set(try MembershipRecord.filter(Column("actor_id") == actor.uuidString.lowercased())
-                .filter(Column("account_id") == account).fetchAll(db).map(\.groupID))
-            return EvaluationInputs(policies: policies, groupNames: names, memberOf: memberOf, everyone: everyone)
-        }
-    }
-
-    package func accessData(accountID: UUID) async throws -> AccessData {
-        try await database.read { db in
-            let account = accountID.uuidString.lowercased()
-            var data = AccessData()
-            for resource in try ResourceRecord.filter(Column("account_id") == account).fetchAll(db) { data.resources[resource.id] = resource }
-            data.policies = try PolicyRecord.filter(Column("account_id") == account).fetchAll(db)
-            for group in try GroupRecord.filter(Column("account_id") == account).fetchAll(db) { data.groups[group.id] = group }
-            let devices = try DeviceRecord.filter(Column("account_id") == account).fetchAll(db)
-            data.clients = devices.filter { $0.kind == .client }
-            data.gateways = devices.filter { $0.kind == .gateway }
-            for actor in try ActorRecord.fetchAll(db, sql: """
-                SELECT * FROM actor WHERE account_id = ? AND id IN (SELECT actor_id FROM device WHERE account_id = ? AND kind = 'client')
-                """, arguments: [account, account]) { data.actors[actor.id] = actor }
-            for token in try TokenRecord.fetchAll(db, sql: """
-                SELECT * FROM token WHERE account_id = ? AND id IN (SELECT token_id FROM device WHERE account_id = ?)
-                """, arguments: [account, account]) { data.tokens[token.id] = token }
-            for membership in try MembershipRecord.fetchAll(db, sql: """
-                SELECT * FROM membership WHERE account_id = ?
-                  AND actor_id IN (SELECT actor_id FROM device WHERE account_id = ? AND kind = 'client')
-                """, arguments: [account, account]) { data.memberships[membership.actorID, default: []].insert(membership.groupID) }
-            data.authorizations = try AuthorizationRecord.filter(Column("account_id") == account).fetchAll(db)
-            return data
-        }
-    }
-
     // MARK: The shapes every table shares
 
     /// Applies `change` to an account's row and writes it with its audit event, in one transaction.
-    private func update<Record: GatehouseRecord & Identified & Equatable>(
+    func update<Record: GatehouseRecord & Identified & Equatable>(
         _ type: Record.Type, accountID: UUID, id: UUID, subject: String, accountColumn: String = "account_id", by actor: ActorRecord?,
         now: Date, _ change: @escaping @Sendable (inout Record) throws -> Void,
         check: @escaping @Sendable (Database, Record) throws -> Void = { _, _ in }
@@ -490,7 +161,7 @@ package struct SQLitePortalRepository: PortalRepository {
     }
 
     /// Inserts `record` after `check`, with its audit event, in one transaction.
-    private func insert<Record: GatehouseRecord & Identified>(
+    func insert<Record: GatehouseRecord & Identified>(
         _ record: Record, account: UUID, subject: String, by actor: ActorRecord?, now: Date,
         redact: @escaping @Sendable (inout Record) -> Void = { _ in }, check: @escaping @Sendable (Database) throws -> Void = { _ in }
     ) async throws -> Record {
@@ -508,7 +179,7 @@ package struct SQLitePortalRepository: PortalRepository {
     }
 
     /// One page of an account's rows, ordered by `column`, after `cursor`.
-    private func page<Record: GatehouseRecord>(
+    func page<Record: GatehouseRecord>(
         _ type: Record.Type, accountID: UUID, orderedBy column: String, after cursor: String?, limit: Int
     ) async throws -> [Record] {
         try await database.read { db in
@@ -519,7 +190,7 @@ package struct SQLitePortalRepository: PortalRepository {
     }
 
     /// Deletes an account's row by ID, with its audit event; false when there was none.
-    private func remove<Record: GatehouseRecord & Identified>(
+    func remove<Record: GatehouseRecord & Identified>(
         _ type: Record.Type, accountID: UUID, id: UUID, subject: String, action: String = "delete", by actor: ActorRecord, now: Date,
         redact: @escaping @Sendable (inout Record) -> Void = { _ in }
     ) async throws -> Bool {
@@ -535,14 +206,14 @@ package struct SQLitePortalRepository: PortalRepository {
     }
 
     /// Throws `.missingReference` unless the row of `type` with `id` belongs to `account`.
-    private static func requireInAccount<Record: GatehouseRecord>(_ db: Database, _ type: Record.Type, _ id: UUID, account: UUID) throws {
+    static func requireInAccount<Record: GatehouseRecord>(_ db: Database, _ type: Record.Type, _ id: UUID, account: UUID) throws {
         let count = try Record.filter(Column("id") == id.uuidString.lowercased())
             .filter(Column("account_id") == account.uuidString.lowercased()).fetchCount(db)
         if count == 0 { throw RepositoryError.missingReference }
     }
 
     /// Every change leaves an audit event with before and after values, in the same transaction.
-    private static func audit<Subject: Encodable>(
+    static func audit<Subject: Encodable>(
         _ db: Database, account: UUID, actor: ActorRecord?, action: String, subject: String, id: UUID,
         before: Subject?, after: Subject?, now: Date
     ) throws {
@@ -557,7 +228,7 @@ package struct SQLitePortalRepository: PortalRepository {
     }
 
     /// Turns the schema's refusals into repository errors the API maps to statuses.
-    private func mapping<T>(_ body: () async throws -> T) async throws -> T {
+    func mapping<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {

@@ -1,0 +1,40 @@
+package import Foundation
+package import GRDB
+
+/// The record that a gateway was told to accept a client for a resource, under a policy, until `expiresAt`.
+package struct AuthorizationRecord: GatehouseRecord, Equatable, Hashable {
+    package static let databaseTableName = "authorization"
+    package var id: UUID
+    package var accountID: UUID
+    package var clientID: UUID
+    package var gatewayID: UUID
+    package var resourceID: UUID
+    package var policyID: UUID
+    package var expiresAt: Date
+    package var createdAt: Date
+
+    package enum CodingKeys: String, CodingKey {
+        case id
+        case accountID = "account_id"
+        case clientID = "client_id"
+        case gatewayID = "gateway_id"
+        case resourceID = "resource_id"
+        case policyID = "policy_id"
+        case expiresAt = "expires_at"
+        case createdAt = "created_at"
+    }
+
+    package init(id: UUID = UUID(), accountID: UUID, clientID: UUID, gatewayID: UUID, resourceID: UUID, policyID: UUID,
+                 expiresAt: Date, createdAt: Date) {
+        self.id = id
+        self.accountID = accountID
+        self.clientID = clientID
+        self.gatewayID = gatewayID
+        self.resourceID = resourceID
+        self.policyID = policyID
+        self.expiresAt = expiresAt
+        self.createdAt = createdAt
+    }
+}
+
+extension AuthorizationRecord: Identified {}

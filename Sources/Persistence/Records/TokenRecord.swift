@@ -1,0 +1,53 @@
+package import Foundation
+package import GRDB
+
+package struct TokenRecord: GatehouseRecord, Equatable {
+    package static let databaseTableName = "token"
+
+    package enum Kind: String, Codable, Sendable, CaseIterable {
+        case adminAPI = "admin_api"
+        case client, gateway, relay
+    }
+
+    package var id: UUID
+    package var accountID: UUID?
+    package var kind: Kind
+    /// SHA-256 of the secret, lower-case hex.
+    package var secretHash: String
+    package var expiresAt: Date?
+    package var actorID: UUID?
+    package var siteID: UUID?
+    package var lastUsedAt: Date?
+    package var lastUsedAddress: String?
+    package var createdAt: Date
+
+    package enum CodingKeys: String, CodingKey {
+        case id, kind
+        case accountID = "account_id"
+        case secretHash = "secret_hash"
+        case expiresAt = "expires_at"
+        case actorID = "actor_id"
+        case siteID = "site_id"
+        case lastUsedAt = "last_used_at"
+        case lastUsedAddress = "last_used_address"
+        case createdAt = "created_at"
+    }
+
+    package enum Columns {
+        static let secretHash = Column(CodingKeys.secretHash)
+    }
+
+    package init(id: UUID = UUID(), accountID: UUID?, kind: Kind, secretHash: String, expiresAt: Date?,
+                 actorID: UUID? = nil, siteID: UUID? = nil, createdAt: Date) {
+        self.id = id
+        self.accountID = accountID
+        self.kind = kind
+        self.secretHash = secretHash
+        self.expiresAt = expiresAt
+        self.actorID = actorID
+        self.siteID = siteID
+        self.createdAt = createdAt
+    }
+}
+
+extension TokenRecord: Identified {}

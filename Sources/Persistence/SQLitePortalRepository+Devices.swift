@@ -1,0 +1,48 @@
+package import Foundation
+import GRDB
+
+// Clients, gateways and their authorisations.
+extension SQLitePortalRepository {
+    package func createDevice(_ device: DeviceRecord, by actor: ActorRecord?, now: Date) async throws -> DeviceRecord {
+        try await insert(device, account: device.accountID, subject: "device", by: actor, now: now, check: { db in
+            if let owner = device.actorID { try Self.requireInAccount(db, ActorRecord.self, owner, account: device.accountID) }
+            if let site = device.siteID { try Self.requireInAccount(db, SiteRecord.self, site, account: device.accountID) }
+        })
+    }
+
+    package func listDevices(accountID: UUID, kind: DeviceRecord.Kind, after cursor: String?, limit: Int) async throws -> [DeviceRecord] {
+        try await database.read { db in
+            var request = DeviceRecord.filter(Column("account_id") == accountID.uuidString.lowercased()).filter(Column("kind") == kind.rawValue)
+            if let cursor { request = request.filter(Column("id") > cursor) }
+            return try request.order(Column("id")).limit(limit).fetchAll(db)
+        }
+    }
+
+    package func updateDevice(accountID: UUID, id: UUID, by actor: ActorRecord?, now: Date,
+                              _ change: @escaping @Sendable (inout DeviceRecord) throws -> Void) async throws -> DeviceRecord? {
+        try await update(DeviceRecord.self, accountID: accountID, id: id, subject: "device", by: actor, now: now, change)
+    }
+
+    package func createAuthorization(_ authorization: AuthorizationRecord) async throws -> AuthorizationRecord {
+        try await mapping {
+            try await database.write { db in
+                try authorization.insert(db)
+                return authorization
+            }
+        }
+    }
+
+    package func deleteAuthorizations(accountID: UUID, ids: [UUID]) async throws -> Int {
+        guard !ids.isEmpty else { return 0 }
+        return try await database.write { db in
+            try AuthorizationRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
+                .filter(ids.map { $0.uuidString.lowercased() }.contains(Column("id"))).deleteAll(db)
+        }
+    }
+
+    package func hasDevices(accountID: UUID) async throws -> Bool {
+        try await database.read { db in
+            try DeviceRecord.filter(Column("account_id") == accountID.uuidString.lowercased()).fetchCount(db) > 0
+        }
+    }
+}

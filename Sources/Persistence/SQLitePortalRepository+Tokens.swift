@@ -1,0 +1,46 @@
+package import Foundation
+import GRDB
+
+// Tokens.
+extension SQLitePortalRepository {
+    /// How often a token's last use is written at most.
+    static let tokenUseResolution: TimeInterval = 60
+
+    package func useToken(hash: String, now: Date, address: String?) async throws -> TokenRecord? {
+        let found = try await database.read { db in try TokenRecord.filter(TokenRecord.Columns.secretHash == hash).fetchOne(db) }
+        guard var token = found else { return nil }
+        if let expiry = token.expiresAt, expiry <= now { return nil }
+        let stale = token.lastUsedAt.map { now.timeIntervalSince($0) >= Self.tokenUseResolution } ?? true
+        guard stale || token.lastUsedAddress != address else { return token }
+        token.lastUsedAt = now
+        token.lastUsedAddress = address
+        let used = token
+        try await database.write { db in
+            // Another request may have recorded a use meanwhile; the later one wins, which is the truth.
+            try db.execute(sql: "UPDATE token SET last_used_at = ?, last_used_address = ? WHERE id = ?",
+                           arguments: [used.lastUsedAt, used.lastUsedAddress, used.id.uuidString.lowercased()])
+        }
+        return token
+    }
+
+    package func createToken(_ token: TokenRecord, by actor: ActorRecord, now: Date) async throws -> TokenRecord {
+        let account = token.accountID ?? actor.accountID
+        return try await insert(token, account: account, subject: "token", by: actor, now: now, redact: {
+            $0.secretHash = String(repeating: "0", count: 64)  // the audit trail keeps no hash either
+        }, check: { db in
+            if let owner = token.actorID { try Self.requireInAccount(db, ActorRecord.self, owner, account: account) }
+            if let site = token.siteID { try Self.requireInAccount(db, SiteRecord.self, site, account: account) }
+        })
+    }
+
+    package func listTokens(accountID: UUID, after cursor: String?, limit: Int) async throws -> [TokenRecord] {
+        try await page(TokenRecord.self, accountID: accountID, orderedBy: "id", after: cursor, limit: limit)
+    }
+
+    package func deleteToken(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
+        // The audit trail keeps no hash either.
+        try await remove(TokenRecord.self, accountID: accountID, id: id, subject: "token", action: "revoke", by: actor, now: now) {
+            $0.secretHash = String(repeating: "0", count: 64)
+        }
+    }
+}
