@@ -5,14 +5,19 @@ package import GRDB
 package final class AppDatabase: Sendable {
     package let writer: any DatabaseWriter
 
-    /// Opens (creating if needed) the database at `path` and applies pending migrations.
-    package init(path: String) throws {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations (up to and
+    /// including `upTo` when given: tests of a migration start from the schema before it).
+    package init(path: String, upTo lastMigration: String? = nil) throws {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(5)
         // DatabasePool uses WAL: readers never block the writer.
         writer = try DatabasePool(path: path, configuration: configuration)
-        try Migrations.migrator.migrate(writer)
+        if let lastMigration {
+            try Migrations.migrator.migrate(writer, upTo: lastMigration)
+        } else {
+            try Migrations.migrator.migrate(writer)
+        }
     }
 
     /// Runs `updates` in one write transaction.

@@ -200,7 +200,9 @@ enum Migrations {
         INSERT INTO new_membership (account_id, actor_id, group_id) SELECT account_id, actor_id, group_id FROM membership;
         DROP TABLE membership;
         ALTER TABLE new_membership RENAME TO membership;
-        CREATE INDEX membership_actor ON membership(account_id, actor_id);
+        -- Covering, like the primary key: otherwise the planner prefers the primary key for a lookup by
+        -- actor and reads every membership of the account.
+        CREATE INDEX membership_actor ON membership(account_id, actor_id, group_id);
 
         CREATE TABLE new_resource (
             id TEXT PRIMARY KEY NOT NULL,

@@ -34,9 +34,10 @@ extension SQLitePortalRepository {
             var names: [UUID: String] = [:]
             var everyone: UUID?
             for group in try GroupRecord.fetchAll(db, sql: """
-                SELECT * FROM actor_group WHERE account_id = ?
-                  AND (name = ? OR id IN (SELECT group_id FROM policy WHERE resource_id = ? AND account_id = ?))
-                """, arguments: [account, GroupRecord.everyone, resource.uuidString.lowercased(), account]) {
+                SELECT * FROM actor_group WHERE account_id = ? AND name = ?
+                UNION
+                SELECT * FROM actor_group WHERE account_id = ? AND id IN (SELECT group_id FROM policy WHERE resource_id = ? AND account_id = ?)
+                """, arguments: [account, GroupRecord.everyone, account, resource.uuidString.lowercased(), account]) {
                 names[group.id] = group.name
                 if group.isEveryone { everyone = group.id }
             }

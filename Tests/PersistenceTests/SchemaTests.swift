@@ -166,6 +166,52 @@ import Testing
             }
         }
     }
+
+    /// An install from before 003_account_keys keeps every row through the table rebuilds, and the
+    /// rebuilt tables then hold the new keys.
+    @Test func anExistingDatabaseMigratesToAccountKeysWithItsData() throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "gatehouse-migrate-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appending(path: "portal.sqlite").path
+        let tables = ["account", "actor", "actor_group", "membership", "site", "resource", "policy", "token", "device", "authorization"]
+        var before: [String: [Row]] = [:]
+        do {
+            let old = try AppDatabase(path: path, upTo: "002_device_token")
+            #expect(try old.appliedMigrations() == ["001_initial_schema", "002_device_token"])
+            try old.writer.write { db in
+                let fixture = try seed(db)
+                let account = fixture.account.id
+                try MembershipRecord(accountID: account, actorID: fixture.user.id, groupID: fixture.group.id).insert(db)
+                let resource = ResourceRecord(accountID: account, siteID: fixture.site.id, name: "db", type: .cidr, address: "10.0.0.0/24", createdAt: now)
+                try resource.insert(db)
+                let policy = PolicyRecord(accountID: account, groupID: fixture.group.id, resourceID: resource.id, createdAt: now)
+                try policy.insert(db)
+                let token = TokenRecord(accountID: account, kind: .client, secretHash: String(repeating: "d", count: 64), expiresAt: nil, actorID: fixture.user.id)
+                try token.insert(db)
+                let client = DeviceRecord(accountID: account, kind: .client, externalID: "c", name: "laptop", publicKey: "k", tunnelIPv4: "100.64.0.9",
+                                          tunnelIPv6: "fd00::9", actorID: fixture.user.id, tokenID: token.id, createdAt: now)
+                try client.insert(db)
+                let gateway = DeviceRecord(accountID: account, kind: .gateway, externalID: "g", name: "gw", publicKey: "k2", tunnelIPv4: "100.64.0.2",
+                                           tunnelIPv6: "fd00::2", siteID: fixture.site.id, createdAt: now)
+                try gateway.insert(db)
+                try AuthorizationRecord(accountID: account, clientID: client.id, gatewayID: gateway.id, resourceID: resource.id, policyID: policy.id,
+                                        expiresAt: now, createdAt: now).insert(db)
+                for table in tables { before[table] = try Row.fetchAll(db, sql: "SELECT * FROM \"\(table)\" ORDER BY 1, 2") }
+            }
+        }
+        let migrated = try AppDatabase(path: path)
+        #expect(try migrated.appliedMigrations() == ["001_initial_schema", "002_device_token", "003_account_keys"])
+        try migrated.writer.read { db in
+            for table in tables {
+                let rows = try Row.fetchAll(db, sql: "SELECT * FROM \"\(table)\" ORDER BY 1, 2")
+                #expect(rows == before[table], "\(table) kept its rows")
+            }
+            #expect(try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").isEmpty)
+            let membershipKeys = try Row.fetchAll(db, sql: "PRAGMA foreign_key_list(membership)").map { $0["from"] as String? ?? "" }
+            #expect(membershipKeys.filter { $0 == "account_id" }.count >= 2, "membership's references carry the account: \(membershipKeys)")
+        }
+    }
 }
 
 extension TokenRecord {
