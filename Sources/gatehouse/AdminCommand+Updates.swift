@@ -190,7 +190,7 @@ struct AccountCommand: AsyncParsableCommand {
 struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "token", abstract: "Tokens for the admin API, clients, gateways and relays.",
-        subcommands: [List.self, Create.self, Revoke.self])
+        subcommands: [List.self, ShowCommand<TokenNoun>.self, Create.self, Revoke.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List tokens (never their secrets).")
@@ -241,7 +241,7 @@ struct TokenCommand: AsyncParsableCommand {
 struct AdminClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "client", abstract: "Clients that signed in, and whether an admin verified them.",
-        subcommands: [List.self, Verify.self, Unverify.self])
+        subcommands: [List.self, ShowCommand<ClientNoun>.self, Verify.self, Unverify.self])
 
     static func table(_ clients: [[String: Any]]) {
         printTable(["ID", "NAME", "ACTOR", "VERIFIED", "ONLINE", "LAST SEEN"], clients.map {
@@ -289,7 +289,7 @@ struct AdminClientCommand: AsyncParsableCommand {
 
 struct AdminGatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "gateway", abstract: "Gateways and whether they are online.",
-                                                    subcommands: [List.self])
+                                                    subcommands: [List.self, ShowCommand<GatewayNoun>.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List gateways.")

@@ -98,7 +98,7 @@ func printJSON(_ value: Any) throws {
 struct SiteCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "site", abstract: "Sites: places where gateways run.",
-        subcommands: [List.self, Create.self, Rename.self, Delete.self])
+        subcommands: [List.self, ShowCommand<SiteNoun>.self, Create.self, Rename.self, Delete.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List sites.")
@@ -159,7 +159,7 @@ extension AdminClient {
 struct GroupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "group", abstract: "Groups of actors, the subjects of policies.",
-        subcommands: [List.self, Create.self, Rename.self, Delete.self, Members.self, AddMember.self, RemoveMember.self])
+        subcommands: [List.self, ShowCommand<GroupNoun>.self, Create.self, Rename.self, Delete.self, Members.self, AddMember.self, RemoveMember.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List groups.")
@@ -241,7 +241,7 @@ struct GroupCommand: AsyncParsableCommand {
 struct ActorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "actor", abstract: "Users, admins and service accounts.",
-        subcommands: [List.self, Create.self, Update.self, Disable.self, Enable.self, Delete.self])
+        subcommands: [List.self, ShowCommand<ActorNoun>.self, Create.self, Update.self, Disable.self, Enable.self, Delete.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List actors.")
@@ -288,7 +288,7 @@ struct ActorCommand: AsyncParsableCommand {
 struct ResourceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "resource", abstract: "Resources: networks, hosts and DNS names behind a site's gateways.",
-        subcommands: [List.self, Create.self, Update.self, Delete.self])
+        subcommands: [List.self, ShowCommand<ResourceNoun>.self, Create.self, Update.self, Delete.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List resources.")
@@ -346,7 +346,7 @@ struct ResourceCommand: AsyncParsableCommand {
 struct PolicyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policy", abstract: "Policies: a group may reach a resource. Policies only allow.",
-        subcommands: [List.self, Create.self, Update.self, Delete.self])
+        subcommands: [List.self, ShowCommand<PolicyNoun>.self, Create.self, Update.self, Delete.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List policies.")

@@ -32,6 +32,21 @@ import Testing
         }
         #expect(try portal.call("GET", "/api/v1/groups/\(UUID().uuidString.lowercased())/members").status == 404, "members of an unknown group")
 
+        // The same reads from the command line, by name (or email) and by ID.
+        for (noun, reference, field, expected) in [("site", "hq", "name", "hq"), ("group", "eng", "name", "eng"),
+                                                   ("actor", "ann@acme.test", "name", "Ann"), ("resource", "db", "address", "10.0.0.5"),
+                                                   ("policy", policy["id"] as? String ?? "", "group_id", group["id"] as? String ?? ""),
+                                                   ("token", token["id"] as? String ?? "", "kind", "client")] {
+            let output = try portal.admin([noun, "show", reference, "--json"])
+            #expect(output.status == 0, "admin \(noun) show \(reference): \(output.standardError)")
+            let shown = try portal.json(output.standardOutput)
+            #expect(shown[field] as? String == expected, "admin \(noun) show \(reference): \(shown)")
+        }
+        let missing = try portal.admin(["site", "show", "nowhere"])
+        #expect(missing.status != 0 && missing.standardError.contains("site \"nowhere\" not found"), "\(missing.standardError)")
+        let table = try portal.admin(["resource", "show", "db"])
+        #expect(table.status == 0 && table.standardOutput.contains("address") && table.standardOutput.contains("10.0.0.5"), "\(table.standardOutput)")
+
         // The audit log, three at a time, following next_cursor: every event once, newest first.
         let whole = try portal.json(portal.call("GET", "/api/v1/audit?limit=500").body)["data"] as? [[String: Any]] ?? []
         #expect(whole.count >= 7, "bootstrap and six creations")
