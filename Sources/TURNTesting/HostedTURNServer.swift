@@ -30,20 +30,10 @@ package struct HostedTURNServer<Codec: TURNCodec, Random: RandomNumberGenerator 
     package var reservationCount: Int { frontDoor.reservationCount }
     package var portsInUse: Int { frontDoor.portsInUse }
     package var droppedPeerDatagrams: Int { frontDoor.droppedPeerDatagrams }
-    package var allocations: [Allocation] { sessions.values.map(\.allocation) }
-
-    package func allocation(for client: SocketAddress, listener: SocketAddress) -> Allocation? {
-        sessions[FiveTuple(client: client, listener: listener)]?.allocation
-    }
 
     /// Every route the data paths should hold now.
     package func activeRoutes(now: TURNTime) -> [ChannelRoute] {
         sessions.values.flatMap { $0.allocation.activeRoutes(now: now) }
-    }
-
-    /// Every route the data paths were told to install and not yet to remove.
-    package var installedRoutes: Set<ChannelRoute> {
-        sessions.values.reduce(into: []) { $0.formUnion($1.allocation.installedRoutes) }
     }
 
     /// The earliest moment the front door or a session wants `handleTimeout`.
