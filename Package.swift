@@ -3,7 +3,7 @@ import Foundation
 import PackageDescription
 
 // One package, one executable (`gatehouse`), modules as in ../shared/design/ARCHITECTURE.md.
-// Pure modules (STUN, TURN, WireGuard, Policy, ControlProtocol) do no I/O; runtime modules (Actors,
+// Pure modules (STUN, TURN, WireGuard, Policy, Identifiers, ControlProtocol) do no I/O; runtime modules (Actors,
 // BPF, Persistence) touch the system; shells (Portal, Relay, Gateway, Client) never import each other.
 
 let swiftSettings: [SwiftSetting] = [
@@ -78,8 +78,10 @@ let package = Package(
             swiftSettings: fuzzedSettings
         ),
         .target(name: "WireGuard", dependencies: ["CSodium"], swiftSettings: swiftSettings),
-        .target(name: "Policy", dependencies: ["Addresses"], swiftSettings: swiftSettings),
-        .target(name: "ControlProtocol", dependencies: ["Policy"], swiftSettings: swiftSettings),
+        .target(name: "Policy", dependencies: ["Addresses", "Identifiers"], swiftSettings: swiftSettings),
+        // Typed IDs (`SiteID`, `GroupID`, ...) shared by the contracts and the storage.
+        .target(name: "Identifiers", swiftSettings: swiftSettings),
+        .target(name: "ControlProtocol", dependencies: ["Policy", "Identifiers"], swiftSettings: swiftSettings),
 
         // MARK: Runtime modules
         .target(
@@ -101,7 +103,7 @@ let package = Package(
         ),
         .target(
             name: "Persistence",
-            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Identifiers", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
 
@@ -109,7 +111,7 @@ let package = Package(
         .target(
             name: "Portal",
             dependencies: [
-                "Actors", "Persistence", "Policy", "ControlProtocol",
+                "Actors", "Persistence", "Policy", "ControlProtocol", "Identifiers",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -143,7 +145,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "Portal", "Relay", "Gateway", "Client", "BPF", "Actors", "Persistence", "Policy",
+                "Portal", "Relay", "Gateway", "Client", "BPF", "Actors", "Persistence", "Policy", "Identifiers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -162,7 +164,7 @@ let package = Package(
 
         .executableTarget(
             name: "portal-bench",
-            dependencies: ["Portal", "Persistence", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Portal", "Persistence", "Identifiers", .product(name: "GRDB", package: "GRDB.swift")],
             path: "bench/PortalBench",
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
@@ -208,18 +210,23 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "IdentifiersTests",
+            dependencies: ["Identifiers"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "PolicyTests",
-            dependencies: ["Policy", "Addresses"],
+            dependencies: ["Policy", "Addresses", "Identifiers"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "PortalTests",
-            dependencies: ["TestSupport", "Portal", "Persistence", "Policy"],
+            dependencies: ["TestSupport", "Portal", "Persistence", "Policy", "Identifiers"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "PersistenceTests",
-            dependencies: ["Persistence", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Persistence", "Identifiers", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 package import Foundation
 import GRDB
+package import Identifiers
 
 /// What the portal asks of its storage. SQLite implements it now; a PostgreSQL implementation can
 /// follow without touching the callers. Every write is one transaction.
@@ -13,108 +14,108 @@ package protocol PortalRepository: Sendable {
     /// a minute, so that reads stay reads.
     func useToken(hash: String, now: Date, address: String?) async throws -> TokenRecord?
 
-    func createSite(accountID: UUID, name: String, by actor: ActorRecord, now: Date) async throws -> SiteRecord
+    func createSite(accountID: AccountID, name: String, by actor: ActorRecord, now: Date) async throws -> SiteRecord
     /// Sites in name order, after `cursor` (a name), at most `limit`.
-    func listSites(accountID: UUID, after cursor: String?, limit: Int) async throws -> [SiteRecord]
+    func listSites(accountID: AccountID, after cursor: String?, limit: Int) async throws -> [SiteRecord]
     /// Deletes a site (and, by cascade, its resources); false when there was none.
-    func deleteSite(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
+    func deleteSite(accountID: AccountID, id: SiteID, by actor: ActorRecord, now: Date) async throws -> Bool
     /// The account's actor with this ID; nil when the account has none.
-    func actor(accountID: UUID, id: UUID) async throws -> ActorRecord?
+    func actor(accountID: AccountID, id: ActorID) async throws -> ActorRecord?
     /// The account's row of this type with this ID; nil when the account has none.
-    func find<Record: GatehouseRecord & Identified>(_ type: Record.Type, accountID: UUID, id: UUID) async throws -> Record?
+    func find<Record: GatehouseRecord & Identified>(_ type: Record.Type, accountID: AccountID, id: Record.ID) async throws -> Record?
     /// The audit log, newest first, after `cursor` (the position of the last event seen), at most `limit`.
-    func auditEvents(accountID: UUID, after cursor: AuditCursor?, limit: Int) async throws -> [AuditEventRecord]
+    func auditEvents(accountID: AccountID, after cursor: AuditCursor?, limit: Int) async throws -> [AuditEventRecord]
 
-    func createGroup(accountID: UUID, name: String, by actor: ActorRecord, now: Date) async throws -> GroupRecord
-    func listGroups(accountID: UUID, after cursor: String?, limit: Int) async throws -> [GroupRecord]
-    func deleteGroup(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
+    func createGroup(accountID: AccountID, name: String, by actor: ActorRecord, now: Date) async throws -> GroupRecord
+    func listGroups(accountID: AccountID, after cursor: String?, limit: Int) async throws -> [GroupRecord]
+    func deleteGroup(accountID: AccountID, id: GroupID, by actor: ActorRecord, now: Date) async throws -> Bool
 
     func createActor(_ record: ActorRecord, by actor: ActorRecord, now: Date) async throws -> ActorRecord
-    func listActors(accountID: UUID, after cursor: String?, limit: Int) async throws -> [ActorRecord]
-    func deleteActor(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
+    func listActors(accountID: AccountID, after cursor: String?, limit: Int) async throws -> [ActorRecord]
+    func deleteActor(accountID: AccountID, id: ActorID, by actor: ActorRecord, now: Date) async throws -> Bool
 
     /// Adds `member` to `group`; false if it was a member already. Throws `.missingReference` if either
     /// is not in the account.
-    func addMember(accountID: UUID, group: UUID, member: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
-    func removeMember(accountID: UUID, group: UUID, member: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
+    func addMember(accountID: AccountID, group: GroupID, member: ActorID, by actor: ActorRecord, now: Date) async throws -> Bool
+    func removeMember(accountID: AccountID, group: GroupID, member: ActorID, by actor: ActorRecord, now: Date) async throws -> Bool
     /// The group's members; nil when the account has no such group.
-    func members(accountID: UUID, group: UUID) async throws -> [ActorRecord]?
+    func members(accountID: AccountID, group: GroupID) async throws -> [ActorRecord]?
 
     /// Stores a resource; `.missingReference` if its site is not in the account, `.conflict` for a taken name.
     func createResource(_ resource: ResourceRecord, by actor: ActorRecord, now: Date) async throws -> ResourceRecord
-    func listResources(accountID: UUID, after cursor: String?, limit: Int) async throws -> [ResourceRecord]
-    func deleteResource(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
+    func listResources(accountID: AccountID, after cursor: String?, limit: Int) async throws -> [ResourceRecord]
+    func deleteResource(accountID: AccountID, id: ResourceID, by actor: ActorRecord, now: Date) async throws -> Bool
 
     /// Stores a policy; `.missingReference` if its group or resource is not in the account, `.conflict`
     /// if the group already has a policy for the resource.
     func createPolicy(_ policy: PolicyRecord, by actor: ActorRecord, now: Date) async throws -> PolicyRecord
-    func listPolicies(accountID: UUID, after cursor: String?, limit: Int) async throws -> [PolicyRecord]
-    func deletePolicy(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
+    func listPolicies(accountID: AccountID, after cursor: String?, limit: Int) async throws -> [PolicyRecord]
+    func deletePolicy(accountID: AccountID, id: PolicyID, by actor: ActorRecord, now: Date) async throws -> Bool
 
     /// Stores a token (its hash); `.missingReference` if its actor or site is not in the account.
     func createToken(_ token: TokenRecord, by actor: ActorRecord, now: Date) async throws -> TokenRecord
-    func listTokens(accountID: UUID, after cursor: String?, limit: Int) async throws -> [TokenRecord]
-    func deleteToken(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool
+    func listTokens(accountID: AccountID, after cursor: String?, limit: Int) async throws -> [TokenRecord]
+    func deleteToken(accountID: AccountID, id: TokenID, by actor: ActorRecord, now: Date) async throws -> Bool
 
     // Updates: `change` edits the current row inside the write transaction (it may throw to refuse
     // the change, which then changes nothing); nil when the account has no such row. A change that
     // leaves the row as it was writes nothing and leaves no audit event.
-    func updateActor(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
+    func updateActor(accountID: AccountID, id: ActorID, by actor: ActorRecord, now: Date,
                      _ change: @escaping @Sendable (inout ActorRecord) throws -> Void) async throws -> ActorRecord?
-    func updateGroup(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
+    func updateGroup(accountID: AccountID, id: GroupID, by actor: ActorRecord, now: Date,
                      _ change: @escaping @Sendable (inout GroupRecord) throws -> Void) async throws -> GroupRecord?
-    func updateSite(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
+    func updateSite(accountID: AccountID, id: SiteID, by actor: ActorRecord, now: Date,
                     _ change: @escaping @Sendable (inout SiteRecord) throws -> Void) async throws -> SiteRecord?
-    func updateResource(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
+    func updateResource(accountID: AccountID, id: ResourceID, by actor: ActorRecord, now: Date,
                         _ change: @escaping @Sendable (inout ResourceRecord) throws -> Void) async throws -> ResourceRecord?
-    func updatePolicy(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
+    func updatePolicy(accountID: AccountID, id: PolicyID, by actor: ActorRecord, now: Date,
                       _ change: @escaping @Sendable (inout PolicyRecord) throws -> Void) async throws -> PolicyRecord?
 
-    func account(id: UUID) async throws -> AccountRecord?
-    func updateAccount(id: UUID, by actor: ActorRecord, now: Date,
+    func account(id: AccountID) async throws -> AccountRecord?
+    func updateAccount(id: AccountID, by actor: ActorRecord, now: Date,
                        _ change: @escaping @Sendable (inout AccountRecord) throws -> Void) async throws -> AccountRecord?
 
     /// Stores a device (the realtime API does when a client or gateway joins); `by` is nil for a
     /// device acting for itself.
     func createDevice(_ device: DeviceRecord, by actor: ActorRecord?, now: Date) async throws -> DeviceRecord
-    func listDevices(accountID: UUID, kind: DeviceRecord.Kind, after cursor: String?, limit: Int) async throws -> [DeviceRecord]
-    func updateDevice(accountID: UUID, id: UUID, by actor: ActorRecord?, now: Date,
+    func listDevices(accountID: AccountID, kind: DeviceRecord.Kind, after cursor: String?, limit: Int) async throws -> [DeviceRecord]
+    func updateDevice(accountID: AccountID, id: DeviceID, by actor: ActorRecord?, now: Date,
                       _ change: @escaping @Sendable (inout DeviceRecord) throws -> Void) async throws -> DeviceRecord?
 
     func createAuthorization(_ authorization: AuthorizationRecord) async throws -> AuthorizationRecord
     /// Removes authorisations (revoked or expired); returns how many there were.
-    func deleteAuthorizations(accountID: UUID, ids: [UUID]) async throws -> Int
+    func deleteAuthorizations(accountID: AccountID, ids: [AuthorizationID]) async throws -> Int
 
     /// Everything policy evaluation needs about an account's connected devices, read in one transaction.
-    func accessData(accountID: UUID) async throws -> AccessData
+    func accessData(accountID: AccountID) async throws -> AccessData
     /// Whether the account has any device (when it has none, no change needs telling anyone).
-    func hasDevices(accountID: UUID) async throws -> Bool
-    func resource(accountID: UUID, id: UUID) async throws -> ResourceRecord?
+    func hasDevices(accountID: AccountID) async throws -> Bool
+    func resource(accountID: AccountID, id: ResourceID) async throws -> ResourceRecord?
     /// What evaluating one actor's access to one resource reads, in one transaction: the resource's
     /// policies, the names of their groups, the actor's groups and the account's Everyone group.
-    func evaluationInputs(accountID: UUID, actor: UUID, resource: UUID) async throws -> EvaluationInputs
+    func evaluationInputs(accountID: AccountID, actor: ActorID, resource: ResourceID) async throws -> EvaluationInputs
 }
 
 package struct EvaluationInputs: Sendable {
     package var policies: [PolicyRecord]
-    package var groupNames: [UUID: String]
-    package var memberOf: Set<UUID>
-    package var everyone: UUID?
+    package var groupNames: [GroupID: String]
+    package var memberOf: Set<GroupID>
+    package var everyone: GroupID?
 }
 
 /// A consistent read of what evaluating an account's clients takes: every resource and policy, the
 /// groups, the client and gateway devices with their actors, tokens and memberships, and the
 /// authorisations held.
 package struct AccessData: Sendable {
-    package var resources: [UUID: ResourceRecord] = [:]
+    package var resources: [ResourceID: ResourceRecord] = [:]
     package var policies: [PolicyRecord] = []
-    package var groups: [UUID: GroupRecord] = [:]
+    package var groups: [GroupID: GroupRecord] = [:]
     package var clients: [DeviceRecord] = []
     package var gateways: [DeviceRecord] = []
-    package var actors: [UUID: ActorRecord] = [:]
-    package var tokens: [UUID: TokenRecord] = [:]
+    package var actors: [ActorID: ActorRecord] = [:]
+    package var tokens: [TokenID: TokenRecord] = [:]
     /// Actor → the groups it has membership rows for (Everyone is implicit and not here).
-    package var memberships: [UUID: Set<UUID>] = [:]
+    package var memberships: [ActorID: Set<GroupID>] = [:]
     package var authorizations: [AuthorizationRecord] = []
 
     package init() {}
@@ -140,14 +141,14 @@ package struct SQLitePortalRepository: PortalRepository {
 
     /// Applies `change` to an account's row and writes it with its audit event, in one transaction.
     func update<Record: GatehouseRecord & Identified & Equatable>(
-        _ type: Record.Type, accountID: UUID, id: UUID, subject: String, accountColumn: String = "account_id", by actor: ActorRecord?,
+        _ type: Record.Type, accountID: AccountID, id: Record.ID, subject: String, accountColumn: String = "account_id", by actor: ActorRecord?,
         now: Date, _ change: @escaping @Sendable (inout Record) throws -> Void,
         check: @escaping @Sendable (Database, Record) throws -> Void = { _, _ in }
     ) async throws -> Record? {
         try await mapping {
             try await database.write { db in
-                guard let before = try Record.filter(Column("id") == id.uuidString.lowercased())
-                    .filter(Column(accountColumn) == accountID.uuidString.lowercased()).fetchOne(db) else { return nil }
+                guard let before = try Record.filter(Column("id") == id)
+                    .filter(Column(accountColumn) == accountID).fetchOne(db) else { return nil }
                 var after = before
                 try change(&after)
                 guard after != before else { return before }
@@ -162,7 +163,7 @@ package struct SQLitePortalRepository: PortalRepository {
 
     /// Inserts `record` after `check`, with its audit event, in one transaction.
     func insert<Record: GatehouseRecord & Identified>(
-        _ record: Record, account: UUID, subject: String, by actor: ActorRecord?, now: Date,
+        _ record: Record, account: AccountID, subject: String, by actor: ActorRecord?, now: Date,
         redact: @escaping @Sendable (inout Record) -> Void = { _ in }, check: @escaping @Sendable (Database) throws -> Void = { _ in }
     ) async throws -> Record {
         try await mapping {
@@ -180,10 +181,10 @@ package struct SQLitePortalRepository: PortalRepository {
 
     /// One page of an account's rows, ordered by `column`, after `cursor`.
     func page<Record: GatehouseRecord>(
-        _ type: Record.Type, accountID: UUID, orderedBy column: String, after cursor: String?, limit: Int
+        _ type: Record.Type, accountID: AccountID, orderedBy column: String, after cursor: String?, limit: Int
     ) async throws -> [Record] {
         try await database.read { db in
-            var request = Record.filter(Column("account_id") == accountID.uuidString.lowercased())
+            var request = Record.filter(Column("account_id") == accountID)
             if let cursor { request = request.filter(Column(column) > cursor) }
             return try request.order(Column(column)).limit(limit).fetchAll(db)
         }
@@ -191,12 +192,12 @@ package struct SQLitePortalRepository: PortalRepository {
 
     /// Deletes an account's row by ID, with its audit event; false when there was none.
     func remove<Record: GatehouseRecord & Identified>(
-        _ type: Record.Type, accountID: UUID, id: UUID, subject: String, action: String = "delete", by actor: ActorRecord, now: Date,
+        _ type: Record.Type, accountID: AccountID, id: Record.ID, subject: String, action: String = "delete", by actor: ActorRecord, now: Date,
         redact: @escaping @Sendable (inout Record) -> Void = { _ in }
     ) async throws -> Bool {
         try await database.write { db in
-            guard var record = try Record.filter(Column("id") == id.uuidString.lowercased())
-                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db) else { return false }
+            guard var record = try Record.filter(Column("id") == id)
+                .filter(Column("account_id") == accountID).fetchOne(db) else { return false }
             _ = try record.delete(db)
             redact(&record)
             try Self.audit(db, account: accountID, actor: actor, action: action, subject: subject, id: record.id,
@@ -206,15 +207,15 @@ package struct SQLitePortalRepository: PortalRepository {
     }
 
     /// Throws `.missingReference` unless the row of `type` with `id` belongs to `account`.
-    static func requireInAccount<Record: GatehouseRecord>(_ db: Database, _ type: Record.Type, _ id: UUID, account: UUID) throws {
-        let count = try Record.filter(Column("id") == id.uuidString.lowercased())
-            .filter(Column("account_id") == account.uuidString.lowercased()).fetchCount(db)
+    static func requireInAccount<Record: GatehouseRecord>(_ db: Database, _ type: Record.Type, _ id: some DatabaseValueConvertible, account: AccountID) throws {
+        let count = try Record.filter(Column("id") == id)
+            .filter(Column("account_id") == account).fetchCount(db)
         if count == 0 { throw RepositoryError.missingReference }
     }
 
     /// Every change leaves an audit event with before and after values, in the same transaction.
     static func audit<Subject: Encodable>(
-        _ db: Database, account: UUID, actor: ActorRecord?, action: String, subject: String, id: UUID,
+        _ db: Database, account: AccountID, actor: ActorRecord?, action: String, subject: String, id: some CustomStringConvertible,
         before: Subject?, after: Subject?, now: Date
     ) throws {
         let encoder = JSONEncoder()
@@ -224,7 +225,7 @@ package struct SQLitePortalRepository: PortalRepository {
             try value.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
         }
         try AuditEventRecord(accountID: account, actorID: actor?.id, actorName: actor?.name, action: action, subjectType: subject,
-                             subjectID: id.uuidString.lowercased(), before: json(before), after: json(after), at: now).insert(db)
+                             subjectID: id.description, before: json(before), after: json(after), at: now).insert(db)
     }
 
     /// Turns the schema's refusals into repository errors the API maps to statuses.
@@ -245,19 +246,19 @@ package struct SQLitePortalRepository: PortalRepository {
 /// ("<seconds since 1970>~<id>") is the opaque `cursor` of the API.
 package struct AuditCursor: Sendable, Equatable {
     package var at: Date
-    package var id: UUID
+    package var id: AuditEventID
 
-    package init(at: Date, id: UUID) {
+    package init(at: Date, id: AuditEventID) {
         self.at = at
         self.id = id
     }
 
     package init?(_ text: String) {
         let parts = text.split(separator: "~")
-        guard parts.count == 2, let seconds = Double(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
+        guard parts.count == 2, let seconds = Double(parts[0]), let id = AuditEventID(String(parts[1])) else { return nil }
         self.init(at: Date(timeIntervalSince1970: seconds), id: id)
     }
 
-    package var text: String { "\(at.timeIntervalSince1970)~\(id.uuidString.lowercased())" }
+    package var text: String { "\(at.timeIntervalSince1970)~\(id)" }
 }
 

@@ -1,5 +1,6 @@
 package import Foundation
 import GRDB
+package import Identifiers
 
 // The account and its audit log.
 extension SQLitePortalRepository {
@@ -25,30 +26,30 @@ extension SQLitePortalRepository {
         }
     }
 
-    package func find<Record: GatehouseRecord & Identified>(_ type: Record.Type, accountID: UUID, id: UUID) async throws -> Record? {
+    package func find<Record: GatehouseRecord & Identified>(_ type: Record.Type, accountID: AccountID, id: Record.ID) async throws -> Record? {
         try await database.read { db in
-            try Record.filter(Column("id") == id.uuidString.lowercased())
-                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db)
+            try Record.filter(Column("id") == id)
+                .filter(Column("account_id") == accountID).fetchOne(db)
         }
     }
 
-    package func auditEvents(accountID: UUID, after cursor: AuditCursor?, limit: Int) async throws -> [AuditEventRecord] {
+    package func auditEvents(accountID: AccountID, after cursor: AuditCursor?, limit: Int) async throws -> [AuditEventRecord] {
         try await database.read { db in
-            var request = AuditEventRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
+            var request = AuditEventRecord.filter(Column("account_id") == accountID)
             if let cursor {
                 // Newest first by time, then by ID among events of the same instant: a total order.
-                let id = cursor.id.uuidString.lowercased()
+                let id = cursor.id
                 request = request.filter(Column("at") < cursor.at || (Column("at") == cursor.at && Column("id") < id))
             }
             return try request.order(Column("at").desc, Column("id").desc).limit(limit).fetchAll(db)
         }
     }
 
-    package func account(id: UUID) async throws -> AccountRecord? {
-        try await database.read { db in try AccountRecord.filter(Column("id") == id.uuidString.lowercased()).fetchOne(db) }
+    package func account(id: AccountID) async throws -> AccountRecord? {
+        try await database.read { db in try AccountRecord.filter(Column("id") == id).fetchOne(db) }
     }
 
-    package func updateAccount(id: UUID, by actor: ActorRecord, now: Date,
+    package func updateAccount(id: AccountID, by actor: ActorRecord, now: Date,
                                _ change: @escaping @Sendable (inout AccountRecord) throws -> Void) async throws -> AccountRecord? {
         try await update(AccountRecord.self, accountID: id, id: id, subject: "account", accountColumn: "id", by: actor, now: now, change)
     }

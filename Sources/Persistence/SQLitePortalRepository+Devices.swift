@@ -1,5 +1,6 @@
 package import Foundation
 import GRDB
+package import Identifiers
 
 // Clients, gateways and their authorisations.
 extension SQLitePortalRepository {
@@ -10,15 +11,15 @@ extension SQLitePortalRepository {
         })
     }
 
-    package func listDevices(accountID: UUID, kind: DeviceRecord.Kind, after cursor: String?, limit: Int) async throws -> [DeviceRecord] {
+    package func listDevices(accountID: AccountID, kind: DeviceRecord.Kind, after cursor: String?, limit: Int) async throws -> [DeviceRecord] {
         try await database.read { db in
-            var request = DeviceRecord.filter(Column("account_id") == accountID.uuidString.lowercased()).filter(Column("kind") == kind.rawValue)
+            var request = DeviceRecord.filter(Column("account_id") == accountID).filter(Column("kind") == kind.rawValue)
             if let cursor { request = request.filter(Column("id") > cursor) }
             return try request.order(Column("id")).limit(limit).fetchAll(db)
         }
     }
 
-    package func updateDevice(accountID: UUID, id: UUID, by actor: ActorRecord?, now: Date,
+    package func updateDevice(accountID: AccountID, id: DeviceID, by actor: ActorRecord?, now: Date,
                               _ change: @escaping @Sendable (inout DeviceRecord) throws -> Void) async throws -> DeviceRecord? {
         try await update(DeviceRecord.self, accountID: accountID, id: id, subject: "device", by: actor, now: now, change)
     }
@@ -32,17 +33,17 @@ extension SQLitePortalRepository {
         }
     }
 
-    package func deleteAuthorizations(accountID: UUID, ids: [UUID]) async throws -> Int {
+    package func deleteAuthorizations(accountID: AccountID, ids: [AuthorizationID]) async throws -> Int {
         guard !ids.isEmpty else { return 0 }
         return try await database.write { db in
-            try AuthorizationRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
-                .filter(ids.map { $0.uuidString.lowercased() }.contains(Column("id"))).deleteAll(db)
+            try AuthorizationRecord.filter(Column("account_id") == accountID)
+                .filter(ids.map { $0 }.contains(Column("id"))).deleteAll(db)
         }
     }
 
-    package func hasDevices(accountID: UUID) async throws -> Bool {
+    package func hasDevices(accountID: AccountID) async throws -> Bool {
         try await database.read { db in
-            try DeviceRecord.filter(Column("account_id") == accountID.uuidString.lowercased()).fetchCount(db) > 0
+            try DeviceRecord.filter(Column("account_id") == accountID).fetchCount(db) > 0
         }
     }
 }

@@ -1,24 +1,25 @@
 package import Foundation
 import GRDB
+package import Identifiers
 
 // Actors, groups and memberships.
 extension SQLitePortalRepository {
-    package func actor(accountID: UUID, id: UUID) async throws -> ActorRecord? {
+    package func actor(accountID: AccountID, id: ActorID) async throws -> ActorRecord? {
         try await database.read { db in
-            try ActorRecord.filter(Column("id") == id.uuidString.lowercased())
-                .filter(Column("account_id") == accountID.uuidString.lowercased()).fetchOne(db)
+            try ActorRecord.filter(Column("id") == id)
+                .filter(Column("account_id") == accountID).fetchOne(db)
         }
     }
 
-    package func createGroup(accountID: UUID, name: String, by actor: ActorRecord, now: Date) async throws -> GroupRecord {
+    package func createGroup(accountID: AccountID, name: String, by actor: ActorRecord, now: Date) async throws -> GroupRecord {
         try await insert(GroupRecord(accountID: accountID, name: name, createdAt: now), account: accountID, subject: "group", by: actor, now: now)
     }
 
-    package func listGroups(accountID: UUID, after cursor: String?, limit: Int) async throws -> [GroupRecord] {
+    package func listGroups(accountID: AccountID, after cursor: String?, limit: Int) async throws -> [GroupRecord] {
         try await page(GroupRecord.self, accountID: accountID, orderedBy: "name", after: cursor, limit: limit)
     }
 
-    package func deleteGroup(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
+    package func deleteGroup(accountID: AccountID, id: GroupID, by actor: ActorRecord, now: Date) async throws -> Bool {
         try await remove(GroupRecord.self, accountID: accountID, id: id, subject: "group", by: actor, now: now)
     }
 
@@ -26,19 +27,18 @@ extension SQLitePortalRepository {
         try await insert(record, account: record.accountID, subject: "actor", by: actor, now: now)
     }
 
-    package func listActors(accountID: UUID, after cursor: String?, limit: Int) async throws -> [ActorRecord] {
+    package func listActors(accountID: AccountID, after cursor: String?, limit: Int) async throws -> [ActorRecord] {
         try await page(ActorRecord.self, accountID: accountID, orderedBy: "id", after: cursor, limit: limit)
     }
 
-    package func deleteActor(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
+    package func deleteActor(accountID: AccountID, id: ActorID, by actor: ActorRecord, now: Date) async throws -> Bool {
         try await remove(ActorRecord.self, accountID: accountID, id: id, subject: "actor", by: actor, now: now)
     }
 
-    package func addMember(accountID: UUID, group: UUID, member: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
+    package func addMember(accountID: AccountID, group: GroupID, member: ActorID, by actor: ActorRecord, now: Date) async throws -> Bool {
         try await database.write { db in
-            let account = accountID.uuidString.lowercased()
-            guard try GroupRecord.filter(Column("id") == group.uuidString.lowercased()).filter(Column("account_id") == account).fetchCount(db) == 1,
-                  try ActorRecord.filter(Column("id") == member.uuidString.lowercased()).filter(Column("account_id") == account).fetchCount(db) == 1
+            guard try GroupRecord.filter(Column("id") == group).filter(Column("account_id") == accountID).fetchCount(db) == 1,
+                  try ActorRecord.filter(Column("id") == member).filter(Column("account_id") == accountID).fetchCount(db) == 1
             else { throw RepositoryError.missingReference }
             let membership = MembershipRecord(accountID: accountID, actorID: member, groupID: group)
             if try membership.exists(db) { return false }
@@ -49,13 +49,13 @@ extension SQLitePortalRepository {
         }
     }
 
-    package func removeMember(accountID: UUID, group: UUID, member: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
+    package func removeMember(accountID: AccountID, group: GroupID, member: ActorID, by actor: ActorRecord, now: Date) async throws -> Bool {
         try await database.write { db in
             // Scoped by account: the membership's key alone is (actor, group), whoever's they are.
             let membership = MembershipRecord(accountID: accountID, actorID: member, groupID: group)
-            let deleted = try MembershipRecord.filter(Column("account_id") == accountID.uuidString.lowercased())
-                .filter(Column("actor_id") == member.uuidString.lowercased())
-                .filter(Column("group_id") == group.uuidString.lowercased()).deleteAll(db)
+            let deleted = try MembershipRecord.filter(Column("account_id") == accountID)
+                .filter(Column("actor_id") == member)
+                .filter(Column("group_id") == group).deleteAll(db)
             guard deleted == 1 else { return false }
             try Self.audit(db, account: accountID, actor: actor, action: "remove_member", subject: "group", id: group,
                            before: membership, after: nil as MembershipRecord?, now: now)
@@ -63,24 +63,23 @@ extension SQLitePortalRepository {
         }
     }
 
-    package func members(accountID: UUID, group: UUID) async throws -> [ActorRecord]? {
+    package func members(accountID: AccountID, group: GroupID) async throws -> [ActorRecord]? {
         try await database.read { db in
-            let account = accountID.uuidString.lowercased()
-            guard try GroupRecord.filter(Column("id") == group.uuidString.lowercased()).filter(Column("account_id") == account).fetchCount(db) == 1
+            guard try GroupRecord.filter(Column("id") == group).filter(Column("account_id") == accountID).fetchCount(db) == 1
             else { return nil }
             return try ActorRecord.fetchAll(db, sql: """
                 SELECT actor.* FROM actor JOIN membership ON membership.actor_id = actor.id
                 WHERE membership.group_id = ? AND membership.account_id = ? AND actor.account_id = ? ORDER BY actor.name
-                """, arguments: [group.uuidString.lowercased(), account, account])
+                """, arguments: [group, accountID, accountID])
         }
     }
 
-    package func updateActor(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
+    package func updateActor(accountID: AccountID, id: ActorID, by actor: ActorRecord, now: Date,
                              _ change: @escaping @Sendable (inout ActorRecord) throws -> Void) async throws -> ActorRecord? {
         try await update(ActorRecord.self, accountID: accountID, id: id, subject: "actor", by: actor, now: now, change)
     }
 
-    package func updateGroup(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date,
+    package func updateGroup(accountID: AccountID, id: GroupID, by actor: ActorRecord, now: Date,
                              _ change: @escaping @Sendable (inout GroupRecord) throws -> Void) async throws -> GroupRecord? {
         try await update(GroupRecord.self, accountID: accountID, id: id, subject: "group", by: actor, now: now, change)
     }

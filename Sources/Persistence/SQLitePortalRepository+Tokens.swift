@@ -1,5 +1,6 @@
 package import Foundation
 import GRDB
+package import Identifiers
 
 // Tokens.
 extension SQLitePortalRepository {
@@ -18,7 +19,7 @@ extension SQLitePortalRepository {
         try await database.write { db in
             // Another request may have recorded a use meanwhile; the later one wins, which is the truth.
             try db.execute(sql: "UPDATE token SET last_used_at = ?, last_used_address = ? WHERE id = ?",
-                           arguments: [used.lastUsedAt, used.lastUsedAddress, used.id.uuidString.lowercased()])
+                           arguments: [used.lastUsedAt, used.lastUsedAddress, used.id])
         }
         return token
     }
@@ -33,11 +34,11 @@ extension SQLitePortalRepository {
         })
     }
 
-    package func listTokens(accountID: UUID, after cursor: String?, limit: Int) async throws -> [TokenRecord] {
+    package func listTokens(accountID: AccountID, after cursor: String?, limit: Int) async throws -> [TokenRecord] {
         try await page(TokenRecord.self, accountID: accountID, orderedBy: "id", after: cursor, limit: limit)
     }
 
-    package func deleteToken(accountID: UUID, id: UUID, by actor: ActorRecord, now: Date) async throws -> Bool {
+    package func deleteToken(accountID: AccountID, id: TokenID, by actor: ActorRecord, now: Date) async throws -> Bool {
         // The audit trail keeps no hash either.
         try await remove(TokenRecord.self, accountID: accountID, id: id, subject: "token", action: "revoke", by: actor, now: now) {
             $0.secretHash = String(repeating: "0", count: 64)

@@ -1,4 +1,5 @@
 package import Foundation
+package import Identifiers
 
 /// Whether an actor may reach a resource, and why (portal spec, "Policy evaluation" step 1 and
 /// "Explaining access"). Pure: the caller passes the actor's groups and the resource's policies.
@@ -14,7 +15,7 @@ package struct AccessEvaluation: Sendable, Equatable {
 
     /// One policy of the resource, as the evaluator saw it.
     package struct PolicyOutcome: Sendable, Equatable {
-        package var policyID: UUID
+        package var policyID: PolicyID
         package var groupName: String
         package var disabled: Bool
         package var groupContainsActor: Bool
@@ -23,7 +24,7 @@ package struct AccessEvaluation: Sendable, Equatable {
         /// Until when the conditions keep holding (the end of the current time window); nil: no bound.
         package var until: Date?
 
-        package init(policyID: UUID, groupName: String, disabled: Bool, groupContainsActor: Bool, conditions: [(name: String, holds: Bool)],
+        package init(policyID: PolicyID, groupName: String, disabled: Bool, groupContainsActor: Bool, conditions: [(name: String, holds: Bool)],
                      until: Date? = nil) {
             self.policyID = policyID
             self.groupName = groupName
@@ -34,7 +35,7 @@ package struct AccessEvaluation: Sendable, Equatable {
         }
 
         /// The outcome of a policy with `conditions` for a client in `context`.
-        package init(policyID: UUID, groupName: String, disabled: Bool, groupContainsActor: Bool, conditions: [Condition],
+        package init(policyID: PolicyID, groupName: String, disabled: Bool, groupContainsActor: Bool, conditions: [Condition],
                      context: ConditionContext) {
             var results: [(name: String, holds: Bool)] = []
             var until: Date?
@@ -63,7 +64,7 @@ package struct AccessEvaluation: Sendable, Equatable {
     package var decision: Decision
     package var policies: [PolicyOutcome]
     /// When allowed: the policy whose authorisation lasts longest (spec step 2).
-    package var chosenPolicy: UUID?
+    package var chosenPolicy: PolicyID?
     /// When allowed: the earliest of the client token's expiry and the end of the chosen policy's time
     /// window; nil when neither bounds it.
     package var expiresAt: Date?
@@ -83,10 +84,10 @@ package struct AccessEvaluation: Sendable, Equatable {
             // the choice is stable.
             let chosen = granting.min { lhs, rhs in
                 switch (expiry(lhs), expiry(rhs)) {
-                case (nil, nil): lhs.policyID.uuidString < rhs.policyID.uuidString
+                case (nil, nil): lhs.policyID < rhs.policyID
                 case (nil, _): true
                 case (_, nil): false
-                case let (left?, right?): left != right ? left > right : lhs.policyID.uuidString < rhs.policyID.uuidString
+                case let (left?, right?): left != right ? left > right : lhs.policyID < rhs.policyID
                 }
             }
             return AccessEvaluation(decision: .allowed, policies: policies, chosenPolicy: chosen?.policyID, expiresAt: chosen.flatMap(expiry))

@@ -1,18 +1,19 @@
 import Addresses
 package import Foundation
 package import Persistence
+package import Identifiers
 package import Policy
 
 /// Who must be told what after a change (portal spec, "Live changes"); what the realtime API pushes.
 package enum AccessNotification: Hashable, Sendable, CustomStringConvertible {
     /// The gateway must stop accepting the client for the resource.
-    case rejectAccess(gateway: UUID, client: UUID, resource: UUID)
+    case rejectAccess(gateway: DeviceID, client: DeviceID, resource: ResourceID)
     /// Nothing grants the client the resource any more.
-    case resourceDeleted(client: UUID, resource: UUID)
+    case resourceDeleted(client: DeviceID, resource: ResourceID)
     /// The client gained the resource, or something it shows of it changed.
-    case resourceCreatedOrUpdated(client: UUID, resource: UUID)
+    case resourceCreatedOrUpdated(client: DeviceID, resource: ResourceID)
     /// Only the filters changed: the gateway gets them and keeps the authorisations.
-    case resourceUpdated(gateway: UUID, resource: UUID)
+    case resourceUpdated(gateway: DeviceID, resource: ResourceID)
 
     package var description: String {
         switch self {
@@ -29,16 +30,16 @@ package enum AccessNotification: Hashable, Sendable, CustomStringConvertible {
 /// must be told what, whatever the change was, so that no kind of change can be forgotten.
 package struct AccessSnapshot: Sendable {
     /// Client → the resources some policy grants it now.
-    package private(set) var visible: [UUID: Set<UUID>] = [:]
+    package private(set) var visible: [DeviceID: Set<ResourceID>] = [:]
     /// (client, resource) → the policies that grant it.
-    private var granting: [Pair: Set<UUID>] = [:]
-    package private(set) var resources: [UUID: ResourceRecord]
+    private var granting: [Pair: Set<PolicyID>] = [:]
+    package private(set) var resources: [ResourceID: ResourceRecord]
     /// The authorisations whose policy still grants them.
     package private(set) var validAuthorizations: Set<AuthorizationRecord> = []
 
     private struct Pair: Hashable {
-        var client: UUID
-        var resource: UUID
+        var client: DeviceID
+        var resource: ResourceID
     }
 
     package init(_ data: AccessData, now: Date) {
@@ -46,7 +47,7 @@ package struct AccessSnapshot: Sendable {
         let everyone = data.groups.values.first(where: \.isEveryone)?.id
         let policiesByGroup = Dictionary(grouping: data.policies.filter { !$0.disabled }, by: \.groupID)
         // Each policy's conditions are decoded once, not once per client; nil when they no longer parse.
-        var conditionsByPolicy: [UUID: [Condition]?] = [:]
+        var conditionsByPolicy: [PolicyID: [Condition]?] = [:]
         for policy in data.policies where !policy.disabled {
             conditionsByPolicy[policy.id] = policy.conditions == "[]" ? [] : try? PolicyConditions.decode(policy.conditions)
         }
@@ -77,11 +78,11 @@ package struct AccessSnapshot: Sendable {
 
     /// The notifications that take the clients and gateways from `before` to `after`, and the
     /// authorisations to delete because they were revoked.
-    package static func changes(from before: AccessSnapshot, to after: AccessSnapshot) -> (notifications: [AccessNotification], revoked: [UUID]) {
+    package static func changes(from before: AccessSnapshot, to after: AccessSnapshot) -> (notifications: [AccessNotification], revoked: [AuthorizationID]) {
         var notifications: [AccessNotification] = []
-        var revoked: [UUID] = []
+        var revoked: [AuthorizationID] = []
         var filterUpdates = Set<AccessNotification>()
-        for authorization in before.validAuthorizations.sorted(by: { $0.id.uuidString < $1.id.uuidString }) {
+        for authorization in before.validAuthorizations.sorted(by: { $0.id < $1.id }) {
             let old = before.resources[authorization.resourceID]
             let new = after.resources[authorization.resourceID]
             let sameTarget = old != nil && new != nil && old?.address == new?.address && old?.type == new?.type && old?.siteID == new?.siteID
@@ -93,13 +94,13 @@ package struct AccessSnapshot: Sendable {
                 if filterUpdates.insert(update).inserted { notifications.append(update) }
             }
         }
-        for client in after.visible.keys.sorted(by: { $0.uuidString < $1.uuidString }) {
+        for client in after.visible.keys.sorted() {
             // A client that joined during the change gets everything in its `init`.
             guard let had = before.visible[client], let has = after.visible[client] else { continue }
-            for resource in had.subtracting(has).sorted(by: { $0.uuidString < $1.uuidString }) {
+            for resource in had.subtracting(has).sorted() {
                 notifications.append(.resourceDeleted(client: client, resource: resource))
             }
-            for resource in has.sorted(by: { $0.uuidString < $1.uuidString })
+            for resource in has.sorted()
             where !had.contains(resource) || !Self.sameView(before.resources[resource], after.resources[resource]) {
                 notifications.append(.resourceCreatedOrUpdated(client: client, resource: resource))
             }

@@ -2,6 +2,7 @@ import Addresses
 import Foundation
 import Hummingbird
 import Persistence
+import Identifiers
 import Policy
 
 /// `/api/v1/account` (name and tunnel address ranges), the read-only lists of clients and gateways
@@ -23,7 +24,7 @@ struct AccountController {
     }
 
     static func representation(_ account: AccountRecord) -> [String: Any] {
-        ["id": account.id.uuidString.lowercased(), "name": account.name, "slug": account.slug,
+        ["id": account.id.description, "name": account.name, "slug": account.slug,
          "tunnel_ipv4_range": account.tunnelIPv4Range, "tunnel_ipv6_range": account.tunnelIPv6Range]
     }
 
@@ -78,12 +79,12 @@ struct AccountController {
     static func representation(_ device: DeviceRecord) -> [String: Any] {
         let dates = ISO8601DateFormatter()
         var value: [String: Any] = [
-            "id": device.id.uuidString.lowercased(), "kind": device.kind.rawValue, "name": device.name, "external_id": device.externalID,
+            "id": device.id.description, "kind": device.kind.rawValue, "name": device.name, "external_id": device.externalID,
             "public_key": device.publicKey, "tunnel_ipv4": device.tunnelIPv4, "tunnel_ipv6": device.tunnelIPv6,
         ]
         if device.kind == .client { value["verified"] = device.verified }
-        if let actor = device.actorID { value["actor_id"] = actor.uuidString.lowercased() }
-        if let site = device.siteID { value["site_id"] = site.uuidString.lowercased() }
+        if let actor = device.actorID { value["actor_id"] = actor.description }
+        if let site = device.siteID { value["site_id"] = site.description }
         if let version = device.version { value["version"] = version }
         if let seen = device.lastSeenAt { value["last_seen_at"] = dates.string(from: seen) }
         if let address = device.lastSeenAddress { value["last_seen_address"] = address }
@@ -97,13 +98,13 @@ struct AccountController {
         let admin = try AdminSession.require()
         let page = try Page(request)
         let devices = try await repository.listDevices(accountID: admin.accountID, kind: kind, after: page.cursor, limit: page.limit + 1)
-        return try json(page.body(devices.map { ($0.id.uuidString.lowercased(), Self.representation($0)) }))
+        return try json(page.body(devices.map { ($0.id.description, Self.representation($0)) }))
     }
 
     /// Marks a client verified (policies with the `verified` condition then grant it) or not.
     func verify(id: String?, verified: Bool) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let uuid = id.flatMap(UUID.init(uuidString:)),
+        guard let uuid = id.flatMap(DeviceID.init),
               let device = try await repository.updateDevice(accountID: admin.accountID, id: uuid, by: admin, now: Date(), { device in
                   guard device.kind == .client else { throw APIError.validation("only clients are verified") }
                   device.verified = verified
@@ -114,7 +115,7 @@ struct AccountController {
 
     func device(id: String?, kind: DeviceRecord.Kind) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let uuid = id.flatMap(UUID.init(uuidString:)),
+        guard let uuid = id.flatMap(DeviceID.init),
               let device = try await repository.find(DeviceRecord.self, accountID: admin.accountID, id: uuid), device.kind == kind
         else { throw APIError.notFound("\(kind.rawValue) \(id ?? "")") }
         return try json(Self.representation(device))
@@ -132,10 +133,10 @@ struct AccountController {
         let dates = ISO8601DateFormatter()
         return try json(page.body(events.map { event in
             var value: [String: Any] = [
-                "id": event.id.uuidString.lowercased(), "action": event.action, "subject_type": event.subjectType,
+                "id": event.id.description, "action": event.action, "subject_type": event.subjectType,
                 "subject_id": event.subjectID, "at": dates.string(from: event.at),
             ]
-            if let actor = event.actorID { value["actor_id"] = actor.uuidString.lowercased() }
+            if let actor = event.actorID { value["actor_id"] = actor.description }
             if let name = event.actorName { value["actor_name"] = name }
             if let before = event.before { value["before"] = (try? JSONSerialization.jsonObject(with: Data(before.utf8))) ?? before }
             if let after = event.after { value["after"] = (try? JSONSerialization.jsonObject(with: Data(after.utf8))) ?? after }

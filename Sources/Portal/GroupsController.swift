@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Persistence
+import Identifiers
 
 /// `/api/v1/groups` and their members.
 struct GroupsController {
@@ -22,7 +23,7 @@ struct GroupsController {
     }
 
     static func representation(_ group: GroupRecord) -> [String: Any] {
-        ["id": group.id.uuidString.lowercased(), "name": group.name, "created_at": ISO8601DateFormatter().string(from: group.createdAt)]
+        ["id": group.id.description, "name": group.name, "created_at": ISO8601DateFormatter().string(from: group.createdAt)]
     }
 
     func list(_ request: Request) async throws -> Response {
@@ -47,16 +48,16 @@ struct GroupsController {
     }
 
     /// The Everyone group of the account, which cannot be deleted and has no membership rows.
-    private func isEveryone(_ id: UUID, account: UUID) async throws -> Bool {
+    private func isEveryone(_ id: GroupID, account: AccountID) async throws -> Bool {
         try await repository.listGroups(accountID: account, after: nil, limit: 100_000).contains { $0.id == id && $0.isEveryone }
     }
 
     func delete(id: String?) async throws -> Response {
         let admin = try AdminSession.require()
-        if let uuid = id.flatMap(UUID.init(uuidString:)), try await isEveryone(uuid, account: admin.accountID) {
+        if let uuid = id.flatMap(GroupID.init), try await isEveryone(uuid, account: admin.accountID) {
             throw APIError(.conflict, code: "conflict", message: "\"Everyone\" is built in and cannot be deleted")
         }
-        guard let uuid = id.flatMap(UUID.init(uuidString:)),
+        guard let uuid = id.flatMap(GroupID.init),
               try await repository.deleteGroup(accountID: admin.accountID, id: uuid, by: admin, now: Date())
         else { throw APIError.notFound("group \(id ?? "")") }
         return Response(status: .noContent)
@@ -64,7 +65,7 @@ struct GroupsController {
 
     func rename(_ request: Request, id: String?) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let uuid = id.flatMap(UUID.init(uuidString:)) else { throw APIError.notFound("group \(id ?? "")") }
+        guard let uuid = id.flatMap(GroupID.init) else { throw APIError.notFound("group \(id ?? "")") }
         let name = try await JSONBody(request, allowed: ["name"]).string("name")
         if try await isEveryone(uuid, account: admin.accountID) {
             throw APIError(.conflict, code: "conflict", message: "\"Everyone\" is built in and cannot be renamed")
@@ -74,7 +75,7 @@ struct GroupsController {
         }
         do {
             guard let group = try await repository.updateGroup(accountID: admin.accountID, id: uuid, by: admin, now: Date(), { $0.name = name }) else {
-                throw APIError.notFound("group \(uuid.uuidString.lowercased())")
+                throw APIError.notFound("group \(uuid.description)")
             }
             return try json(Self.representation(group))
         } catch RepositoryError.conflict {
@@ -84,16 +85,16 @@ struct GroupsController {
 
     func members(group: String?) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let uuid = group.flatMap(UUID.init(uuidString:)) else { throw APIError.notFound("group \(group ?? "")") }
+        guard let uuid = group.flatMap(GroupID.init) else { throw APIError.notFound("group \(group ?? "")") }
         guard let actors = try await repository.members(accountID: admin.accountID, group: uuid) else {
-            throw APIError.notFound("group \(uuid.uuidString.lowercased())")
+            throw APIError.notFound("group \(uuid.description)")
         }
         return try json(["data": actors.map(ActorsController.representation)])
     }
 
     func addMember(group: String?, member: String?) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let groupID = group.flatMap(UUID.init(uuidString:)), let actorID = member.flatMap(UUID.init(uuidString:)) else {
+        guard let groupID = group.flatMap(GroupID.init), let actorID = member.flatMap(ActorID.init) else {
             throw APIError.notFound("group or actor")
         }
         if try await isEveryone(groupID, account: admin.accountID) {
@@ -103,13 +104,13 @@ struct GroupsController {
             let added = try await repository.addMember(accountID: admin.accountID, group: groupID, member: actorID, by: admin, now: Date())
             return Response(status: added ? .created : .ok)
         } catch RepositoryError.missingReference {
-            throw APIError.notFound("group \(groupID.uuidString.lowercased()) or actor \(actorID.uuidString.lowercased())")
+            throw APIError.notFound("group \(groupID.description) or actor \(actorID.description)")
         }
     }
 
     func removeMember(group: String?, member: String?) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let groupID = group.flatMap(UUID.init(uuidString:)), let actorID = member.flatMap(UUID.init(uuidString:)),
+        guard let groupID = group.flatMap(GroupID.init), let actorID = member.flatMap(ActorID.init),
               try await repository.removeMember(accountID: admin.accountID, group: groupID, member: actorID, by: admin, now: Date())
         else { throw APIError.notFound("membership") }
         return Response(status: .noContent)
@@ -130,7 +131,7 @@ struct ActorsController {
 
     static func representation(_ actor: ActorRecord) -> [String: Any] {
         var value: [String: Any] = [
-            "id": actor.id.uuidString.lowercased(), "type": actor.type.rawValue, "name": actor.name, "disabled": actor.disabled,
+            "id": actor.id.description, "type": actor.type.rawValue, "name": actor.name, "disabled": actor.disabled,
         ]
         if let email = actor.email { value["email"] = email }
         return value
@@ -140,7 +141,7 @@ struct ActorsController {
         let admin = try AdminSession.require()
         let page = try Page(request)
         let actors = try await repository.listActors(accountID: admin.accountID, after: page.cursor, limit: page.limit + 1)
-        return try json(page.body(actors.map { ($0.id.uuidString.lowercased(), Self.representation($0)) }))
+        return try json(page.body(actors.map { ($0.id.description, Self.representation($0)) }))
     }
 
     func create(_ request: Request) async throws -> Response {
@@ -177,7 +178,7 @@ struct ActorsController {
     /// once (the change feed revokes its authorisations).
     func update(_ request: Request, id: String?) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let uuid = id.flatMap(UUID.init(uuidString:)) else { throw APIError.notFound("actor \(id ?? "")") }
+        guard let uuid = id.flatMap(ActorID.init) else { throw APIError.notFound("actor \(id ?? "")") }
         let body = try await JSONBody(request, allowed: ["name", "email", "disabled"])
         let name = try body.optionalString("name")
         let email = try body.optionalString("email", maximumLength: 254)?.lowercased()
@@ -195,7 +196,7 @@ struct ActorsController {
                 }
                 if let disabled { actor.disabled = disabled }
             }
-            guard let updated else { throw APIError.notFound("actor \(uuid.uuidString.lowercased())") }
+            guard let updated else { throw APIError.notFound("actor \(uuid.description)") }
             return try json(Self.representation(updated))
         } catch RepositoryError.conflict {
             throw APIError(.conflict, code: "conflict", message: "an actor with email \"\(email ?? "")\" exists", field: "email")
@@ -204,10 +205,10 @@ struct ActorsController {
 
     func delete(id: String?) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let uuid = id.flatMap(UUID.init(uuidString:)) else { throw APIError.notFound("actor \(id ?? "")") }
+        guard let uuid = id.flatMap(ActorID.init) else { throw APIError.notFound("actor \(id ?? "")") }
         if uuid == admin.id { throw APIError(.conflict, code: "conflict", message: "an admin cannot delete itself") }
         guard try await repository.deleteActor(accountID: admin.accountID, id: uuid, by: admin, now: Date()) else {
-            throw APIError.notFound("actor \(uuid.uuidString.lowercased())")
+            throw APIError.notFound("actor \(uuid.description)")
         }
         return Response(status: .noContent)
     }

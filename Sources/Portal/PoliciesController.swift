@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Persistence
+import Identifiers
 import Policy
 
 /// `/api/v1/policies` (group → resource, with conditions) and `/api/v1/access/explain`.
@@ -19,8 +20,8 @@ struct PoliciesController {
 
     static func representation(_ policy: PolicyRecord) -> [String: Any] {
         var value: [String: Any] = [
-            "id": policy.id.uuidString.lowercased(), "group_id": policy.groupID.uuidString.lowercased(),
-            "resource_id": policy.resourceID.uuidString.lowercased(), "disabled": policy.disabled,
+            "id": policy.id.description, "group_id": policy.groupID.description,
+            "resource_id": policy.resourceID.description, "disabled": policy.disabled,
             "conditions": (try? JSONSerialization.jsonObject(with: Data(policy.conditions.utf8))) ?? [],
         ]
         if let description = policy.description { value["description"] = description }
@@ -41,14 +42,14 @@ struct PoliciesController {
         let admin = try AdminSession.require()
         let page = try Page(request)
         let policies = try await repository.listPolicies(accountID: admin.accountID, after: page.cursor, limit: page.limit + 1)
-        return try json(page.body(policies.map { ($0.id.uuidString.lowercased(), Self.representation($0)) }))
+        return try json(page.body(policies.map { ($0.id.description, Self.representation($0)) }))
     }
 
     func create(_ request: Request) async throws -> Response {
         let admin = try AdminSession.require()
         let body = try await JSONBody(request, allowed: ["group_id", "resource_id", "description", "disabled", "conditions"])
-        guard let group = try body.uuid("group_id") else { throw APIError.validation("\"group_id\" is required", field: "group_id") }
-        guard let resource = try body.uuid("resource_id") else { throw APIError.validation("\"resource_id\" is required", field: "resource_id") }
+        guard let group: GroupID = try body.id("group_id") else { throw APIError.validation("\"group_id\" is required", field: "group_id") }
+        guard let resource: ResourceID = try body.id("resource_id") else { throw APIError.validation("\"resource_id\" is required", field: "resource_id") }
         let description = try body.optionalString("description", maximumLength: 500)
         let disabled = try body.bool("disabled") ?? false
         let conditions = try Self.conditions(body)
@@ -59,16 +60,16 @@ struct PoliciesController {
         } catch RepositoryError.conflict {
             throw APIError(.conflict, code: "conflict", message: "the group already has a policy for this resource", field: "group_id")
         } catch RepositoryError.missingReference {
-            throw APIError.notFound("group \(group.uuidString.lowercased()) or resource \(resource.uuidString.lowercased())")
+            throw APIError.notFound("group \(group.description) or resource \(resource.description)")
         }
     }
 
     func update(_ request: Request, id: String?) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let uuid = id.flatMap(UUID.init(uuidString:)) else { throw APIError.notFound("policy \(id ?? "")") }
+        guard let uuid = id.flatMap(PolicyID.init) else { throw APIError.notFound("policy \(id ?? "")") }
         let body = try await JSONBody(request, allowed: ["group_id", "resource_id", "description", "disabled", "conditions"])
-        let group = try body.uuid("group_id")
-        let resource = try body.uuid("resource_id")
+        let group: GroupID? = try body.id("group_id")
+        let resource: ResourceID? = try body.id("resource_id")
         let description = try body.optionalString("description", maximumLength: 500)
         let disabled = try body.bool("disabled")
         let conditions = try Self.conditions(body)
@@ -80,7 +81,7 @@ struct PoliciesController {
                 if let disabled { policy.disabled = disabled }
                 if let conditions { policy.conditions = conditions }
             }
-            guard let updated else { throw APIError.notFound("policy \(uuid.uuidString.lowercased())") }
+            guard let updated else { throw APIError.notFound("policy \(uuid.description)") }
             return try json(Self.representation(updated))
         } catch RepositoryError.conflict {
             throw APIError(.conflict, code: "conflict", message: "the group already has a policy for this resource", field: "group_id")
@@ -91,7 +92,7 @@ struct PoliciesController {
 
     func delete(id: String?) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let uuid = id.flatMap(UUID.init(uuidString:)),
+        guard let uuid = id.flatMap(PolicyID.init),
               try await repository.deletePolicy(accountID: admin.accountID, id: uuid, by: admin, now: Date())
         else { throw APIError.notFound("policy \(id ?? "")") }
         return Response(status: .noContent)
@@ -102,10 +103,10 @@ struct PoliciesController {
     func explain(_ request: Request) async throws -> Response {
         let admin = try AdminSession.require()
         let query = request.uri.queryParameters
-        guard let actorID = query["actor"].flatMap({ UUID(uuidString: String($0)) }),
+        guard let actorID = query["actor"].flatMap({ ActorID(String($0)) }),
               let actor = try await repository.actor(accountID: admin.accountID, id: actorID)
         else { throw APIError.notFound("actor") }
-        guard let resourceID = query["resource"].flatMap({ UUID(uuidString: String($0)) }),
+        guard let resourceID = query["resource"].flatMap({ ResourceID(String($0)) }),
               try await repository.resource(accountID: admin.accountID, id: resourceID) != nil
         else { throw APIError.notFound("resource") }
         var now = Date()
@@ -119,7 +120,7 @@ struct PoliciesController {
         var tokenExpiry: Date?
         if let clientText = query["client"].map(String.init) {
             let clients = try await repository.listDevices(accountID: admin.accountID, kind: .client, after: nil, limit: Int.max)
-            guard let found = clients.first(where: { $0.id.uuidString.lowercased() == clientText.lowercased() || $0.name == clientText }),
+            guard let found = clients.first(where: { $0.id.description == clientText.lowercased() || $0.name == clientText }),
                   found.actorID == actor.id
             else { throw APIError.notFound("client \(clientText) of this actor") }
             client = found
@@ -138,7 +139,7 @@ struct PoliciesController {
             "failed_conditions": evaluation.failedConditions,
             "policies": evaluation.policies.map { outcome in
                 var value: [String: Any] = [
-                    "policy_id": outcome.policyID.uuidString.lowercased(), "group": outcome.groupName,
+                    "policy_id": outcome.policyID.description, "group": outcome.groupName,
                     "disabled": outcome.disabled, "group_contains_actor": outcome.groupContainsActor, "grants": outcome.grants,
                     "conditions": outcome.conditions.map { ["condition": $0.name, "holds": $0.holds] },
                 ]
@@ -146,9 +147,9 @@ struct PoliciesController {
                 return value
             },
         ]
-        if let chosen = evaluation.chosenPolicy { answer["policy_id"] = chosen.uuidString.lowercased() }
+        if let chosen = evaluation.chosenPolicy { answer["policy_id"] = chosen.description }
         if let expiry = evaluation.expiresAt { answer["expires_at"] = dates.string(from: expiry) }
-        if let client { answer["client_id"] = client.id.uuidString.lowercased() }
+        if let client { answer["client_id"] = client.id.description }
         return try json(answer)
     }
 }

@@ -1,6 +1,7 @@
 import Addresses
 package import Foundation
 package import Persistence
+package import Identifiers
 package import Policy
 
 /// The portal's policy evaluator: answers "may this actor (on this client) reach this resource, until
@@ -15,8 +16,8 @@ package import Policy
 package actor PolicyEvaluator {
     private let repository: any PortalRepository
     /// Accounts with a change in progress, and the changes waiting for their turn, per account.
-    private var changing: Set<UUID> = []
-    private var waiting: [UUID: [CheckedContinuation<Void, Never>]] = [:]
+    private var changing: Set<AccountID> = []
+    private var waiting: [AccountID: [CheckedContinuation<Void, Never>]] = [:]
     private var subscribers: [UUID: AsyncStream<AccessNotification>.Continuation] = [:]
 
     package init(repository: any PortalRepository) {
@@ -25,7 +26,7 @@ package actor PolicyEvaluator {
 
     /// Evaluates `actor`'s access to a resource, as `client` if one is given (its source address and
     /// verified flag feed the conditions; its token's expiry bounds the authorisation).
-    package func evaluate(accountID: UUID, actor: ActorRecord, resource: UUID, client: DeviceRecord?, tokenExpiry: Date?, now: Date)
+    package func evaluate(accountID: AccountID, actor: ActorRecord, resource: ResourceID, client: DeviceRecord?, tokenExpiry: Date?, now: Date)
         async throws -> AccessEvaluation
     {
         let inputs = try await repository.evaluationInputs(accountID: accountID, actor: actor.id, resource: resource)
@@ -38,7 +39,7 @@ package actor PolicyEvaluator {
             sourceAddress: client?.lastSeenAddress.flatMap { try? SocketAddress($0, port: 0).ip }, clientVerified: client?.verified, now: now)
         let outcomes = policies.map { policy in
             AccessEvaluation.PolicyOutcome(
-                policyID: policy.id, groupName: names[policy.groupID] ?? policy.groupID.uuidString.lowercased(), disabled: policy.disabled,
+                policyID: policy.id, groupName: names[policy.groupID] ?? policy.groupID.description, disabled: policy.disabled,
                 groupContainsActor: !actor.disabled && memberOf.contains(policy.groupID),
                 // Conditions that no longer parse become one that never holds: never access on a guess.
                 conditions: (try? PolicyConditions.decode(policy.conditions)) ?? [.sourceIn([])], context: context)
@@ -63,12 +64,12 @@ package actor PolicyEvaluator {
 
     /// A change in progress: the snapshot before it (nil when the account has no devices to tell).
     package struct PendingChange: Sendable {
-        fileprivate let accountID: UUID
+        fileprivate let accountID: AccountID
         fileprivate let before: AccessSnapshot?
     }
 
     /// Waits for the account's earlier changes to finish and takes the snapshot before this one.
-    package nonisolated func begin(accountID: UUID, now: Date) async throws -> PendingChange {
+    package nonisolated func begin(accountID: AccountID, now: Date) async throws -> PendingChange {
         await acquire(accountID)
         do {
             guard try await repository.hasDevices(accountID: accountID) else { return PendingChange(accountID: accountID, before: nil) }
@@ -99,7 +100,7 @@ package actor PolicyEvaluator {
     }
 
     /// Reads the account and computes what its clients may reach, off the actor.
-    private nonisolated func snapshot(accountID: UUID, now: Date) async throws -> AccessSnapshot {
+    private nonisolated func snapshot(accountID: AccountID, now: Date) async throws -> AccessSnapshot {
         AccessSnapshot(try await repository.accessData(accountID: accountID), now: now)
     }
 
@@ -111,7 +112,7 @@ package actor PolicyEvaluator {
 
     /// What time alone changed between `from` and `to` (tokens and time windows that ran out): the
     /// portal calls this periodically with the previous and the current instant.
-    package func expire(accountID: UUID, from: Date, to: Date) async throws -> [AccessNotification] {
+    package func expire(accountID: AccountID, from: Date, to: Date) async throws -> [AccessNotification] {
         let pending = try await begin(accountID: accountID, now: from)
         return try await finish(pending, now: to)
     }
@@ -122,7 +123,7 @@ package actor PolicyEvaluator {
     }
 
     /// Takes the account's turn, after the changes already waiting for it.
-    private func acquire(_ accountID: UUID) async {
+    private func acquire(_ accountID: AccountID) async {
         if changing.contains(accountID) {
             await withCheckedContinuation { waiting[accountID, default: []].append($0) }
         } else {
@@ -130,7 +131,7 @@ package actor PolicyEvaluator {
         }
     }
 
-    private func release(_ accountID: UUID) {
+    private func release(_ accountID: AccountID) {
         guard var queue = waiting[accountID], !queue.isEmpty else {
             changing.remove(accountID)
             return
@@ -143,7 +144,7 @@ package actor PolicyEvaluator {
 
 extension PolicyEvaluator {
     /// Runs `write` as one change of the account and returns its result with the notifications.
-    package nonisolated func change<T>(accountID: UUID, now: @Sendable () -> Date = Date.init, _ write: () async throws -> T)
+    package nonisolated func change<T>(accountID: AccountID, now: @Sendable () -> Date = Date.init, _ write: () async throws -> T)
         async throws -> (T, [AccessNotification])
     {
         let pending = try await begin(accountID: accountID, now: now())

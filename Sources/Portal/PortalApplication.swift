@@ -3,6 +3,7 @@ import NIOCore
 package import Hummingbird
 package import Logging
 package import Persistence
+import Identifiers
 package import Prometheus
 
 /// How the portal is run.
@@ -45,7 +46,7 @@ package enum PortalApplication {
         router.get("readyz") { _, _ -> Response in
             // Ready when the database answers.
             do {
-                _ = try await repository.account(id: UUID())
+                _ = try await repository.account(id: AccountID())
                 return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "ready\n")))
             } catch {
                 return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "database unavailable\n")))
@@ -237,9 +238,9 @@ struct JSONBody {
     }
 
     /// An ID field that may be left out.
-    func uuid(_ key: String) throws -> UUID? {
+    func id<Noun>(_ key: String) throws -> Identifier<Noun>? {
         guard values[key] != nil else { return nil }
-        guard let id = UUID(uuidString: try string(key)) else { throw APIError.validation("\"\(key)\" must be an ID", field: key) }
+        guard let id = Identifier<Noun>(try string(key)) else { throw APIError.validation("\"\(key)\" must be an ID", field: key) }
         return id
     }
 
@@ -267,7 +268,7 @@ func showOne<Record: GatehouseRecord & Identified>(
     _ type: Record.Type, _ noun: String, id: String?, repository: any PortalRepository, _ representation: (Record) -> [String: Any]
 ) async throws -> Response {
     let admin = try AdminSession.require()
-    guard let uuid = id.flatMap(UUID.init(uuidString:)),
+    guard let uuid = id.flatMap(Record.ID.init),
           let record = try await repository.find(Record.self, accountID: admin.accountID, id: uuid)
     else { throw APIError.notFound("\(noun) \(id ?? "")") }
     return try json(representation(record))

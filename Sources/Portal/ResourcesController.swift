@@ -2,6 +2,7 @@ import Addresses
 import Foundation
 import Hummingbird
 import Persistence
+import Identifiers
 import Policy
 
 /// `/api/v1/resources`: what clients may reach through a site's gateways.
@@ -18,8 +19,8 @@ struct ResourcesController {
 
     static func representation(_ resource: ResourceRecord) -> [String: Any] {
         var value: [String: Any] = [
-            "id": resource.id.uuidString.lowercased(), "name": resource.name, "type": resource.type.rawValue,
-            "address": resource.address, "site_id": resource.siteID.uuidString.lowercased(),
+            "id": resource.id.description, "name": resource.name, "type": resource.type.rawValue,
+            "address": resource.address, "site_id": resource.siteID.description,
             "filters": (try? JSONSerialization.jsonObject(with: Data(resource.filters.utf8))) ?? [],
         ]
         if let description = resource.addressDescription { value["address_description"] = description }
@@ -76,7 +77,7 @@ struct ResourcesController {
     }
 
     /// The account's tunnel ranges and Gatehouse's DNS proxy ranges: no CIDR resource may overlap them.
-    func reservedRanges(_ account: UUID) async throws -> [AddressRange] {
+    func reservedRanges(_ account: AccountID) async throws -> [AddressRange] {
         guard let account = try await repository.account(id: account) else { return ResourceAddress.defaultReservedRanges }
         return ([account.tunnelIPv4Range, account.tunnelIPv6Range] + ResourceAddress.dnsProxyRanges).compactMap { try? AddressRange($0) }
     }
@@ -87,7 +88,7 @@ struct ResourcesController {
         let name = try body.string("name")
         guard let kind = try Self.kind(body) else { throw APIError.validation("\"type\" is required", field: "type") }
         let address = try body.string("address", maximumLength: 253)
-        guard let site = try body.uuid("site_id") else { throw APIError.validation("\"site_id\" is required", field: "site_id") }
+        guard let site: SiteID = try body.id("site_id") else { throw APIError.validation("\"site_id\" is required", field: "site_id") }
         var record = ResourceRecord(accountID: admin.accountID, siteID: site, name: name, type: kind, address: address,
                                     addressDescription: try body.optionalString("address_description", maximumLength: 500),
                                     filters: try Self.filters(body) ?? "[]", ipStack: try body.optionalString("ip_stack"), createdAt: Date())
@@ -97,19 +98,19 @@ struct ResourcesController {
         } catch RepositoryError.conflict {
             throw APIError(.conflict, code: "conflict", message: "a resource named \"\(name)\" exists", field: "name")
         } catch RepositoryError.missingReference {
-            throw APIError.notFound("site \(site.uuidString.lowercased())")
+            throw APIError.notFound("site \(site.description)")
         }
     }
 
     /// Changes some fields; the result is validated as a whole (a new type needs a fitting address).
     func update(_ request: Request, id: String?) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let uuid = id.flatMap(UUID.init(uuidString:)) else { throw APIError.notFound("resource \(id ?? "")") }
+        guard let uuid = id.flatMap(ResourceID.init) else { throw APIError.notFound("resource \(id ?? "")") }
         let body = try await JSONBody(request, allowed: Self.fields)
         let name = try body.optionalString("name")
         let kind = try Self.kind(body)
         let address = try body.optionalString("address", maximumLength: 253)
-        let site = try body.uuid("site_id")
+        let site: SiteID? = try body.id("site_id")
         let description = try body.optionalString("address_description", maximumLength: 500)
         let filters = try Self.filters(body)
         let stack = try body.optionalString("ip_stack")
@@ -128,18 +129,18 @@ struct ResourcesController {
                 if let stack { resource.ipStack = stack }
                 try Self.validate(&resource, reserved: reserved)
             }
-            guard let updated else { throw APIError.notFound("resource \(uuid.uuidString.lowercased())") }
+            guard let updated else { throw APIError.notFound("resource \(uuid.description)") }
             return try json(Self.representation(updated))
         } catch RepositoryError.conflict {
             throw APIError(.conflict, code: "conflict", message: "a resource named \"\(name ?? "")\" exists", field: "name")
         } catch RepositoryError.missingReference {
-            throw APIError.notFound("site \(site?.uuidString.lowercased() ?? "")")
+            throw APIError.notFound("site \(site?.description ?? "")")
         }
     }
 
     func delete(id: String?) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let uuid = id.flatMap(UUID.init(uuidString:)),
+        guard let uuid = id.flatMap(ResourceID.init),
               try await repository.deleteResource(accountID: admin.accountID, id: uuid, by: admin, now: Date())
         else { throw APIError.notFound("resource \(id ?? "")") }
         return Response(status: .noContent)

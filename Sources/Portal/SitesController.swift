@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Persistence
+import Identifiers
 
 /// `/api/v1/sites`: list (cursor pagination), create, delete.
 struct SitesController {
@@ -15,7 +16,7 @@ struct SitesController {
     }
 
     static func representation(_ site: SiteRecord) -> [String: Any] {
-        ["id": site.id.uuidString.lowercased(), "name": site.name, "created_at": ISO8601DateFormatter().string(from: site.createdAt)]
+        ["id": site.id.description, "name": site.name, "created_at": ISO8601DateFormatter().string(from: site.createdAt)]
     }
 
     func list(_ request: Request) async throws -> Response {
@@ -39,11 +40,11 @@ struct SitesController {
 
     func rename(_ request: Request, id: String?) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let uuid = id.flatMap(UUID.init(uuidString:)) else { throw APIError.notFound("site \(id ?? "")") }
+        guard let uuid = id.flatMap(SiteID.init) else { throw APIError.notFound("site \(id ?? "")") }
         let name = try await JSONBody(request, allowed: ["name"]).string("name")
         do {
             guard let site = try await repository.updateSite(accountID: admin.accountID, id: uuid, by: admin, now: Date(), { $0.name = name }) else {
-                throw APIError.notFound("site \(uuid.uuidString.lowercased())")
+                throw APIError.notFound("site \(uuid.description)")
             }
             return try json(Self.representation(site))
         } catch RepositoryError.conflict {
@@ -53,7 +54,7 @@ struct SitesController {
 
     func delete(_ request: Request, id: String?) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let id, let uuid = UUID(uuidString: id) else { throw APIError.notFound("site \"\(id ?? "")\"") }
+        guard let id, let uuid = SiteID(id) else { throw APIError.notFound("site \"\(id ?? "")\"") }
         guard try await repository.deleteSite(accountID: admin.accountID, id: uuid, by: admin, now: Date()) else {
             throw APIError.notFound("site \(id)")
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Persistence
+import Identifiers
 
 /// `/api/v1/tokens`: create (the secret is in the answer, once), list (metadata only), revoke.
 struct TokensController {
@@ -19,11 +20,11 @@ struct TokensController {
     static func representation(_ token: TokenRecord) -> [String: Any] {
         let dates = ISO8601DateFormatter()
         var value: [String: Any] = [
-            "id": token.id.uuidString.lowercased(), "kind": token.kind.rawValue, "created_at": dates.string(from: token.createdAt),
+            "id": token.id.description, "kind": token.kind.rawValue, "created_at": dates.string(from: token.createdAt),
         ]
         if let expiry = token.expiresAt { value["expires_at"] = dates.string(from: expiry) }
-        if let actor = token.actorID { value["actor_id"] = actor.uuidString.lowercased() }
-        if let site = token.siteID { value["site_id"] = site.uuidString.lowercased() }
+        if let actor = token.actorID { value["actor_id"] = actor.description }
+        if let site = token.siteID { value["site_id"] = site.description }
         if let used = token.lastUsedAt { value["last_used_at"] = dates.string(from: used) }
         if let address = token.lastUsedAddress { value["last_used_address"] = address }
         return value
@@ -33,7 +34,7 @@ struct TokensController {
         let admin = try AdminSession.require()
         let page = try Page(request)
         let tokens = try await repository.listTokens(accountID: admin.accountID, after: page.cursor, limit: page.limit + 1)
-        return try json(page.body(tokens.map { ($0.id.uuidString.lowercased(), Self.representation($0)) }))
+        return try json(page.body(tokens.map { ($0.id.description, Self.representation($0)) }))
     }
 
     func create(_ request: Request) async throws -> Response {
@@ -43,13 +44,8 @@ struct TokensController {
         guard let kind = TokenRecord.Kind(rawValue: kindText) else {
             throw APIError.validation("kind \"\(kindText)\" must be admin_api, client, gateway or relay", field: "kind")
         }
-        func uuid(_ key: String) throws -> UUID? {
-            guard body.values[key] != nil else { return nil }
-            guard let value = UUID(uuidString: try body.string(key)) else { throw APIError.validation("\"\(key)\" must be an ID", field: key) }
-            return value
-        }
-        let actor = try uuid("actor_id")
-        let site = try uuid("site_id")
+        let actor: ActorID? = try body.id("actor_id")
+        let site: SiteID? = try body.id("site_id")
         switch kind {
         case .adminAPI, .client:
             guard actor != nil else { throw APIError.validation("a \(kind.rawValue) token belongs to an actor: actor_id is required", field: "actor_id") }
@@ -82,13 +78,13 @@ struct TokensController {
             answer["secret"] = secret
             return try json(answer, status: .created)
         } catch RepositoryError.missingReference {
-            throw APIError.notFound(actor != nil ? "actor \(actor?.uuidString.lowercased() ?? "")" : "site \(site?.uuidString.lowercased() ?? "")")
+            throw APIError.notFound(actor != nil ? "actor \(actor?.description ?? "")" : "site \(site?.description ?? "")")
         }
     }
 
     func delete(id: String?) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let uuid = id.flatMap(UUID.init(uuidString:)),
+        guard let uuid = id.flatMap(TokenID.init),
               try await repository.deleteToken(accountID: admin.accountID, id: uuid, by: admin, now: Date())
         else { throw APIError.notFound("token \(id ?? "")") }
         return Response(status: .noContent)

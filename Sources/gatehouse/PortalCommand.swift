@@ -106,7 +106,7 @@ struct NewAccountOptions: ParsableArguments {
             let created = try await repository.bootstrap(
                 account: account, slug: slug, adminName: adminName, adminEmail: adminEmail,
                 tokenHash: TokenSecret.hash(secret), now: Date())
-            print("account \(created.account.slug) (\(created.account.id.uuidString.lowercased())) and admin \(created.admin.email ?? "") created")
+            print("account \(created.account.slug) (\(created.account.id)) and admin \(created.admin.email ?? "") created")
             print("admin API token (shown once; store it now):")
             print(secret)
         } catch RepositoryError.conflict {

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Identifiers
 import Persistence
 import Testing
 
@@ -46,10 +47,10 @@ import Testing
             #expect(mode == "wal")
             let fixture = try database.writer.write { db in try seed(db) }
             let reopened = try AppDatabase(path: path)
-            let account = try reopened.writer.read { db in try AccountRecord.fetchOne(db, key: fixture.account.id.uuidString.lowercased()) }
+            let account = try reopened.writer.read { db in try AccountRecord.fetchOne(db, key: fixture.account.id) }
             #expect(account == fixture.account)
             let storedID = try reopened.writer.read { db in try String.fetchOne(db, sql: "SELECT id FROM account") }
-            #expect(storedID == fixture.account.id.uuidString.lowercased(), "IDs are stored as lower-case text")
+            #expect(storedID == fixture.account.id.uuid.uuidString.lowercased(), "IDs are stored as lower-case text")
         }
     }
 
@@ -96,7 +97,7 @@ import Testing
             try database.writer.write { db in
                 let fixture = try seed(db)
                 let account = fixture.account.id
-                #expect(performing: { try MembershipRecord(accountID: account, actorID: UUID(), groupID: fixture.group.id).insert(db) },
+                #expect(performing: { try MembershipRecord(accountID: account, actorID: ActorID(), groupID: fixture.group.id).insert(db) },
                         throws: isConstraintViolation)
                 #expect(performing: {
                     try ResourceRecord(accountID: account, siteID: fixture.site.id, name: "web", type: .dns, address: "web.acme.test", createdAt: now).insert(db)
@@ -215,7 +216,7 @@ import Testing
 }
 
 extension TokenRecord {
-    init(accountID: UUID?, kind: Kind, secretHash: String, expiresAt: Date?, actorID: UUID? = nil, siteID: UUID? = nil) {
+    init(accountID: AccountID?, kind: Kind, secretHash: String, expiresAt: Date?, actorID: ActorID? = nil, siteID: SiteID? = nil) {
         self.init(accountID: accountID, kind: kind, secretHash: secretHash, expiresAt: expiresAt, actorID: actorID,
                   siteID: siteID, createdAt: Date(timeIntervalSince1970: 1_700_000_000))
     }

@@ -1,10 +1,11 @@
 import Foundation
+import Identifiers
 import Policy
 import Testing
 
 @Suite struct AccessEvaluationTests {
     func outcome(member: Bool, disabled: Bool = false, conditions: [(String, Bool)] = []) -> AccessEvaluation.PolicyOutcome {
-        .init(policyID: UUID(), groupName: "g", disabled: disabled, groupContainsActor: member, conditions: conditions.map { (name: $0.0, holds: $0.1) })
+        .init(policyID: PolicyID(), groupName: "g", disabled: disabled, groupContainsActor: member, conditions: conditions.map { (name: $0.0, holds: $0.1) })
     }
 
     @Test func noPolicyForTheActorsGroupsIsNotFound() {

@@ -1,5 +1,6 @@
 import Addresses
 import Foundation
+import Identifiers
 import Policy
 import Testing
 
@@ -95,9 +96,9 @@ import Testing
 
     @Test func theLongestLastingPolicyIsChosenAndTheTokenExpiryBoundsIt() throws {
         let now = Self.utc("2026-11-23T10:00:00Z")
-        let short = UUID()
-        let long = UUID()
-        func outcome(_ id: UUID, _ conditions: [String]) throws -> AccessEvaluation.PolicyOutcome {
+        let short = PolicyID()
+        let long = PolicyID()
+        func outcome(_ id: PolicyID, _ conditions: [String]) throws -> AccessEvaluation.PolicyOutcome {
             .init(policyID: id, groupName: "g", disabled: false, groupContainsActor: true,
                   conditions: try conditions.map(Condition.init), context: .init(now: now))
         }
@@ -110,7 +111,7 @@ import Testing
         let bounded = AccessEvaluation.evaluate(policies: policies, tokenExpiry: Self.utc("2026-11-23T11:00:00Z"))
         #expect(bounded.expiresAt == Self.utc("2026-11-23T11:00:00Z"), "the token expires before any window ends")
 
-        let unbounded = UUID()
+        let unbounded = PolicyID()
         let withoutWindow = AccessEvaluation.evaluate(policies: policies + [try outcome(unbounded, [])])
         #expect(withoutWindow.chosenPolicy == unbounded)
         #expect(withoutWindow.expiresAt == nil)
@@ -118,7 +119,7 @@ import Testing
 
     @Test func failedConditionsAreNamedWhenForbidden() throws {
         let outcome = AccessEvaluation.PolicyOutcome(
-            policyID: UUID(), groupName: "g", disabled: false, groupContainsActor: true,
+            policyID: PolicyID(), groupName: "g", disabled: false, groupContainsActor: true,
             conditions: [try Condition("verified"), try Condition("source_in:10.0.0.0/8")],
             context: .init(sourceAddress: Self.ip("10.0.0.1"), clientVerified: false, now: Date()))
         let evaluation = AccessEvaluation.evaluate(policies: [outcome])

@@ -1,5 +1,6 @@
 import Foundation
 import Persistence
+import Identifiers
 import Portal
 import TestSupport
 import Testing
@@ -53,15 +54,15 @@ import Testing
         // A client and a gateway of B (devices join through the realtime API, which is not built yet: stored directly).
         let repository = SQLitePortalRepository(database: try AppDatabase(path: database))
         let client = try await repository.createDevice(
-            DeviceRecord(accountID: try #require(UUID(uuidString: accountB)), kind: .client, externalID: "b-machine", name: "b-laptop",
+            DeviceRecord(accountID: try #require(AccountID(accountB)), kind: .client, externalID: "b-machine", name: "b-laptop",
                          publicKey: "key-b", tunnelIPv4: "100.64.0.10", tunnelIPv6: "fd00:6761:7465::10",
-                         actorID: UUID(uuidString: b["actors"]!), createdAt: Date()), by: nil, now: Date())
-        b["clients"] = client.id.uuidString.lowercased()
+                         actorID: ActorID(b["actors"]!), createdAt: Date()), by: nil, now: Date())
+        b["clients"] = client.id.description
         let gateway = try await repository.createDevice(
-            DeviceRecord(accountID: try #require(UUID(uuidString: accountB)), kind: .gateway, externalID: "b-gw", name: "b-gw",
-                         publicKey: "key-b-gw", tunnelIPv4: "100.64.0.2", tunnelIPv6: "fd00:6761:7465::2", siteID: UUID(uuidString: b["sites"]!),
+            DeviceRecord(accountID: try #require(AccountID(accountB)), kind: .gateway, externalID: "b-gw", name: "b-gw",
+                         publicKey: "key-b-gw", tunnelIPv4: "100.64.0.2", tunnelIPv6: "fd00:6761:7465::2", siteID: SiteID(b["sites"]!),
                          createdAt: Date()), by: nil, now: Date())
-        b["gateways"] = gateway.id.uuidString.lowercased()
+        b["gateways"] = gateway.id.description
         let bIDs = Set(b.values).union([accountB])
         let before = try snapshot(database, account: accountB)
 

@@ -1,4 +1,5 @@
 import Foundation
+import Identifiers
 import Persistence
 import Policy
 import Portal
@@ -17,9 +18,9 @@ import Testing
         let directory: URL
         let repository: SQLitePortalRepository
         let evaluator: PolicyEvaluator
-        let account: UUID
+        let account: AccountID
         let admin: ActorRecord
-        var ids: [String: UUID] = [:]
+        var ids = Names()
         var authorizations: [String: AuthorizationRecord] = [:]
         let now = Date()
 
@@ -85,12 +86,11 @@ import Testing
         }
 
         func describe(_ notification: AccessNotification) -> String {
-            let names = Dictionary(ids.map { ($0.value, $0.key) }, uniquingKeysWith: { first, _ in first })
             switch notification {
-            case let .rejectAccess(gateway, client, resource): return "reject \(names[gateway]!) \(names[client]!) \(names[resource]!)"
-            case let .resourceDeleted(client, resource): return "deleted \(names[client]!) \(names[resource]!)"
-            case let .resourceCreatedOrUpdated(client, resource): return "created_or_updated \(names[client]!) \(names[resource]!)"
-            case let .resourceUpdated(gateway, resource): return "updated \(names[gateway]!) \(names[resource]!)"
+            case let .rejectAccess(gateway, client, resource): return "reject \(ids.name(gateway)) \(ids.name(client)) \(ids.name(resource))"
+            case let .resourceDeleted(client, resource): return "deleted \(ids.name(client)) \(ids.name(resource))"
+            case let .resourceCreatedOrUpdated(client, resource): return "created_or_updated \(ids.name(client)) \(ids.name(resource))"
+            case let .resourceUpdated(gateway, resource): return "updated \(ids.name(gateway)) \(ids.name(resource))"
             }
         }
 
@@ -248,7 +248,7 @@ import Testing
             }
             #expect(policy == [], "everyone in ops had web already")
 
-            var wiki = UUID()
+            var wiki = ResourceID()
             let resource = try await f.change { f in
                 wiki = try await f.repository.createResource(
                     ResourceRecord(accountID: f.account, siteID: f.ids["hq"]!, name: "wiki", type: .ip, address: "10.0.0.80", createdAt: f.now),
@@ -329,5 +329,20 @@ import Testing
             #expect(allowed.chosenPolicy == f.ids["P1"])
             #expect(allowed.expiresAt == f.now.addingTimeInterval(3600), "the token's expiry bounds it")
         }
+    }
+}
+
+/// The fixture's IDs by name, each read back as the typed ID its use expects.
+struct Names {
+    private var storage: [String: UUID] = [:]
+
+    subscript<Noun>(name: String) -> Identifier<Noun>? {
+        get { storage[name].map(Identifier.init) }
+        set { storage[name] = newValue?.uuid }
+    }
+
+    /// The fixture name of an ID.
+    func name<Noun>(_ id: Identifier<Noun>) -> String {
+        storage.first { $0.value == id.uuid }?.key ?? id.description
     }
 }

@@ -7,6 +7,7 @@
 import Foundation
 import Persistence
 import Portal
+import Identifiers
 import GRDB
 
 func option(_ name: String, _ fallback: Int) -> Int {
@@ -54,13 +55,13 @@ case "seed":
         let now = Date()
         let site = SiteRecord(accountID: account.id, name: "bench-site", createdAt: now)
         try site.insert(db)
-        var groupIDs: [UUID] = []
+        var groupIDs: [GroupID] = []
         for index in 0..<groups {
             let group = GroupRecord(accountID: account.id, name: "group-\(index)", createdAt: now)
             try group.insert(db)
             groupIDs.append(group.id)
         }
-        var userIDs: [UUID] = []
+        var userIDs: [ActorID] = []
         for index in 0..<users {
             let user = ActorRecord(accountID: account.id, type: .user, name: "user-\(index)", email: "user-\(index)@bench.test", createdAt: now)
             try user.insert(db)
@@ -77,7 +78,7 @@ case "seed":
                                           address: "10.\(index / 256).\(index % 256).0/24", filters: #"["tcp:443"]"#, createdAt: now)
             try resource.insert(db)
             // Two policies per resource, to random groups; every tenth with a time window.
-            var chosen = Set<UUID>()
+            var chosen = Set<GroupID>()
             while chosen.count < 2 { chosen.insert(groupIDs[Int(random.next() % UInt64(groups))]) }
             for (offset, group) in chosen.enumerated() {
                 let conditions = (index + offset) % 10 == 0 ? #"["time:MTWRFSU/00:00-24:00/Europe/Berlin"]"# : "[]"

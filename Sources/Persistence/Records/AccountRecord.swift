@@ -1,9 +1,10 @@
 package import Foundation
 package import GRDB
+package import Identifiers
 
 package struct AccountRecord: GatehouseRecord, Equatable {
     package static let databaseTableName = "account"
-    package var id: UUID
+    package var id: AccountID
     package var name: String
     package var slug: String
     package var tunnelIPv4Range: String
@@ -21,7 +22,7 @@ package struct AccountRecord: GatehouseRecord, Equatable {
         static let slug = Column(CodingKeys.slug)
     }
 
-    package init(id: UUID = UUID(), name: String, slug: String, tunnelIPv4Range: String = "100.64.0.0/11",
+    package init(id: AccountID = AccountID(), name: String, slug: String, tunnelIPv4Range: String = "100.64.0.0/11",
                  tunnelIPv6Range: String = "fd00:6761:7465::/48", createdAt: Date) {
         self.id = id
         self.name = name

@@ -1,5 +1,6 @@
 package import Foundation
 package import GRDB
+package import Identifiers
 
 package struct ActorRecord: GatehouseRecord, Equatable {
     package static let databaseTableName = "actor"
@@ -10,8 +11,8 @@ package struct ActorRecord: GatehouseRecord, Equatable {
         case serviceAccount = "service_account"
     }
 
-    package var id: UUID
-    package var accountID: UUID
+    package var id: ActorID
+    package var accountID: AccountID
     package var type: Kind
     package var name: String
     package var email: String?
@@ -24,7 +25,7 @@ package struct ActorRecord: GatehouseRecord, Equatable {
         case createdAt = "created_at"
     }
 
-    package init(id: UUID = UUID(), accountID: UUID, type: Kind, name: String, email: String?, disabled: Bool = false, createdAt: Date) {
+    package init(id: ActorID = ActorID(), accountID: AccountID, type: Kind, name: String, email: String?, disabled: Bool = false, createdAt: Date) {
         self.id = id
         self.accountID = accountID
         self.type = type

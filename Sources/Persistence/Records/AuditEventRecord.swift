@@ -1,11 +1,12 @@
 package import Foundation
 package import GRDB
+package import Identifiers
 
 package struct AuditEventRecord: GatehouseRecord, Equatable {
     package static let databaseTableName = "audit_event"
-    package var id: UUID
-    package var accountID: UUID
-    package var actorID: UUID?
+    package var id: AuditEventID
+    package var accountID: AccountID
+    package var actorID: ActorID?
     package var actorName: String?
     package var action: String
     package var subjectType: String
@@ -23,7 +24,7 @@ package struct AuditEventRecord: GatehouseRecord, Equatable {
         case subjectID = "subject_id"
     }
 
-    package init(id: UUID = UUID(), accountID: UUID, actorID: UUID?, actorName: String?, action: String,
+    package init(id: AuditEventID = AuditEventID(), accountID: AccountID, actorID: ActorID?, actorName: String?, action: String,
                  subjectType: String, subjectID: String, before: String?, after: String?, at: Date) {
         self.id = id
         self.accountID = accountID

@@ -1,15 +1,16 @@
 package import Foundation
 package import GRDB
+package import Identifiers
 
 /// The record that a gateway was told to accept a client for a resource, under a policy, until `expiresAt`.
 package struct AuthorizationRecord: GatehouseRecord, Equatable, Hashable {
     package static let databaseTableName = "authorization"
-    package var id: UUID
-    package var accountID: UUID
-    package var clientID: UUID
-    package var gatewayID: UUID
-    package var resourceID: UUID
-    package var policyID: UUID
+    package var id: AuthorizationID
+    package var accountID: AccountID
+    package var clientID: DeviceID
+    package var gatewayID: DeviceID
+    package var resourceID: ResourceID
+    package var policyID: PolicyID
     package var expiresAt: Date
     package var createdAt: Date
 
@@ -24,7 +25,7 @@ package struct AuthorizationRecord: GatehouseRecord, Equatable, Hashable {
         case createdAt = "created_at"
     }
 
-    package init(id: UUID = UUID(), accountID: UUID, clientID: UUID, gatewayID: UUID, resourceID: UUID, policyID: UUID,
+    package init(id: AuthorizationID = AuthorizationID(), accountID: AccountID, clientID: DeviceID, gatewayID: DeviceID, resourceID: ResourceID, policyID: PolicyID,
                  expiresAt: Date, createdAt: Date) {
         self.id = id
         self.accountID = accountID

@@ -1,5 +1,6 @@
 package import Foundation
 package import GRDB
+package import Identifiers
 
 /// A connected client or gateway.
 package struct DeviceRecord: GatehouseRecord, Equatable {
@@ -9,21 +10,21 @@ package struct DeviceRecord: GatehouseRecord, Equatable {
         case client, gateway
     }
 
-    package var id: UUID
-    package var accountID: UUID
+    package var id: DeviceID
+    package var accountID: AccountID
     package var kind: Kind
     package var externalID: String
     package var name: String
     package var publicKey: String
     package var tunnelIPv4: String
     package var tunnelIPv6: String
-    package var actorID: UUID?
-    package var siteID: UUID?
+    package var actorID: ActorID?
+    package var siteID: SiteID?
     package var version: String?
     package var lastSeenAt: Date?
     package var lastSeenAddress: String?
     package var verified: Bool
-    package var tokenID: UUID?
+    package var tokenID: TokenID?
     package var createdAt: Date
 
     package enum CodingKeys: String, CodingKey {
@@ -41,9 +42,9 @@ package struct DeviceRecord: GatehouseRecord, Equatable {
         case createdAt = "created_at"
     }
 
-    package init(id: UUID = UUID(), accountID: UUID, kind: Kind, externalID: String, name: String, publicKey: String,
-                 tunnelIPv4: String, tunnelIPv6: String, actorID: UUID? = nil, siteID: UUID? = nil, version: String? = nil,
-                 lastSeenAt: Date? = nil, lastSeenAddress: String? = nil, verified: Bool = false, tokenID: UUID? = nil, createdAt: Date) {
+    package init(id: DeviceID = DeviceID(), accountID: AccountID, kind: Kind, externalID: String, name: String, publicKey: String,
+                 tunnelIPv4: String, tunnelIPv6: String, actorID: ActorID? = nil, siteID: SiteID? = nil, version: String? = nil,
+                 lastSeenAt: Date? = nil, lastSeenAddress: String? = nil, verified: Bool = false, tokenID: TokenID? = nil, createdAt: Date) {
         self.id = id
         self.accountID = accountID
         self.kind = kind

@@ -1,5 +1,6 @@
 package import Foundation
 package import GRDB
+package import Identifiers
 
 package struct GroupRecord: GatehouseRecord, Equatable {
     package static let databaseTableName = "actor_group"
@@ -7,8 +8,8 @@ package struct GroupRecord: GatehouseRecord, Equatable {
     package static let everyone = "Everyone"
 
     package var isEveryone: Bool { name == Self.everyone }
-    package var id: UUID
-    package var accountID: UUID
+    package var id: GroupID
+    package var accountID: AccountID
     package var name: String
     package var createdAt: Date
 
@@ -18,7 +19,7 @@ package struct GroupRecord: GatehouseRecord, Equatable {
         case createdAt = "created_at"
     }
 
-    package init(id: UUID = UUID(), accountID: UUID, name: String, createdAt: Date) {
+    package init(id: GroupID = GroupID(), accountID: AccountID, name: String, createdAt: Date) {
         self.id = id
         self.accountID = accountID
         self.name = name

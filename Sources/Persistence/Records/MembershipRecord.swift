@@ -1,11 +1,12 @@
 package import Foundation
 package import GRDB
+package import Identifiers
 
 package struct MembershipRecord: GatehouseRecord, Hashable {
     package static let databaseTableName = "membership"
-    package var accountID: UUID
-    package var actorID: UUID
-    package var groupID: UUID
+    package var accountID: AccountID
+    package var actorID: ActorID
+    package var groupID: GroupID
 
     package enum CodingKeys: String, CodingKey {
         case accountID = "account_id"
@@ -13,7 +14,7 @@ package struct MembershipRecord: GatehouseRecord, Hashable {
         case groupID = "group_id"
     }
 
-    package init(accountID: UUID, actorID: UUID, groupID: UUID) {
+    package init(accountID: AccountID, actorID: ActorID, groupID: GroupID) {
         self.accountID = accountID
         self.actorID = actorID
         self.groupID = groupID

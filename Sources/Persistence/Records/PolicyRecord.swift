@@ -1,12 +1,13 @@
 package import Foundation
 package import GRDB
+package import Identifiers
 
 package struct PolicyRecord: GatehouseRecord, Equatable {
     package static let databaseTableName = "policy"
-    package var id: UUID
-    package var accountID: UUID
-    package var groupID: UUID
-    package var resourceID: UUID
+    package var id: PolicyID
+    package var accountID: AccountID
+    package var groupID: GroupID
+    package var resourceID: ResourceID
     package var description: String?
     /// JSON array, as the `Policy` module encodes conditions.
     package var conditions: String
@@ -21,7 +22,7 @@ package struct PolicyRecord: GatehouseRecord, Equatable {
         case createdAt = "created_at"
     }
 
-    package init(id: UUID = UUID(), accountID: UUID, groupID: UUID, resourceID: UUID, description: String? = nil,
+    package init(id: PolicyID = PolicyID(), accountID: AccountID, groupID: GroupID, resourceID: ResourceID, description: String? = nil,
                  conditions: String = "[]", disabled: Bool = false, createdAt: Date) {
         self.id = id
         self.accountID = accountID

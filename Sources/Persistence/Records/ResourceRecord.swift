@@ -1,5 +1,6 @@
 package import Foundation
 package import GRDB
+package import Identifiers
 
 package struct ResourceRecord: GatehouseRecord, Equatable {
     package static let databaseTableName = "resource"
@@ -8,9 +9,9 @@ package struct ResourceRecord: GatehouseRecord, Equatable {
         case cidr, ip, dns
     }
 
-    package var id: UUID
-    package var accountID: UUID
-    package var siteID: UUID
+    package var id: ResourceID
+    package var accountID: AccountID
+    package var siteID: SiteID
     package var name: String
     package var type: Kind
     package var address: String
@@ -29,7 +30,7 @@ package struct ResourceRecord: GatehouseRecord, Equatable {
         case createdAt = "created_at"
     }
 
-    package init(id: UUID = UUID(), accountID: UUID, siteID: UUID, name: String, type: Kind, address: String,
+    package init(id: ResourceID = ResourceID(), accountID: AccountID, siteID: SiteID, name: String, type: Kind, address: String,
                  addressDescription: String? = nil, filters: String = "[]", ipStack: String? = nil, createdAt: Date) {
         self.id = id
         self.accountID = accountID

@@ -1,10 +1,11 @@
 package import Foundation
 package import GRDB
+package import Identifiers
 
 package struct SiteRecord: GatehouseRecord, Equatable {
     package static let databaseTableName = "site"
-    package var id: UUID
-    package var accountID: UUID
+    package var id: SiteID
+    package var accountID: AccountID
     package var name: String
     package var createdAt: Date
 
@@ -14,7 +15,7 @@ package struct SiteRecord: GatehouseRecord, Equatable {
         case createdAt = "created_at"
     }
 
-    package init(id: UUID = UUID(), accountID: UUID, name: String, createdAt: Date) {
+    package init(id: SiteID = SiteID(), accountID: AccountID, name: String, createdAt: Date) {
         self.id = id
         self.accountID = accountID
         self.name = name

@@ -1,5 +1,6 @@
 package import Foundation
 package import GRDB
+package import Identifiers
 
 package struct TokenRecord: GatehouseRecord, Equatable {
     package static let databaseTableName = "token"
@@ -9,14 +10,14 @@ package struct TokenRecord: GatehouseRecord, Equatable {
         case client, gateway, relay
     }
 
-    package var id: UUID
-    package var accountID: UUID?
+    package var id: TokenID
+    package var accountID: AccountID?
     package var kind: Kind
     /// SHA-256 of the secret, lower-case hex.
     package var secretHash: String
     package var expiresAt: Date?
-    package var actorID: UUID?
-    package var siteID: UUID?
+    package var actorID: ActorID?
+    package var siteID: SiteID?
     package var lastUsedAt: Date?
     package var lastUsedAddress: String?
     package var createdAt: Date
@@ -37,8 +38,8 @@ package struct TokenRecord: GatehouseRecord, Equatable {
         static let secretHash = Column(CodingKeys.secretHash)
     }
 
-    package init(id: UUID = UUID(), accountID: UUID?, kind: Kind, secretHash: String, expiresAt: Date?,
-                 actorID: UUID? = nil, siteID: UUID? = nil, createdAt: Date) {
+    package init(id: TokenID = TokenID(), accountID: AccountID?, kind: Kind, secretHash: String, expiresAt: Date?,
+                 actorID: ActorID? = nil, siteID: SiteID? = nil, createdAt: Date) {
         self.id = id
         self.accountID = accountID
         self.kind = kind
