@@ -81,6 +81,8 @@ let package = Package(
         .target(name: "Policy", dependencies: ["Addresses", "Identifiers"], swiftSettings: swiftSettings),
         // Typed IDs (`SiteID`, `GroupID`, ...) shared by the contracts and the storage.
         .target(name: "Identifiers", swiftSettings: swiftSettings),
+        // The admin API's contract: request and answer types with their schemas, and the route table.
+        .target(name: "AdminAPI", dependencies: ["Identifiers"], swiftSettings: swiftSettings),
         .target(name: "ControlProtocol", dependencies: ["Policy", "Identifiers"], swiftSettings: swiftSettings),
 
         // MARK: Runtime modules
@@ -111,7 +113,7 @@ let package = Package(
         .target(
             name: "Portal",
             dependencies: [
-                "Actors", "Persistence", "Policy", "ControlProtocol", "Identifiers",
+                "Actors", "Persistence", "Policy", "ControlProtocol", "Identifiers", "AdminAPI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -145,7 +147,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "Portal", "Relay", "Gateway", "Client", "BPF", "Actors", "Persistence", "Policy", "Identifiers",
+                "Portal", "Relay", "Gateway", "Client", "BPF", "Actors", "Persistence", "Policy", "Identifiers", "AdminAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -221,7 +223,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PortalTests",
-            dependencies: ["TestSupport", "Portal", "Persistence", "Policy", "Identifiers"],
+            dependencies: ["TestSupport", "Portal", "Persistence", "Policy", "Identifiers", "AdminAPI"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

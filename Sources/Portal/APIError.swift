@@ -1,5 +1,5 @@
 package import Hummingbird
-import Foundation
+import AdminAPI
 
 /// An admin API error: the status and `{"error": {"code": ..., "message": ..., "field": ...}}`.
 package struct APIError: HTTPResponseError, Equatable {
@@ -27,9 +27,6 @@ package struct APIError: HTTPResponseError, Equatable {
     }
 
     package func response(from request: Request, context: some RequestContext) throws -> Response {
-        var error: [String: String] = ["code": code, "message": message]
-        if let field { error["field"] = field }
-        let body = try JSONSerialization.data(withJSONObject: ["error": error], options: [.sortedKeys])
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        try answer(ErrorBody(code: code, message: message, field: field), status: status)
     }
 }

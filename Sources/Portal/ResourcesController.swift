@@ -1,8 +1,9 @@
+import AdminAPI
 import Addresses
 import Foundation
 import Hummingbird
-import Persistence
 import Identifiers
+import Persistence
 import Policy
 
 /// `/api/v1/resources`: what clients may reach through a site's gateways.
@@ -11,36 +12,32 @@ struct ResourcesController {
 
     func add<Context: RequestContext>(to group: RouterGroup<Context>) {
         group.get { request, _ in try await list(request) }
-        group.get(":id") { _, context in try await showOne(ResourceRecord.self, "resource", id: context.parameters.get("id"), repository: repository, Self.representation) }
-        group.post { request, _ in try await create(request) }
-        group.patch(":id") { request, context in try await update(request, id: context.parameters.get("id")) }
-        group.delete(":id") { _, context in try await delete(id: context.parameters.get("id")) }
-    }
-
-    static func representation(_ resource: ResourceRecord) -> [String: Any] {
-        var value: [String: Any] = [
-            "id": resource.id.description, "name": resource.name, "type": resource.type.rawValue,
-            "address": resource.address, "site_id": resource.siteID.description,
-            "filters": (try? JSONSerialization.jsonObject(with: Data(resource.filters.utf8))) ?? [],
-        ]
-        if let description = resource.addressDescription { value["address_description"] = description }
-        if let stack = resource.ipStack { value["ip_stack"] = stack }
-        return value
+        group.get(":id") { _, context in try await show(context.parameters.id()) }
+        group.post { request, _ in try await create(request.decode(CreateResource.self)) }
+        group.patch(":id") { request, context in try await update(context.parameters.id(), request.decode(UpdateResource.self)) }
+        group.delete(":id") { _, context in try await delete(context.parameters.id()) }
     }
 
     func list(_ request: Request) async throws -> Response {
         let admin = try AdminSession.require()
-        let page = try Page(request)
+        let page = try PageRequest(request)
         let resources = try await repository.listResources(accountID: admin.accountID, after: page.cursor, limit: page.limit + 1)
-        return try json(page.body(resources.map { ($0.name, Self.representation($0)) }))
+        return try answer(page.page(resources, key: \.name, Resource.init))
     }
 
-    static let fields: Set<String> = ["name", "type", "address", "address_description", "site_id", "filters", "ip_stack"]
+    func show(_ id: ResourceID) async throws -> Response {
+        let admin = try AdminSession.require()
+        guard let resource = try await repository.resource(accountID: admin.accountID, id: id) else { throw APIError.notFound("resource \(id)") }
+        return try answer(Resource(resource))
+    }
 
-    /// Checks a resource's type, address, filters and IP stack together (each depends on the type).
+    /// Checks a resource's type, address and IP stack together (each depends on the type) and puts the
+    /// address in canonical form.
     static func validate(_ resource: inout ResourceRecord, reserved: [AddressRange]) throws {
-        guard let kind = ResourceAddress.Kind(rawValue: resource.type.rawValue) else {
-            throw APIError.validation("type \"\(resource.type.rawValue)\" must be cidr, ip or dns", field: "type")
+        let kind: ResourceAddress.Kind = switch resource.type {
+        case .cidr: .cidr
+        case .ip: .ip
+        case .dns: .dns
         }
         do {
             resource.address = try ResourceAddress.parse(resource.address, kind: kind, reserved: reserved).description
@@ -48,32 +45,28 @@ struct ResourcesController {
             throw APIError.validation("\(error)", field: "address")
         }
         if kind == .dns {
-            resource.ipStack = resource.ipStack ?? "dual"
-            guard ["ipv4", "ipv6", "dual"].contains(resource.ipStack ?? "") else {
-                throw APIError.validation("ip_stack must be ipv4, ipv6 or dual", field: "ip_stack")
-            }
+            resource.ipStack = resource.ipStack ?? Resource.IPStack.dual.rawValue
         } else if resource.ipStack != nil {
             throw APIError.validation("ip_stack applies to dns resources only", field: "ip_stack")
         }
     }
 
-    /// The `filters` field, validated and in canonical form, as stored.
-    static func filters(_ body: JSONBody) throws -> String? {
-        guard let texts = try body.strings("filters") else { return nil }
+    /// Filters in canonical form, as stored (a JSON list).
+    static func filters(_ texts: [String]) throws -> String {
         do {
             let filters = try texts.map { try Filter($0).description }
-            return String(decoding: try JSONSerialization.data(withJSONObject: filters), as: UTF8.self)
+            return String(decoding: try JSONEncoder().encode(filters), as: UTF8.self)
         } catch let error as FilterError {
             throw APIError.validation("\(error)", field: "filters")
         }
     }
 
-    static func kind(_ body: JSONBody) throws -> ResourceRecord.Kind? {
-        guard let text = try body.optionalString("type") else { return nil }
-        guard let kind = ResourceRecord.Kind(rawValue: text) else {
-            throw APIError.validation("type \"\(text)\" must be cidr, ip or dns", field: "type")
+    static func kind(_ kind: Resource.Kind) -> ResourceRecord.Kind {
+        switch kind {
+        case .cidr: .cidr
+        case .ip: .ip
+        case .dns: .dns
         }
-        return kind
     }
 
     /// The account's tunnel ranges and Gatehouse's DNS proxy ranges: no CIDR resource may overlap them.
@@ -82,67 +75,55 @@ struct ResourcesController {
         return ([account.tunnelIPv4Range, account.tunnelIPv6Range] + ResourceAddress.dnsProxyRanges).compactMap { try? AddressRange($0) }
     }
 
-    func create(_ request: Request) async throws -> Response {
+    func create(_ body: CreateResource) async throws -> Response {
         let admin = try AdminSession.require()
-        let body = try await JSONBody(request, allowed: Self.fields)
-        let name = try body.string("name")
-        guard let kind = try Self.kind(body) else { throw APIError.validation("\"type\" is required", field: "type") }
-        let address = try body.string("address", maximumLength: 253)
-        guard let site: SiteID = try body.id("site_id") else { throw APIError.validation("\"site_id\" is required", field: "site_id") }
-        var record = ResourceRecord(accountID: admin.accountID, siteID: site, name: name, type: kind, address: address,
-                                    addressDescription: try body.optionalString("address_description", maximumLength: 500),
-                                    filters: try Self.filters(body) ?? "[]", ipStack: try body.optionalString("ip_stack"), createdAt: Date())
+        var record = ResourceRecord(accountID: admin.accountID, siteID: body.siteID, name: body.name, type: Self.kind(body.type),
+                                    address: body.address, addressDescription: body.addressDescription,
+                                    filters: try Self.filters(body.filters ?? []), ipStack: body.ipStack?.rawValue, createdAt: Date())
         try Self.validate(&record, reserved: try await reservedRanges(admin.accountID))
         do {
-            return try json(Self.representation(try await repository.createResource(record, by: admin, now: Date())), status: .created)
+            return try answer(Resource(try await repository.createResource(record, by: admin, now: Date())), status: .created)
         } catch RepositoryError.conflict {
-            throw APIError(.conflict, code: "conflict", message: "a resource named \"\(name)\" exists", field: "name")
+            throw APIError(.conflict, code: "conflict", message: "a resource named \"\(body.name)\" exists", field: "name")
         } catch RepositoryError.missingReference {
-            throw APIError.notFound("site \(site.description)")
+            throw APIError.notFound("site \(body.siteID)")
         }
     }
 
-    /// Changes some fields; the result is validated as a whole (a new type needs a fitting address).
-    func update(_ request: Request, id: String?) async throws -> Response {
+    /// Changes what is given; the result is validated as a whole (a new type needs a fitting address).
+    func update(_ id: ResourceID, _ body: UpdateResource) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let uuid = id.flatMap(ResourceID.init) else { throw APIError.notFound("resource \(id ?? "")") }
-        let body = try await JSONBody(request, allowed: Self.fields)
-        let name = try body.optionalString("name")
-        let kind = try Self.kind(body)
-        let address = try body.optionalString("address", maximumLength: 253)
-        let site: SiteID? = try body.id("site_id")
-        let description = try body.optionalString("address_description", maximumLength: 500)
-        let filters = try Self.filters(body)
-        let stack = try body.optionalString("ip_stack")
+        let filters = try body.filters.map(Self.filters)
         let reserved = try await reservedRanges(admin.accountID)
         do {
-            let updated = try await repository.updateResource(accountID: admin.accountID, id: uuid, by: admin, now: Date()) { resource in
-                if let name { resource.name = name }
-                if let kind {
+            let updated = try await repository.updateResource(accountID: admin.accountID, id: id, by: admin, now: Date()) { resource in
+                if let name = body.name { resource.name = name }
+                if let type = body.type {
+                    let kind = Self.kind(type)
                     if kind != resource.type, kind != .dns { resource.ipStack = nil }
                     resource.type = kind
                 }
-                if let address { resource.address = address }
-                if let site { resource.siteID = site }
-                if let description { resource.addressDescription = description }
+                if let address = body.address { resource.address = address }
+                if let site = body.siteID { resource.siteID = site }
+                if let description = body.addressDescription { resource.addressDescription = description }
                 if let filters { resource.filters = filters }
-                if let stack { resource.ipStack = stack }
+                if let stack = body.ipStack { resource.ipStack = stack.rawValue }
                 try Self.validate(&resource, reserved: reserved)
             }
-            guard let updated else { throw APIError.notFound("resource \(uuid.description)") }
-            return try json(Self.representation(updated))
+            guard let updated else { throw APIError.notFound("resource \(id)") }
+            return try answer(Resource(updated))
         } catch RepositoryError.conflict {
-            throw APIError(.conflict, code: "conflict", message: "a resource named \"\(name ?? "")\" exists", field: "name")
+            throw APIError(.conflict, code: "conflict", message: "a resource named \"\(body.name ?? "")\" exists", field: "name")
         } catch RepositoryError.missingReference {
-            throw APIError.notFound("site \(site?.description ?? "")")
+            throw APIError.notFound("site \(body.siteID?.description ?? "")")
         }
     }
 
-    func delete(id: String?) async throws -> Response {
+    func delete(_ id: ResourceID) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let uuid = id.flatMap(ResourceID.init),
-              try await repository.deleteResource(accountID: admin.accountID, id: uuid, by: admin, now: Date())
-        else { throw APIError.notFound("resource \(id ?? "")") }
+        guard try await repository.deleteResource(accountID: admin.accountID, id: id, by: admin, now: Date()) else {
+            throw APIError.notFound("resource \(id)")
+        }
         return Response(status: .noContent)
     }
 }

@@ -1,61 +1,59 @@
+import AdminAPI
 import Foundation
 import Hummingbird
-import Persistence
 import Identifiers
+import Persistence
 
-/// `/api/v1/sites`: list (cursor pagination), create, delete.
+/// `/api/v1/sites`: places where gateways run.
 struct SitesController {
     let repository: any PortalRepository
 
     func add<Context: RequestContext>(to group: RouterGroup<Context>) {
         group.get { request, _ in try await list(request) }
-        group.get(":id") { _, context in try await showOne(SiteRecord.self, "site", id: context.parameters.get("id"), repository: repository, Self.representation) }
-        group.post { request, _ in try await create(request) }
-        group.patch(":id") { request, context in try await rename(request, id: context.parameters.get("id")) }
-        group.delete(":id") { request, context in try await delete(request, id: context.parameters.get("id")) }
-    }
-
-    static func representation(_ site: SiteRecord) -> [String: Any] {
-        ["id": site.id.description, "name": site.name, "created_at": ISO8601DateFormatter().string(from: site.createdAt)]
+        group.get(":id") { _, context in try await show(context.parameters.id()) }
+        group.post { request, _ in try await create(request.decode(CreateSite.self)) }
+        group.patch(":id") { request, context in try await update(context.parameters.id(), request.decode(UpdateSite.self)) }
+        group.delete(":id") { _, context in try await delete(context.parameters.id()) }
     }
 
     func list(_ request: Request) async throws -> Response {
         let admin = try AdminSession.require()
-        let page = try Page(request)
+        let page = try PageRequest(request)
         let sites = try await repository.listSites(accountID: admin.accountID, after: page.cursor, limit: page.limit + 1)
-        return try json(page.body(sites.map { ($0.name, Self.representation($0)) }))
+        return try answer(page.page(sites, key: \.name, Site.init))
     }
 
-    func create(_ request: Request) async throws -> Response {
+    func show(_ id: SiteID) async throws -> Response {
         let admin = try AdminSession.require()
-        let body = try await JSONBody(request, allowed: ["name"])
-        let name = try body.string("name")
+        guard let site = try await repository.find(SiteRecord.self, accountID: admin.accountID, id: id) else { throw APIError.notFound("site \(id)") }
+        return try answer(Site(site))
+    }
+
+    func create(_ body: CreateSite) async throws -> Response {
+        let admin = try AdminSession.require()
         do {
-            let site = try await repository.createSite(accountID: admin.accountID, name: name, by: admin, now: Date())
-            return try json(Self.representation(site), status: .created)
+            let site = try await repository.createSite(accountID: admin.accountID, name: body.name, by: admin, now: Date())
+            return try answer(Site(site), status: .created)
         } catch RepositoryError.conflict {
-            throw APIError(.conflict, code: "conflict", message: "a site named \"\(name)\" exists", field: "name")
+            throw APIError(.conflict, code: "conflict", message: "a site named \"\(body.name)\" exists", field: "name")
         }
     }
 
-    func rename(_ request: Request, id: String?) async throws -> Response {
+    func update(_ id: SiteID, _ body: UpdateSite) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let uuid = id.flatMap(SiteID.init) else { throw APIError.notFound("site \(id ?? "")") }
-        let name = try await JSONBody(request, allowed: ["name"]).string("name")
         do {
-            guard let site = try await repository.updateSite(accountID: admin.accountID, id: uuid, by: admin, now: Date(), { $0.name = name }) else {
-                throw APIError.notFound("site \(uuid.description)")
+            guard let site = try await repository.updateSite(accountID: admin.accountID, id: id, by: admin, now: Date(), { $0.name = body.name }) else {
+                throw APIError.notFound("site \(id)")
             }
-            return try json(Self.representation(site))
+            return try answer(Site(site))
         } catch RepositoryError.conflict {
-            throw APIError(.conflict, code: "conflict", message: "a site named \"\(name)\" exists", field: "name")
+            throw APIError(.conflict, code: "conflict", message: "a site named \"\(body.name)\" exists", field: "name")
         }
     }
 
-    func delete(_ request: Request, id: String?) async throws -> Response {
+    func delete(_ id: SiteID) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let id, let uuid = SiteID(id) else { throw APIError.notFound("site \"\(id ?? "")\"") }
-        guard try await repository.deleteSite(accountID: admin.accountID, id: uuid, by: admin, now: Date()) else {
+        guard try await repository.deleteSite(accountID: admin.accountID, id: id, by: admin, now: Date()) else {
             throw APIError.notFound("site \(id)")
         }
         return Response(status: .noContent)

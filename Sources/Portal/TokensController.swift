@@ -1,51 +1,42 @@
+import AdminAPI
 import Foundation
 import Hummingbird
-import Persistence
 import Identifiers
+import Persistence
 
 /// `/api/v1/tokens`: create (the secret is in the answer, once), list (metadata only), revoke.
 struct TokensController {
     let repository: any PortalRepository
 
-    /// Longest lifetime a token may be given: ten years.
-    static let maximumLifetime = 10 * 365 * 24 * 3600
-
     func add<Context: RequestContext>(to group: RouterGroup<Context>) {
         group.get { request, _ in try await list(request) }
-        group.get(":id") { _, context in try await showOne(TokenRecord.self, "token", id: context.parameters.get("id"), repository: repository, Self.representation) }
-        group.post { request, _ in try await create(request) }
-        group.delete(":id") { _, context in try await delete(id: context.parameters.get("id")) }
-    }
-
-    static func representation(_ token: TokenRecord) -> [String: Any] {
-        let dates = ISO8601DateFormatter()
-        var value: [String: Any] = [
-            "id": token.id.description, "kind": token.kind.rawValue, "created_at": dates.string(from: token.createdAt),
-        ]
-        if let expiry = token.expiresAt { value["expires_at"] = dates.string(from: expiry) }
-        if let actor = token.actorID { value["actor_id"] = actor.description }
-        if let site = token.siteID { value["site_id"] = site.description }
-        if let used = token.lastUsedAt { value["last_used_at"] = dates.string(from: used) }
-        if let address = token.lastUsedAddress { value["last_used_address"] = address }
-        return value
+        group.get(":id") { _, context in try await show(context.parameters.id()) }
+        group.post { request, _ in try await create(request.decode(CreateToken.self)) }
+        group.delete(":id") { _, context in try await delete(context.parameters.id()) }
     }
 
     func list(_ request: Request) async throws -> Response {
         let admin = try AdminSession.require()
-        let page = try Page(request)
+        let page = try PageRequest(request)
         let tokens = try await repository.listTokens(accountID: admin.accountID, after: page.cursor, limit: page.limit + 1)
-        return try json(page.body(tokens.map { ($0.id.description, Self.representation($0)) }))
+        return try answer(page.page(tokens, key: \.id.description, Token.init))
     }
 
-    func create(_ request: Request) async throws -> Response {
+    func show(_ id: TokenID) async throws -> Response {
         let admin = try AdminSession.require()
-        let body = try await JSONBody(request, allowed: ["kind", "actor_id", "site_id", "expires_in_seconds"])
-        let kindText = try body.string("kind")
-        guard let kind = TokenRecord.Kind(rawValue: kindText) else {
-            throw APIError.validation("kind \"\(kindText)\" must be admin_api, client, gateway or relay", field: "kind")
+        guard let token = try await repository.find(TokenRecord.self, accountID: admin.accountID, id: id) else { throw APIError.notFound("token \(id)") }
+        return try answer(Token(token))
+    }
+
+    func create(_ body: CreateToken) async throws -> Response {
+        let admin = try AdminSession.require()
+        let kind: TokenRecord.Kind = switch body.kind {
+        case .adminAPI: .adminAPI
+        case .client: .client
+        case .gateway: .gateway
+        case .relay: .relay
         }
-        let actor: ActorID? = try body.id("actor_id")
-        let site: SiteID? = try body.id("site_id")
+        let (actor, site) = (body.actorID, body.siteID)
         switch kind {
         case .adminAPI, .client:
             guard actor != nil else { throw APIError.validation("a \(kind.rawValue) token belongs to an actor: actor_id is required", field: "actor_id") }
@@ -56,13 +47,7 @@ struct TokensController {
         case .relay:
             guard actor == nil, site == nil else { throw APIError.validation("a relay token has no owner", field: actor != nil ? "actor_id" : "site_id") }
         }
-        var expiry: Date?
-        if let seconds = body.values["expires_in_seconds"] {
-            guard let value = seconds as? Int, (60...Self.maximumLifetime).contains(value), !(seconds is Bool) else {
-                throw APIError.validation("expires_in_seconds must be a whole number from 60 to \(Self.maximumLifetime)", field: "expires_in_seconds")
-            }
-            expiry = Date().addingTimeInterval(TimeInterval(value))
-        }
+        let expiry = body.expiresInSeconds.map { Date().addingTimeInterval(TimeInterval($0)) }
         let prefix = switch kind {
         case .adminAPI: "gh_admin"
         case .client: "gh_client"
@@ -74,19 +59,17 @@ struct TokensController {
                                  actorID: actor, siteID: site, createdAt: Date())
         do {
             let created = try await repository.createToken(record, by: admin, now: Date())
-            var answer = Self.representation(created)
-            answer["secret"] = secret
-            return try json(answer, status: .created)
+            return try answer(CreatedToken(token: Token(created), secret: secret), status: .created)
         } catch RepositoryError.missingReference {
-            throw APIError.notFound(actor != nil ? "actor \(actor?.description ?? "")" : "site \(site?.description ?? "")")
+            throw APIError.notFound(actor.map { "actor \($0)" } ?? "site \(site?.description ?? "")")
         }
     }
 
-    func delete(id: String?) async throws -> Response {
+    func delete(_ id: TokenID) async throws -> Response {
         let admin = try AdminSession.require()
-        guard let uuid = id.flatMap(TokenID.init),
-              try await repository.deleteToken(accountID: admin.accountID, id: uuid, by: admin, now: Date())
-        else { throw APIError.notFound("token \(id ?? "")") }
+        guard try await repository.deleteToken(accountID: admin.accountID, id: id, by: admin, now: Date()) else {
+            throw APIError.notFound("token \(id)")
+        }
         return Response(status: .noContent)
     }
 }

@@ -1,3 +1,4 @@
+import AdminAPI
 import Foundation
 import Portal
 import TestSupport
@@ -18,11 +19,11 @@ import Testing
         defer { portal.process.stop() }
 
         // What each operation may refuse beyond its schema, from the same table the document is built from.
-        let configuration = OpenAPIDocument.operations.filter { !$0.semanticRefusals.isEmpty }.map { operation -> String in
-            let statuses = (["2xx", "401", "403", "404"] + operation.semanticRefusals.map(String.init)).map { "\"\($0)\"" }
+        let configuration = AdminRoutes.all.filter { !$0.refusals.isEmpty }.map { route -> String in
+            let statuses = (["2xx", "401", "403", "404"] + route.refusals.map(String.init)).map { "\"\($0)\"" }
             return """
                 [[operations]]
-                include-name = "\(operation.method.uppercased()) /api/v1\(operation.path)"
+                include-name = "\(route.method.rawValue.uppercased()) /api/v1\(route.path)"
                 checks.positive_data_acceptance.expected-statuses = [\(statuses.joined(separator: ", "))]
                 """
         }.joined(separator: "\n\n")
@@ -39,7 +40,7 @@ import Testing
         let summary = text.firstMatch(of: /(\d+) generated, (\d+) passed/)
         print("schemathesis: \(summary.map { "\($0.1) generated, \($0.2) passed" } ?? "no summary")")
         #expect(output.status == 0, "schemathesis found failures:\n\(text.suffix(6000))")
-        #expect(text.contains("Selected: \(OpenAPIDocument.operations.count)/\(OpenAPIDocument.operations.count)"), "every operation tested")
+        #expect(text.contains("Selected: \(AdminRoutes.all.count)/\(AdminRoutes.all.count)"), "every operation tested")
         #expect(summary.map { $0.1 == $0.2 } == true, "every generated case passed")
     }
 }

@@ -1,0 +1,99 @@
+import AdminAPI
+import Foundation
+import Identifiers
+import Persistence
+
+// The answers of the admin API made from the stored rows.
+
+extension Site {
+    init(_ record: SiteRecord) {
+        self.init(id: record.id, name: record.name, createdAt: record.createdAt)
+    }
+}
+
+extension Group {
+    init(_ record: GroupRecord) {
+        self.init(id: record.id, name: record.name, createdAt: record.createdAt)
+    }
+}
+
+extension AdminAPI.Actor {
+    init(_ record: ActorRecord) {
+        let kind: Kind = switch record.type {
+        case .user: .user
+        case .admin: .admin
+        case .serviceAccount: .serviceAccount
+        }
+        self.init(id: record.id, type: kind, name: record.name, email: record.email, disabled: record.disabled)
+    }
+}
+
+extension Resource {
+    init(_ record: ResourceRecord) {
+        let kind: Kind = switch record.type {
+        case .cidr: .cidr
+        case .ip: .ip
+        case .dns: .dns
+        }
+        self.init(id: record.id, name: record.name, type: kind, address: record.address, siteID: record.siteID,
+                  filters: Self.list(record.filters), addressDescription: record.addressDescription,
+                  ipStack: record.ipStack.flatMap(IPStack.init(rawValue:)))
+    }
+
+    /// A stored JSON list of strings (filters, conditions); an unreadable one reads as empty.
+    static func list(_ json: String) -> [String] {
+        (try? JSONDecoder().decode([String].self, from: Data(json.utf8))) ?? []
+    }
+}
+
+extension AdminAPI.Policy {
+    init(_ record: PolicyRecord) {
+        self.init(id: record.id, groupID: record.groupID, resourceID: record.resourceID, disabled: record.disabled,
+                  conditions: Resource.list(record.conditions), description: record.description)
+    }
+}
+
+extension Token {
+    init(_ record: TokenRecord) {
+        let kind: Kind = switch record.kind {
+        case .adminAPI: .adminAPI
+        case .client: .client
+        case .gateway: .gateway
+        case .relay: .relay
+        }
+        self.init(id: record.id, kind: kind, createdAt: record.createdAt, expiresAt: record.expiresAt, actorID: record.actorID,
+                  siteID: record.siteID, lastUsedAt: record.lastUsedAt, lastUsedAddress: record.lastUsedAddress)
+    }
+}
+
+extension Account {
+    init(_ record: AccountRecord) {
+        self.init(id: record.id, name: record.name, slug: record.slug, tunnelIPv4Range: record.tunnelIPv4Range,
+                  tunnelIPv6Range: record.tunnelIPv6Range)
+    }
+}
+
+extension Device {
+    init(_ record: DeviceRecord, now: Date = Date()) {
+        let kind: Kind = switch record.kind {
+        case .client: .client
+        case .gateway: .gateway
+        }
+        // Online state comes with the realtime API; until then a device is online when it was seen in
+        // the last minute.
+        self.init(id: record.id, kind: kind, name: record.name, externalID: record.externalID, publicKey: record.publicKey,
+                  tunnelIPv4: record.tunnelIPv4, tunnelIPv6: record.tunnelIPv6, verified: record.kind == .client ? record.verified : nil,
+                  actorID: record.actorID, siteID: record.siteID, version: record.version, lastSeenAt: record.lastSeenAt,
+                  lastSeenAddress: record.lastSeenAddress, online: record.lastSeenAt.map { now.timeIntervalSince($0) < 60 } ?? false)
+    }
+}
+
+extension AuditEvent {
+    init(_ record: AuditEventRecord) {
+        func value(_ text: String?) -> JSONValue? {
+            text.map { (try? JSONDecoder().decode(JSONValue.self, from: Data($0.utf8))) ?? .string($0) }
+        }
+        self.init(id: record.id, action: record.action, subjectType: record.subjectType, subjectID: record.subjectID, at: record.at,
+                  actorID: record.actorID, actorName: record.actorName, before: value(record.before), after: value(record.after))
+    }
+}
