@@ -26,6 +26,11 @@ package enum AdminRoutes {
         return routes
     }
 
+    /// The operation with this method and path (`/sites/{id}`), if the API has it.
+    package static func route(_ method: Route.Method, _ path: String) -> Route? {
+        all.first { $0.method == method && $0.path == path }
+    }
+
     package static let all: [Route] = [
         Route(.get, "/account", "Show the account and its tunnel address ranges", answer: .object(Account.shape)),
         Route(.patch, "/account", "Rename the account or change its tunnel address ranges", request: UpdateAccount.shape,

@@ -72,7 +72,7 @@ package indirect enum Schema: Sendable {
             }
             return .string(trimmed)
         case let .id(noun):
-            guard case let .string(text) = value, Self.isUUID(text) else { throw refuse("\"\(field)\" must be the ID of a \(noun)") }
+            guard case let .string(text) = value, Self.isID(text) else { throw refuse("\"\(field)\" must be the ID of a \(noun)") }
             return .string(text.lowercased())
         case let .choice(values):
             guard case let .string(text) = value else { throw refuse("\"\(field)\" must be a string") }
@@ -103,11 +103,13 @@ package indirect enum Schema: Sendable {
         }
     }
 
-    static func alternatives(_ values: [String]) -> String {
+    /// "a, b or c".
+    package static func alternatives(_ values: [String]) -> String {
         values.count < 2 ? values.joined() : values.dropLast().joined(separator: ", ") + " or " + (values.last ?? "")
     }
 
-    static func isUUID(_ text: String) -> Bool {
+    /// Whether `text` has the form of an ID (a UUID, either case).
+    package static func isID(_ text: String) -> Bool {
         let groups = text.split(separator: "-", omittingEmptySubsequences: false)
         return groups.map(\.count) == [8, 4, 4, 4, 12] && groups.allSatisfy { $0.allSatisfy(\.isHexDigit) }
     }
