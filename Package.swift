@@ -223,7 +223,11 @@ let package = Package(
         ),
         .testTarget(
             name: "PortalTests",
-            dependencies: ["TestSupport", "Portal", "Persistence", "Policy", "Identifiers", "AdminAPI"],
+            dependencies: [
+                "TestSupport", "Portal", "Persistence", "Policy", "Identifiers", "AdminAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

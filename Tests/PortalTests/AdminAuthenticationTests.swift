@@ -2,27 +2,26 @@ import Foundation
 import TestSupport
 import Testing
 
-/// Who may use the admin API, over real HTTP: tokens of other kinds are refused with 403 (they
-/// authenticated, they may not do this), the bearer scheme is case-insensitive (RFC 9110 section
-/// 11.1), and a token's last use is recorded with its address at most once a minute.
+/// Who may use the admin API: tokens of other kinds are refused with 403 (they authenticated, they may
+/// not do this), in process; over real HTTP (a peer address takes a connection), the bearer scheme is
+/// case-insensitive (RFC 9110 section 11.1) and a token's last use is recorded with its address at most
+/// once a minute.
 @Suite struct AdminAuthenticationTests {
     @Test func tokensOfOtherKindsAre403AndBadOnes401() async throws {
-        let database = try PortalAdminAPITests.temporaryDatabase()
-        defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
-        let portal = try await PortalAdminAPITests.start(database, token: try PortalAdminAPITests.initialise(database))
-        defer { portal.process.stop() }
-        let site = try portal.json(portal.call("POST", "/api/v1/sites", body: #"{"name": "hq"}"#).body)["id"] as? String ?? ""
-        let user = try portal.json(portal.call("POST", "/api/v1/actors", body: #"{"type": "user", "name": "Ann", "email": "ann@acme.test"}"#).body)["id"] as? String ?? ""
-        let gateway = try portal.json(portal.call("POST", "/api/v1/tokens", body: #"{"kind": "gateway", "site_id": "\#(site)"}"#).body)
-        let client = try portal.json(portal.call("POST", "/api/v1/tokens", body: #"{"kind": "client", "actor_id": "\#(user)"}"#).body)
-        for (kind, token) in [("gateway", gateway["secret"] as? String), ("client", client["secret"] as? String)] {
-            let secret = try #require(token, "\(kind): \(gateway) \(client)")
-            let answer = try portal.call("GET", "/api/v1/sites", token: secret)
-            #expect(answer.status == 403, "a \(kind) token: \(answer.status) \(answer.body)")
-            #expect(answer.body.contains("forbidden"))
+        try await InProcessPortal.with { portal in
+            let site = try await portal.json(portal.call("POST", "/api/v1/sites", body: #"{"name": "hq"}"#).body)["id"] as? String ?? ""
+            let user = try await portal.json(portal.call("POST", "/api/v1/actors", body: #"{"type": "user", "name": "Ann", "email": "ann@acme.test"}"#).body)["id"] as? String ?? ""
+            let gateway = try await portal.json(portal.call("POST", "/api/v1/tokens", body: #"{"kind": "gateway", "site_id": "\#(site)"}"#).body)
+            let client = try await portal.json(portal.call("POST", "/api/v1/tokens", body: #"{"kind": "client", "actor_id": "\#(user)"}"#).body)
+            for (kind, token) in [("gateway", gateway["secret"] as? String), ("client", client["secret"] as? String)] {
+                let secret = try #require(token, "\(kind): \(gateway) \(client)")
+                let answer = try await portal.call("GET", "/api/v1/sites", token: secret)
+                #expect(answer.status == 403, "a \(kind) token: \(answer.status) \(answer.body)")
+                #expect(answer.body.contains("forbidden"))
+            }
+            #expect(try await portal.call("GET", "/api/v1/sites", token: "gh_admin_not-a-real-token").status == 401)
+            #expect(try await portal.call("GET", "/api/v1/sites", token: "").status == 401)
         }
-        #expect(try portal.call("GET", "/api/v1/sites", token: "gh_admin_not-a-real-token").status == 401)
-        #expect(try portal.call("GET", "/api/v1/sites", token: "").status == 401)
     }
 
     @Test func theBearerSchemeIsCaseInsensitiveAndUseIsRecordedOnceAMinute() async throws {

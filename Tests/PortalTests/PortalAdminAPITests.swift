@@ -2,7 +2,8 @@ import Foundation
 import TestSupport
 import Testing
 
-/// A real portal process on 127.0.0.1:0 with a real SQLite file, driven over HTTP.
+/// The admin API on a real SQLite file: through a real portal process on 127.0.0.1:0 where a test needs
+/// one (a restart; the CLI suites below use `start` too), in process through the router otherwise.
 @Suite struct PortalAdminAPITests {
     struct Portal {
         let process: BackgroundProcess
@@ -77,70 +78,65 @@ import Testing
     }
 
     @Test func parallelWritesLeaveAConsistentDatabase() async throws {
-        let database = try Self.temporaryDatabase()
-        defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
-        let portal = try await Self.start(database, token: try Self.initialise(database))
-        defer { portal.process.stop() }
-        // 30 distinct names and 10 racing for the same one, all at once.
-        let names = (0..<30).map { "site-\($0)" } + Array(repeating: "contested", count: 10)
-        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
-            for name in names {
-                group.addTask { try portal.call("POST", "/api/v1/sites", body: "{\"name\": \"\(name)\"}").status }
+        try await InProcessPortal.with { portal in
+            let database = portal.database
+            // 30 distinct names and 10 racing for the same one, all at once.
+            let names = (0..<30).map { "site-\($0)" } + Array(repeating: "contested", count: 10)
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for name in names {
+                    group.addTask { try await portal.call("POST", "/api/v1/sites", body: "{\"name\": \"\(name)\"}").status }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
             }
-            return try await group.reduce(into: [Int]()) { $0.append($1) }
+            #expect(statuses.filter { $0 == 201 }.count == 31, "every distinct name and exactly one contested one: \(statuses)")
+            #expect(statuses.filter { $0 == 409 }.count == 9)
+            let listed = try await portal.json(try portal.call("GET", "/api/v1/sites?limit=500").body)
+            #expect((listed["data"] as? [Any])?.count == 31)
+            // One audit event per successful write, none for a refused one (checked in the file itself).
+            let audit = try Command.run(["sqlite3", database, "SELECT count(*) FROM audit_event WHERE subject_type = 'site'"])
+            #expect(audit.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "31")
         }
-        #expect(statuses.filter { $0 == 201 }.count == 31, "every distinct name and exactly one contested one: \(statuses)")
-        #expect(statuses.filter { $0 == 409 }.count == 9)
-        let listed = try portal.json(try portal.call("GET", "/api/v1/sites?limit=500").body)
-        #expect((listed["data"] as? [Any])?.count == 31)
-        // One audit event per successful write, none for a refused one (checked in the file itself).
-        let audit = try Command.run(["sqlite3", database, "SELECT count(*) FROM audit_event WHERE subject_type = 'site'"])
-        #expect(audit.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "31")
     }
 
     @Test func paginationHandsOutACursor() async throws {
-        let database = try Self.temporaryDatabase()
-        defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
-        let portal = try await Self.start(database, token: try Self.initialise(database))
-        defer { portal.process.stop() }
-        for name in ["a", "b", "c", "d", "e"] { _ = try portal.call("POST", "/api/v1/sites", body: "{\"name\": \"\(name)\"}") }
-        let first = try portal.json(try portal.call("GET", "/api/v1/sites?limit=2").body)
-        #expect((first["data"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["a", "b"])
-        let cursor = try #require(first["next_cursor"] as? String)
-        let second = try portal.json(try portal.call("GET", "/api/v1/sites?limit=2&cursor=\(cursor)").body)
-        #expect((second["data"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["c", "d"])
+        try await InProcessPortal.with { portal in
+            for name in ["a", "b", "c", "d", "e"] { _ = try await portal.call("POST", "/api/v1/sites", body: "{\"name\": \"\(name)\"}") }
+            let first = try await portal.json(try portal.call("GET", "/api/v1/sites?limit=2").body)
+            #expect((first["data"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["a", "b"])
+            let cursor = try #require(first["next_cursor"] as? String)
+            let second = try await portal.json(try portal.call("GET", "/api/v1/sites?limit=2&cursor=\(cursor)").body)
+            #expect((second["data"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["c", "d"])
+        }
     }
 
     @Test func badInputGetsTheRightStatusAMessageAndChangesNothing() async throws {
-        let database = try Self.temporaryDatabase()
-        defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
-        let portal = try await Self.start(database, token: try Self.initialise(database))
-        defer { portal.process.stop() }
-        _ = try portal.call("POST", "/api/v1/sites", body: #"{"name": "hq"}"#)
+        try await InProcessPortal.with { portal in
+            _ = try await portal.call("POST", "/api/v1/sites", body: #"{"name": "hq"}"#)
 
-        let cases: [(String, String, String?, String?, Int, String)] = [
-            ("POST", "/api/v1/sites", #"{"name": "hq"}"#, nil, 409, "conflict"),
-            ("POST", "/api/v1/sites", #"{"name": "#, nil, 400, "invalid"),
-            ("POST", "/api/v1/sites", #"{"name": 7}"#, nil, 400, "invalid"),
-            ("POST", "/api/v1/sites", #"{"name": "x", "colour": "red"}"#, nil, 400, "invalid"),
-            ("POST", "/api/v1/sites", #"{}"#, nil, 400, "invalid"),
-            ("POST", "/api/v1/sites", #"["hq"]"#, nil, 400, "invalid"),
-            ("POST", "/api/v1/sites", "{\"name\": \"" + String(repeating: "x", count: 100_000) + "\"}", nil, 413, "too_large"),
-            ("DELETE", "/api/v1/sites/\(UUID().uuidString)", nil, nil, 404, "not_found"),
-            ("DELETE", "/api/v1/sites/not-a-uuid", nil, nil, 404, "not_found"),
-            ("GET", "/api/v1/sites?limit=0", nil, nil, 400, "invalid"),
-            ("GET", "/api/v1/sites", nil, "", 401, "unauthorized"),
-            ("GET", "/api/v1/sites", nil, "gh_admin_wrong", 401, "unauthorized"),
-        ]
-        for (method, path, body, token, status, code) in cases {
-            let answer = try portal.call(method, path, body: body, token: token)
-            #expect(answer.status == status, "\(method) \(path.prefix(40)) \(body?.prefix(40) ?? ""): \(answer.body)")
-            let error = try portal.json(answer.body)["error"] as? [String: Any]
-            #expect(error?["code"] as? String == code, "\(answer.body)")
-            #expect((error?["message"] as? String)?.isEmpty == false)
+            let cases: [(String, String, String?, String?, Int, String)] = [
+                ("POST", "/api/v1/sites", #"{"name": "hq"}"#, nil, 409, "conflict"),
+                ("POST", "/api/v1/sites", #"{"name": "#, nil, 400, "invalid"),
+                ("POST", "/api/v1/sites", #"{"name": 7}"#, nil, 400, "invalid"),
+                ("POST", "/api/v1/sites", #"{"name": "x", "colour": "red"}"#, nil, 400, "invalid"),
+                ("POST", "/api/v1/sites", #"{}"#, nil, 400, "invalid"),
+                ("POST", "/api/v1/sites", #"["hq"]"#, nil, 400, "invalid"),
+                ("POST", "/api/v1/sites", "{\"name\": \"" + String(repeating: "x", count: 100_000) + "\"}", nil, 413, "too_large"),
+                ("DELETE", "/api/v1/sites/\(UUID().uuidString)", nil, nil, 404, "not_found"),
+                ("DELETE", "/api/v1/sites/not-a-uuid", nil, nil, 404, "not_found"),
+                ("GET", "/api/v1/sites?limit=0", nil, nil, 400, "invalid"),
+                ("GET", "/api/v1/sites", nil, "", 401, "unauthorized"),
+                ("GET", "/api/v1/sites", nil, "gh_admin_wrong", 401, "unauthorized"),
+            ]
+            for (method, path, body, token, status, code) in cases {
+                let answer = try await portal.call(method, path, body: body, token: token)
+                #expect(answer.status == status, "\(method) \(path.prefix(40)) \(body?.prefix(40) ?? ""): \(answer.body)")
+                let error = try portal.json(answer.body)["error"] as? [String: Any]
+                #expect(error?["code"] as? String == code, "\(answer.body)")
+                #expect((error?["message"] as? String)?.isEmpty == false)
+            }
+            let listed = try await portal.json(try portal.call("GET", "/api/v1/sites").body)
+            #expect((listed["data"] as? [Any])?.count == 1, "nothing was changed by bad input")
         }
-        let listed = try portal.json(try portal.call("GET", "/api/v1/sites").body)
-        #expect((listed["data"] as? [Any])?.count == 1, "nothing was changed by bad input")
     }
 }
 
@@ -231,56 +227,54 @@ import Testing
 /// Tokens: the secret is shown once, stored hashed, usable for what its kind allows, revocable.
 @Suite struct TokenAPITests {
     @Test func createUseListAndRevokeTokens() async throws {
-        let database = try PortalAdminAPITests.temporaryDatabase()
-        defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
-        let portal = try await PortalAdminAPITests.start(database, token: try PortalAdminAPITests.initialise(database))
-        defer { portal.process.stop() }
-        let grace = try portal.json(try portal.call("POST", "/api/v1/actors", body: #"{"type": "admin", "name": "Grace", "email": "grace@acme.test"}"#).body)
-        let ada = try portal.json(try portal.call("POST", "/api/v1/actors", body: #"{"type": "user", "name": "Ada", "email": "ada@acme.test"}"#).body)
-        let graceID = try #require(grace["id"] as? String)
-        let adaID = try #require(ada["id"] as? String)
+        try await InProcessPortal.with { portal in
+            let grace = try await portal.json(try portal.call("POST", "/api/v1/actors", body: #"{"type": "admin", "name": "Grace", "email": "grace@acme.test"}"#).body)
+            let ada = try await portal.json(try portal.call("POST", "/api/v1/actors", body: #"{"type": "user", "name": "Ada", "email": "ada@acme.test"}"#).body)
+            let graceID = try #require(grace["id"] as? String)
+            let adaID = try #require(ada["id"] as? String)
 
-        // An admin API token for another admin works on the admin API.
-        let created = try portal.call("POST", "/api/v1/tokens", body: "{\"kind\": \"admin_api\", \"actor_id\": \"\(graceID)\", \"expires_in_seconds\": 3600}")
-        #expect(created.status == 201, "\(created.body)")
-        let token = try portal.json(created.body)
-        let secret = try #require(token["secret"] as? String)
-        #expect(secret.hasPrefix("gh_admin_"))
-        #expect(token["expires_at"] != nil)
-        #expect(try portal.call("GET", "/api/v1/sites", token: secret).status == 200)
+            // An admin API token for another admin works on the admin API.
+            let created = try await portal.call("POST", "/api/v1/tokens", body: "{\"kind\": \"admin_api\", \"actor_id\": \"\(graceID)\", \"expires_in_seconds\": 3600}")
+            #expect(created.status == 201, "\(created.body)")
+            let token = try portal.json(created.body)
+            let secret = try #require(token["secret"] as? String)
+            #expect(secret.hasPrefix("gh_admin_"))
+            #expect(token["expires_at"] != nil)
+            #expect(try await portal.call("GET", "/api/v1/sites", token: secret).status == 200)
 
-        // A client token may not use the admin API.
-        let client = try portal.json(try portal.call("POST", "/api/v1/tokens", body: "{\"kind\": \"client\", \"actor_id\": \"\(adaID)\"}").body)
-        let clientSecret = try #require(client["secret"] as? String)
-        let forbidden = try portal.call("GET", "/api/v1/sites", token: clientSecret)
-        #expect(forbidden.status == 403, "\(forbidden.body)")
+            // A client token may not use the admin API.
+            let client = try await portal.json(try portal.call("POST", "/api/v1/tokens", body: "{\"kind\": \"client\", \"actor_id\": \"\(adaID)\"}").body)
+            let clientSecret = try #require(client["secret"] as? String)
+            let forbidden = try await portal.call("GET", "/api/v1/sites", token: clientSecret)
+            #expect(forbidden.status == 403, "\(forbidden.body)")
 
-        // Listing shows metadata, never a secret or a hash.
-        let listed = try portal.call("GET", "/api/v1/tokens")
-        #expect(listed.status == 200)
-        #expect(!listed.body.contains(secret) && !listed.body.contains("secret"), "\(listed.body)")
-        #expect((try portal.json(listed.body)["data"] as? [Any])?.count == 3)
+            // Listing shows metadata, never a secret or a hash.
+            let listed = try await portal.call("GET", "/api/v1/tokens")
+            #expect(listed.status == 200)
+            #expect(!listed.body.contains(secret) && !listed.body.contains("secret"), "\(listed.body)")
+            #expect((try portal.json(listed.body)["data"] as? [Any])?.count == 3)
 
-        // Revoked: refused at once.
-        let id = try #require(token["id"] as? String)
-        #expect(try portal.call("DELETE", "/api/v1/tokens/\(id)").status == 204)
-        #expect(try portal.call("GET", "/api/v1/sites", token: secret).status == 401)
+            // Revoked: refused at once.
+            let id = try #require(token["id"] as? String)
+            #expect(try await portal.call("DELETE", "/api/v1/tokens/\(id)").status == 204)
+            #expect(try await portal.call("GET", "/api/v1/sites", token: secret).status == 401)
 
-        for (body, field) in [
-            (#"{"kind": "client"}"#, "actor_id"),
-            (#"{"kind": "gateway"}"#, "site_id"),
-            ("{\"kind\": \"relay\", \"actor_id\": \"\(adaID)\"}", "actor_id"),
-            (#"{"kind": "root"}"#, "kind"),
-            ("{\"kind\": \"client\", \"actor_id\": \"\(adaID)\", \"expires_in_seconds\": 5}", "expires_in_seconds"),
-            ("{\"kind\": \"client\", \"actor_id\": \"\(adaID)\", \"expires_in_seconds\": \"soon\"}", "expires_in_seconds"),
-        ] {
-            let answer = try portal.call("POST", "/api/v1/tokens", body: body)
-            #expect(answer.status == 400, "\(body): \(answer.body)")
-            #expect((try portal.json(answer.body)["error"] as? [String: Any])?["field"] as? String == field, "\(body): \(answer.body)")
+            for (body, field) in [
+                (#"{"kind": "client"}"#, "actor_id"),
+                (#"{"kind": "gateway"}"#, "site_id"),
+                ("{\"kind\": \"relay\", \"actor_id\": \"\(adaID)\"}", "actor_id"),
+                (#"{"kind": "root"}"#, "kind"),
+                ("{\"kind\": \"client\", \"actor_id\": \"\(adaID)\", \"expires_in_seconds\": 5}", "expires_in_seconds"),
+                ("{\"kind\": \"client\", \"actor_id\": \"\(adaID)\", \"expires_in_seconds\": \"soon\"}", "expires_in_seconds"),
+            ] {
+                let answer = try await portal.call("POST", "/api/v1/tokens", body: body)
+                #expect(answer.status == 400, "\(body): \(answer.body)")
+                #expect((try portal.json(answer.body)["error"] as? [String: Any])?["field"] as? String == field, "\(body): \(answer.body)")
+            }
+            let unknownOwner = try await portal.call("POST", "/api/v1/tokens", body: "{\"kind\": \"client\", \"actor_id\": \"\(UUID().uuidString)\"}")
+            #expect(unknownOwner.status == 404)
+            #expect((try await portal.json(try portal.call("GET", "/api/v1/tokens").body)["data"] as? [Any])?.count == 2, "bad input created nothing")
         }
-        let unknownOwner = try portal.call("POST", "/api/v1/tokens", body: "{\"kind\": \"client\", \"actor_id\": \"\(UUID().uuidString)\"}")
-        #expect(unknownOwner.status == 404)
-        #expect((try portal.json(try portal.call("GET", "/api/v1/tokens").body)["data"] as? [Any])?.count == 2, "bad input created nothing")
     }
 }
 
