@@ -212,6 +212,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "AdminAPITests",
+            dependencies: ["AdminAPI", "Identifiers"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "IdentifiersTests",
             dependencies: ["Identifiers"],
             swiftSettings: swiftSettings

@@ -178,6 +178,11 @@ package struct ObjectSchema: Sendable {
 package struct SchemaViolation: Error, Equatable, Sendable {
     package var message: String
     package var field: String?
+
+    package init(message: String, field: String?) {
+        self.message = message
+        self.field = field
+    }
 }
 
 extension String {
