@@ -69,47 +69,30 @@ extension AdminClient {
     }
 }
 
-enum Sites: CreatableNoun, UpdatableNoun {
-    typealias Created = Site
-    static let singular = "site"
-    static let path = "/sites"
-    static let updateVerb = "rename"
-    static func names(of item: Site) -> [String] { [item.name] }
-    static func id(of item: Site) -> String { item.id.description }
-    static let columns = ["ID", "NAME", "CREATED"]
-    static func row(_ item: Site) -> [String] { [item.id.description, item.name, ISO8601DateFormatter().string(from: item.createdAt)] }
+/// Sites and groups: things that are only a name.
+enum NamedNoun<Noun: IdentifiedNoun>: CreatableNoun, UpdatableNoun {
+    typealias Created = Named<Noun>
+    static var singular: String { Noun.noun }
+    static var path: String { "/\(Noun.noun)s" }
+    static var updateVerb: String { "rename" }
+    static func names(of item: Named<Noun>) -> [String] { [item.name] }
+    static func id(of item: Named<Noun>) -> String { item.id.description }
+    static var columns: [String] { ["ID", "NAME", "CREATED"] }
+    static func row(_ item: Named<Noun>) -> [String] { [item.id.description, item.name, ISO8601DateFormatter().string(from: item.createdAt)] }
 
     struct CreateOptions: BodyOptions {
-        @Option(help: "The site's name, unique in the account.") var name: String
-        func body(_ client: AdminClient) async throws -> CreateSite { CreateSite(name: name) }
+        @Option(help: ArgumentHelp("The \(Noun.noun)'s name, unique in the account.")) var name: String
+        func body(_ client: AdminClient) async throws -> Naming { Naming(name: name) }
     }
 
     struct UpdateOptions: BodyOptions {
         @Option(help: "The new name.") var name: String
-        func body(_ client: AdminClient) async throws -> UpdateSite { UpdateSite(name: name) }
+        func body(_ client: AdminClient) async throws -> Naming { Naming(name: name) }
     }
 }
 
-enum Groups: CreatableNoun, UpdatableNoun {
-    typealias Created = Group
-    static let singular = "group"
-    static let path = "/groups"
-    static let updateVerb = "rename"
-    static func names(of item: Group) -> [String] { [item.name] }
-    static func id(of item: Group) -> String { item.id.description }
-    static let columns = ["ID", "NAME"]
-    static func row(_ item: Group) -> [String] { [item.id.description, item.name] }
-
-    struct CreateOptions: BodyOptions {
-        @Option(help: "The group's name, unique in the account.") var name: String
-        func body(_ client: AdminClient) async throws -> CreateGroup { CreateGroup(name: name) }
-    }
-
-    struct UpdateOptions: BodyOptions {
-        @Option(help: "The new name.") var name: String
-        func body(_ client: AdminClient) async throws -> UpdateGroup { UpdateGroup(name: name) }
-    }
-}
+typealias Sites = NamedNoun<SiteNoun>
+typealias Groups = NamedNoun<GroupNoun>
 
 enum Actors: CreatableNoun, UpdatableNoun {
     typealias Created = AdminAPI.Actor
