@@ -116,6 +116,7 @@ let package = Package(
                 "Actors", "Persistence", "Policy", "ControlProtocol", "Identifiers", "AdminAPI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -229,7 +230,7 @@ let package = Package(
         .testTarget(
             name: "PortalTests",
             dependencies: [
-                "TestSupport", "Portal", "Persistence", "Policy", "Identifiers", "AdminAPI",
+                "TestSupport", "Portal", "Persistence", "Policy", "Identifiers", "AdminAPI", "Actors",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

@@ -72,6 +72,8 @@ package protocol PortalRepository: Sendable {
                       _ change: @escaping @Sendable (inout PolicyRecord) throws -> Void) async throws -> PolicyRecord?
 
     func account(id: AccountID) async throws -> AccountRecord?
+    /// Every account of the installation.
+    func accountIDs() async throws -> [AccountID]
     func updateAccount(id: AccountID, by actor: ActorRecord, now: Date,
                        _ change: @escaping @Sendable (inout AccountRecord) throws -> Void) async throws -> AccountRecord?
 

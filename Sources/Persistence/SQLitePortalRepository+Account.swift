@@ -45,6 +45,10 @@ extension SQLitePortalRepository {
         }
     }
 
+    package func accountIDs() async throws -> [AccountID] {
+        try await database.read { db in try AccountID.fetchAll(db, sql: "SELECT id FROM account ORDER BY id") }
+    }
+
     package func account(id: AccountID) async throws -> AccountRecord? {
         try await database.read { db in try AccountRecord.filter(Column("id") == id).fetchOne(db) }
     }

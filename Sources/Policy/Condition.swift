@@ -68,6 +68,15 @@ package enum Condition: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Whether the condition holds for a client, and until when it keeps holding (nil: no bound).
+    /// The first instant after `now` at which this condition's outcome may change by time alone: the
+    /// start or end of a time window; nil for conditions that time does not change.
+    package func nextChange(after now: Date) -> Date? {
+        switch self {
+        case let .timeWindows(windows): TimeWindow.nextBoundary(windows, after: now)
+        case .sourceIn, .sourceNotIn, .verifiedClient: nil
+        }
+    }
+
     package func evaluate(_ context: ConditionContext) -> (holds: Bool, until: Date?) {
         switch self {
         case let .sourceIn(ranges):
@@ -190,6 +199,15 @@ package struct TimeWindow: Hashable, Sendable, CustomStringConvertible {
             result.append(startDate..<endDate)
         }
         return result
+    }
+
+    /// The first instant after `now` at which one of `windows` starts or ends (so the condition's
+    /// outcome may change), looking a week ahead; nil when there is none in that week.
+    package static func nextBoundary(_ windows: [TimeWindow], after now: Date) -> Date? {
+        windows.flatMap { $0.intervals(around: now, daysBefore: 1, daysAfter: 8) }
+            .flatMap { [$0.lowerBound, $0.upperBound] }
+            .filter { $0 > now }
+            .min()
     }
 
     /// Whether `now` is inside one of `windows`, and the end of the uninterrupted stretch of windows

@@ -34,8 +34,12 @@ package struct AccessSnapshot: Sendable {
     /// (client, resource) → the policies that grant it.
     private var granting: [Pair: Set<PolicyID>] = [:]
     package private(set) var resources: [ResourceID: ResourceRecord]
-    /// The authorisations whose policy still grants them.
+    /// The authorisations whose policy still grants them and whose own expiry has not come.
     package private(set) var validAuthorizations: Set<AuthorizationRecord> = []
+    /// The first instant after this one at which time alone may change what the snapshot says: a
+    /// client token's expiry, an authorisation's expiry, the start or end of a policy's time window.
+    /// Nil when nothing here runs out.
+    package private(set) var nextChange: Date?
 
     private struct Pair: Hashable {
         var client: DeviceID
@@ -71,9 +75,16 @@ package struct AccessSnapshot: Sendable {
             }
         }
         for authorization in data.authorizations
-        where granting[Pair(client: authorization.clientID, resource: authorization.resourceID)]?.contains(authorization.policyID) == true {
+        where authorization.expiresAt > now
+            && granting[Pair(client: authorization.clientID, resource: authorization.resourceID)]?.contains(authorization.policyID) == true {
             validAuthorizations.insert(authorization)
         }
+        var instants: [Date] = data.authorizations.map(\.expiresAt)
+        instants += data.clients.compactMap { $0.tokenID.flatMap { data.tokens[$0]?.expiresAt } }
+        for case let conditions? in conditionsByPolicy.values {
+            instants += conditions.compactMap { $0.nextChange(after: now) }
+        }
+        nextChange = instants.filter { $0 > now }.min()
     }
 
     /// The notifications that take the clients and gateways from `before` to `after`, and the

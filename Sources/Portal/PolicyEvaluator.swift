@@ -1,3 +1,4 @@
+package import Actors
 import Addresses
 package import Foundation
 package import Persistence
@@ -19,9 +20,17 @@ package actor PolicyEvaluator {
     private var changing: Set<AccountID> = []
     private var waiting: [AccountID: [CheckedContinuation<Void, Never>]] = [:]
     private var subscribers: [UUID: AsyncStream<AccessNotification>.Continuation] = [:]
+    package nonisolated let clock: any WallClock
+    /// Per account: the instant its access was last evaluated at, and the next instant time alone may
+    /// change it (none when nothing runs out, or the account has no devices).
+    private var evaluatedAt: [AccountID: Date] = [:]
+    private var deadlines: [AccountID: Date] = [:]
+    /// `runExpiries()`'s wait for the earliest deadline, cut short when an earlier one appears.
+    private var sleeper: (task: Task<Void, any Error>, until: Date?)?
 
-    package init(repository: any PortalRepository) {
+    package init(repository: any PortalRepository, clock: any WallClock = SystemWallClock()) {
         self.repository = repository
+        self.clock = clock
     }
 
     /// Evaluates `actor`'s access to a resource, as `client` if one is given (its source address and
@@ -84,12 +93,14 @@ package actor PolicyEvaluator {
     package nonisolated func finish(_ change: PendingChange, now: Date) async throws -> [AccessNotification] {
         do {
             guard let before = change.before else {
+                await record(change.accountID, evaluatedAt: now, nextChange: nil)
                 await release(change.accountID)
                 return []
             }
             let after = try await snapshot(accountID: change.accountID, now: now)
             let (notifications, revoked) = AccessSnapshot.changes(from: before, to: after)
             _ = try await repository.deleteAuthorizations(accountID: change.accountID, ids: revoked)
+            await record(change.accountID, evaluatedAt: now, nextChange: after.nextChange)
             await publish(notifications)
             await release(change.accountID)
             return notifications
@@ -110,11 +121,65 @@ package actor PolicyEvaluator {
         }
     }
 
-    /// What time alone changed between `from` and `to` (tokens and time windows that ran out): the
-    /// portal calls this periodically with the previous and the current instant.
+    /// What time alone changed between `from` and `to` (tokens, authorisations and time windows that
+    /// ran out, windows that opened).
     package func expire(accountID: AccountID, from: Date, to: Date) async throws -> [AccessNotification] {
         let pending = try await begin(accountID: accountID, now: from)
         return try await finish(pending, now: to)
+    }
+
+    /// Notes when an account was evaluated and when time next changes it; wakes `runExpiries()` if that
+    /// is sooner than what it waits for.
+    private func record(_ accountID: AccountID, evaluatedAt instant: Date, nextChange: Date?) {
+        evaluatedAt[accountID] = instant
+        deadlines[accountID] = nextChange
+        if let nextChange, let sleeper, sleeper.until.map({ nextChange < $0 }) ?? true { sleeper.task.cancel() }
+    }
+
+    /// The earliest deadline of any account.
+    private func earliestDeadline() -> Date? {
+        deadlines.values.min()
+    }
+
+    /// Keeps `task` as the current wait, unless a deadline sooner than `until` came meanwhile.
+    private func wait(_ task: Task<Void, any Error>, until: Date?) {
+        if let earliest = deadlines.values.min(), until.map({ earliest < $0 }) ?? true { task.cancel() }
+        sleeper = (task, until)
+    }
+
+    /// The accounts whose deadline has come, with the instant each was last evaluated at.
+    private func due(at now: Date) -> [(AccountID, Date)] {
+        let accounts = deadlines.filter { $0.value <= now }.map(\.key)
+        for account in accounts { deadlines[account] = nil }
+        return accounts.map { ($0, evaluatedAt[$0] ?? now) }
+    }
+
+    /// Evaluates every account when time changes what it grants, for as long as the task runs (the
+    /// portal runs it as a service). It starts with every account once, which gives each its deadline.
+    package nonisolated func runExpiries() async throws {
+        let start = clock.now()
+        for account in try await repository.accountIDs() {
+            _ = try await expire(accountID: account, from: start, to: start)
+        }
+        while true {
+            try Task.checkCancellation()
+            let deadline = await earliestDeadline()
+            // With nothing due, look again within the hour anyway (a deadline beyond the week a time
+            // window is computed over comes closer).
+            let until = deadline ?? clock.now().addingTimeInterval(3600)
+            let task = Task { [clock] in try await clock.sleep(until: until) }
+            await wait(task, until: deadline)
+            await withTaskCancellationHandler {
+                _ = try? await task.value
+            } onCancel: {
+                task.cancel()
+            }
+            try Task.checkCancellation()
+            let now = clock.now()
+            for (account, from) in await due(at: now) {
+                _ = try await expire(accountID: account, from: from, to: now)
+            }
+        }
     }
 
     /// Ends a change that wrote nothing.
@@ -144,9 +209,10 @@ package actor PolicyEvaluator {
 
 extension PolicyEvaluator {
     /// Runs `write` as one change of the account and returns its result with the notifications.
-    package nonisolated func change<T>(accountID: AccountID, now: @Sendable () -> Date = Date.init, _ write: () async throws -> T)
+    package nonisolated func change<T>(accountID: AccountID, now: (@Sendable () -> Date)? = nil, _ write: () async throws -> T)
         async throws -> (T, [AccessNotification])
     {
+        let now = now ?? { [clock] in clock.now() }
         let pending = try await begin(accountID: accountID, now: now())
         let result: T
         do {

@@ -67,11 +67,13 @@ struct PortalServeCommand: AsyncParsableCommand {
             configuration.port = port
         }
         let repository = SQLitePortalRepository(database: try database.open(environment))
+        let evaluator = PolicyEvaluator(repository: repository)
         let application = PortalApplication.build(
-            configuration: configuration, repository: repository, logger: logger,
+            configuration: configuration, repository: repository, logger: logger, evaluator: evaluator,
             onListening: { address in logger.info("portal listening", metadata: ["address": "\(address)"]) })
         let group = ServiceGroup(
-            configuration: .init(services: [.init(service: application)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: [.init(service: application), .init(service: ExpiryService(evaluator: evaluator))],
+                                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

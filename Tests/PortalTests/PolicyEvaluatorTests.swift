@@ -1,3 +1,4 @@
+import Actors
 import Foundation
 import Identifiers
 import Persistence
@@ -22,13 +23,15 @@ import Testing
         let admin: ActorRecord
         var ids = Names()
         var authorizations: [String: AuthorizationRecord] = [:]
-        let now = Date()
+        let now: Date
 
-        init() async throws {
+        /// `now` and `clock` for tests of time; client tokens last `tokenLifetime`.
+        init(now: Date = Date(), clock: (any WallClock)? = nil, tokenLifetime: TimeInterval = 3600) async throws {
+            self.now = now
             directory = FileManager.default.temporaryDirectory.appending(path: "gatehouse-evaluator-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             repository = SQLitePortalRepository(database: try AppDatabase(path: directory.appending(path: "portal.sqlite").path))
-            evaluator = PolicyEvaluator(repository: repository)
+            evaluator = PolicyEvaluator(repository: repository, clock: clock ?? SystemWallClock())
             let boot = try await repository.bootstrap(account: "Acme", slug: "acme", adminName: "Admin", adminEmail: "admin@acme.test",
                                                       tokenHash: String(repeating: "a", count: 64), now: now)
             account = boot.account.id
@@ -50,7 +53,7 @@ import Testing
                 ids[name] = actor.id
                 let token = try await repository.createToken(
                     TokenRecord(accountID: account, kind: .client, secretHash: String(repeating: "\(index + 1)", count: 64),
-                                expiresAt: now.addingTimeInterval(3600), actorID: actor.id, createdAt: now), by: admin, now: now)
+                                expiresAt: now.addingTimeInterval(tokenLifetime), actorID: actor.id, createdAt: now), by: admin, now: now)
                 ids["\(name)-token"] = token.id
                 ids["\(name)-laptop"] = try await repository.createDevice(
                     DeviceRecord(accountID: account, kind: .client, externalID: "\(name)-machine", name: "\(name)-laptop", publicKey: "key-\(name)",
