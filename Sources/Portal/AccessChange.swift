@@ -1,0 +1,106 @@
+package import Foundation
+package import Identifiers
+package import Persistence
+
+/// One row change of an account, as the evaluator's view takes it: a row before and after (nil before:
+/// created; nil after: deleted), a membership added or removed, or the clock moving on.
+package enum AccessChange: Sendable {
+    case resource(before: ResourceRecord?, after: ResourceRecord?)
+    case policy(before: PolicyRecord?, after: PolicyRecord?)
+    case group(before: GroupRecord?, after: GroupRecord?)
+    case membership(actor: ActorID, group: GroupID, added: Bool)
+    case actor(before: ActorRecord?, after: ActorRecord?)
+    case device(before: DeviceRecord?, after: DeviceRecord?)
+    case token(before: TokenRecord?, after: TokenRecord?)
+    case authorization(before: AuthorizationRecord?, after: AuthorizationRecord?)
+    case site(deleted: SiteID)
+    /// Time alone moved to `to`.
+    case clock(to: Date)
+}
+
+extension AccessData {
+    /// The rows after `change`, with the schema's cascades (a deleted resource takes its policies and
+    /// authorisations, a deleted group its memberships and policies, a deleted actor its memberships,
+    /// tokens and devices, a deleted site its resources, tokens and devices; a deleted token leaves its
+    /// devices without one).
+    package mutating func apply(_ change: AccessChange) {
+        switch change {
+        case let .resource(before, after):
+            if let after {
+                resources[after.id] = after
+            } else if let before {
+                removeResource(before.id)
+            }
+        case let .policy(before, after):
+            if let before { policies.removeAll { $0.id == before.id } }
+            if let after {
+                policies.append(after)
+            } else if let before {
+                authorizations.removeAll { $0.policyID == before.id }
+            }
+        case let .group(before, after):
+            if let after {
+                groups[after.id] = after
+            } else if let before {
+                groups[before.id] = nil
+                let removed = Set(policies.filter { $0.groupID == before.id }.map(\.id))
+                policies.removeAll { removed.contains($0.id) }
+                authorizations.removeAll { removed.contains($0.policyID) }
+                for actor in memberships.keys { memberships[actor]?.remove(before.id) }
+            }
+        case let .membership(actor, group, added):
+            if added {
+                memberships[actor, default: []].insert(group)
+            } else {
+                memberships[actor]?.remove(group)
+            }
+        case let .actor(before, after):
+            if let after {
+                actors[after.id] = after
+            } else if let before {
+                actors[before.id] = nil
+                memberships[before.id] = nil
+                tokens = tokens.filter { $0.value.actorID != before.id }
+                for client in clients where client.actorID == before.id { removeDevice(client.id) }
+            }
+        case let .device(before, after):
+            if let before { removeDevice(before.id, keepingAuthorizations: after != nil) }
+            if let after {
+                switch after.kind {
+                case .client: clients.append(after)
+                case .gateway: gateways.append(after)
+                }
+            }
+        case let .token(before, after):
+            if let after {
+                tokens[after.id] = after
+            } else if let before {
+                tokens[before.id] = nil
+                for index in clients.indices where clients[index].tokenID == before.id { clients[index].tokenID = nil }
+                for index in gateways.indices where gateways[index].tokenID == before.id { gateways[index].tokenID = nil }
+            }
+        case let .authorization(before, after):
+            if let before { authorizations.removeAll { $0.id == before.id } }
+            if let after { authorizations.append(after) }
+        case let .site(deleted):
+            for resource in resources.values where resource.siteID == deleted { removeResource(resource.id) }
+            tokens = tokens.filter { $0.value.siteID != deleted }
+            for device in clients + gateways where device.siteID == deleted { removeDevice(device.id) }
+        case .clock:
+            break
+        }
+    }
+
+    private mutating func removeResource(_ id: ResourceID) {
+        resources[id] = nil
+        let removed = Set(policies.filter { $0.resourceID == id }.map(\.id))
+        policies.removeAll { removed.contains($0.id) }
+        authorizations.removeAll { $0.resourceID == id || removed.contains($0.policyID) }
+    }
+
+    private mutating func removeDevice(_ id: DeviceID, keepingAuthorizations: Bool = false) {
+        clients.removeAll { $0.id == id }
+        gateways.removeAll { $0.id == id }
+        if !keepingAuthorizations { authorizations.removeAll { $0.clientID == id || $0.gatewayID == id } }
+    }
+}

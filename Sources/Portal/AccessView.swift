@@ -1,0 +1,184 @@
+import Addresses
+package import Foundation
+package import Identifiers
+package import Persistence
+import Policy
+
+/// What an account's clients may reach, kept in memory and brought up to date change by change: a
+/// change re-evaluates only the clients it can affect (a membership: that actor's clients; a policy:
+/// the clients of its groups' members; a resource: the clients its policies reach), and says who must
+/// be told what exactly as two full `AccessSnapshot`s before and after it would (that is the oracle
+/// its property test checks it against). Pure: rows and `now` in, notifications out.
+package struct AccessView: Sendable {
+    package private(set) var data: AccessData
+    package private(set) var now: Date
+    private var everyone: GroupID?
+    /// Each policy's conditions, decoded once; nil when they no longer parse (such a policy grants nothing).
+    private var conditions: [PolicyID: [Condition]?] = [:]
+    private var policiesByGroup: [GroupID: [PolicyRecord]] = [:]
+    /// Client → resource → the policies that grant it now.
+    private var granting: [DeviceID: [ResourceID: Set<PolicyID>]] = [:]
+    /// The authorisations whose policy still grants them and whose own expiry has not come.
+    private var valid: Set<AuthorizationRecord> = []
+
+    package init(_ data: AccessData, now: Date) {
+        self.data = data
+        self.now = now
+        reindexPolicies()
+        for client in data.clients { granting[client.id] = grants(for: client) }
+        valid = validAuthorizations()
+    }
+
+    /// Client → the resources some policy grants it now.
+    package var visible: [DeviceID: Set<ResourceID>] { granting.mapValues { Set($0.keys) } }
+
+    /// Applies `change` and returns who must be told what, and the authorisations it revoked.
+    package mutating func apply(_ change: AccessChange) -> (notifications: [AccessNotification], revoked: [AuthorizationID]) {
+        let grantingBefore = granting
+        let validBefore = valid
+        let resourcesBefore = data.resources
+        let clientsBefore = Set(data.clients.map(\.id))
+        var affected = affectedClients(change)
+
+        data.apply(change)
+        switch change {
+        case let .policy(before, after):
+            if let before {
+                policiesByGroup[before.groupID]?.removeAll { $0.id == before.id }
+                conditions[before.id] = nil
+            }
+            if let after {
+                policiesByGroup[after.groupID, default: []].append(after)
+                conditions[after.id] = Self.decode(after)
+            }
+        case let .group(_, after) where after != nil:
+            everyone = data.groups.values.first(where: \.isEveryone)?.id
+        case .group, .resource(_, nil), .site:
+            reindexPolicies()
+        case let .clock(to):
+            now = to
+        case .resource, .membership, .actor, .device, .token, .authorization:
+            break
+        }
+        affected.formUnion(affectedClients(change))
+
+        let clients = Dictionary(data.clients.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        for id in affected {
+            granting[id] = clients[id].map(grants)
+        }
+        valid = validAuthorizations()
+
+        // Who is told what, in the order `AccessSnapshot.changes` tells it.
+        var notifications: [AccessNotification] = []
+        var revoked: [AuthorizationID] = []
+        var filterUpdates = Set<AccessNotification>()
+        for authorization in validBefore.sorted(by: { $0.id < $1.id }) {
+            let old = resourcesBefore[authorization.resourceID]
+            let new = data.resources[authorization.resourceID]
+            let sameTarget = old != nil && new != nil && old?.address == new?.address && old?.type == new?.type && old?.siteID == new?.siteID
+            if !valid.contains(authorization) || !sameTarget {
+                notifications.append(.rejectAccess(gateway: authorization.gatewayID, client: authorization.clientID, resource: authorization.resourceID))
+                revoked.append(authorization.id)
+            } else if old?.filters != new?.filters {
+                let update = AccessNotification.resourceUpdated(gateway: authorization.gatewayID, resource: authorization.resourceID)
+                if filterUpdates.insert(update).inserted { notifications.append(update) }
+            }
+        }
+        for client in affected.sorted() where clientsBefore.contains(client) && clients[client] != nil {
+            let had = Set((grantingBefore[client] ?? [:]).keys)
+            let has = Set((granting[client] ?? [:]).keys)
+            for resource in had.subtracting(has).sorted() {
+                notifications.append(.resourceDeleted(client: client, resource: resource))
+            }
+            for resource in has.sorted() where !had.contains(resource) || !Self.sameView(resourcesBefore[resource], data.resources[resource]) {
+                notifications.append(.resourceCreatedOrUpdated(client: client, resource: resource))
+            }
+        }
+        return (notifications, revoked)
+    }
+
+    /// The clients whose access `change` can affect, judged on the rows as they are now (the view asks
+    /// before and after applying it).
+    private func affectedClients(_ change: AccessChange) -> Set<DeviceID> {
+        func clients(inAnyOf groups: Set<GroupID>) -> Set<DeviceID> {
+            Set(data.clients.filter { client in !self.groups(of: client).isDisjoint(with: groups) }.map(\.id))
+        }
+        switch change {
+        case let .resource(before, after):
+            guard let id = before?.id ?? after?.id else { return [] }
+            let holding = Set(granting.filter { $0.value[id] != nil }.map(\.key))
+            return holding.union(clients(inAnyOf: Set(data.policies.filter { $0.resourceID == id }.map(\.groupID))))
+        case let .policy(before, after):
+            let groups = Set([before?.groupID, after?.groupID].compactMap { $0 })
+            let holding = Set(granting.filter { entry in entry.value.values.contains { $0.contains(before?.id ?? after?.id ?? PolicyID()) } }.map(\.key))
+            return holding.union(clients(inAnyOf: groups))
+        case let .group(before, after):
+            // A rename changes no access; a deletion takes the group's policies with it.
+            guard after == nil, let before else { return [] }
+            return clients(inAnyOf: [before.id])
+        case let .membership(actor, _, _):
+            return Set(data.clients.filter { $0.actorID == actor }.map(\.id))
+        case let .actor(before, after):
+            let id = before?.id ?? after?.id
+            return Set(data.clients.filter { $0.actorID == id }.map(\.id))
+        case let .device(before, after):
+            return Set([before, after].compactMap { $0 }.filter { $0.kind == .client }.map(\.id))
+        case let .token(before, after):
+            let id = before?.id ?? after?.id
+            return Set(data.clients.filter { $0.tokenID == id }.map(\.id))
+        case .authorization:
+            return []
+        case .site, .clock:
+            return Set(data.clients.map(\.id))
+        }
+    }
+
+    /// The groups a client's actor is in, Everyone included for users and admins.
+    private func groups(of client: DeviceRecord) -> Set<GroupID> {
+        guard let actorID = client.actorID, let actor = data.actors[actorID] else { return [] }
+        var groups = data.memberships[actorID] ?? []
+        if actor.type != .serviceAccount, let everyone { groups.insert(everyone) }
+        return groups
+    }
+
+    /// What `client` may reach now, resource by resource, with the policies that grant it.
+    private func grants(for client: DeviceRecord) -> [ResourceID: Set<PolicyID>] {
+        guard let actorID = client.actorID, let actor = data.actors[actorID], !actor.disabled,
+              let tokenID = client.tokenID, let token = data.tokens[tokenID], token.expiresAt.map({ $0 > now }) ?? true
+        else { return [:] }
+        let context = ConditionContext(
+            sourceAddress: client.lastSeenAddress.flatMap { try? SocketAddress($0, port: 0).ip }, clientVerified: client.verified, now: now)
+        var result: [ResourceID: Set<PolicyID>] = [:]
+        for group in groups(of: client) {
+            for policy in policiesByGroup[group] ?? [] where !policy.disabled && data.resources[policy.resourceID] != nil {
+                // A condition list that no longer parses grants nothing: never access on a guess.
+                guard let conditions = conditions[policy.id] ?? nil, conditions.allSatisfy({ $0.evaluate(context).holds }) else { continue }
+                result[policy.resourceID, default: []].insert(policy.id)
+            }
+        }
+        return result
+    }
+
+    private func validAuthorizations() -> Set<AuthorizationRecord> {
+        Set(data.authorizations.filter { authorization in
+            authorization.expiresAt > now && granting[authorization.clientID]?[authorization.resourceID]?.contains(authorization.policyID) == true
+        })
+    }
+
+    private mutating func reindexPolicies() {
+        everyone = data.groups.values.first(where: \.isEveryone)?.id
+        policiesByGroup = Dictionary(grouping: data.policies, by: \.groupID)
+        conditions = Dictionary(data.policies.map { ($0.id, Self.decode($0)) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    private static func decode(_ policy: PolicyRecord) -> [Condition]? {
+        policy.conditions == "[]" ? [] : try? PolicyConditions.decode(policy.conditions)
+    }
+
+    /// Whether a client would show the resource the same way (everything but when it was created).
+    private static func sameView(_ lhs: ResourceRecord?, _ rhs: ResourceRecord?) -> Bool {
+        guard let lhs, let rhs else { return lhs == nil && rhs == nil }
+        return lhs.name == rhs.name && lhs.type == rhs.type && lhs.address == rhs.address && lhs.addressDescription == rhs.addressDescription
+            && lhs.filters == rhs.filters && lhs.siteID == rhs.siteID && lhs.ipStack == rhs.ipStack
+    }
+}
