@@ -120,7 +120,7 @@ package struct AccessSnapshot: Sendable {
     }
 
     /// Whether a client would show the resource the same way (everything but when it was created).
-    private static func sameView(_ lhs: ResourceRecord?, _ rhs: ResourceRecord?) -> Bool {
+    static func sameView(_ lhs: ResourceRecord?, _ rhs: ResourceRecord?) -> Bool {
         guard let lhs, let rhs else { return lhs == nil && rhs == nil }
         return lhs.name == rhs.name && lhs.type == rhs.type && lhs.address == rhs.address && lhs.addressDescription == rhs.addressDescription
             && lhs.filters == rhs.filters && lhs.siteID == rhs.siteID && lhs.ipStack == rhs.ipStack

@@ -90,7 +90,7 @@ package struct AccessView: Sendable {
             for resource in had.subtracting(has).sorted() {
                 notifications.append(.resourceDeleted(client: client, resource: resource))
             }
-            for resource in has.sorted() where !had.contains(resource) || !Self.sameView(resourcesBefore[resource], data.resources[resource]) {
+            for resource in has.sorted() where !had.contains(resource) || !AccessSnapshot.sameView(resourcesBefore[resource], data.resources[resource]) {
                 notifications.append(.resourceCreatedOrUpdated(client: client, resource: resource))
             }
         }
@@ -109,9 +109,9 @@ package struct AccessView: Sendable {
             let holding = Set(granting.filter { $0.value[id] != nil }.map(\.key))
             return holding.union(clients(inAnyOf: Set(data.policies.filter { $0.resourceID == id }.map(\.groupID))))
         case let .policy(before, after):
-            let groups = Set([before?.groupID, after?.groupID].compactMap { $0 })
-            let holding = Set(granting.filter { entry in entry.value.values.contains { $0.contains(before?.id ?? after?.id ?? PolicyID()) } }.map(\.key))
-            return holding.union(clients(inAnyOf: groups))
+            guard let id = before?.id ?? after?.id else { return [] }
+            let holding = Set(granting.filter { entry in entry.value.values.contains { $0.contains(id) } }.map(\.key))
+            return holding.union(clients(inAnyOf: Set([before?.groupID, after?.groupID].compactMap { $0 })))
         case let .group(before, after):
             // A rename changes no access; a deletion takes the group's policies with it.
             guard after == nil, let before else { return [] }
@@ -173,12 +173,5 @@ package struct AccessView: Sendable {
 
     private static func decode(_ policy: PolicyRecord) -> [Condition]? {
         policy.conditions == "[]" ? [] : try? PolicyConditions.decode(policy.conditions)
-    }
-
-    /// Whether a client would show the resource the same way (everything but when it was created).
-    private static func sameView(_ lhs: ResourceRecord?, _ rhs: ResourceRecord?) -> Bool {
-        guard let lhs, let rhs else { return lhs == nil && rhs == nil }
-        return lhs.name == rhs.name && lhs.type == rhs.type && lhs.address == rhs.address && lhs.addressDescription == rhs.addressDescription
-            && lhs.filters == rhs.filters && lhs.siteID == rhs.siteID && lhs.ipStack == rhs.ipStack
     }
 }
