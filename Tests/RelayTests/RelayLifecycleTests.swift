@@ -40,7 +40,7 @@ import Testing
 
     @Test func anExpiredAllocationLeavesNoRouteNoPortAndRelaysNothing() async throws {
         // Channel and allocation lifetimes of 2 s: the channel expires in the allocation's last moments.
-        let relay = try await RelayProcess.start(ipv6: false, portRange: "41000-41009", extra: ["--channel-lifetime", "2"])
+        let relay = try await RelayProcess.start(ipv6: false, portRange: "61000-61009", extra: ["--channel-lifetime", "2"])
         defer { relay.process.stop() }
         let peer = try UDPSocket(bindTo: "127.0.0.1")
         let (client, relayed) = try boundAllocation(relay, id: "expiring", lifetime: 2, channel: 0x4001, peer: peer)
@@ -60,7 +60,7 @@ import Testing
     }
 
     @Test func refreshZeroLeavesNoRouteAndFreesThePort() async throws {
-        let relay = try await RelayProcess.start(ipv6: false, portRange: "41010-41019")
+        let relay = try await RelayProcess.start(ipv6: false, portRange: "61010-61019")
         defer { relay.process.stop() }
         let peer = try UDPSocket(bindTo: "127.0.0.1")
         let (client, relayed) = try boundAllocation(relay, id: "leaving", channel: 0x4002, peer: peer)
@@ -75,12 +75,12 @@ import Testing
     }
 
     @Test func aRelayedPortTakenOnTheHostIsNeverAnsweredWithSuccess() async throws {
-        let relay = try await RelayProcess.start(ipv6: false, portRange: "41020-41021")
+        let relay = try await RelayProcess.start(ipv6: false, portRange: "61020-61021")
         defer { relay.process.stop() }
-        let squatter = try UDPSocket(bindTo: "127.0.0.1", port: 41020)  // another program holds one port
+        let squatter = try UDPSocket(bindTo: "127.0.0.1", port: 61020)  // another program holds one port
         let first = try #require(try relay.client(id: "first").allocate())
         #expect(first.isSuccess)
-        #expect(first.relayedAddresses.map(\.port) == [41021], "the port that binds")
+        #expect(first.relayedAddresses.map(\.port) == [61021], "the port that binds")
         let second = try #require(try relay.client(id: "second").allocate())
         #expect(second.errorCode == 508, "no port that binds is left: Insufficient Capacity")
         #expect(second.relayedAddresses.isEmpty)

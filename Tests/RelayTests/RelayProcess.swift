@@ -13,8 +13,11 @@ struct RelayProcess {
 
     /// Starts the relay on 127.0.0.1 (and ::1 with `ipv6`), ports chosen by the kernel, loopback peers
     /// allowed (the secure defaults refuse them). `prefix` runs it through another command (`setpriv`).
+    /// Relayed port ranges sit above the kernel's ephemeral range (32768-60999), so that a socket some
+    /// other test opened on port 0 never holds a port a test expects to be free; tests that count on
+    /// a small range being free give each its own (61000-61199), the rest share 61200-61999.
     static func start(
-        ipv6: Bool = true, portRange: String = "40000-40999", allowLoopbackPeers: Bool = true,
+        ipv6: Bool = true, portRange: String = "61200-61999", allowLoopbackPeers: Bool = true,
         publicIPv4: String = "127.0.0.1", extra: [String] = [], prefix: [String] = []
     ) async throws -> RelayProcess {
         var arguments = [
