@@ -88,10 +88,12 @@ package protocol PortalRepository: Sendable {
     /// Removes authorisations (revoked or expired); returns how many there were.
     func deleteAuthorizations(accountID: AccountID, ids: [AuthorizationID]) async throws -> Int
 
-    /// Everything policy evaluation needs about an account's connected devices, read in one transaction.
+    /// Everything policy evaluation needs about an account, read in one transaction: every resource,
+    /// policy, group, actor, membership, token, device and authorisation.
     func accessData(accountID: AccountID) async throws -> AccessData
-    /// Whether the account has any device (when it has none, no change needs telling anyone).
-    func hasDevices(accountID: AccountID) async throws -> Bool
+    /// Whether the account was written to outside a change the evaluator recorded (see
+    /// `AccessChangeRecorder`) since the last time this was asked; asking forgets it.
+    func takeUnrecordedWrites(accountID: AccountID) -> Bool
     func resource(accountID: AccountID, id: ResourceID) async throws -> ResourceRecord?
     /// What evaluating one actor's access to one resource reads, in one transaction: the resource's
     /// policies, the names of their groups, the actor's groups and the account's Everyone group.
@@ -103,11 +105,17 @@ package struct EvaluationInputs: Sendable {
     package var groupNames: [GroupID: String]
     package var memberOf: Set<GroupID>
     package var everyone: GroupID?
+
+    package init(policies: [PolicyRecord], groupNames: [GroupID: String], memberOf: Set<GroupID>, everyone: GroupID?) {
+        self.policies = policies
+        self.groupNames = groupNames
+        self.memberOf = memberOf
+        self.everyone = everyone
+    }
 }
 
-/// A consistent read of what evaluating an account's clients takes: every resource and policy, the
-/// groups, the client and gateway devices with their actors, tokens and memberships, and the
-/// authorisations held.
+/// A consistent read of what evaluating an account's clients takes: every resource, policy, group,
+/// actor, token and membership, the client and gateway devices, and the authorisations held.
 package struct AccessData: Sendable {
     package var resources: [ResourceID: ResourceRecord] = [:]
     package var policies: [PolicyRecord] = []
@@ -134,9 +142,14 @@ package enum RepositoryError: Error, Equatable {
 /// `PortalRepository` on the SQLite file of `AppDatabase`.
 package struct SQLitePortalRepository: PortalRepository {
     package let database: AppDatabase
+    package let unrecorded = UnrecordedWrites()
 
     package init(database: AppDatabase) {
         self.database = database
+    }
+
+    package func takeUnrecordedWrites(accountID: AccountID) -> Bool {
+        unrecorded.take(accountID)
     }
 
     // MARK: The shapes every table shares
@@ -147,20 +160,22 @@ package struct SQLitePortalRepository: PortalRepository {
         now: Date, _ change: @escaping @Sendable (inout Record) throws -> Void,
         check: @escaping @Sendable (Database, Record) throws -> Void = { _, _ in }
     ) async throws -> Record? {
-        try await mapping {
+        let rows: (before: Record, after: Record)? = try await mapping {
             try await database.write { db in
                 guard let before = try Record.filter(Column("id") == id)
                     .filter(Column(accountColumn) == accountID).fetchOne(db) else { return nil }
                 var after = before
                 try change(&after)
-                guard after != before else { return before }
+                guard after != before else { return (before, before) }
                 try check(db, after)
                 try after.update(db)
                 try Self.audit(db, account: accountID, actor: actor, action: "update", subject: subject, id: id,
                                before: before, after: after, now: now)
-                return after
+                return (before, after)
             }
         }
+        if let rows, rows.before != rows.after { record(Record.self, before: rows.before, after: rows.after, account: accountID) }
+        return rows?.after
     }
 
     /// Inserts `record` after `check`, with its audit event, in one transaction.
@@ -168,7 +183,7 @@ package struct SQLitePortalRepository: PortalRepository {
         _ record: Record, account: AccountID, subject: String, by actor: ActorRecord?, now: Date,
         redact: @escaping @Sendable (inout Record) -> Void = { _ in }, check: @escaping @Sendable (Database) throws -> Void = { _ in }
     ) async throws -> Record {
-        try await mapping {
+        let inserted = try await mapping {
             try await database.write { db in
                 try check(db)
                 try record.insert(db)
@@ -179,6 +194,8 @@ package struct SQLitePortalRepository: PortalRepository {
                 return record
             }
         }
+        self.record(Record.self, before: nil, after: inserted, account: account)
+        return inserted
     }
 
     /// One page of an account's rows, ordered by `column`, after `cursor`.
@@ -197,15 +214,19 @@ package struct SQLitePortalRepository: PortalRepository {
         _ type: Record.Type, accountID: AccountID, id: Record.ID, subject: String, action: String = "delete", by actor: ActorRecord, now: Date,
         redact: @escaping @Sendable (inout Record) -> Void = { _ in }
     ) async throws -> Bool {
-        try await database.write { db in
-            guard var record = try Record.filter(Column("id") == id)
-                .filter(Column("account_id") == accountID).fetchOne(db) else { return false }
+        let deleted: Record? = try await database.write { db in
+            guard let record = try Record.filter(Column("id") == id)
+                .filter(Column("account_id") == accountID).fetchOne(db) else { return nil }
             _ = try record.delete(db)
-            redact(&record)
+            var logged = record
+            redact(&logged)
             try Self.audit(db, account: accountID, actor: actor, action: action, subject: subject, id: record.id,
-                           before: record, after: nil as Record?, now: now)
-            return true
+                           before: logged, after: nil as Record?, now: now)
+            return record
         }
+        guard let deleted else { return false }
+        record(Record.self, before: deleted, after: nil, account: accountID)
+        return true
     }
 
     /// Throws `.missingReference` unless the row of `type` with `id` belongs to `account`.

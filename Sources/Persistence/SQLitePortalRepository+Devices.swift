@@ -25,25 +25,25 @@ extension SQLitePortalRepository {
     }
 
     package func createAuthorization(_ authorization: AuthorizationRecord) async throws -> AuthorizationRecord {
-        try await mapping {
+        let inserted = try await mapping {
             try await database.write { db in
                 try authorization.insert(db)
                 return authorization
             }
         }
+        record(.authorization(before: nil, after: inserted), account: inserted.accountID)
+        return inserted
     }
 
     package func deleteAuthorizations(accountID: AccountID, ids: [AuthorizationID]) async throws -> Int {
         guard !ids.isEmpty else { return 0 }
-        return try await database.write { db in
-            try AuthorizationRecord.filter(Column("account_id") == accountID)
-                .filter(ids.map { $0 }.contains(Column("id"))).deleteAll(db)
+        let deleted = try await database.write { db in
+            let request = AuthorizationRecord.filter(Column("account_id") == accountID).filter(ids.contains(Column("id")))
+            let rows = try request.fetchAll(db)
+            try request.deleteAll(db)
+            return rows
         }
-    }
-
-    package func hasDevices(accountID: AccountID) async throws -> Bool {
-        try await database.read { db in
-            try DeviceRecord.filter(Column("account_id") == accountID).fetchCount(db) > 0
-        }
+        for row in deleted { record(.authorization(before: row, after: nil), account: accountID) }
+        return deleted.count
     }
 }

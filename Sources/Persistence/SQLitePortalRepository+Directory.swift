@@ -36,7 +36,7 @@ extension SQLitePortalRepository {
     }
 
     package func addMember(accountID: AccountID, group: GroupID, member: ActorID, by actor: ActorRecord, now: Date) async throws -> Bool {
-        try await database.write { db in
+        let added = try await database.write { db in
             guard try GroupRecord.filter(Column("id") == group).filter(Column("account_id") == accountID).fetchCount(db) == 1,
                   try ActorRecord.filter(Column("id") == member).filter(Column("account_id") == accountID).fetchCount(db) == 1
             else { throw RepositoryError.missingReference }
@@ -47,10 +47,12 @@ extension SQLitePortalRepository {
                            before: nil as MembershipRecord?, after: membership, now: now)
             return true
         }
+        if added { record(.membership(actor: member, group: group, added: true), account: accountID) }
+        return added
     }
 
     package func removeMember(accountID: AccountID, group: GroupID, member: ActorID, by actor: ActorRecord, now: Date) async throws -> Bool {
-        try await database.write { db in
+        let removed = try await database.write { db in
             // Scoped by account: the membership's key alone is (actor, group), whoever's they are.
             let membership = MembershipRecord(accountID: accountID, actorID: member, groupID: group)
             let deleted = try MembershipRecord.filter(Column("account_id") == accountID)
@@ -61,6 +63,8 @@ extension SQLitePortalRepository {
                            before: membership, after: nil as MembershipRecord?, now: now)
             return true
         }
+        if removed { record(.membership(actor: member, group: group, added: false), account: accountID) }
+        return removed
     }
 
     package func members(accountID: AccountID, group: GroupID) async throws -> [ActorRecord]? {

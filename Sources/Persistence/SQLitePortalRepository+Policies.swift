@@ -56,16 +56,11 @@ extension SQLitePortalRepository {
             let devices = try DeviceRecord.filter(Column("account_id") == accountID).fetchAll(db)
             data.clients = devices.filter { $0.kind == .client }
             data.gateways = devices.filter { $0.kind == .gateway }
-            for actor in try ActorRecord.fetchAll(db, sql: """
-                SELECT * FROM actor WHERE account_id = ? AND id IN (SELECT actor_id FROM device WHERE account_id = ? AND kind = 'client')
-                """, arguments: [accountID, accountID]) { data.actors[actor.id] = actor }
-            for token in try TokenRecord.fetchAll(db, sql: """
-                SELECT * FROM token WHERE account_id = ? AND id IN (SELECT token_id FROM device WHERE account_id = ?)
-                """, arguments: [accountID, accountID]) { data.tokens[token.id] = token }
-            for membership in try MembershipRecord.fetchAll(db, sql: """
-                SELECT * FROM membership WHERE account_id = ?
-                  AND actor_id IN (SELECT actor_id FROM device WHERE account_id = ? AND kind = 'client')
-                """, arguments: [accountID, accountID]) { data.memberships[membership.actorID, default: []].insert(membership.groupID) }
+            for actor in try ActorRecord.filter(Column("account_id") == accountID).fetchAll(db) { data.actors[actor.id] = actor }
+            for token in try TokenRecord.filter(Column("account_id") == accountID).fetchAll(db) { data.tokens[token.id] = token }
+            for membership in try MembershipRecord.filter(Column("account_id") == accountID).fetchAll(db) {
+                data.memberships[membership.actorID, default: []].insert(membership.groupID)
+            }
             data.authorizations = try AuthorizationRecord.filter(Column("account_id") == accountID).fetchAll(db)
             return data
         }

@@ -16,10 +16,14 @@ package struct AccessView: Sendable {
     /// Each policy's conditions, decoded once; nil when they no longer parse (such a policy grants nothing).
     private var conditions: [PolicyID: [Condition]?] = [:]
     private var policiesByGroup: [GroupID: [PolicyRecord]] = [:]
+    private var policiesByResource: [ResourceID: [PolicyRecord]] = [:]
     /// Client → resource → the policies that grant it now.
     private var granting: [DeviceID: [ResourceID: Set<PolicyID>]] = [:]
     /// The authorisations whose policy still grants them and whose own expiry has not come.
     private var valid: Set<AuthorizationRecord> = []
+    /// The first instant after `now` at which time alone may change what the view says (as
+    /// `AccessSnapshot.nextChange`); nil when nothing here runs out.
+    package private(set) var nextChange: Date?
 
     package init(_ data: AccessData, now: Date) {
         self.data = data
@@ -27,6 +31,28 @@ package struct AccessView: Sendable {
         reindexPolicies()
         for client in data.clients { granting[client.id] = grants(for: client) }
         valid = validAuthorizations()
+        nextChange = computeNextChange()
+    }
+
+    /// Moves the view's clock to `instant`: re-evaluates every client when that reaches `nextChange`,
+    /// and otherwise only notes the time (nothing can have changed before it).
+    package mutating func advance(to instant: Date) -> (notifications: [AccessNotification], revoked: [AuthorizationID]) {
+        guard instant > now else { return ([], []) }
+        guard let nextChange, instant >= nextChange else {
+            now = instant
+            return ([], [])
+        }
+        return apply(.clock(to: instant))
+    }
+
+    /// What evaluating `actor`'s access to `resource` reads, from memory (the repository's
+    /// `evaluationInputs` reads the same from the database).
+    package func evaluationInputs(actor: ActorID, resource: ResourceID) -> EvaluationInputs {
+        let policies = policiesByResource[resource] ?? []
+        var names: [GroupID: String] = [:]
+        for policy in policies { names[policy.groupID] = data.groups[policy.groupID]?.name }
+        if let everyone { names[everyone] = data.groups[everyone]?.name }
+        return EvaluationInputs(policies: policies, groupNames: names, memberOf: data.memberships[actor] ?? [], everyone: everyone)
     }
 
     /// Client → the resources some policy grants it now.
@@ -45,10 +71,12 @@ package struct AccessView: Sendable {
         case let .policy(before, after):
             if let before {
                 policiesByGroup[before.groupID]?.removeAll { $0.id == before.id }
+                policiesByResource[before.resourceID]?.removeAll { $0.id == before.id }
                 conditions[before.id] = nil
             }
             if let after {
                 policiesByGroup[after.groupID, default: []].append(after)
+                policiesByResource[after.resourceID, default: []].append(after)
                 conditions[after.id] = Self.decode(after)
             }
         case let .group(_, after) where after != nil:
@@ -67,6 +95,7 @@ package struct AccessView: Sendable {
             granting[id] = clients[id].map(grants)
         }
         valid = validAuthorizations()
+        nextChange = computeNextChange()
 
         // Who is told what, in the order `AccessSnapshot.changes` tells it.
         var notifications: [AccessNotification] = []
@@ -165,9 +194,25 @@ package struct AccessView: Sendable {
         })
     }
 
+    /// As `AccessSnapshot.nextChange`: authorisation and client token expiries, time-window boundaries.
+    private func computeNextChange() -> Date? {
+        var next: Date?
+        func consider(_ instant: Date?) {
+            guard let instant, instant > now else { return }
+            if next.map({ instant < $0 }) ?? true { next = instant }
+        }
+        for authorization in data.authorizations { consider(authorization.expiresAt) }
+        for client in data.clients { consider(client.tokenID.flatMap { data.tokens[$0]?.expiresAt }) }
+        for case let conditions? in self.conditions.values where !conditions.isEmpty {
+            for condition in conditions { consider(condition.nextChange(after: now)) }
+        }
+        return next
+    }
+
     private mutating func reindexPolicies() {
         everyone = data.groups.values.first(where: \.isEveryone)?.id
         policiesByGroup = Dictionary(grouping: data.policies, by: \.groupID)
+        policiesByResource = Dictionary(grouping: data.policies, by: \.resourceID)
         conditions = Dictionary(data.policies.map { ($0.id, Self.decode($0)) }, uniquingKeysWith: { first, _ in first })
     }
 

@@ -9,11 +9,14 @@ package import Policy
 /// when, and why" (portal spec, "Policy evaluation" and "Explaining access"), and runs every admin
 /// change so that it can tell who must be told what ("Live changes").
 ///
-/// Changes of one account are serialised here, in arrival order; changes of different accounts proceed
-/// side by side. Each takes a snapshot of what the account's connected clients may reach before and
-/// after the write, and the difference is the notifications, published to subscribers (the realtime
-/// API) and returned. Revoked authorisations are deleted. Snapshots are read and computed off the
-/// actor, so one large account's change does not hold up another's.
+/// It keeps each account's `AccessView` in memory, read from the database the first time the account
+/// is seen (the portal's expiry service does so for every account at start). Changes of one account
+/// are serialised here, in arrival order; changes of different accounts proceed side by side. The rows
+/// a change commits reach the view through an `AccessChangeRecorder`, in commit order, and the view
+/// re-evaluates only the clients they can affect; what it says must be told is published to
+/// subscribers (the realtime API) and returned, and revoked authorisations are deleted. A write the
+/// recorder did not see (`PortalRepository.takeUnrecordedWrites`) makes the evaluator read the account
+/// again and tell the difference of the two, so the database stays the source of truth.
 package actor PolicyEvaluator {
     private let repository: any PortalRepository
     /// Accounts with a change in progress, and the changes waiting for their turn, per account.
@@ -21,9 +24,9 @@ package actor PolicyEvaluator {
     private var waiting: [AccountID: [CheckedContinuation<Void, Never>]] = [:]
     private var subscribers: [UUID: AsyncStream<AccessNotification>.Continuation] = [:]
     package nonisolated let clock: any WallClock
-    /// Per account: the instant its access was last evaluated at, and the next instant time alone may
-    /// change it (none when nothing runs out, or the account has no devices).
-    private var evaluatedAt: [AccountID: Date] = [:]
+    /// Each account's view, as of its last change.
+    private var views: [AccountID: AccessView] = [:]
+    /// Per account: the next instant time alone may change its access (none when nothing runs out).
     private var deadlines: [AccountID: Date] = [:]
     /// `runExpiries()`'s wait for the earliest deadline, cut short when an earlier one appears.
     private var sleeper: (task: Task<Void, any Error>, until: Date?)?
@@ -38,7 +41,11 @@ package actor PolicyEvaluator {
     package func evaluate(accountID: AccountID, actor: ActorRecord, resource: ResourceID, client: DeviceRecord?, tokenExpiry: Date?, now: Date)
         async throws -> AccessEvaluation
     {
-        let inputs = try await repository.evaluationInputs(accountID: accountID, actor: actor.id, resource: resource)
+        let inputs = if let view = views[accountID] {
+            view.evaluationInputs(actor: actor.id, resource: resource)
+        } else {
+            try await repository.evaluationInputs(accountID: accountID, actor: actor.id, resource: resource)
+        }
         let policies = inputs.policies
         let names = inputs.groupNames
         var memberOf = inputs.memberOf
@@ -71,37 +78,31 @@ package actor PolicyEvaluator {
         subscribers[id] = nil
     }
 
-    /// A change in progress: the snapshot before it (nil when the account has no devices to tell).
+    /// A change in progress: its recorder, and what time alone changed since the account's last change.
     package struct PendingChange: Sendable {
         fileprivate let accountID: AccountID
-        fileprivate let before: AccessSnapshot?
+        package let recorder: AccessChangeRecorder
+        fileprivate let elapsed: [AccessNotification]
     }
 
-    /// Waits for the account's earlier changes to finish and takes the snapshot before this one.
+    /// Waits for the account's earlier changes to finish and brings its view up to `now` (reading it
+    /// from the database if this is the account's first change, or if something wrote to it unseen).
     package nonisolated func begin(accountID: AccountID, now: Date) async throws -> PendingChange {
         await acquire(accountID)
         do {
-            guard try await repository.hasDevices(accountID: accountID) else { return PendingChange(accountID: accountID, before: nil) }
-            return PendingChange(accountID: accountID, before: try await snapshot(accountID: accountID, now: now))
+            let elapsed = try await settle(accountID, changes: [], now: now)
+            return PendingChange(accountID: accountID, recorder: AccessChangeRecorder(accountID: accountID), elapsed: elapsed)
         } catch {
             await release(accountID)
             throw error
         }
     }
 
-    /// Takes the snapshot after the change, deletes revoked authorisations and publishes the notifications.
+    /// Applies what the change committed to the view, deletes revoked authorisations and publishes the
+    /// notifications; returns those the change caused.
     package nonisolated func finish(_ change: PendingChange, now: Date) async throws -> [AccessNotification] {
         do {
-            guard let before = change.before else {
-                await record(change.accountID, evaluatedAt: now, nextChange: nil)
-                await release(change.accountID)
-                return []
-            }
-            let after = try await snapshot(accountID: change.accountID, now: now)
-            let (notifications, revoked) = AccessSnapshot.changes(from: before, to: after)
-            _ = try await repository.deleteAuthorizations(accountID: change.accountID, ids: revoked)
-            await record(change.accountID, evaluatedAt: now, nextChange: after.nextChange)
-            await publish(notifications)
+            let notifications = try await settle(change.accountID, changes: change.recorder.take(), now: now)
             await release(change.accountID)
             return notifications
         } catch {
@@ -110,9 +111,65 @@ package actor PolicyEvaluator {
         }
     }
 
-    /// Reads the account and computes what its clients may reach, off the actor.
-    private nonisolated func snapshot(accountID: AccountID, now: Date) async throws -> AccessSnapshot {
-        AccessSnapshot(try await repository.accessData(accountID: accountID), now: now)
+    /// Takes `changes` (and time up to `now`) into the account's view, then deletes what they revoked,
+    /// publishes and returns the notifications. The caller holds the account's turn.
+    private nonisolated func settle(_ accountID: AccountID, changes: [AccessChange], now: Date) async throws -> [AccessNotification] {
+        var result: (notifications: [AccessNotification], revoked: [AuthorizationID])
+        if await views[accountID] == nil {
+            _ = repository.takeUnrecordedWrites(accountID: accountID)  // the read below sees those writes
+            await install(accountID, AccessView(try await repository.accessData(accountID: accountID), now: now))
+            result = ([], [])
+        } else if repository.takeUnrecordedWrites(accountID: accountID) {
+            result = await replace(accountID, with: try await repository.accessData(accountID: accountID), now: now)
+        } else {
+            result = await apply(changes, to: accountID, now: now)
+        }
+        if !result.revoked.isEmpty {
+            let recorder = AccessChangeRecorder(accountID: accountID)
+            try await AccessChangeRecorder.$current.withValue(recorder) {
+                _ = try await repository.deleteAuthorizations(accountID: accountID, ids: result.revoked)
+            }
+            _ = await apply(recorder.take(), to: accountID, now: now)
+        }
+        await publish(result.notifications)
+        return result.notifications
+    }
+
+    private func install(_ accountID: AccountID, _ view: AccessView) {
+        views[accountID] = view
+        record(accountID, nextChange: view.nextChange)
+    }
+
+    /// Applies `changes` in order, then moves the view's clock to `now`.
+    private func apply(_ changes: [AccessChange], to accountID: AccountID, now: Date) -> (notifications: [AccessNotification], revoked: [AuthorizationID]) {
+        // Taken out of the dictionary while it changes, so that the view's storage is not copied.
+        guard var view = views.removeValue(forKey: accountID) else { return ([], []) }
+        var notifications: [AccessNotification] = []
+        var revoked: [AuthorizationID] = []
+        for change in changes {
+            let outcome = view.apply(change)
+            notifications += outcome.notifications
+            revoked += outcome.revoked
+        }
+        let elapsed = view.advance(to: now)
+        notifications += elapsed.notifications
+        revoked += elapsed.revoked
+        install(accountID, view)
+        return (notifications, revoked)
+    }
+
+    /// Replaces the account's view with one read afresh, and says what differs.
+    private func replace(_ accountID: AccountID, with data: AccessData, now: Date) -> (notifications: [AccessNotification], revoked: [AuthorizationID]) {
+        let old = views[accountID]
+        let view = AccessView(data, now: now)
+        install(accountID, view)
+        guard let old else { return ([], []) }
+        return AccessSnapshot.changes(from: AccessSnapshot(old.data, now: max(old.now, now)), to: AccessSnapshot(data, now: now))
+    }
+
+    /// The account's view as the evaluator holds it now; nil before its first change.
+    package func view(of accountID: AccountID) -> AccessView? {
+        views[accountID]
     }
 
     private func publish(_ notifications: [AccessNotification]) {
@@ -121,17 +178,16 @@ package actor PolicyEvaluator {
         }
     }
 
-    /// What time alone changed between `from` and `to` (tokens, authorisations and time windows that
-    /// ran out, windows that opened).
-    package func expire(accountID: AccountID, from: Date, to: Date) async throws -> [AccessNotification] {
-        let pending = try await begin(accountID: accountID, now: from)
-        return try await finish(pending, now: to)
+    /// What time alone changed up to `now` (tokens, authorisations and time windows that ran out,
+    /// windows that opened).
+    package func expire(accountID: AccountID, at now: Date) async throws -> [AccessNotification] {
+        let pending = try await begin(accountID: accountID, now: now)
+        return try await pending.elapsed + finish(pending, now: now)
     }
 
-    /// Notes when an account was evaluated and when time next changes it; wakes `runExpiries()` if that
-    /// is sooner than what it waits for.
-    private func record(_ accountID: AccountID, evaluatedAt instant: Date, nextChange: Date?) {
-        evaluatedAt[accountID] = instant
+    /// Notes when time next changes an account; wakes `runExpiries()` if that is sooner than what it
+    /// waits for.
+    private func record(_ accountID: AccountID, nextChange: Date?) {
         deadlines[accountID] = nextChange
         if let nextChange, let sleeper, sleeper.until.map({ nextChange < $0 }) ?? true { sleeper.task.cancel() }
     }
@@ -147,19 +203,20 @@ package actor PolicyEvaluator {
         sleeper = (task, until)
     }
 
-    /// The accounts whose deadline has come, with the instant each was last evaluated at.
-    private func due(at now: Date) -> [(AccountID, Date)] {
+    /// The accounts whose deadline has come.
+    private func due(at now: Date) -> [AccountID] {
         let accounts = deadlines.filter { $0.value <= now }.map(\.key)
         for account in accounts { deadlines[account] = nil }
-        return accounts.map { ($0, evaluatedAt[$0] ?? now) }
+        return accounts
     }
 
     /// Evaluates every account when time changes what it grants, for as long as the task runs (the
-    /// portal runs it as a service). It starts with every account once, which gives each its deadline.
+    /// portal runs it as a service). It starts by reading every account's view, which gives each its
+    /// deadline.
     package nonisolated func runExpiries() async throws {
         let start = clock.now()
         for account in try await repository.accountIDs() {
-            _ = try await expire(accountID: account, from: start, to: start)
+            _ = try await expire(accountID: account, at: start)
         }
         while true {
             try Task.checkCancellation()
@@ -176,15 +233,10 @@ package actor PolicyEvaluator {
             }
             try Task.checkCancellation()
             let now = clock.now()
-            for (account, from) in await due(at: now) {
-                _ = try await expire(accountID: account, from: from, to: now)
+            for account in await due(at: now) {
+                _ = try await expire(accountID: account, at: now)
             }
         }
-    }
-
-    /// Ends a change that wrote nothing.
-    package func abandon(_ change: PendingChange) {
-        release(change.accountID)
     }
 
     /// Takes the account's turn, after the changes already waiting for it.
@@ -208,7 +260,8 @@ package actor PolicyEvaluator {
 }
 
 extension PolicyEvaluator {
-    /// Runs `write` as one change of the account and returns its result with the notifications.
+    /// Runs `write` as one change of the account and returns its result with the notifications. A
+    /// write that fails still has what it committed before failing taken into the view.
     package nonisolated func change<T>(accountID: AccountID, now: (@Sendable () -> Date)? = nil, _ write: () async throws -> T)
         async throws -> (T, [AccessNotification])
     {
@@ -216,9 +269,9 @@ extension PolicyEvaluator {
         let pending = try await begin(accountID: accountID, now: now())
         let result: T
         do {
-            result = try await write()
+            result = try await AccessChangeRecorder.$current.withValue(pending.recorder) { try await write() }
         } catch {
-            await abandon(pending)
+            _ = try? await finish(pending, now: now())
             throw error
         }
         return (result, try await finish(pending, now: now()))

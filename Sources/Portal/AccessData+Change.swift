@@ -1,22 +1,6 @@
-package import Foundation
-package import Identifiers
+import Foundation
+import Identifiers
 package import Persistence
-
-/// One row change of an account, as the evaluator's view takes it: a row before and after (nil before:
-/// created; nil after: deleted), a membership added or removed, or the clock moving on.
-package enum AccessChange: Sendable {
-    case resource(before: ResourceRecord?, after: ResourceRecord?)
-    case policy(before: PolicyRecord?, after: PolicyRecord?)
-    case group(before: GroupRecord?, after: GroupRecord?)
-    case membership(actor: ActorID, group: GroupID, added: Bool)
-    case actor(before: ActorRecord?, after: ActorRecord?)
-    case device(before: DeviceRecord?, after: DeviceRecord?)
-    case token(before: TokenRecord?, after: TokenRecord?)
-    case authorization(before: AuthorizationRecord?, after: AuthorizationRecord?)
-    case site(deleted: SiteID)
-    /// Time alone moved to `to`.
-    case clock(to: Date)
-}
 
 extension AccessData {
     /// The rows after `change`, with the schema's cascades (a deleted resource takes its policies and
