@@ -18,6 +18,18 @@ package enum OpenAPIDocument {
                     responses["\(status)"] = ["description": "success"]
                 }
             }
+            if route.acceptsDryRun {
+                // A dry run answers 200 with the access the write would change, whatever it answers otherwise.
+                let preview = AccessPreview.schema.jsonSchema
+                if case let .object(existing)? = responses["200"], case let .object(content)? = existing["content"],
+                   case let .object(json)? = content["application/json"], let schema = json["schema"] {
+                    responses["200"] = ["description": "success, or with dry_run the access it would change",
+                                        "content": ["application/json": ["schema": ["anyOf": [schema, preview]]]]]
+                } else {
+                    responses["200"] = ["description": "with dry_run: the access the write would change, nothing written",
+                                        "content": ["application/json": ["schema": preview]]]
+                }
+            }
             var operation: [String: JSONValue] = [
                 "summary": .string(route.summary), "operationId": .string(route.operationID), "responses": .object(responses),
             ]
@@ -26,6 +38,10 @@ package enum OpenAPIDocument {
             }
             parameters += route.query.map { query in
                 ["name": .string(query.name), "in": "query", "description": .string(query.description), "schema": query.schema]
+            }
+            if route.acceptsDryRun {
+                parameters.append(["name": "dry_run", "in": "query", "schema": ["type": "boolean"],
+                                   "description": "check the write and answer with the access it would grant and revoke, writing nothing"])
             }
             if !parameters.isEmpty { operation["parameters"] = .array(parameters) }
             if !route.refusals.isEmpty {

@@ -49,6 +49,9 @@ package struct Route: Sendable {
         self.refusals = refusals
     }
 
+    /// Whether the operation writes, and so takes `?dry_run=true`.
+    package var acceptsDryRun: Bool { method != .get }
+
     /// The parameter names in the path (`id`, `actor`).
     package var parameters: [String] {
         path.split(separator: "/").filter { $0.hasPrefix("{") }.map { String($0.dropFirst().dropLast()) }

@@ -20,9 +20,19 @@ package final class AppDatabase: Sendable {
         }
     }
 
-    /// Runs `updates` in one write transaction.
+    /// Runs `updates` in one write transaction; in a dry run (`DryRun.isActive`), the transaction is
+    /// rolled back and the caller still gets what it would have returned.
     package func write<T: Sendable>(_ updates: @Sendable (Database) throws -> T) async throws -> T {
-        try await writer.write(updates)
+        guard DryRun.isActive else { return try await writer.write(updates) }
+        return try await writer.writeWithoutTransaction { db in
+            var result: T?
+            try db.inTransaction {
+                result = try updates(db)
+                return .rollback
+            }
+            guard let result else { throw DatabaseError(message: "a dry run's transaction returned nothing") }
+            return result
+        }
     }
 
     package func read<T: Sendable>(_ value: @Sendable (Database) throws -> T) async throws -> T {
@@ -33,4 +43,10 @@ package final class AppDatabase: Sendable {
     package func appliedMigrations() throws -> [String] {
         try writer.read { db in try Migrations.migrator.appliedIdentifiers(db).sorted() }
     }
+}
+
+/// Set around a write that must change nothing: every transaction of `AppDatabase.write` in its scope
+/// runs, so that the schema checks it and the caller sees what it would do, and is rolled back.
+package enum DryRun {
+    @TaskLocal package static var isActive = false
 }

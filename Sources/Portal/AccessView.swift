@@ -55,6 +55,11 @@ package struct AccessView: Sendable {
         return EvaluationInputs(policies: policies, groupNames: names, memberOf: data.memberships[actor] ?? [], everyone: everyone)
     }
 
+    /// The resources `client` may reach now, with the policies that grant each.
+    package func access(of client: DeviceID) -> [ResourceID: Set<PolicyID>] {
+        granting[client] ?? [:]
+    }
+
     /// Client → the resources some policy grants it now.
     package var visible: [DeviceID: Set<ResourceID>] { granting.mapValues { Set($0.keys) } }
 

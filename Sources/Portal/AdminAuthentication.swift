@@ -1,3 +1,4 @@
+import AdminAPI
 import Foundation
 import Hummingbird
 import Persistence
@@ -7,7 +8,8 @@ import Prometheus
 /// admin. The authenticated actor travels to the handlers in a task-local.
 ///
 /// Every request that may write (anything but GET) runs as one change of the policy evaluator, which
-/// works out who must be told what (portal spec, "Live changes").
+/// works out who must be told what (portal spec, "Live changes"); with `?dry_run=true` it runs as the
+/// evaluator's preview instead: checked and rolled back, answered with the access it would change.
 struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
     let repository: any PortalRepository
     let evaluator: PolicyEvaluator
@@ -41,9 +43,25 @@ struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
             } catch {
                 throw APIError(.contentTooLarge, code: "too_large", message: "the request body is over \(PortalApplication.maximumBody) bytes")
             }
+            if try Self.isDryRun(request) {
+                let (response, preview) = try await evaluator.preview(accountID: actor.accountID) { try await next(request, context) }
+                // A write the handler refused answers as it would have; one it accepted answers what it would change.
+                guard (200..<300).contains(response.status.code) else { return response }
+                return try answer(AccessPreview(preview))
+            }
             let (response, notified) = try await evaluator.change(accountID: actor.accountID) { try await next(request, context) }
             notifications.increment(by: Int64(notified.count))
             return response
+        }
+    }
+
+    /// `?dry_run=true` (or `false`, or absent); anything else is refused, never taken as a real write.
+    static func isDryRun(_ request: Request) throws -> Bool {
+        guard let value = request.uri.queryParameters["dry_run"] else { return false }
+        switch value.lowercased() {
+        case "true", "1": return true
+        case "false", "0": return false
+        default: throw APIError(.badRequest, code: "invalid", message: "dry_run must be true or false", field: "dry_run")
         }
     }
 }

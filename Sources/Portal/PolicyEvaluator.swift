@@ -167,6 +167,36 @@ package actor PolicyEvaluator {
         return AccessSnapshot.changes(from: AccessSnapshot(old.data, now: max(old.now, now)), to: AccessSnapshot(data, now: now))
     }
 
+    /// What a write would change: run as a change of the account, but in a dry run (`DryRun`: its
+    /// transactions roll back), with the rows it would have committed applied to a copy of the view.
+    /// Nothing is published or deleted. The same path as `change`, so the same notifications.
+    package nonisolated func preview<T>(accountID: AccountID, now: (@Sendable () -> Date)? = nil, _ write: () async throws -> T)
+        async throws -> (T, AccessPreviewResult)
+    {
+        let now = now ?? { [clock] in clock.now() }
+        let pending = try await begin(accountID: accountID, now: now())
+        do {
+            let result = try await DryRun.$isActive.withValue(true) {
+                try await AccessChangeRecorder.$current.withValue(pending.recorder) { try await write() }
+            }
+            let preview = await simulate(accountID, pending.recorder.take(), now: now())
+            await release(accountID)
+            return (result, preview)
+        } catch {
+            await release(accountID)
+            throw error
+        }
+    }
+
+    private func simulate(_ accountID: AccountID, _ changes: [AccessChange], now: Date) -> AccessPreviewResult {
+        guard let before = views[accountID] else { return AccessPreviewResult(notifications: [], before: nil, after: nil) }
+        var after = before
+        var notifications: [AccessNotification] = []
+        for change in changes { notifications += after.apply(change).notifications }
+        notifications += after.advance(to: now).notifications
+        return AccessPreviewResult(notifications: notifications, before: before, after: after)
+    }
+
     /// The account's view as the evaluator holds it now; nil before its first change.
     package func view(of accountID: AccountID) -> AccessView? {
         views[accountID]
@@ -257,6 +287,14 @@ package actor PolicyEvaluator {
         waiting[accountID] = queue.isEmpty ? nil : queue
         next.resume()  // the next change of this account inherits the turn
     }
+}
+
+/// What a dry run found: the notifications the write would cause, and the account's view before and
+/// after it (nil when the evaluator had no view).
+package struct AccessPreviewResult: Sendable {
+    package var notifications: [AccessNotification]
+    package var before: AccessView?
+    package var after: AccessView?
 }
 
 extension PolicyEvaluator {

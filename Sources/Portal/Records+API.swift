@@ -97,3 +97,32 @@ extension AuditEvent {
                   actorID: record.actorID, actorName: record.actorName, before: value(record.before), after: value(record.after))
     }
 }
+
+extension AccessPreview {
+    /// The answer to a dry run, from the notifications it found and the views before and after.
+    init(_ result: AccessPreviewResult) {
+        self.init()
+        guard let before = result.before, let after = result.after else { return }
+        func access(_ client: DeviceID, _ resource: ResourceID, in view: AccessView) -> Access {
+            let device = view.data.clients.first { $0.id == client }
+            let actor = device?.actorID.flatMap { view.data.actors[$0] }
+            return Access(clientID: client, client: device?.name ?? client.description, actorID: device?.actorID, actor: actor?.name,
+                          resourceID: resource, resource: view.data.resources[resource]?.name,
+                          policies: (view.access(of: client)[resource] ?? []).sorted())
+        }
+        for notification in result.notifications {
+            switch notification {
+            case let .resourceDeleted(client, resource):
+                losses.append(access(client, resource, in: before))
+            case let .resourceCreatedOrUpdated(client, resource) where before.access(of: client)[resource] == nil:
+                gains.append(access(client, resource, in: after))
+            case let .resourceCreatedOrUpdated(client, resource):
+                updates.append(access(client, resource, in: after))
+            case let .rejectAccess(gateway, client, resource):
+                rejectedAuthorizations.append(GatewayChange(gatewayID: gateway, clientID: client, resourceID: resource))
+            case let .resourceUpdated(gateway, resource):
+                filterUpdates.append(GatewayChange(gatewayID: gateway, clientID: nil, resourceID: resource))
+            }
+        }
+    }
+}

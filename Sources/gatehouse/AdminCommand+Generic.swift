@@ -47,9 +47,11 @@ struct CreateCommand<Noun: CreatableNoun>: AsyncParsableCommand {
 
     @OptionGroup var options: AdminOptions
     @OptionGroup var fields: Noun.CreateOptions
+    @OptionGroup var write: DryRunOption
 
     func run() async throws {
         let client = try options.client()
+        if write.dryRun { return try await write.preview(client, .post, Noun.path, body: try await fields.body(client), json: options.json) }
         let created = try await client.send(.post, Noun.path, body: try await fields.body(client), as: Noun.Created.self)
         if options.json { return try printJSON(created) }
         Noun.report(created)
@@ -65,11 +67,13 @@ struct UpdateCommand<Noun: UpdatableNoun>: AsyncParsableCommand {
     @OptionGroup var options: AdminOptions
     @Argument(help: ArgumentHelp(Noun.help, valueName: Noun.singular)) var reference: String
     @OptionGroup var fields: Noun.UpdateOptions
+    @OptionGroup var write: DryRunOption
 
     func run() async throws {
         let client = try options.client()
         let body = try await fields.body(client)
         let id = try await client.resolve(reference, Noun.self)
+        if write.dryRun { return try await write.preview(client, .patch, Noun.itemPath, parameters: ["id": id], body: body, json: options.json) }
         let updated = try await client.send(.patch, Noun.itemPath, parameters: ["id": id], body: body, as: Noun.Item.self)
         if options.json { return try printJSON(updated) }
         try printFields(updated)
@@ -85,10 +89,12 @@ struct DeleteCommand<Noun: AdminNoun>: AsyncParsableCommand {
 
     @OptionGroup var options: AdminOptions
     @Argument(help: ArgumentHelp(Noun.help, valueName: Noun.singular)) var reference: String
+    @OptionGroup var write: DryRunOption
 
     func run() async throws {
         let client = try options.client()
         let id = try await client.resolve(reference, Noun.self)
+        if write.dryRun { return try await write.preview(client, .delete, Noun.itemPath, parameters: ["id": id], json: options.json) }
         try await client.call(.delete, Noun.itemPath, parameters: ["id": id])
         if !options.json { print("\(Noun.self == Tokens.self ? "revoked" : "deleted") \(Noun.singular) \(reference)") }
     }

@@ -46,9 +46,11 @@ struct GroupCommand: AsyncParsableCommand {
         @OptionGroup var options: AdminOptions
         @Argument(help: "The group's name or ID.") var group: String
         @Argument(help: "The actor's email, name or ID.") var actor: String
+        @OptionGroup var write: DryRunOption
         func run() async throws {
             let client = try options.client()
             let parameters = ["id": try await client.resolve(group, Groups.self), "actor": try await client.resolve(actor, Actors.self)]
+            if write.dryRun { return try await write.preview(client, .put, "/groups/{id}/members/{actor}", parameters: parameters, json: options.json) }
             try await client.call(.put, "/groups/{id}/members/{actor}", parameters: parameters)
             if !options.json { print("\(actor) is a member of \(group)") }
         }
@@ -59,9 +61,11 @@ struct GroupCommand: AsyncParsableCommand {
         @OptionGroup var options: AdminOptions
         @Argument(help: "The group's name or ID.") var group: String
         @Argument(help: "The actor's email, name or ID.") var actor: String
+        @OptionGroup var write: DryRunOption
         func run() async throws {
             let client = try options.client()
             let parameters = ["id": try await client.resolve(group, Groups.self), "actor": try await client.resolve(actor, Actors.self)]
+            if write.dryRun { return try await write.preview(client, .delete, "/groups/{id}/members/{actor}", parameters: parameters, json: options.json) }
             try await client.call(.delete, "/groups/{id}/members/{actor}", parameters: parameters)
             if !options.json { print("\(actor) is no longer a member of \(group)") }
         }
@@ -75,9 +79,12 @@ struct ActorCommand: AsyncParsableCommand {
                       Disable.self, Enable.self, DeleteCommand<Actors>.self])
 
     /// Sets an actor's disabled flag.
-    static func setDisabled(_ disabled: Bool, actor: String, options: AdminOptions) async throws {
+    static func setDisabled(_ disabled: Bool, actor: String, options: AdminOptions, write: DryRunOption) async throws {
         let client = try options.client()
         let id = try await client.resolve(actor, Actors.self)
+        if write.dryRun {
+            return try await write.preview(client, .patch, Actors.itemPath, parameters: ["id": id], body: UpdateActor(disabled: disabled), json: options.json)
+        }
         let updated = try await client.send(.patch, Actors.itemPath, parameters: ["id": id], body: UpdateActor(disabled: disabled),
                                             as: AdminAPI.Actor.self)
         if options.json { return try printJSON(updated) }
@@ -88,14 +95,16 @@ struct ActorCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Disable an actor: its access ends at once; it keeps its memberships.")
         @OptionGroup var options: AdminOptions
         @Argument(help: "The actor's email, name or ID.") var actor: String
-        func run() async throws { try await ActorCommand.setDisabled(true, actor: actor, options: options) }
+        @OptionGroup var write: DryRunOption
+        func run() async throws { try await ActorCommand.setDisabled(true, actor: actor, options: options, write: write) }
     }
 
     struct Enable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enable a disabled actor.")
         @OptionGroup var options: AdminOptions
         @Argument(help: "The actor's email, name or ID.") var actor: String
-        func run() async throws { try await ActorCommand.setDisabled(false, actor: actor, options: options) }
+        @OptionGroup var write: DryRunOption
+        func run() async throws { try await ActorCommand.setDisabled(false, actor: actor, options: options, write: write) }
     }
 }
 

@@ -7,7 +7,7 @@ import Testing
 
 /// The evaluator's in-memory view against the database it follows: random writes through the
 /// repository (with the schema's own cascades, refusals and generated IDs) and clock steps, each run
-/// as one change of the evaluator; after each, what it told equals the difference of two full
+/// as one change of the evaluator, and first as a dry run of it; after each, what it told equals the difference of two full
 /// snapshots read from the database before and after, and its view holds exactly the rows the
 /// database holds. The seed fixes the choices; the IDs the database generates (groups, the account)
 /// still vary from run to run, so a failure names the change that broke it.
@@ -43,10 +43,16 @@ import Testing
                 notifications = try await evaluator.expire(accountID: account, at: now)
             } else {
                 let at = now
+                // First as a dry run: nothing written, and it must tell what the real write then tells.
+                let (_, preview) = try await evaluator.preview(accountID: account, now: { at }) {
+                    (try? await Self.write(change, repository, account: account, admin: admin, now: at)) ?? false
+                }
+                #expect(Self.rows(try await repository.accessData(accountID: account)) == Self.rows(data), "a dry run wrote \(change)")
                 let (committed, told) = try await evaluator.change(accountID: account, now: { at }) {
                     // The schema may refuse it (a taken name, a duplicate policy): then nothing changed.
                     (try? await Self.write(change, repository, account: account, admin: admin, now: at)) ?? false
                 }
+                #expect(preview.notifications == told, "seed \(seed) step \(step): the dry run of \(change)")
                 notifications = told
                 if committed { written += 1 }
             }
