@@ -32,9 +32,11 @@ db="$work/portal.sqlite"
 token=$("$bin/gatehouse" portal init --db "$db" --admin-email admin@bench.test | tail -1)
 export GATEHOUSE_TOKEN="$token"
 "$bin/portal-bench" seed --db "$db"
-echo "--- policy evaluations (PolicyEvaluator on the SQLite file, random user x random resource)"
+echo "--- policy evaluations (PolicyEvaluator, random user x random resource)"
 "$bin/portal-bench" evaluate --db "$db" --evaluations 20000 --concurrency 1
 "$bin/portal-bench" evaluate --db "$db" --evaluations 40000 --concurrency 4
+"$bin/portal-bench" evaluate --db "$db" --evaluations 500000 --concurrency 1 --from-view
+"$bin/portal-bench" evaluate --db "$db" --evaluations 500000 --concurrency 4 --from-view
 
 start_portal() {
     "$bin/gatehouse" portal --db "$db" --listen 127.0.0.1:0 >"$work/portal.log" 2>&1 &
@@ -47,6 +49,15 @@ start_portal() {
     echo "portal did not start:"; cat "$work/portal.log"; exit 1
 }
 stop_portal() { kill "$portal_pid"; wait "$portal_pid" 2>/dev/null || true; portal_pid=""; }
+rss() { # the portal's resident memory now
+    printf '%-58s %s\n' "portal resident memory ($1)" "$(awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' "/proc/$portal_pid/status")"
+}
+wait_for_views() { # the expiry service reads every account's view at start
+    for _ in $(seq 300); do
+        grep -q "views loaded" "$work/portal.log" && return 0
+        sleep 0.1
+    done
+}
 
 measure() { # name, wrk arguments...
     local name="$1"; shift
@@ -64,14 +75,24 @@ actor=$(sqlite3 "$db" "SELECT id FROM actor WHERE type = 'user' LIMIT 1")
 resource=$(sqlite3 "$db" "SELECT resource_id FROM policy LIMIT 1")
 auth=(-H "Authorization: Bearer $token")
 start_portal
+wait_for_views
 echo "--- admin API over HTTP (wrk, 2 threads, 8 connections, ${seconds} s each)"
+rss "after start, views read"
 measure "read: GET /api/v1/resources?limit=100" "${auth[@]}" "http://$address/api/v1/resources?limit=100"
 measure "read: GET /api/v1/access/explain" "${auth[@]}" "http://$address/api/v1/access/explain?actor=$actor&resource=$resource"
-BENCH_RUN=1 measure "write: POST /api/v1/groups (no connected clients)" -s bench/portal-write.lua "http://$address"
+BENCH_RUN=1 measure "write: POST /api/v1/groups (no registered clients)" -s bench/portal-write.lua "http://$address"
+rss "after the run"
 stop_portal
-"$bin/portal-bench" seed-clients --db "$db" --clients 100
-echo "--- one admin change with 100 connected clients (the change feed's snapshots before and after)"
-"$bin/portal-bench" change --db "$db" --changes 20
+"$bin/portal-bench" seed-clients --db "$db" --clients 1000
+echo "--- one admin change with 1,000 registered clients (memberships, policies, resource filters)"
+"$bin/portal-bench" change --db "$db" --changes 300
 start_portal
-BENCH_RUN=2 measure "write: POST /api/v1/groups (100 connected clients)" -s bench/portal-write.lua "http://$address"
+wait_for_views
+rss "1,000 clients, after start"
+BENCH_RUN=2 measure "write: POST /api/v1/groups (1,000 registered clients)" -s bench/portal-write.lua "http://$address"
+export BENCH_GROUP BENCH_ACTORS
+BENCH_GROUP=$(sqlite3 "$db" "SELECT id FROM actor_group WHERE name = 'group-0'")
+BENCH_ACTORS=$(sqlite3 "$db" "SELECT actor_id FROM device WHERE kind = 'client' LIMIT 50" | paste -sd, -)
+BENCH_RUN=3 measure "write: PUT+DELETE membership (1,000 registered clients)" -s bench/portal-membership.lua "http://$address"
+rss "1,000 clients, after the run"
 stop_portal

@@ -242,12 +242,14 @@ package actor PolicyEvaluator {
 
     /// Evaluates every account when time changes what it grants, for as long as the task runs (the
     /// portal runs it as a service). It starts by reading every account's view, which gives each its
-    /// deadline.
-    package nonisolated func runExpiries() async throws {
+    /// deadline; `loaded` is told how many accounts when that is done.
+    package nonisolated func runExpiries(loaded: (@Sendable (Int) -> Void)? = nil) async throws {
         let start = clock.now()
-        for account in try await repository.accountIDs() {
+        let accounts = try await repository.accountIDs()
+        for account in accounts {
             _ = try await expire(accountID: account, at: start)
         }
+        loaded?(accounts.count)
         while true {
             try Task.checkCancellation()
             let deadline = await earliestDeadline()

@@ -72,7 +72,7 @@ struct PortalServeCommand: AsyncParsableCommand {
             configuration: configuration, repository: repository, logger: logger, evaluator: evaluator,
             onListening: { address in logger.info("portal listening", metadata: ["address": "\(address)"]) })
         let group = ServiceGroup(
-            configuration: .init(services: [.init(service: application), .init(service: ExpiryService(evaluator: evaluator))],
+            configuration: .init(services: [.init(service: application), .init(service: ExpiryService(evaluator: evaluator, logger: logger))],
                                  gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
