@@ -24,6 +24,10 @@ package struct AccessView: Sendable {
     /// The first instant after `now` at which time alone may change what the view says (as
     /// `AccessSnapshot.nextChange`); nil when nothing here runs out.
     package private(set) var nextChange: Date?
+    /// The next time-window boundary after `now` of each policy that has one, computed when the policy
+    /// changes or `now` passes it (a boundary takes calendar arithmetic in the window's time zone, too
+    /// slow to redo for every policy at every change).
+    private var boundaries: [PolicyID: Date] = [:]
 
     package init(_ data: AccessData, now: Date) {
         self.data = data
@@ -78,11 +82,14 @@ package struct AccessView: Sendable {
                 policiesByGroup[before.groupID]?.removeAll { $0.id == before.id }
                 policiesByResource[before.resourceID]?.removeAll { $0.id == before.id }
                 conditions[before.id] = nil
+                boundaries[before.id] = nil
             }
             if let after {
                 policiesByGroup[after.groupID, default: []].append(after)
                 policiesByResource[after.resourceID, default: []].append(after)
-                conditions[after.id] = Self.decode(after)
+                let decoded = Self.decode(after)
+                conditions[after.id] = decoded
+                boundaries[after.id] = decoded.flatMap { Self.boundary($0, after: now) }
             }
         case let .group(_, after) where after != nil:
             everyone = data.groups.values.first(where: \.isEveryone)?.id
@@ -141,7 +148,7 @@ package struct AccessView: Sendable {
         case let .resource(before, after):
             guard let id = before?.id ?? after?.id else { return [] }
             let holding = Set(granting.filter { $0.value[id] != nil }.map(\.key))
-            return holding.union(clients(inAnyOf: Set(data.policies.filter { $0.resourceID == id }.map(\.groupID))))
+            return holding.union(clients(inAnyOf: Set((policiesByResource[id] ?? []).map(\.groupID))))
         case let .policy(before, after):
             guard let id = before?.id ?? after?.id else { return [] }
             let holding = Set(granting.filter { entry in entry.value.values.contains { $0.contains(id) } }.map(\.key))
@@ -200,7 +207,7 @@ package struct AccessView: Sendable {
     }
 
     /// As `AccessSnapshot.nextChange`: authorisation and client token expiries, time-window boundaries.
-    private func computeNextChange() -> Date? {
+    private mutating func computeNextChange() -> Date? {
         var next: Date?
         func consider(_ instant: Date?) {
             guard let instant, instant > now else { return }
@@ -208,17 +215,38 @@ package struct AccessView: Sendable {
         }
         for authorization in data.authorizations { consider(authorization.expiresAt) }
         for client in data.clients { consider(client.tokenID.flatMap { data.tokens[$0]?.expiresAt }) }
-        for case let conditions? in self.conditions.values where !conditions.isEmpty {
-            for condition in conditions { consider(condition.nextChange(after: now)) }
+        for (policy, boundary) in boundaries where boundary <= now {
+            boundaries[policy] = (conditions[policy] ?? nil).flatMap { Self.boundary($0, after: now) }
         }
+        for boundary in boundaries.values { consider(boundary) }
         return next
     }
 
+    /// The first instant after `now` at which one of `conditions` may start or stop holding.
+    private static func boundary(_ conditions: [Condition], after now: Date) -> Date? {
+        conditions.compactMap { $0.nextChange(after: now) }.min()
+    }
+
+    /// Rebuilds the policy indexes after a change that took policies away in bulk (a group, resource
+    /// or site deleted). The conditions and boundaries of the policies that remain are kept: their rows
+    /// did not change, and a boundary still ahead of `now` is still the next one.
     private mutating func reindexPolicies() {
         everyone = data.groups.values.first(where: \.isEveryone)?.id
         policiesByGroup = Dictionary(grouping: data.policies, by: \.groupID)
         policiesByResource = Dictionary(grouping: data.policies, by: \.resourceID)
-        conditions = Dictionary(data.policies.map { ($0.id, Self.decode($0)) }, uniquingKeysWith: { first, _ in first })
+        let (decodedBefore, boundariesBefore) = (conditions, boundaries)
+        conditions = [:]
+        boundaries = [:]
+        for policy in data.policies {
+            let decoded = decodedBefore[policy.id] ?? Self.decode(policy)
+            conditions[policy.id] = .some(decoded)
+            guard let decoded, !decoded.isEmpty else { continue }
+            if let boundary = boundariesBefore[policy.id], boundary > now {
+                boundaries[policy.id] = boundary
+            } else if let boundary = Self.boundary(decoded, after: now) {
+                boundaries[policy.id] = boundary
+            }
+        }
     }
 
     private static func decode(_ policy: PolicyRecord) -> [Condition]? {

@@ -98,8 +98,7 @@ case "seed-clients":
         let users = try ActorRecord.filter(Column("type") == "user").limit(clients).fetchAll(db)
         let now = Date()
         for (index, user) in users.enumerated() {
-            var hash = String(index, radix: 16)
-            hash = String(repeating: "c", count: 64 - hash.count) + hash
+            let hash = String(repeating: "0", count: 48) + String(format: "%016x", index)  // unique: the index in hex
             let token = TokenRecord(accountID: account.id, kind: .client, secretHash: hash, expiresAt: nil, actorID: user.id, createdAt: now)
             try token.insert(db)
             try DeviceRecord(accountID: account.id, kind: .client, externalID: "bench-\(index)", name: "laptop-\(index)", publicKey: "key-\(index)",
