@@ -20,19 +20,69 @@ package struct Identifier<Noun: IdentifiedNoun>: Hashable, Comparable, Sendable,
         self.uuid = uuid
     }
 
-    /// Parses a UUID in either case; nil for anything else.
+    /// Parses a UUID (`8-4-4-4-12` hexadecimal digits) in either case; nil for anything else.
     package init?(_ description: String) {
-        guard let uuid = UUID(uuidString: description) else { return nil }
-        self.uuid = uuid
+        var bytes: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var text = description
+        guard text.withUTF8({ Self.parse($0, into: &bytes) }) else { return nil }
+        uuid = UUID(uuid: bytes)
     }
 
-    package var description: String { uuid.uuidString.lowercased() }
+    /// The lower-case text form, written here rather than through `uuidString` (which formats with
+    /// sprintf and then needs lower-casing): IDs are written for every row of every answer.
+    package var description: String {
+        String(unsafeUninitializedCapacity: 36) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            withUnsafeBytes(of: uuid.uuid) { bytes in
+                var out = 0
+                for (index, byte) in bytes.enumerated() {
+                    if index == 4 || index == 6 || index == 8 || index == 10 {
+                        buffer[out] = UInt8(ascii: "-")
+                        out += 1
+                    }
+                    buffer[out] = digits.utf8Start[Int(byte >> 4)]
+                    buffer[out + 1] = digits.utf8Start[Int(byte & 0x0F)]
+                    out += 2
+                }
+            }
+            return 36
+        }
+    }
 
     /// The noun this ID names, for messages.
     package static var noun: String { Noun.noun }
 
+    /// The order of the text forms (lower-case hexadecimal, fixed width, is the order of the bytes).
     package static func < (lhs: Self, rhs: Self) -> Bool {
-        lhs.description < rhs.description
+        withUnsafeBytes(of: lhs.uuid.uuid) { left in
+            withUnsafeBytes(of: rhs.uuid.uuid) { right in left.lexicographicallyPrecedes(right) }
+        }
+    }
+
+    private static func parse(_ text: UnsafeBufferPointer<UInt8>, into bytes: inout uuid_t) -> Bool {
+        guard text.count == 36 else { return false }
+        return withUnsafeMutableBytes(of: &bytes) { output in
+            var position = 0
+            for index in 0..<16 {
+                if index == 4 || index == 6 || index == 8 || index == 10 {
+                    guard text[position] == UInt8(ascii: "-") else { return false }
+                    position += 1
+                }
+                guard let high = hexValue(text[position]), let low = hexValue(text[position + 1]) else { return false }
+                output[index] = high << 4 | low
+                position += 2
+            }
+            return true
+        }
+    }
+
+    private static func hexValue(_ character: UInt8) -> UInt8? {
+        switch character {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): character - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): character - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): character - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 
     package init(from decoder: any Decoder) throws {

@@ -142,7 +142,12 @@ package struct AccessView: Sendable {
     /// before and after applying it).
     private func affectedClients(_ change: AccessChange) -> Set<DeviceID> {
         func clients(inAnyOf groups: Set<GroupID>) -> Set<DeviceID> {
-            Set(data.clients.filter { client in !self.groups(of: client).isDisjoint(with: groups) }.map(\.id))
+            let viaEveryone = everyone.map(groups.contains) ?? false
+            return Set(data.clients.filter { client in
+                guard let actorID = client.actorID, let actor = data.actors[actorID] else { return false }
+                if viaEveryone, actor.type != .serviceAccount { return true }
+                return data.memberships[actorID].map { !$0.isDisjoint(with: groups) } ?? false
+            }.map(\.id))
         }
         switch change {
         case let .resource(before, after):
@@ -151,7 +156,9 @@ package struct AccessView: Sendable {
             return holding.union(clients(inAnyOf: Set((policiesByResource[id] ?? []).map(\.groupID))))
         case let .policy(before, after):
             guard let id = before?.id ?? after?.id else { return [] }
-            let holding = Set(granting.filter { entry in entry.value.values.contains { $0.contains(id) } }.map(\.key))
+            // A client holding the policy holds it for the policy's resource.
+            let resources = Set([before?.resourceID, after?.resourceID].compactMap { $0 })
+            let holding = Set(granting.filter { entry in resources.contains { entry.value[$0]?.contains(id) == true } }.map(\.key))
             return holding.union(clients(inAnyOf: Set([before?.groupID, after?.groupID].compactMap { $0 })))
         case let .group(before, after):
             // A rename changes no access; a deletion takes the group's policies with it.

@@ -25,4 +25,23 @@ import Testing
         let ids = (0..<50).map { _ in PolicyID() }
         #expect(ids.sorted().map(\.description) == ids.map(\.description).sorted())
     }
+
+    /// The text form is written and read here, not by Foundation: it must agree with Foundation's for
+    /// every UUID, and refuse what Foundation refuses.
+    @Test func textFormAgreesWithFoundation() {
+        for _ in 0..<2000 {
+            let uuid = UUID()
+            #expect(ResourceID(uuid).description == uuid.uuidString.lowercased())
+            #expect(ResourceID(uuid.uuidString)?.uuid == uuid)
+            #expect(ResourceID(uuid.uuidString.lowercased())?.uuid == uuid)
+        }
+        let edge = UUID(uuid: (0, 0xFF, 0x0F, 0xF0, 0x10, 0x9A, 0xAB, 0xBC, 0xCD, 0xDE, 0xEF, 0xFE, 0x01, 0x23, 0x45, 0x67))
+        #expect(SiteID(edge).description == edge.uuidString.lowercased())
+        for bad in ["5f0c2b8e-1d3a-4b7c-9e21-0a1b2c3d4e5", "5f0c2b8e-1d3a-4b7c-9e21-0a1b2c3d4e5f0", "5f0c2b8e1d3a-4b7c-9e21-0a1b2c3d4e5f0",
+                    "5f0c2b8e-1d3a-4b7c-9e21+0a1b2c3d4e5f", "5g0c2b8e-1d3a-4b7c-9e21-0a1b2c3d4e5f", "{5f0c2b8e-1d3a-4b7c-9e21-0a1b2c3d4e5}",
+                    "5f0c2b8e-1d3a-4b7c-9e21-0a1b2c3d4é5f", " 5f0c2b8e-1d3a-4b7c-9e21-0a1b2c3d4e5f"] {
+            #expect(SiteID(bad) == nil, "\(bad)")
+            #expect(UUID(uuidString: bad) == nil, "Foundation refuses \(bad) too")
+        }
+    }
 }
