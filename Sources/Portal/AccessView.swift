@@ -28,6 +28,9 @@ package struct AccessView: Sendable {
     /// changes or `now` passes it (a boundary takes calendar arithmetic in the window's time zone, too
     /// slow to redo for every policy at every change).
     private var boundaries: [PolicyID: Date] = [:]
+    /// Whether each such policy's time windows hold at `now`: the same for every client, and constant
+    /// until the policy's boundary, so worked out once rather than for each client evaluated.
+    private var timeHolds: [PolicyID: Bool] = [:]
 
     package init(_ data: AccessData, now: Date) {
         self.data = data
@@ -82,14 +85,14 @@ package struct AccessView: Sendable {
                 policiesByGroup[before.groupID]?.removeAll { $0.id == before.id }
                 policiesByResource[before.resourceID]?.removeAll { $0.id == before.id }
                 conditions[before.id] = nil
-                boundaries[before.id] = nil
+                refreshTime(before.id, [])
             }
             if let after {
                 policiesByGroup[after.groupID, default: []].append(after)
                 policiesByResource[after.resourceID, default: []].append(after)
                 let decoded = Self.decode(after)
                 conditions[after.id] = decoded
-                boundaries[after.id] = decoded.flatMap { Self.boundary($0, after: now) }
+                refreshTime(after.id, decoded ?? [])
             }
         case let .group(_, after) where after != nil:
             everyone = data.groups.values.first(where: \.isEveryone)?.id
@@ -97,6 +100,7 @@ package struct AccessView: Sendable {
             reindexPolicies()
         case let .clock(to):
             now = to
+            refreshPassedBoundaries()
         case .resource, .membership, .actor, .device, .token, .authorization:
             break
         }
@@ -200,7 +204,15 @@ package struct AccessView: Sendable {
         for group in groups(of: client) {
             for policy in policiesByGroup[group] ?? [] where !policy.disabled && data.resources[policy.resourceID] != nil {
                 // A condition list that no longer parses grants nothing: never access on a guess.
-                guard let conditions = conditions[policy.id] ?? nil, conditions.allSatisfy({ $0.evaluate(context).holds }) else { continue }
+                guard let conditions = conditions[policy.id] ?? nil else { continue }
+                if !conditions.isEmpty {
+                    if timeHolds[policy.id] == false { continue }
+                    // Time windows are in `timeHolds`; the rest depend on the client.
+                    guard conditions.allSatisfy({ condition in
+                        if case .timeWindows = condition { return true }
+                        return condition.evaluate(context).holds
+                    }) else { continue }
+                }
                 result[policy.resourceID, default: []].insert(policy.id)
             }
         }
@@ -222,11 +234,29 @@ package struct AccessView: Sendable {
         }
         for authorization in data.authorizations { consider(authorization.expiresAt) }
         for client in data.clients { consider(client.tokenID.flatMap { data.tokens[$0]?.expiresAt }) }
-        for (policy, boundary) in boundaries where boundary <= now {
-            boundaries[policy] = (conditions[policy] ?? nil).flatMap { Self.boundary($0, after: now) }
-        }
+        refreshPassedBoundaries()
         for boundary in boundaries.values { consider(boundary) }
         return next
+    }
+
+    /// Works out again the time windows of the policies whose boundary `now` has reached.
+    private mutating func refreshPassedBoundaries() {
+        for (policy, boundary) in boundaries where boundary <= now {
+            refreshTime(policy, (conditions[policy] ?? nil) ?? [])
+        }
+    }
+
+    /// Notes whether `policy`'s time windows hold now, and their next boundary (nothing when it has none).
+    private mutating func refreshTime(_ policy: PolicyID, _ decoded: [Condition]) {
+        let windows = decoded.filter { if case .timeWindows = $0 { true } else { false } }
+        guard !windows.isEmpty else {
+            boundaries[policy] = nil
+            timeHolds[policy] = nil
+            return
+        }
+        let context = ConditionContext(sourceAddress: nil, clientVerified: nil, now: now)
+        timeHolds[policy] = windows.allSatisfy { $0.evaluate(context).holds }
+        boundaries[policy] = Self.boundary(windows, after: now)
     }
 
     /// The first instant after `now` at which one of `conditions` may start or stop holding.
@@ -241,17 +271,19 @@ package struct AccessView: Sendable {
         everyone = data.groups.values.first(where: \.isEveryone)?.id
         policiesByGroup = Dictionary(grouping: data.policies, by: \.groupID)
         policiesByResource = Dictionary(grouping: data.policies, by: \.resourceID)
-        let (decodedBefore, boundariesBefore) = (conditions, boundaries)
+        let (decodedBefore, boundariesBefore, holdsBefore) = (conditions, boundaries, timeHolds)
         conditions = [:]
         boundaries = [:]
+        timeHolds = [:]
         for policy in data.policies {
             let decoded = decodedBefore[policy.id] ?? Self.decode(policy)
             conditions[policy.id] = .some(decoded)
             guard let decoded, !decoded.isEmpty else { continue }
-            if let boundary = boundariesBefore[policy.id], boundary > now {
+            if let boundary = boundariesBefore[policy.id], boundary > now, let holds = holdsBefore[policy.id] {
                 boundaries[policy.id] = boundary
-            } else if let boundary = Self.boundary(decoded, after: now) {
-                boundaries[policy.id] = boundary
+                timeHolds[policy.id] = holds
+            } else {
+                refreshTime(policy.id, decoded)
             }
         }
     }
