@@ -33,7 +33,7 @@ extension Request {
 
 /// A JSON answer with the API's conventions (sorted keys, ISO 8601 times).
 func answer(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-    let body = try APICoding.encoder().encode(value)
+    let body = try APIJSONEncoder.encode(value)
     return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
 }
 

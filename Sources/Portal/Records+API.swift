@@ -41,8 +41,34 @@ extension Resource {
     }
 
     /// A stored JSON list of strings (filters, conditions); an unreadable one reads as empty.
-    static func list(_ json: String) -> [String] {
-        (try? JSONDecoder().decode([String].self, from: Data(json.utf8))) ?? []
+    package static func list(_ json: String) -> [String] {
+        if json == "[]" { return [] }
+        return simpleList(Array(json.utf8)) ?? (try? JSONDecoder().decode([String].self, from: Data(json.utf8))) ?? []
+    }
+
+    /// A list as the portal stores it, `["tcp:443","icmp"]` (no spaces, nothing escaped), read byte by
+    /// byte: a JSONDecoder per row was a tenth of a list read's time. Nil for anything else.
+    static func simpleList(_ bytes: [UInt8]) -> [String]? {
+        let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ",")
+        guard bytes.count >= 4, bytes[0] == UInt8(ascii: "["), bytes[1] == quote, bytes[bytes.count - 2] == quote,
+              bytes[bytes.count - 1] == UInt8(ascii: "]"), !bytes.contains(UInt8(ascii: "\\")) else { return nil }
+        var items: [String] = []
+        var start = 2
+        var index = 2
+        let end = bytes.count - 2
+        while index < end {
+            if bytes[index] == quote {
+                // Only `","` may separate items.
+                guard index + 2 < end, bytes[index + 1] == comma, bytes[index + 2] == quote else { return nil }
+                items.append(String(decoding: bytes[start..<index], as: UTF8.self))
+                index += 3
+                start = index
+            } else {
+                index += 1
+            }
+        }
+        items.append(String(decoding: bytes[start..<end], as: UTF8.self))
+        return items
     }
 }
 

@@ -46,6 +46,18 @@ import Testing
             policyID: PolicyID(), expiresAt: at, clientID: DeviceID())),
         ("Page<Site>", Page(data: [Site(id: SiteID(), name: "hq", createdAt: at)], nextCursor: "hq")),
         ("ErrorBody", ErrorBody(code: "invalid", message: "\"name\" is required", field: "name")),
+        ("Page<Resource>", Page(data: [Resource(id: ResourceID(), name: "db", type: .cidr, address: "10.0.0.0/24", siteID: SiteID(),
+                                                filters: ["tcp:5432", "icmp"], addressDescription: nil, ipStack: nil)], nextCursor: nil)),
+        ("AccessPreview", {
+            var preview = AccessPreview()
+            preview.gains = [.init(clientID: DeviceID(), client: "laptop", actorID: ActorID(), actor: "Ada", resourceID: ResourceID(),
+                                   resource: "db", policies: [PolicyID()])]
+            preview.losses = [.init(clientID: DeviceID(), client: "phone", actorID: nil, actor: nil, resourceID: ResourceID(), resource: nil,
+                                    policies: [])]
+            preview.rejectedAuthorizations = [.init(gatewayID: DeviceID(), clientID: DeviceID(), resourceID: ResourceID())]
+            preview.filterUpdates = [.init(gatewayID: DeviceID(), clientID: nil, resourceID: ResourceID())]
+            return preview
+        }()),
     ]
 
     @Test(arguments: samples.map(\.0))
@@ -74,5 +86,33 @@ import Testing
                           lastUsedAddress: nil)
         let json = String(decoding: try APICoding.encoder().encode(CreatedToken(token: token, secret: "gh_relay_s")), as: UTF8.self)
         #expect(json == #"{"created_at":"\#(ISO8601DateFormatter().string(from: Self.at))","id":"\#(token.id)","kind":"relay","secret":"gh_relay_s"}"#)
+    }
+
+    /// The portal answers through `APIJSONEncoder`; it must say what `JSONEncoder` with the API's
+    /// conventions says, for every type of the contract (Foundation also escapes "/", which JSON allows
+    /// either way).
+    @Test(arguments: samples.map(\.0))
+    func theAnswerWriterAgreesWithJSONEncoder(_ name: String) throws {
+        let value = try #require(Self.samples.first { $0.0 == name }?.1)
+        try Self.agree(value)
+    }
+
+    static func agree<Value: Encodable>(_ value: Value) throws {
+        let reference = String(decoding: try APICoding.encoder().encode(value), as: UTF8.self).replacingOccurrences(of: "\\/", with: "/")
+        let written = String(decoding: try APIJSONEncoder.encode(value), as: UTF8.self)
+        #expect(written == reference, "\(Value.self)")
+    }
+
+    @Test func theAnswerWriterEscapesAndDatesAsJSONEncoderDoes() throws {
+        for name in ["plain", "quote \" and backslash \\", "line\nfeed\ttab\rreturn", "bell \u{07} nul \u{00} us \u{1F}", "üñï ☃ 😀", ""] {
+            try Self.agree(Site(id: SiteID(), name: name, createdAt: Self.at))
+        }
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            // Whole and fractional seconds from 1970 to 2100: the fraction is dropped, never rounded up.
+            let instant = Date(timeIntervalSince1970: Double(random.next() % 4_102_444_800) + Double(random.next() % 1000) / 1000)
+            try Self.agree(Site(id: SiteID(), name: "t", createdAt: instant))
+        }
+        try Self.agree(Page(data: [Site](), nextCursor: nil))
     }
 }
