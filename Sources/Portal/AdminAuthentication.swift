@@ -1,5 +1,6 @@
 import AdminAPI
 import Foundation
+import Synchronization
 import Hummingbird
 import Persistence
 import Prometheus
@@ -14,6 +15,7 @@ struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
     let repository: any PortalRepository
     let evaluator: PolicyEvaluator
     let notifications: Counter
+    let sessions = AdminSessions()
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         // RFC 9110 section 11.1: the scheme is case-insensitive ("Bearer", "bearer", "BEARER").
@@ -21,16 +23,29 @@ struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
               header[..<space].lowercased() == "bearer" else { throw APIError.unauthorized }
         let secret = header[space...].trimmingCharacters(in: .whitespaces)
         let address = (context as? any RemoteAddressRequestContext)?.remoteAddress.flatMap(\.ipAddress)
-        guard let token = try await repository.useToken(hash: TokenSecret.hash(secret), now: Date(), address: address) else {
-            throw APIError.unauthorized
+        let hash = TokenSecret.hash(secret)
+        let now = Date()
+        let token: TokenRecord
+        let actor: ActorRecord?
+        if let known = sessions.lookup(hash, now: now), !known.token.needsUseRecorded(now: now, address: address) {
+            (token, actor) = (known.token, known.actor)
+        } else {
+            let generation = sessions.generation
+            guard let used = try await repository.useToken(hash: hash, now: now, address: address) else { throw APIError.unauthorized }
+            token = used
+            actor = if let accountID = used.accountID, let actorID = used.actorID {
+                try await repository.actor(accountID: accountID, id: actorID)
+            } else {
+                nil
+            }
+            sessions.remember(hash, token: token, actor: actor, now: now, readIn: generation)
         }
+        if let expiry = token.expiresAt, expiry <= now { throw APIError.unauthorized }
         // A valid token of another kind (client, gateway, relay) authenticated but may not do this.
         guard token.kind == .adminAPI else {
             throw APIError(.forbidden, code: "forbidden", message: "a \(token.kind.rawValue) token may not use the admin API")
         }
-        guard let accountID = token.accountID, let actorID = token.actorID,
-              let actor = try await repository.actor(accountID: accountID, id: actorID), !actor.disabled
-        else { throw APIError.unauthorized }
+        guard let actor, !actor.disabled else { throw APIError.unauthorized }
         guard actor.type == .admin else {
             throw APIError(.forbidden, code: "forbidden", message: "this token may not use the admin API")
         }
@@ -49,6 +64,9 @@ struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
                 guard (200..<300).contains(response.status.code) else { return response }
                 return try answer(AccessPreview(preview))
             }
+            // Whatever the write changed (a token revoked, an actor disabled), no request is authenticated by
+            // what was known before it.
+            defer { sessions.forget() }
             let (response, notified) = try await evaluator.change(accountID: actor.accountID) { try await next(request, context) }
             notifications.increment(by: Int64(notified.count))
             return response
@@ -63,5 +81,53 @@ struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
         case "false", "0": return false
         default: throw APIError(.badRequest, code: "invalid", message: "dry_run must be true or false", field: "dry_run")
         }
+    }
+}
+
+/// What recent requests' tokens resolved to (the token and its actor), so that a burst of reads does
+/// not read both from the database for every request. An entry lasts a second at most, and every
+/// write through the admin API forgets them all (it may have revoked a token or disabled an actor); a
+/// token's expiry is checked at each use, and its use is still recorded when a minute has passed.
+final class AdminSessions: Sendable {
+    static let lifetime: TimeInterval = 1
+    static let capacity = 1024
+    private struct State {
+        var entries: [String: (token: TokenRecord, actor: ActorRecord?, at: Date)] = [:]
+        /// Counts `forget()`s, so that what a request read before a write is not remembered after it.
+        var generation = 0
+    }
+    private let state = Mutex(State())
+
+    var generation: Int { state.withLock { $0.generation } }
+
+    func lookup(_ hash: String, now: Date) -> (token: TokenRecord, actor: ActorRecord?)? {
+        state.withLock { state in
+            guard let entry = state.entries[hash], now.timeIntervalSince(entry.at) < Self.lifetime, entry.at <= now else { return nil }
+            return (entry.token, entry.actor)
+        }
+    }
+
+    /// Keeps what was read, unless a write came after `generation` was taken (the read may predate it).
+    func remember(_ hash: String, token: TokenRecord, actor: ActorRecord?, now: Date, readIn generation: Int) {
+        state.withLock { state in
+            guard state.generation == generation else { return }
+            if state.entries.count >= Self.capacity { state.entries.removeAll() }
+            state.entries[hash] = (token, actor, now)
+        }
+    }
+
+    func forget() {
+        state.withLock { state in
+            state.entries.removeAll()
+            state.generation += 1
+        }
+    }
+}
+
+extension TokenRecord {
+    /// Whether a use now must be written (`PortalRepository.useToken` writes at most once a minute, or
+    /// when the address changes).
+    func needsUseRecorded(now: Date, address: String?) -> Bool {
+        lastUsedAddress != address || lastUsedAt.map { now.timeIntervalSince($0) >= 60 } ?? true
     }
 }

@@ -51,4 +51,27 @@ import Testing
         #expect(try adminTokenUse().at == first.at)
         #expect(try Command.run(["sqlite3", database, "SELECT last_used_at FROM token WHERE kind = 'admin_api'"]).standardOutput == stored)
     }
+
+    /// Tokens resolved by recent requests are kept for a second; a write forgets them, so a token revoked
+    /// (or an admin disabled) just after it was used is refused at its very next request.
+    @Test func aRevokedTokenOrDisabledAdminIsRefusedAtOnceEvenRightAfterUse() async throws {
+        try await InProcessPortal.with { portal in
+            let grace = try await portal.json(portal.call("POST", "/api/v1/actors", body: #"{"type": "admin", "name": "Grace", "email": "grace@acme.test"}"#).body)["id"] as? String ?? ""
+            func adminToken() async throws -> (id: String, secret: String) {
+                let created = try await portal.json(portal.call("POST", "/api/v1/tokens", body: #"{"kind": "admin_api", "actor_id": "\#(grace)"}"#).body)
+                return (created["id"] as? String ?? "", created["secret"] as? String ?? "")
+            }
+            let first = try await adminToken()
+            #expect(try await portal.call("GET", "/api/v1/sites", token: first.secret).status == 200)
+            #expect(try await portal.call("DELETE", "/api/v1/tokens/\(first.id)").status == 204)
+            #expect(try await portal.call("GET", "/api/v1/sites", token: first.secret).status == 401, "revoked: refused at once")
+
+            let second = try await adminToken()
+            #expect(try await portal.call("GET", "/api/v1/sites", token: second.secret).status == 200)
+            #expect(try await portal.call("PATCH", "/api/v1/actors/\(grace)", body: #"{"disabled": true}"#).status == 200)
+            #expect(try await portal.call("GET", "/api/v1/sites", token: second.secret).status == 401, "its admin disabled: refused at once")
+            #expect(try await portal.call("PATCH", "/api/v1/actors/\(grace)", body: #"{"disabled": false}"#).status == 200)
+            #expect(try await portal.call("GET", "/api/v1/sites", token: second.secret).status == 200, "enabled again")
+        }
+    }
 }
