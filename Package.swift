@@ -218,6 +218,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "ControlProtocolTests",
+            dependencies: ["ControlProtocol", "Identifiers"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "IdentifiersTests",
             dependencies: ["Identifiers"],
             swiftSettings: swiftSettings

@@ -12,6 +12,7 @@ package enum TokenNoun: IdentifiedNoun { package static let noun = "token" }
 package enum DeviceNoun: IdentifiedNoun { package static let noun = "device" }
 package enum AuthorizationNoun: IdentifiedNoun { package static let noun = "authorization" }
 package enum AuditEventNoun: IdentifiedNoun { package static let noun = "audit event" }
+package enum RelayNoun: IdentifiedNoun { package static let noun = "relay" }
 
 package typealias AccountID = Identifier<AccountNoun>
 package typealias ActorID = Identifier<ActorNoun>
@@ -23,3 +24,4 @@ package typealias TokenID = Identifier<TokenNoun>
 package typealias DeviceID = Identifier<DeviceNoun>
 package typealias AuthorizationID = Identifier<AuthorizationNoun>
 package typealias AuditEventID = Identifier<AuditEventNoun>
+package typealias RelayID = Identifier<RelayNoun>
