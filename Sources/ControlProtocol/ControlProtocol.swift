@@ -166,8 +166,9 @@ package struct ControlFrame: Sendable, Equatable {
 
     /// What a decoding error says, in a line that names the field.
     private static func describe(_ error: any Error) -> String {
+        /// The field's path inside the payload (`interface.ipv4`, `relays.[0].port`).
         func path(_ context: DecodingError.Context) -> String {
-            context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            context.codingPath.dropFirst().map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
         }
         switch error as? DecodingError {
         case let .keyNotFound(key, context)?:

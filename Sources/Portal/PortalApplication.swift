@@ -1,7 +1,9 @@
 import AdminAPI
+import ControlProtocol
 import Foundation
 import NIOCore
 package import Hummingbird
+import HummingbirdWebSocket
 package import Logging
 package import Persistence
 import Identifiers
@@ -11,6 +13,8 @@ package import Prometheus
 package struct PortalConfiguration: Sendable {
     package var host = "127.0.0.1"
     package var port = 8080
+    /// The realtime API's settings (heartbeat interval).
+    package var realtime = RealtimeEndpoint.Configuration()
 
     package init() {}
 }
@@ -27,6 +31,10 @@ package enum PortalApplication {
     ) -> some ApplicationProtocol {
         Application(
             router: router(repository: repository, evaluator: evaluator, registry: registry),
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: RealtimeEndpoint.router(repository: repository, configuration: configuration.realtime),
+                // Frames up to the protocol's limit are read and judged by it (an oversized one gets an error reply).
+                configuration: .init(ws: .init(maxFrameSize: RealtimeConnection.maximumMessage, autoPing: .disabled, validateUTF8: true))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "gatehouse-portal"),
             onServerRunning: { channel in
                 let address = channel.localAddress
@@ -44,6 +52,14 @@ package enum PortalApplication {
         router.add(middleware: RequestMetrics(registry: registry))
         router.add(middleware: MethodNotAllowed())
         router.get("healthz") { _, _ in "ok\n" }
+        // The realtime paths reached without a WebSocket upgrade: the upgrade was refused (no token, a bad
+        // one, one of another kind) or never asked for. Say which, as JSON.
+        for peer in Peer.allCases {
+            router.get(RouterPath(peer.path)) { request, _ -> Response in
+                _ = try await RealtimeEndpoint.authenticate(request, as: peer, repository: repository)
+                throw APIError(.upgradeRequired, code: "upgrade_required", message: "\(peer.path) is a WebSocket endpoint: upgrade the connection")
+            }
+        }
         router.get("readyz") { _, _ -> Response in
             // Ready when the database answers.
             do {

@@ -90,7 +90,7 @@ import Testing
         #expect(refusal(#"{"event": "init", "payload": {}}"#, .toPortal(from: .gateway))?.code == .unknownEvent)
         let missing = refusal(#"{"event": "create_flow", "ref": "3", "payload": {"connected_gateway_ids": []}}"#)
         #expect(missing?.code == .invalidPayload && missing?.ref == "3")
-        #expect(missing?.message.contains("resource_id") == true, "\(String(describing: missing))")
+        #expect(missing?.message == #"create_flow: "resource_id" is missing"#, "\(String(describing: missing))")
         let badID = refusal(#"{"event": "create_flow", "payload": {"resource_id": "nope", "connected_gateway_ids": []}}"#)
         #expect(badID?.code == .invalidPayload && badID?.message.contains("resource_id") == true, "\(String(describing: badID))")
         #expect(refusal(#"{"event": "create_flow"}"#)?.code == .invalidPayload, "a payload is required")
