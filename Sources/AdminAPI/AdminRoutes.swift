@@ -76,6 +76,8 @@ package enum AdminRoutes {
         return route
     }
     + [
+        Route(.get, "/relays", "List the relays online now (they belong to the installation, not to an account)",
+              answer: .object(Page<Relay>.shape)),
         Route(.get, "/clients", "List clients", answer: .object(Page<Device>.shape), query: page),
         Route(.get, "/clients/{id}", "Show a client", answer: .object(Device.shape)),
         Route(.put, "/clients/{id}/verified", "Mark a client verified", answer: .object(Device.shape), refusals: [400]),

@@ -102,7 +102,8 @@ package struct CreateToken: APIObject, Equatable {
     }
 
     package static let schema = ObjectSchema([
-        .init("kind", .choice(Token.Kind.allCases.map(\.rawValue)), required: true),
+        // Relay tokens belong to the installation: the operator makes them (`gatehouse portal relay-token create`).
+        .init("kind", .choice(Token.Kind.allCases.filter { $0 != .relay }.map(\.rawValue)), required: true),
         .init("actor_id", .id(noun: "actor"), description: "admin_api and client tokens"),
         .init("site_id", .id(noun: "site"), description: "gateway tokens"),
         .init("expires_in_seconds", .integer(60...maximumLifetime), description: "never expires when left out"),

@@ -55,6 +55,11 @@ package protocol PortalRepository: Sendable {
     /// Stores a token (its hash); `.missingReference` if its actor or site is not in the account.
     func createToken(_ token: TokenRecord, by actor: ActorRecord, now: Date) async throws -> TokenRecord
     func listTokens(accountID: AccountID, after cursor: String?, limit: Int) async throws -> [TokenRecord]
+    /// Relay tokens belong to the installation, not to an account: made, listed and revoked by the
+    /// operator (`gatehouse portal relay-token`), never through the admin API.
+    func createRelayToken(secretHash: String, expiresAt: Date?, now: Date) async throws -> TokenRecord
+    func listRelayTokens() async throws -> [TokenRecord]
+    func deleteRelayToken(id: TokenID) async throws -> Bool
     func deleteToken(accountID: AccountID, id: TokenID, by actor: ActorRecord, now: Date) async throws -> Bool
 
     // Updates: `change` edits the current row inside the write transaction (it may throw to refuse

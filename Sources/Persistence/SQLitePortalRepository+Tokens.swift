@@ -44,4 +44,30 @@ extension SQLitePortalRepository {
             $0.secretHash = String(repeating: "0", count: 64)
         }
     }
+
+    // Relay tokens belong to the installation (no account): the operator makes them on the portal host.
+
+    package func createRelayToken(secretHash: String, expiresAt: Date?, now: Date) async throws -> TokenRecord {
+        let token = TokenRecord(accountID: nil, kind: .relay, secretHash: secretHash, expiresAt: expiresAt, createdAt: now)
+        return try await mapping {
+            try await database.write { db in
+                try token.insert(db)
+                return token
+            }
+        }
+    }
+
+    package func listRelayTokens() async throws -> [TokenRecord] {
+        try await database.read { db in
+            try TokenRecord.filter(Column("kind") == TokenRecord.Kind.relay.rawValue).filter(Column("account_id") == nil)
+                .order(Column("created_at")).fetchAll(db)
+        }
+    }
+
+    package func deleteRelayToken(id: TokenID) async throws -> Bool {
+        try await database.write { db in
+            try TokenRecord.filter(Column("id") == id).filter(Column("kind") == TokenRecord.Kind.relay.rawValue)
+                .filter(Column("account_id") == nil).deleteAll(db) == 1
+        }
+    }
 }

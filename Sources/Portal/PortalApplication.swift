@@ -27,12 +27,12 @@ package enum PortalApplication {
     package static func build(
         configuration: PortalConfiguration, repository: any PortalRepository, logger: Logger,
         evaluator: PolicyEvaluator? = nil, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-        onListening: @escaping @Sendable (String) async -> Void = { _ in }
+        presence: RelayPresence = RelayPresence(), onListening: @escaping @Sendable (String) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         Application(
-            router: router(repository: repository, evaluator: evaluator, registry: registry),
+            router: router(repository: repository, evaluator: evaluator, registry: registry, presence: presence),
             server: .http1WebSocketUpgrade(
-                webSocketRouter: RealtimeEndpoint.router(repository: repository, configuration: configuration.realtime),
+                webSocketRouter: RealtimeEndpoint.router(repository: repository, presence: presence, configuration: configuration.realtime),
                 // Frames up to the protocol's limit are read and judged by it (an oversized one gets an error reply).
                 configuration: .init(ws: .init(maxFrameSize: RealtimeConnection.maximumMessage, autoPing: .disabled, validateUTF8: true))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "gatehouse-portal"),
@@ -45,7 +45,8 @@ package enum PortalApplication {
 
     /// Every route of the portal, over `repository`.
     package static func router(
-        repository: any PortalRepository, evaluator: PolicyEvaluator? = nil, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+        repository: any PortalRepository, evaluator: PolicyEvaluator? = nil, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        presence: RelayPresence = RelayPresence()
     ) -> Router<PortalRequestContext> {
         let evaluator = evaluator ?? PolicyEvaluator(repository: repository)
         let router = Router(context: PortalRequestContext.self)
@@ -92,6 +93,7 @@ package enum PortalApplication {
         DevicesController(repository: repository, kind: .client).add(to: api.group("clients"))
         DevicesController(repository: repository, kind: .gateway).add(to: api.group("gateways"))
         AuditController(repository: repository).add(to: api.group("audit"))
+        RelaysController(presence: presence).add(to: api.group("relays"))
         return router
     }
 }

@@ -1,10 +1,12 @@
 import AdminAPI
+import Addresses
 package import ControlProtocol
 import Foundation
 package import Hummingbird
 package import HummingbirdWebSocket
 import Logging
 package import Persistence
+package import Identifiers
 
 /// The realtime API's endpoints (portal spec, "Realtime API"; docs/protocol.md): `/api/relay`,
 /// `/api/gateway` and `/api/client`, WebSocket upgrades authenticated by the token of that kind.
@@ -25,7 +27,9 @@ package enum RealtimeEndpoint {
     }
 
     /// The router that decides upgrades, for `.http1WebSocketUpgrade(webSocketRouter:)`.
-    package static func router(repository: any PortalRepository, configuration: Configuration = .init()) -> Router<RealtimeRequestContext> {
+    package static func router(repository: any PortalRepository, presence: RelayPresence, configuration: Configuration = .init())
+        -> Router<RealtimeRequestContext>
+    {
         let router = Router(context: RealtimeRequestContext.self)
         for peer in Peer.allCases {
             router.ws(RouterPath(peer.path)) { request, _ in
@@ -35,7 +39,7 @@ package enum RealtimeEndpoint {
             } onUpgrade: { inbound, outbound, context in
                 let token = try await authenticate(context.request, as: peer, repository: repository)
                 let connection = RealtimeConnection(peer: peer, token: token, outbound: outbound, configuration: configuration,
-                                                    logger: context.logger)
+                                                    presence: presence, logger: context.logger)
                 try await connection.run(inbound)
             }
         }
@@ -83,6 +87,7 @@ struct RealtimeConnection: Sendable {
     let token: TokenRecord
     let outbound: WebSocketOutboundWriter
     let configuration: RealtimeEndpoint.Configuration
+    let presence: RelayPresence
     let logger: Logger
 
     /// The largest message read before the frame layer judges it (frames over
@@ -93,6 +98,8 @@ struct RealtimeConnection: Sendable {
         let lock = NSLock()
         var lastHeard = ContinuousClock.now
         var joined = false
+        /// The relay's presence, from its accepted join to the end of the connection.
+        var relay: RelayID?
 
         func heard() {
             lock.withLock { lastHeard = .now }
@@ -103,6 +110,11 @@ struct RealtimeConnection: Sendable {
 
     func run(_ inbound: WebSocketInboundStream) async throws {
         let state = State()
+        defer {
+            if let relay = state.lock.withLock({ state.relay }) {
+                Task { await presence.disconnect(relay) }
+            }
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 // Heartbeats out; the connection closed after three intervals without a frame in.
@@ -145,9 +157,22 @@ struct RealtimeConnection: Sendable {
         case .heartbeat:
             return true
         case .relayJoin(let join):
-            return try await self.join(version: join.version, frame, state)
+            guard try await versionSpoken(join.version, frame) else { return false }
+            if let problem = Self.problem(with: join) {
+                try await send(ControlFrame(.reply(.error("invalid_payload", "join: \(problem)")), ref: frame.ref))
+                return true
+            }
+            if state.lock.withLock({ state.relay }) == nil {
+                let id = await presence.connect(join)
+                state.lock.withLock { state.relay = id }
+                logger.info("relay online", metadata: ["relay": "\(join.name)", "id": "\(id)"])
+            }
+            try await accept(frame, state)
+            return true
         case .join(let join):
-            return try await self.join(version: join.version, frame, state)
+            guard try await versionSpoken(join.version, frame) else { return false }
+            try await accept(frame, state)
+            return true
         default:
             guard state.lock.withLock({ state.joined }) else {
                 try await send(ControlFrame(.reply(.error("join_required", "send join first")), ref: frame.ref))
@@ -158,7 +183,18 @@ struct RealtimeConnection: Sendable {
         }
     }
 
-    private func join(version: String, _ frame: ControlFrame, _ state: State) async throws -> Bool {
+    /// What is wrong with a relay's join, if anything: it is shown to admins and handed to devices.
+    static func problem(with join: RelayJoin) -> String? {
+        if join.name.isEmpty || join.name.count > 200 { return "\"name\" must be 1-200 characters" }
+        if !(1...65535).contains(join.port) { return "\"port\" must be 1-65535" }
+        if join.ipv4 == nil && join.ipv6 == nil { return "\"ipv4\" or \"ipv6\" is required: clients must reach the relay" }
+        if let ipv4 = join.ipv4, (try? SocketAddress(ipv4, port: 0))?.isIPv6 != false { return "\"ipv4\" is not an IPv4 address" }
+        if let ipv6 = join.ipv6, (try? SocketAddress(ipv6, port: 0))?.isIPv6 != true { return "\"ipv6\" is not an IPv6 address" }
+        return nil
+    }
+
+    /// Whether the peer's protocol version is spoken here; if not, it is told so and the connection closed.
+    private func versionSpoken(_ version: String, _ frame: ControlFrame) async throws -> Bool {
         guard ProtocolVersion.isSpoken(version) else {
             try await send(ControlFrame(.reply(.error("unsupported_version",
                                                       "protocol version \(version) is not spoken here; this portal speaks \(ProtocolVersion.current)")),
@@ -166,9 +202,12 @@ struct RealtimeConnection: Sendable {
             try await outbound.close(.protocolError, reason: "unsupported protocol version")
             return false
         }
+        return true
+    }
+
+    private func accept(_ frame: ControlFrame, _ state: State) async throws {
         state.lock.withLock { state.joined = true }
         try await send(ControlFrame(.reply(.ok), ref: frame.ref))
-        return true
     }
 
     private func send(_ frame: ControlFrame) async throws {

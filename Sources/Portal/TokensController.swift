@@ -45,7 +45,8 @@ struct TokensController {
             guard site != nil else { throw APIError.validation("a gateway token belongs to a site: site_id is required", field: "site_id") }
             guard actor == nil else { throw APIError.validation("a gateway token has no actor", field: "actor_id") }
         case .relay:
-            guard actor == nil, site == nil else { throw APIError.validation("a relay token has no owner", field: actor != nil ? "actor_id" : "site_id") }
+            throw APIError.validation("relay tokens belong to the installation: the operator makes them with gatehouse portal relay-token create",
+                                      field: "kind")
         }
         let expiry = body.expiresInSeconds.map { Date().addingTimeInterval(TimeInterval($0)) }
         let prefix = switch kind {

@@ -11,7 +11,8 @@ struct AdminCommand: AsyncParsableCommand {
             GATEHOUSE_TOKEN. Names are accepted wherever IDs are. Output is a table; --json prints the API's JSON.
             """,
         subcommands: [AccountCommand.self, SiteCommand.self, GroupCommand.self, ActorCommand.self, ResourceCommand.self, PolicyCommand.self,
-                      AccessCommand.self, TokenCommand.self, AdminClientCommand.self, AdminGatewayCommand.self, AuditCommand.self]
+                      AccessCommand.self, TokenCommand.self, AdminClientCommand.self, AdminGatewayCommand.self, AdminRelayCommand.self,
+                      AuditCommand.self]
     )
 }
 
@@ -154,6 +155,25 @@ struct AdminClientCommand: AsyncParsableCommand {
         @OptionGroup var options: AdminOptions
         @Argument(help: "The client's name or ID.") var client: String
         func run() async throws { try await AdminClientCommand.setVerified(false, client: client, options: options) }
+    }
+}
+
+struct AdminRelayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay", abstract: "Relays online now (they belong to the installation; the operator makes their tokens).",
+        subcommands: [List.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the relays connected to the portal now.")
+        @OptionGroup var options: AdminOptions
+        func run() async throws {
+            let relays = try await options.client().send(.get, "/relays", as: Page<Relay>.self).data
+            if options.json { return try printJSON(relays) }
+            let dates = ISO8601DateFormatter()
+            printTable(["ID", "NAME", "IPV4", "IPV6", "PORT", "CONNECTED"], relays.map {
+                [$0.id.description, $0.name, $0.ipv4 ?? "", $0.ipv6 ?? "", String($0.port), dates.string(from: $0.connectedAt)]
+            })
+        }
     }
 }
 

@@ -247,13 +247,16 @@ enum Tokens: CreatableNoun {
     }
 
     struct CreateOptions: BodyOptions {
-        static let discussion = "admin_api and client tokens belong to an actor (--actor), gateway tokens to a site (--site), relay tokens to nobody."
-        @Option(help: "admin_api, client, gateway or relay.") var kind: String
+        static let discussion = "admin_api and client tokens belong to an actor (--actor), gateway tokens to a site (--site). Relay tokens belong to the installation: the operator makes them on the portal host with gatehouse portal relay-token create."
+        @Option(help: "admin_api, client or gateway.") var kind: String
         @Option(help: "The owning actor's email, name or ID.") var actor: String?
         @Option(help: "The owning site's name or ID.") var site: String?
         @Option(help: "Lifetime in seconds (60 to ten years); none means it does not expire.") var expiresIn: Int?
         func body(_ client: AdminClient) async throws -> CreateToken {
-            CreateToken(kind: try choice(kind, "kind"), actorID: try await actor.asyncMap { try await client.resolve($0, Actors.self).id() },
+            if kind == "relay" {
+                throw ValidationError("relay tokens belong to the installation: make one on the portal host with gatehouse portal relay-token create")
+            }
+            return CreateToken(kind: try choice(kind, "kind"), actorID: try await actor.asyncMap { try await client.resolve($0, Actors.self).id() },
                         siteID: try await site.asyncMap { try await client.resolve($0, Sites.self).id() }, expiresInSeconds: expiresIn)
         }
     }

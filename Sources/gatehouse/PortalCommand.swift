@@ -1,6 +1,7 @@
 import Actors
 import ArgumentParser
 import Foundation
+import Identifiers
 import Logging
 import Persistence
 import Portal
@@ -10,7 +11,7 @@ struct PortalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portal",
         abstract: "Run the control plane (admin API on one SQLite file); `portal init` bootstraps a new install.",
-        subcommands: [PortalServeCommand.self, PortalInitCommand.self, PortalAccountCommand.self],
+        subcommands: [PortalServeCommand.self, PortalInitCommand.self, PortalAccountCommand.self, PortalRelayTokenCommand.self],
         defaultSubcommand: PortalServeCommand.self
     )
 }
@@ -139,5 +140,59 @@ struct PortalAccountCreateCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await newAccount.create(in: database, conflict: "an account with slug \"\(newAccount.slug)\" exists already")
+    }
+}
+
+struct PortalRelayTokenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay-token",
+        abstract: "Relay tokens: relays belong to the installation, not to an account (operator commands, direct to the database).",
+        subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a relay token and print it once, as the last line.",
+            discussion: "Give it to `gatehouse relay --portal-url ...` (in a file or GATEHOUSE_TOKEN). Every account's clients and gateways may use every relay.")
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "Lifetime in seconds (60 to ten years); none means it does not expire.") var expiresIn: Int?
+
+        func run() async throws {
+            if let expiresIn, !(60...(10 * 365 * 24 * 3600)).contains(expiresIn) {
+                throw ValidationError("--expires-in must be 60 seconds to ten years")
+            }
+            let repository = SQLitePortalRepository(database: try database.open(Environment()))
+            let secret = TokenSecret.generate(prefix: "gh_relay")
+            let token = try await repository.createRelayToken(
+                secretHash: TokenSecret.hash(secret), expiresAt: expiresIn.map { Date().addingTimeInterval(TimeInterval($0)) }, now: Date())
+            print("relay token \(token.id) created; its secret is shown only now:")
+            print(secret)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List relay tokens (never their secrets).")
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            let repository = SQLitePortalRepository(database: try database.open(Environment()))
+            let dates = ISO8601DateFormatter()
+            printTable(["ID", "CREATED", "EXPIRES", "LAST USED"], try await repository.listRelayTokens().map { token in
+                [token.id.description, dates.string(from: token.createdAt), token.expiresAt.map(dates.string) ?? "never",
+                 token.lastUsedAt.map(dates.string) ?? ""]
+            })
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a relay token: it stops working for new connections.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The relay token's ID.") var id: String
+
+        func run() async throws {
+            guard let tokenID = TokenID(id) else { throw ValidationError("\"\(id)\" is not a token ID") }
+            let repository = SQLitePortalRepository(database: try database.open(Environment()))
+            guard try await repository.deleteRelayToken(id: tokenID) else { throw ValidationError("no relay token \(id)") }
+            print("revoked relay token \(id)")
+        }
     }
 }

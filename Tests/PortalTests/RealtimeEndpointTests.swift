@@ -13,15 +13,28 @@ import Testing
 /// upgrade refused without the right kind of token, `join` first with its version checked, frames that
 /// do not fit answered with error replies without closing, heartbeats, and silence closing.
 @Suite struct RealtimeEndpointTests {
-    /// A live portal on a fresh database with a relay token and a client token; heartbeats every 300 ms.
-    static func withPortal(_ body: @Sendable (_ port: Int, _ relayToken: String, _ clientToken: String) async throws -> Void) async throws {
+    /// A live portal on a fresh database with a relay token (made by the operator's command) and a client
+    /// token; heartbeats every 300 ms unless told otherwise.
+    struct Live: Sendable {
+        var port: Int
+        var relayToken: String
+        var clientToken: String
+        var adminToken: String
+        var database: String
+    }
+
+    static func withPortal(heartbeat: Duration = .milliseconds(300), _ body: @Sendable (Live) async throws -> Void) async throws {
         let database = try PortalAdminAPITests.temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
         let admin = try PortalAdminAPITests.initialise(database)
+        // Relay tokens belong to the installation: the operator makes them, direct to the database.
+        let made = try Command.run([Binaries.gatehouse, "portal", "relay-token", "create", "--db", database])
+        let relayToken = made.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(relayToken.hasPrefix("gh_relay_"), "\(made.standardOutput)")
         let repository = SQLitePortalRepository(database: try AppDatabase(path: database))
         var configuration = PortalConfiguration()
         configuration.port = 0
-        configuration.realtime.heartbeatInterval = .milliseconds(300)
+        configuration.realtime.heartbeatInterval = heartbeat
         let app = PortalApplication.build(configuration: configuration, repository: repository, logger: Logger(label: "test"))
         try await app.test(.live) { client in
             func token(_ body: String) async throws -> String {
@@ -35,8 +48,12 @@ import Testing
                                                   headers: [.authorization: "Bearer \(admin)", .contentType: "application/json"],
                                                   body: ByteBuffer(string: #"{"type": "user", "name": "Ann", "email": "ann@acme.test"}"#))
             let ann = (try JSONSerialization.jsonObject(with: Data(buffer: actors.body)) as? [String: Any])?["id"] as? String ?? ""
-            try await body(try #require(client.port), try await token(#"{"kind": "relay"}"#),
-                           try await token(#"{"kind": "client", "actor_id": "\#(ann)"}"#))
+            let refused = try await client.execute(uri: "/api/v1/tokens", method: .post,
+                                                   headers: [.authorization: "Bearer \(admin)", .contentType: "application/json"],
+                                                   body: ByteBuffer(string: #"{"kind": "relay"}"#))
+            #expect(refused.status == .badRequest, "account admins do not make relay tokens: \(String(buffer: refused.body))")
+            try await body(Live(port: try #require(client.port), relayToken: relayToken,
+                                clientToken: try await token(#"{"kind": "client", "actor_id": "\#(ann)"}"#), adminToken: admin, database: database))
         }
     }
 
@@ -64,6 +81,7 @@ import Testing
     /// Connects as a relay, sends `frames` one by one, and collects what comes back (heartbeats aside)
     /// until `until` says it has enough; then returns them with the close frame, if the portal closed.
     static func converse(_ port: Int, _ path: String, token: String, _ frames: [String], closeAfter: Bool = true,
+                         during: (@Sendable () async throws -> Void)? = nil,
                          until: @escaping @Sendable ([[String: Any]]) -> Bool) async throws -> (answers: [[String: Any]], heartbeats: Int, close: WebSocketCloseFrame?) {
         let collected = Collected()
         var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 22)
@@ -80,6 +98,7 @@ import Testing
                     break
                 }
             }
+            try await during?()
             if closeAfter { try await outbound.close(.normalClosure, reason: nil) }
         }
         return (collected.answers, collected.heartbeats, close)
@@ -103,7 +122,8 @@ import Testing
     /// hummingbird-websocket 2.8.1 answers every refused upgrade with a bare 400, so the reason (401 or
     /// 403, as JSON) is given to the same request without the upgrade headers.
     @Test func theUpgradeNeedsATokenOfThePathsKind() async throws {
-        try await Self.withPortal { port, relayToken, clientToken in
+        try await Self.withPortal { live in
+            let (port, relayToken, clientToken) = (live.port, live.relayToken, live.clientToken)
             for (path, token) in [("/api/relay", nil), ("/api/gateway", "gh_gateway_nope"), ("/api/relay", clientToken)] {
                 let refused = try await Self.request(port, path, token: token)
                 #expect(refused.status != 101 && refused.status >= 400, "\(path) with \(token ?? "no token"): \(refused)")
@@ -121,7 +141,8 @@ import Testing
     }
 
     @Test func framesThatDoNotFitGetErrorRepliesAndJoinComesFirst() async throws {
-        try await Self.withPortal { port, relayToken, _ in
+        try await Self.withPortal { live in
+            let (port, relayToken) = (live.port, live.relayToken)
             let join = #"{"event": "join", "ref": "j", "payload": {"version": "1.0", "name": "r1", "secret": "s", "ipv4": "127.0.0.1", "port": 3478}}"#
             let frames = [
                 "not json", #"{"event": "create_flow", "ref": "1", "payload": {}}"#, #"{"event": "join", "ref": "2", "payload": {"name": "r1"}}"#,
@@ -139,7 +160,8 @@ import Testing
     }
 
     @Test func aMajorVersionNotSpokenIsRefusedAndClosed() async throws {
-        try await Self.withPortal { port, relayToken, _ in
+        try await Self.withPortal { live in
+            let (port, relayToken) = (live.port, live.relayToken)
             let join = #"{"event": "join", "ref": "j", "payload": {"version": "2.0", "name": "r1", "secret": "s", "port": 3478}}"#
             let result = try await Self.converse(port, "/api/relay", token: relayToken, [join], closeAfter: false) { _ in false }
             #expect(result.answers.map { Self.replyCode($0) } == ["unsupported_version"])
@@ -148,7 +170,8 @@ import Testing
     }
 
     @Test func heartbeatsFlowAndSilenceCloses() async throws {
-        try await Self.withPortal { port, _, clientToken in
+        try await Self.withPortal { live in
+            let (port, clientToken) = (live.port, live.clientToken)
             let join = #"{"event": "join", "ref": "j", "payload": {"version": "1.0", "external_id": "m1", "name": "laptop", "public_key": "k"}}"#
             let started = ContinuousClock.now
             // Joined, then silent: the portal's heartbeats arrive every 300 ms, and after three intervals
@@ -160,6 +183,74 @@ import Testing
             #expect(result.close?.closeCode == .goingAway, "\(String(describing: result.close))")
             #expect(elapsed >= .milliseconds(900), "not before three intervals: \(elapsed)")
             print("silent client closed after \(elapsed), \(result.heartbeats) heartbeats received")
+        }
+    }
+
+    /// A relay is online from its accepted join to the end of its connection: the admin API and
+    /// `gatehouse admin relay list` show it then, and only then; a join that does not fit leaves it offline.
+    @Test func aJoinedRelayIsOnlineWhileConnected() async throws {
+        // Heartbeats every 5 s here, so that a slow machine does not close the relay's connection while it is looked at.
+        try await Self.withPortal(heartbeat: .seconds(5)) { live in
+            let (port, relayToken, admin) = (live.port, live.relayToken, live.adminToken)
+            @Sendable func relays() async throws -> [[String: Any]] {
+                let answer = try await Self.request(port, "/api/v1/relays", token: admin, upgrade: false)
+                return (try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any])?["data"] as? [[String: Any]] ?? []
+            }
+            #expect(try await relays().isEmpty)
+            let bad = #"{"event": "join", "ref": "b", "payload": {"version": "1.0", "name": "r0", "secret": "s", "ipv4": "127.0.0.1", "port": 0}}"#
+            let join = #"{"event": "join", "ref": "j", "payload": {"version": "1.0", "name": "relay-east", "secret": "s", "ipv4": "198.51.100.7", "ipv6": "2001:db8::7", "port": 3478}}"#
+            let seen = Seen()
+            // Joined: look while the connection is open.
+            let result = try await Self.converse(port, "/api/relay", token: relayToken, [bad, join], during: {
+                seen.set(try await relays())
+                seen.setCLI(try await Self.cli(["admin", "relay", "list", "--portal-url", "http://127.0.0.1:\(port)", "--token", admin]))
+            }) { $0.count >= 2 }
+            #expect(result.answers.map { Self.replyCode($0) } == ["invalid_payload", "ok"])
+            let online = seen.relays ?? []
+            #expect(online.map { $0["name"] as? String } == ["relay-east"], "\(online)")
+            #expect(online.first?["port"] as? Int == 3478 && online.first?["ipv6"] as? String == "2001:db8::7")
+            #expect(online.first?["secret"] == nil, "never its secret")
+            #expect(seen.cli?.contains("relay-east") == true && seen.cli?.contains("198.51.100.7") == true, "\(seen.cli ?? "")")
+            // Gone once its connection ends.
+            var after: [[String: Any]] = [["pending": true]]
+            for _ in 0..<50 where !after.isEmpty {
+                after = try await relays()
+                if !after.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(after.isEmpty, "offline after the connection ended: \(after)")
+        }
+    }
+
+    /// The operator lists relay tokens (never their secrets) and revokes one: it no longer connects.
+    @Test func theOperatorListsAndRevokesRelayTokens() async throws {
+        try await Self.withPortal { live in
+            #expect(try await Self.request(live.port, "/api/relay", token: live.relayToken).status == 101)
+            let listed = try await Self.cli(["portal", "relay-token", "list", "--db", live.database])
+            let lines = listed.split(separator: "\n")
+            #expect(lines.count == 2 && lines[0].hasPrefix("ID"), "\(listed)")
+            #expect(!listed.contains("gh_relay_"), "no secret in the list")
+            let id = String(lines[1].split(separator: " ").first ?? "")
+            #expect(try await Self.cli(["portal", "relay-token", "revoke", id, "--db", live.database]).contains("revoked"))
+            let refused = try await Self.request(live.port, "/api/relay", token: live.relayToken, upgrade: false)
+            #expect(refused.status == 401, "\(refused)")
+            #expect(try await Self.request(live.port, "/api/relay", token: live.relayToken).status != 101)
+        }
+    }
+
+    final class Seen: @unchecked Sendable {
+        private let lock = NSLock()
+        private var _relays: [[String: Any]]?
+        private var _cli: String?
+        var relays: [[String: Any]]? { lock.withLock { _relays } }
+        var cli: String? { lock.withLock { _cli } }
+        func set(_ value: [[String: Any]]?) { lock.withLock { _relays = value } }
+        func setCLI(_ value: String?) { lock.withLock { _cli = value } }
+    }
+
+    /// `gatehouse ARGUMENTS` on a thread of its own; its standard output.
+    static func cli(_ arguments: [String]) async throws -> String {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, any Error>) in
+            Thread { continuation.resume(with: Result { try Command.run([Binaries.gatehouse] + arguments).standardOutput }) }.start()
         }
     }
 }
