@@ -51,6 +51,8 @@ struct PortalServeCommand: AsyncParsableCommand {
     var listen: String?
     @Option(help: "Log format: human or json (default human). [GATEHOUSE_LOG_FORMAT]")
     var logFormat: String?
+    @Option(help: "Seconds between heartbeats on the realtime API (0.1-60, default 10); three silent intervals close a connection.")
+    var heartbeatInterval: Double?
 
     func run() async throws {
         let environment = Environment()
@@ -66,6 +68,10 @@ struct PortalServeCommand: AsyncParsableCommand {
             }
             configuration.host = String(address[..<colon])
             configuration.port = port
+        }
+        if let heartbeatInterval {
+            guard (0.1...60).contains(heartbeatInterval) else { throw ValidationError("--heartbeat-interval must be 0.1-60 seconds") }
+            configuration.realtime.heartbeatInterval = .milliseconds(Int(heartbeatInterval * 1000))
         }
         let repository = SQLitePortalRepository(database: try database.open(environment))
         let evaluator = PolicyEvaluator(repository: repository)

@@ -44,8 +44,8 @@ import Testing
         return token
     }
 
-    static func start(_ database: String, token: String) async throws -> Portal {
-        let process = try BackgroundProcess(arguments: [Binaries.gatehouse, "portal", "--db", database, "--listen", "127.0.0.1:0"])
+    static func start(_ database: String, token: String, extra: [String] = []) async throws -> Portal {
+        let process = try BackgroundProcess(arguments: [Binaries.gatehouse, "portal", "--db", database, "--listen", "127.0.0.1:0"] + extra)
         let address = try await process.waitForMatch(#""?address"?[=:]"?([0-9.]+:\d+).*portal listening"#)
         return Portal(process: process, address: address, token: token, database: database)
     }
