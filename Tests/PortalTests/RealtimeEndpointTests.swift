@@ -1,7 +1,5 @@
 import ControlProtocol
 import Foundation
-import HummingbirdWSClient
-import Logging
 import Portal
 import TestSupport
 import Testing
@@ -74,40 +72,51 @@ import Testing
         return (Int(output.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0, body)
     }
 
-    /// Connects as a relay, sends `frames` one by one, and collects what comes back (heartbeats aside)
-    /// until `until` says it has enough; then returns them with the close frame, if the portal closed.
-    static func converse(_ port: Int, _ path: String, token: String, _ frames: [String], closeAfter: Bool = true,
-                         during: (@Sendable () async throws -> Void)? = nil,
-                         until: @escaping @Sendable ([[String: Any]]) -> Bool) async throws -> (answers: [[String: Any]], heartbeats: Int, close: WebSocketCloseFrame?) {
-        let collected = Collected()
-        var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 22)
-        configuration.additionalHeaders[.authorization] = "Bearer \(token)"
-        let close = try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)\(path)", configuration: configuration,
-                                                      logger: Logger(label: "test")) { inbound, outbound, _ in
-            for frame in frames { try await outbound.write(.text(frame)) }
-            for try await message in inbound.messages(maxSize: 1 << 22) {
-                guard case let .text(text) = message,
-                      let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { continue }
-                if object["event"] as? String == "heartbeat" {
-                    collected.heartbeat()
-                } else if until(collected.add(object)) {
-                    break
-                }
-            }
-            try await during?()
-            if closeAfter { try await outbound.close(.normalClosure, reason: nil) }
-        }
-        return (collected.answers, collected.heartbeats, close)
+    /// What the Python client (`Tests/Interop/realtime_client.py`, the `websockets` library in a process
+    /// of its own) saw of one connection.
+    struct Conversation {
+        var answers: [[String: Any]]
+        var heartbeats: Int
+        var closeCode: Int?
+        var elapsed: Double
     }
 
-    final class Collected: @unchecked Sendable {
-        private let lock = NSLock()
-        private var _answers: [[String: Any]] = []
-        private var _heartbeats = 0
-        var answers: [[String: Any]] { lock.withLock { _answers } }
-        var heartbeats: Int { lock.withLock { _heartbeats } }
-        func add(_ object: [String: Any]) -> [[String: Any]] { lock.withLock { _answers.append(object); return _answers } }
-        func heartbeat() { lock.withLock { _heartbeats += 1 } }
+    static func clientArguments(_ port: Int, _ path: String, token: String, _ frames: [String], answers: Int?, hold: Double) -> [String] {
+        let root = Binaries.packageRoot
+        var arguments = [root.appending(path: ".venv/bin/python").path(percentEncoded: false),
+                         root.appending(path: "Tests/Interop/realtime_client.py").path(percentEncoded: false),
+                         "ws://127.0.0.1:\(port)\(path)", token, "--hold", "\(hold)"]
+        if let answers { arguments += ["--answers", "\(answers)"] }
+        // Frames go in a file, one per line: a frame over the size limit does not fit on a command line.
+        let file = FileManager.default.temporaryDirectory.appending(path: "gatehouse-frames-\(UUID().uuidString)")
+        FileManager.default.createFile(atPath: file.path, contents: Data(frames.joined(separator: "\n").utf8))
+        arguments += ["--frames", file.path]
+        return arguments
+    }
+
+    /// Removes the frames file `clientArguments` made.
+    static func removeFrames(_ arguments: [String]) {
+        if let index = arguments.firstIndex(of: "--frames"), index + 1 < arguments.count {
+            try? FileManager.default.removeItem(atPath: arguments[index + 1])
+        }
+    }
+
+    static func parse(_ output: String) throws -> Conversation {
+        let line = try #require(output.split(separator: "\n").last.map(String.init), "no output")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(output)")
+        return Conversation(answers: object["answers"] as? [[String: Any]] ?? [], heartbeats: object["heartbeats"] as? Int ?? 0,
+                            closeCode: object["close_code"] as? Int, elapsed: object["elapsed"] as? Double ?? 0)
+    }
+
+    /// Connects, sends `frames`, and reads until `answers` answers came (then closes) or, without, until
+    /// the portal closes.
+    static func converse(_ port: Int, _ path: String, token: String, _ frames: [String], answers: Int? = nil) async throws -> Conversation {
+        let arguments = clientArguments(port, path, token: token, frames, answers: answers, hold: 0)
+        defer { removeFrames(arguments) }
+        let output = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<CommandOutput, any Error>) in
+            Thread { continuation.resume(with: Result { try Command.run(arguments) }) }.start()
+        }
+        return try parse(output.standardOutput)
     }
 
     static func replyCode(_ object: [String: Any]) -> String? {
@@ -146,7 +155,7 @@ import Testing
                 "{\"event\": \"heartbeat\", \"pad\": \"" + String(repeating: "x", count: ControlFrame.maximumSize) + "\"}",
                 join,
             ]
-            let result = try await Self.converse(port, "/api/relay", token: relayToken, frames) { $0.count >= 6 }
+            let result = try await Self.converse(port, "/api/relay", token: relayToken, frames, answers: 6)
             let codes = result.answers.map { Self.replyCode($0) ?? "?" }
             #expect(codes == ["malformed", "unknown_event", "invalid_payload", "join_required", "malformed", "ok"], "\(result.answers)")
             #expect(result.answers.map { $0["ref"] as? String } == [nil, "1", "2", "3", nil, "j"], "each error echoes the ref it could read")
@@ -159,9 +168,9 @@ import Testing
         try await Self.withPortal { live in
             let (port, relayToken) = (live.port, live.relayToken)
             let join = #"{"event": "join", "ref": "j", "payload": {"version": "2.0", "name": "r1", "secret": "s", "port": 3478}}"#
-            let result = try await Self.converse(port, "/api/relay", token: relayToken, [join], closeAfter: false) { _ in false }
+            let result = try await Self.converse(port, "/api/relay", token: relayToken, [join])
             #expect(result.answers.map { Self.replyCode($0) } == ["unsupported_version"])
-            #expect(result.close?.closeCode == .protocolError, "\(String(describing: result.close))")
+            #expect(result.closeCode == 1002, "closed as a protocol error: \(String(describing: result.closeCode))")
         }
     }
 
@@ -169,17 +178,15 @@ import Testing
         try await Self.withPortal { live in
             let (port, clientToken) = (live.port, live.clientToken)
             let join = #"{"event": "join", "ref": "j", "payload": {"version": "1.0", "external_id": "m1", "name": "laptop", "public_key": "k"}}"#
-            let started = ContinuousClock.now
             // Joined, then silent: the portal's heartbeats arrive every 300 ms, and after three intervals
             // without a frame from this side it closes.
-            let result = try await Self.converse(port, "/api/client", token: clientToken, [join], closeAfter: false) { _ in false }
-            let elapsed = ContinuousClock.now - started
+            let result = try await Self.converse(port, "/api/client", token: clientToken, [join])
             #expect(result.answers.map { Self.replyCode($0) } == ["ok"])
             // Two arrive on an idle machine (at 300 and 600 ms); a loaded one may stretch the sleeps past the deadline.
             #expect(result.heartbeats >= 1, "heartbeats: \(result.heartbeats)")
-            #expect(result.close?.closeCode == .goingAway, "\(String(describing: result.close))")
-            #expect(elapsed >= .milliseconds(900), "not before three intervals: \(elapsed)")
-            print("silent client closed after \(elapsed), \(result.heartbeats) heartbeats received")
+            #expect(result.closeCode == 1001, "closed as going away: \(String(describing: result.closeCode))")
+            #expect(result.elapsed >= 0.9, "not before three intervals: \(result.elapsed)")
+            print("silent client closed after \(result.elapsed) s, \(result.heartbeats) heartbeats received")
         }
     }
 
@@ -196,18 +203,22 @@ import Testing
             #expect(try await relays().isEmpty)
             let bad = #"{"event": "join", "ref": "b", "payload": {"version": "1.0", "name": "r0", "secret": "s", "ipv4": "127.0.0.1", "port": 0}}"#
             let join = #"{"event": "join", "ref": "j", "payload": {"version": "1.0", "name": "relay-east", "secret": "s", "ipv4": "198.51.100.7", "ipv6": "2001:db8::7", "port": 3478}}"#
-            let seen = Seen()
-            // Joined: look while the connection is open.
-            let result = try await Self.converse(port, "/api/relay", token: relayToken, [bad, join], during: {
-                seen.set(try await relays())
-                seen.setCLI(try await Self.cli(["admin", "relay", "list", "--portal-url", "http://127.0.0.1:\(port)", "--token", admin]))
-            }) { $0.count >= 2 }
-            #expect(result.answers.map { Self.replyCode($0) } == ["invalid_payload", "ok"])
-            let online = seen.relays ?? []
+            // Joined: look while the connection is open (the client holds it for up to 20 s, then closes).
+            let arguments = Self.clientArguments(port, "/api/relay", token: relayToken, [bad, join], answers: 2, hold: 20)
+            defer { Self.removeFrames(arguments) }
+            let relay = try BackgroundProcess(arguments: arguments)
+            defer { _ = relay.stop() }
+            try await relay.waitForOutput(containing: "answered", timeout: .seconds(30))
+            let online = try await relays()
+            let listed = try await Self.cli(["admin", "relay", "list", "--portal-url", "http://127.0.0.1:\(port)", "--token", admin])
+            _ = relay.stop()
+            let answered = relay.output.split(separator: "\n").first { $0.hasPrefix("answered ") }.map { String($0.dropFirst(9)) } ?? "[]"
+            let answers = try JSONSerialization.jsonObject(with: Data(answered.utf8)) as? [[String: Any]] ?? []
+            #expect(answers.map { Self.replyCode($0) } == ["invalid_payload", "ok"], "\(answered)")
             #expect(online.map { $0["name"] as? String } == ["relay-east"], "\(online)")
             #expect(online.first?["port"] as? Int == 3478 && online.first?["ipv6"] as? String == "2001:db8::7")
             #expect(online.first?["secret"] == nil, "never its secret")
-            #expect(seen.cli?.contains("relay-east") == true && seen.cli?.contains("198.51.100.7") == true, "\(seen.cli ?? "")")
+            #expect(listed.contains("relay-east") && listed.contains("198.51.100.7"), "\(listed)")
             // Gone once its connection ends.
             var after: [[String: Any]] = [["pending": true]]
             for _ in 0..<50 where !after.isEmpty {
@@ -232,16 +243,6 @@ import Testing
             #expect(refused.status == 401, "\(refused)")
             #expect(try await Self.request(live.port, "/api/relay", token: live.relayToken).status != 101)
         }
-    }
-
-    final class Seen: @unchecked Sendable {
-        private let lock = NSLock()
-        private var _relays: [[String: Any]]?
-        private var _cli: String?
-        var relays: [[String: Any]]? { lock.withLock { _relays } }
-        var cli: String? { lock.withLock { _cli } }
-        func set(_ value: [[String: Any]]?) { lock.withLock { _relays = value } }
-        func setCLI(_ value: String?) { lock.withLock { _cli = value } }
     }
 
     /// `gatehouse ARGUMENTS` on a thread of its own; its standard output.

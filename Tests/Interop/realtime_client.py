@@ -1,0 +1,66 @@
+"""A relay, gateway or client side of the portal's realtime API, played with the `websockets` library
+(a WebSocket client nobody here wrote), in a process of its own so that the test process's load never
+delays it.
+
+    realtime_client.py URL TOKEN [--frames FILE] [--answers N] [--hold SECONDS] [--timeout SECONDS]
+
+Sends the frames of FILE (one per line) in order, then reads: heartbeats are counted, anything else is an answer. With
+--answers N it prints "answered" and the answers once N came, keeps the connection open for --hold seconds,
+and closes; without, it reads until the portal closes (or --timeout). Prints one JSON line at the end:
+{"answers": [...], "heartbeats": n, "close_code": c or null, "elapsed": seconds, "refused": status or null}.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+
+import websockets
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("token")
+    parser.add_argument("--frames")
+    parser.add_argument("--answers", type=int)
+    parser.add_argument("--hold", type=float, default=0)
+    parser.add_argument("--timeout", type=float, default=20)
+    args = parser.parse_args()
+
+    result = {"answers": [], "heartbeats": 0, "close_code": None, "elapsed": 0.0, "refused": None}
+    started = time.monotonic()
+    try:
+        async with websockets.connect(args.url, additional_headers={"Authorization": f"Bearer {args.token}"},
+                                      max_size=1 << 22, ping_interval=None) as socket:
+            if args.frames:
+                with open(args.frames, encoding="utf-8") as file:
+                    for line in file.read().splitlines():
+                        await socket.send(line)
+            try:
+                async with asyncio.timeout(args.timeout):
+                    async for message in socket:
+                        frame = json.loads(message)
+                        if frame.get("event") == "heartbeat":
+                            result["heartbeats"] += 1
+                            continue
+                        result["answers"].append(frame)
+                        if args.answers is not None and len(result["answers"]) >= args.answers:
+                            print("answered", json.dumps(result["answers"]), flush=True)
+                            await asyncio.sleep(args.hold)
+                            break
+            except TimeoutError:
+                pass
+            except websockets.exceptions.ConnectionClosed:
+                pass  # the portal closed; its code is below
+            result["close_code"] = socket.close_code
+    except websockets.exceptions.InvalidStatus as error:
+        result["refused"] = error.response.status_code
+    result["elapsed"] = time.monotonic() - started
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+    sys.exit(0)
