@@ -22,7 +22,7 @@ import Testing
         var result = Set<String>()
         for access in preview.gains + preview.updates { result.insert("created_or_updated \(access.clientID) \(access.resourceID)") }
         for access in preview.losses { result.insert("deleted \(access.clientID) \(access.resourceID)") }
-        for change in preview.rejectedAuthorizations { result.insert("reject \(change.gatewayID) \(change.clientID!) \(change.resourceID)") }
+        for change in preview.rejectedAuthorizations { result.insert("reject \(change.gatewayID) \(change.clientID.map(\.description) ?? "-") \(change.resourceID)") }
         for change in preview.filterUpdates { result.insert("updated \(change.gatewayID) \(change.resourceID)") }
         return result
     }
