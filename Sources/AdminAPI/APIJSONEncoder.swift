@@ -131,7 +131,7 @@ private final class Frame {
                 if !first { object.append(UInt8(ascii: ",")) }
                 first = false
                 object.append(UInt8(ascii: "\""))
-                Self.appendEscaped(members[index].key, to: &object)
+                Output.escape(members[index].key, into: &object)
                 object.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
                 object.append(contentsOf: output.bytes[members[index].range])
             }
@@ -144,10 +144,6 @@ private final class Frame {
         case .single:
             break
         }
-    }
-
-    static func appendEscaped(_ key: String, to bytes: inout [UInt8]) {
-        Output.escape(key, into: &bytes)
     }
 }
 

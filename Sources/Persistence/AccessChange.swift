@@ -91,13 +91,7 @@ extension DeviceRecord: AccessRow {
 }
 
 extension TokenRecord: AccessRow {
-    static func accessChange(before: Self?, after: Self?) -> AccessChange? {
-        // Only the expiry matters to access; a token's last use is written on every request's minute.
-        if let before, let after, before.expiresAt == after.expiresAt, before.actorID == after.actorID, before.siteID == after.siteID {
-            return nil
-        }
-        return .token(before: before, after: after)
-    }
+    static func accessChange(before: Self?, after: Self?) -> AccessChange? { .token(before: before, after: after) }
 }
 
 extension AuthorizationRecord: AccessRow {

@@ -4,15 +4,11 @@ package import Identifiers
 
 // Tokens.
 extension SQLitePortalRepository {
-    /// How often a token's last use is written at most.
-    static let tokenUseResolution: TimeInterval = 60
-
     package func useToken(hash: String, now: Date, address: String?) async throws -> TokenRecord? {
         let found = try await database.read { db in try TokenRecord.filter(TokenRecord.Columns.secretHash == hash).fetchOne(db) }
         guard var token = found else { return nil }
         if let expiry = token.expiresAt, expiry <= now { return nil }
-        let stale = token.lastUsedAt.map { now.timeIntervalSince($0) >= Self.tokenUseResolution } ?? true
-        guard stale || token.lastUsedAddress != address else { return token }
+        guard token.needsUseRecorded(now: now, address: address) else { return token }
         token.lastUsedAt = now
         token.lastUsedAddress = address
         let used = token

@@ -18,10 +18,7 @@ struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
     let sessions = AdminSessions()
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        // RFC 9110 section 11.1: the scheme is case-insensitive ("Bearer", "bearer", "BEARER").
-        guard let header = request.headers[.authorization], let space = header.firstIndex(of: " "),
-              header[..<space].lowercased() == "bearer" else { throw APIError.unauthorized }
-        let secret = header[space...].trimmingCharacters(in: .whitespaces)
+        guard let secret = request.bearerToken else { throw APIError.unauthorized }
         let address = (context as? any RemoteAddressRequestContext)?.remoteAddress.flatMap(\.ipAddress)
         let hash = TokenSecret.hash(secret)
         let now = Date()
@@ -124,10 +121,12 @@ final class AdminSessions: Sendable {
     }
 }
 
-extension TokenRecord {
-    /// Whether a use now must be written (`PortalRepository.useToken` writes at most once a minute, or
-    /// when the address changes).
-    func needsUseRecorded(now: Date, address: String?) -> Bool {
-        lastUsedAddress != address || lastUsedAt.map { now.timeIntervalSince($0) >= 60 } ?? true
+extension Request {
+    /// The token of `Authorization: Bearer <token>`; RFC 9110 section 11.1: the scheme is
+    /// case-insensitive ("Bearer", "bearer", "BEARER").
+    var bearerToken: String? {
+        guard let header = headers[.authorization], let space = header.firstIndex(of: " "),
+              header[..<space].lowercased() == "bearer" else { return nil }
+        return header[space...].trimmingCharacters(in: .whitespaces)
     }
 }

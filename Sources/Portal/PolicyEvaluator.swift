@@ -158,13 +158,14 @@ package actor PolicyEvaluator {
         return (notifications, revoked)
     }
 
-    /// Replaces the account's view with one read afresh, and says what differs.
+    /// Replaces the account's view with one read afresh, and says what differs from what the old view
+    /// had told (at its own instant, so that what time ran out meanwhile is told and revoked too).
     private func replace(_ accountID: AccountID, with data: AccessData, now: Date) -> (notifications: [AccessNotification], revoked: [AuthorizationID]) {
         let old = views[accountID]
         let view = AccessView(data, now: now)
         install(accountID, view)
         guard let old else { return ([], []) }
-        return AccessSnapshot.changes(from: AccessSnapshot(old.data, now: max(old.now, now)), to: AccessSnapshot(data, now: now))
+        return AccessSnapshot.changes(from: AccessSnapshot(old.data, now: old.now), to: AccessSnapshot(data, now: now))
     }
 
     /// What a write would change: run as a change of the account, but in a dry run (`DryRun`: its

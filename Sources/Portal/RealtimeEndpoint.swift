@@ -53,9 +53,7 @@ package enum RealtimeEndpoint {
         case .gateway: .gateway
         case .client: .client
         }
-        guard let header = request.headers[.authorization], let space = header.firstIndex(of: " "),
-              header[..<space].lowercased() == "bearer" else { throw Self.unauthorized(kind) }
-        let secret = header[space...].trimmingCharacters(in: .whitespaces)
+        guard let secret = request.bearerToken else { throw Self.unauthorized(kind) }
         guard let token = try await repository.useToken(hash: TokenSecret.hash(secret), now: Date(), address: nil) else {
             throw Self.unauthorized(kind)
         }

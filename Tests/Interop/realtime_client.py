@@ -2,21 +2,35 @@
 (a WebSocket client nobody here wrote), in a process of its own so that the test process's load never
 delays it.
 
-    realtime_client.py URL TOKEN [--frames FILE] [--answers N] [--hold SECONDS] [--timeout SECONDS]
+    realtime_client.py URL TOKEN [--frames FILE] [--answers N] [--hold] [--timeout SECONDS]
 
 Sends the frames of FILE (one per line) in order, then reads: heartbeats are counted, anything else is an answer. With
---answers N it prints "answered" and the answers once N came, keeps the connection open for --hold seconds,
-and closes; without, it reads until the portal closes (or --timeout). Prints one JSON line at the end:
+--answers N it prints "answered" and the answers once N came, and closes, or with --hold keeps the
+connection open until SIGTERM (or the portal closes it, or --timeout); without, it reads until the portal closes (or --timeout). Prints one JSON line at the end:
 {"answers": [...], "heartbeats": n, "close_code": c or null, "elapsed": seconds, "refused": status or null}.
 """
 
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import time
 
 import websockets
+
+
+async def hold(socket) -> None:
+    """Keeps the connection open until SIGTERM, or until the portal closes it."""
+    stop = asyncio.Event()
+    # A child inherits its parent's blocked signals; the test process may block SIGTERM.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    stopped = asyncio.ensure_future(stop.wait())
+    closed = asyncio.ensure_future(socket.wait_closed())
+    await asyncio.wait([stopped, closed], return_when=asyncio.FIRST_COMPLETED)
+    for waiter in (stopped, closed):
+        waiter.cancel()
 
 
 async def main() -> None:
@@ -25,7 +39,7 @@ async def main() -> None:
     parser.add_argument("token")
     parser.add_argument("--frames")
     parser.add_argument("--answers", type=int)
-    parser.add_argument("--hold", type=float, default=0)
+    parser.add_argument("--hold", action="store_true")
     parser.add_argument("--timeout", type=float, default=20)
     args = parser.parse_args()
 
@@ -48,7 +62,8 @@ async def main() -> None:
                         result["answers"].append(frame)
                         if args.answers is not None and len(result["answers"]) >= args.answers:
                             print("answered", json.dumps(result["answers"]), flush=True)
-                            await asyncio.sleep(args.hold)
+                            if args.hold:
+                                await hold(socket)
                             break
             except TimeoutError:
                 pass

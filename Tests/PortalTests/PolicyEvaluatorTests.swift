@@ -127,6 +127,24 @@ import Testing
         }
     }
 
+    /// The database stays the source of truth: a write that reached it without the evaluator recording
+    /// it (here, straight through the repository after the account's view was read) makes the next
+    /// change read the account again and tell (and carry out) the difference.
+    @Test func aWriteTheEvaluatorDidNotSeeIsToldAtTheNextChange() async throws {
+        try await Self.withFixture { f in
+            #expect(try await f.evaluator.expire(accountID: f.account, at: f.now) == [], "the view is read")
+            _ = try await f.repository.deletePolicy(accountID: f.account, id: f.ids["P1"]!, by: f.admin, now: f.now)
+            let notifications = try await f.change { _ in }
+            #expect(notifications == [], "a change that writes nothing causes nothing")
+            // What the unseen write changed was told and carried out when the change began, as the account was read again.
+            let told = try await f.evaluator.expire(accountID: f.account, at: f.now)
+            #expect(told == [], "and only once")
+            #expect(try await f.remainingAuthorizations() == ["A3"], "its revocations were carried out")
+            let view = try #require(await f.evaluator.view(of: f.account))
+            #expect(view.visible[f.ids["alice-laptop"]!] == [f.ids["web"]!])
+        }
+    }
+
     @Test func changingAPolicysGroupRevokesOnlyWhoIsNoLongerIn() async throws {
         try await Self.withFixture { f in
             let notifications = try await f.change { f in

@@ -36,9 +36,7 @@ import Testing
         func call(_ method: String, _ path: String, _ body: String) async throws -> (status: Int, body: String) {
             let command = ["curl", "-s", "-X", method, "-w", "\n%{http_code}", "-H", "Authorization: Bearer \(admin)", "-H", "Content-Type: application/json",
                            "--data-binary", body, "http://\(portal.address)\(path)"]
-            let output = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<CommandOutput, any Error>) in
-                Thread { continuation.resume(with: Result { try Command.run(command) }) }.start()
-            }
+            let output = try await Command.runDetached(command)
             let lines = output.standardOutput.split(separator: "\n", omittingEmptySubsequences: false)
             return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
         }
@@ -53,8 +51,6 @@ import Testing
 
     /// The status and body of a request to a realtime path, as curl sees it: a WebSocket upgrade request
     /// with `upgrade`, a plain GET without.
-    /// curl runs on a thread of its own: the portal serves from the same process's cooperative pool,
-    /// which a blocking wait on one of its two threads would starve under the suite's load.
     static func request(_ port: Int, _ path: String, token: String?, upgrade: Bool = true) async throws -> (status: Int, body: String) {
         let bodyFile = FileManager.default.temporaryDirectory.appending(path: "gatehouse-upgrade-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: bodyFile) }
@@ -64,10 +60,7 @@ import Testing
                           "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]
         }
         if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
-        let command = arguments
-        let output = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<CommandOutput, any Error>) in
-            Thread { continuation.resume(with: Result { try Command.run(command, check: false) }) }.start()
-        }
+        let output = try await Command.runDetached(arguments, check: false)
         let body = (try? String(contentsOf: bodyFile, encoding: .utf8)) ?? ""
         return (Int(output.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0, body)
     }
@@ -81,11 +74,12 @@ import Testing
         var elapsed: Double
     }
 
-    static func clientArguments(_ port: Int, _ path: String, token: String, _ frames: [String], answers: Int?, hold: Double) -> [String] {
+    static func clientArguments(_ port: Int, _ path: String, token: String, _ frames: [String], answers: Int?, hold: Bool = false) -> [String] {
         let root = Binaries.packageRoot
         var arguments = [root.appending(path: ".venv/bin/python").path(percentEncoded: false),
                          root.appending(path: "Tests/Interop/realtime_client.py").path(percentEncoded: false),
-                         "ws://127.0.0.1:\(port)\(path)", token, "--hold", "\(hold)"]
+                         "ws://127.0.0.1:\(port)\(path)", token]
+        if hold { arguments.append("--hold") }
         if let answers { arguments += ["--answers", "\(answers)"] }
         // Frames go in a file, one per line: a frame over the size limit does not fit on a command line.
         let file = FileManager.default.temporaryDirectory.appending(path: "gatehouse-frames-\(UUID().uuidString)")
@@ -111,11 +105,9 @@ import Testing
     /// Connects, sends `frames`, and reads until `answers` answers came (then closes) or, without, until
     /// the portal closes.
     static func converse(_ port: Int, _ path: String, token: String, _ frames: [String], answers: Int? = nil) async throws -> Conversation {
-        let arguments = clientArguments(port, path, token: token, frames, answers: answers, hold: 0)
+        let arguments = clientArguments(port, path, token: token, frames, answers: answers)
         defer { removeFrames(arguments) }
-        let output = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<CommandOutput, any Error>) in
-            Thread { continuation.resume(with: Result { try Command.run(arguments) }) }.start()
-        }
+        let output = try await Command.runDetached(arguments)
         return try parse(output.standardOutput)
     }
 
@@ -203,29 +195,23 @@ import Testing
             #expect(try await relays().isEmpty)
             let bad = #"{"event": "join", "ref": "b", "payload": {"version": "1.0", "name": "r0", "secret": "s", "ipv4": "127.0.0.1", "port": 0}}"#
             let join = #"{"event": "join", "ref": "j", "payload": {"version": "1.0", "name": "relay-east", "secret": "s", "ipv4": "198.51.100.7", "ipv6": "2001:db8::7", "port": 3478}}"#
-            // Joined: look while the connection is open (the client holds it for up to 20 s, then closes).
-            let arguments = Self.clientArguments(port, "/api/relay", token: relayToken, [bad, join], answers: 2, hold: 20)
+            // Joined: look while the connection is open (the client holds it until it is stopped).
+            let arguments = Self.clientArguments(port, "/api/relay", token: relayToken, [bad, join], answers: 2, hold: true)
             defer { Self.removeFrames(arguments) }
             let relay = try BackgroundProcess(arguments: arguments)
             defer { _ = relay.stop() }
             try await relay.waitForOutput(containing: "answered", timeout: .seconds(30))
             let online = try await relays()
             let listed = try await Self.cli(["admin", "relay", "list", "--portal-url", "http://127.0.0.1:\(port)", "--token", admin])
-            _ = relay.stop()
-            let answered = relay.output.split(separator: "\n").first { $0.hasPrefix("answered ") }.map { String($0.dropFirst(9)) } ?? "[]"
-            let answers = try JSONSerialization.jsonObject(with: Data(answered.utf8)) as? [[String: Any]] ?? []
-            #expect(answers.map { Self.replyCode($0) } == ["invalid_payload", "ok"], "\(answered)")
+            #expect(relay.stop() == 0, "the client closes cleanly when stopped: \(relay.output)")
+            let result = try Self.parse(relay.output)
+            #expect(result.answers.map { Self.replyCode($0) } == ["invalid_payload", "ok"], "\(relay.output)")
             #expect(online.map { $0["name"] as? String } == ["relay-east"], "\(online)")
             #expect(online.first?["port"] as? Int == 3478 && online.first?["ipv6"] as? String == "2001:db8::7")
             #expect(online.first?["secret"] == nil, "never its secret")
             #expect(listed.contains("relay-east") && listed.contains("198.51.100.7"), "\(listed)")
             // Gone once its connection ends.
-            var after: [[String: Any]] = [["pending": true]]
-            for _ in 0..<50 where !after.isEmpty {
-                after = try await relays()
-                if !after.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
-            }
-            #expect(after.isEmpty, "offline after the connection ended: \(after)")
+            try await Wait.until("the relay is offline after its connection ended", timeout: .seconds(10)) { try await relays().isEmpty }
         }
     }
 
@@ -247,8 +233,6 @@ import Testing
 
     /// `gatehouse ARGUMENTS` on a thread of its own; its standard output.
     static func cli(_ arguments: [String]) async throws -> String {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, any Error>) in
-            Thread { continuation.resume(with: Result { try Command.run([Binaries.gatehouse] + arguments).standardOutput }) }.start()
-        }
+        try await Command.runDetached([Binaries.gatehouse] + arguments).standardOutput
     }
 }

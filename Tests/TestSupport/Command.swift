@@ -67,4 +67,14 @@ package enum Command {
         if check && !output.succeeded { throw CommandError(output: output) }
         return output
     }
+
+    /// `run` on a thread of its own, for async tests: a blocking wait on one of the cooperative pool's
+    /// threads (two on this machine) starves whatever else the test process runs there.
+    package static func runDetached(
+        _ arguments: [String], check: Bool = true, environment: [String: String]? = nil
+    ) async throws -> CommandOutput {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try run(arguments, check: check, environment: environment) }) }.start()
+        }
+    }
 }

@@ -52,3 +52,14 @@ package struct TokenRecord: GatehouseRecord, Equatable {
 }
 
 extension TokenRecord: Identified {}
+
+extension TokenRecord {
+    /// How often a token's last use is written at most.
+    package static let useResolution: TimeInterval = 60
+
+    /// Whether a use now must be written: a minute has passed since the recorded one, or the address
+    /// changed. Reads otherwise stay reads.
+    package func needsUseRecorded(now: Date, address: String?) -> Bool {
+        lastUsedAddress != address || lastUsedAt.map { now.timeIntervalSince($0) >= Self.useResolution } ?? true
+    }
+}
