@@ -33,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // MARK: C libraries from the system
@@ -90,9 +92,15 @@ let package = Package(
         .target(
             name: "Actors",
             dependencies: [
-                "CGatehouseSystem", "Addresses",
+                "CGatehouseSystem", "Addresses", "ControlProtocol",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -106,7 +114,7 @@ let package = Package(
         ),
         .target(
             name: "Persistence",
-            dependencies: ["Identifiers", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Identifiers", "Addresses", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
 
@@ -114,7 +122,7 @@ let package = Package(
         .target(
             name: "Portal",
             dependencies: [
-                "Actors", "Persistence", "Policy", "ControlProtocol", "Identifiers", "AdminAPI",
+                "Actors", "Persistence", "Policy", "ControlProtocol", "Identifiers", "AdminAPI", "STUN", "Addresses",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -137,7 +145,7 @@ let package = Package(
         ),
         .target(
             name: "Gateway",
-            dependencies: ["Actors", "BPF", "WireGuard", "Policy", "ControlProtocol"],
+            dependencies: ["Actors", "BPF", "WireGuard", "Policy", "ControlProtocol", "Identifiers", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .target(

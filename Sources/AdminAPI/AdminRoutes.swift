@@ -81,6 +81,8 @@ package enum AdminRoutes {
         Route(.get, "/clients", "List clients", answer: .object(Page<Device>.shape), query: page),
         Route(.get, "/clients/{id}", "Show a client", answer: .object(Device.shape)),
         Route(.put, "/clients/{id}/verified", "Mark a client verified", answer: .object(Device.shape), refusals: [400]),
+        Route(.delete, "/clients/{id}", "Delete a lost client device: its authorisations go, its connection is closed", answer: .nothing,
+              success: [204]),
         Route(.delete, "/clients/{id}/verified", "Mark a client not verified", answer: .object(Device.shape), refusals: [400]),
         Route(.get, "/gateways", "List gateways with their online state", answer: .object(Page<Device>.shape), query: page),
         Route(.get, "/gateways/{id}", "Show a gateway", answer: .object(Device.shape)),

@@ -89,6 +89,13 @@ package protocol PortalRepository: Sendable {
     func updateDevice(accountID: AccountID, id: DeviceID, by actor: ActorRecord?, now: Date,
                       _ change: @escaping @Sendable (inout DeviceRecord) throws -> Void) async throws -> DeviceRecord?
 
+    /// A device that joined the realtime API: the one with its external ID, brought up to date (name,
+    /// key, version, owner, token, last seen), or a new one with tunnel addresses from the account's
+    /// ranges. A device keeps its addresses on every reconnect.
+    func registerDevice(_ registration: DeviceRegistration, now: Date) async throws -> DeviceRecord
+    /// Removes a device and its authorisations (`gatehouse admin client delete`); false when there was none.
+    func deleteDevice(accountID: AccountID, kind: DeviceRecord.Kind, id: DeviceID, by actor: ActorRecord, now: Date) async throws -> Bool
+
     func createAuthorization(_ authorization: AuthorizationRecord) async throws -> AuthorizationRecord
     /// Removes authorisations (revoked or expired); returns how many there were.
     func deleteAuthorizations(accountID: AccountID, ids: [AuthorizationID]) async throws -> Int

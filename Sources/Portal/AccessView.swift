@@ -67,6 +67,17 @@ package struct AccessView: Sendable {
         granting[client] ?? [:]
     }
 
+    /// The authorisations of `gateway` that stand now (their policy still grants them, their expiry
+    /// has not come), oldest ID first.
+    package func standing(ofGateway gateway: DeviceID) -> [AuthorizationRecord] {
+        valid.filter { $0.gatewayID == gateway }.sorted { $0.id < $1.id }
+    }
+
+    /// Whether `authorization` stands now.
+    package func stands(_ authorization: AuthorizationID) -> AuthorizationRecord? {
+        valid.first { $0.id == authorization }
+    }
+
     /// Client → the resources some policy grants it now.
     package var visible: [DeviceID: Set<ResourceID>] { granting.mapValues { Set($0.keys) } }
 

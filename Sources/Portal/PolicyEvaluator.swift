@@ -23,6 +23,7 @@ package actor PolicyEvaluator {
     private var changing: Set<AccountID> = []
     private var waiting: [AccountID: [CheckedContinuation<Void, Never>]] = [:]
     private var subscribers: [UUID: AsyncStream<AccessNotification>.Continuation] = [:]
+    private var updateSubscribers: [UUID: AsyncStream<AccessUpdate>.Continuation] = [:]
     package nonisolated let clock: any WallClock
     /// Each account's view, as of its last change.
     private var views: [AccountID: AccessView] = [:]
@@ -74,8 +75,20 @@ package actor PolicyEvaluator {
         return stream
     }
 
+    /// Each account change from now on, with its notifications and the account's view after it.
+    package func subscribeUpdates() -> AsyncStream<AccessUpdate> {
+        let (stream, continuation) = AsyncStream<AccessUpdate>.makeStream(bufferingPolicy: .unbounded)
+        let id = UUID()
+        updateSubscribers[id] = continuation
+        continuation.onTermination = { [weak self] _ in
+            Task { await self?.unsubscribe(id) }
+        }
+        return stream
+    }
+
     private func unsubscribe(_ id: UUID) {
         subscribers[id] = nil
+        updateSubscribers[id] = nil
     }
 
     /// A change in progress: its recorder, and what time alone changed since the account's last change.
@@ -115,11 +128,13 @@ package actor PolicyEvaluator {
     /// publishes and returns the notifications. The caller holds the account's turn.
     private nonisolated func settle(_ accountID: AccountID, changes: [AccessChange], now: Date) async throws -> [AccessNotification] {
         var result: (notifications: [AccessNotification], revoked: [AuthorizationID])
+        var replaced = false
         if await views[accountID] == nil {
             _ = repository.takeUnrecordedWrites(accountID: accountID)  // the read below sees those writes
             await install(accountID, AccessView(try await repository.accessData(accountID: accountID), now: now))
             result = ([], [])
         } else if repository.takeUnrecordedWrites(accountID: accountID) {
+            replaced = true
             result = await replace(accountID, with: try await repository.accessData(accountID: accountID), now: now)
         } else {
             result = await apply(changes, to: accountID, now: now)
@@ -131,7 +146,7 @@ package actor PolicyEvaluator {
             }
             _ = await apply(recorder.take(), to: accountID, now: now)
         }
-        await publish(result.notifications)
+        await publish(accountID, result.notifications, changed: replaced || !changes.isEmpty || !result.revoked.isEmpty)
         return result.notifications
     }
 
@@ -203,10 +218,13 @@ package actor PolicyEvaluator {
         views[accountID]
     }
 
-    private func publish(_ notifications: [AccessNotification]) {
+    private func publish(_ accountID: AccountID, _ notifications: [AccessNotification], changed: Bool) {
         for notification in notifications {
             for subscriber in subscribers.values { subscriber.yield(notification) }
         }
+        guard changed || !notifications.isEmpty, !updateSubscribers.isEmpty else { return }
+        let update = AccessUpdate(accountID: accountID, notifications: notifications, view: views[accountID])
+        for subscriber in updateSubscribers.values { subscriber.yield(update) }
     }
 
     /// What time alone changed up to `now` (tokens, authorisations and time windows that ran out,
@@ -290,6 +308,14 @@ package actor PolicyEvaluator {
         waiting[accountID] = queue.isEmpty ? nil : queue
         next.resume()  // the next change of this account inherits the turn
     }
+}
+
+/// One change of an account as the realtime API takes it: who must be told what, and the account's
+/// view after the change (to read resources from, and to see whose access ended).
+package struct AccessUpdate: Sendable {
+    package var accountID: AccountID
+    package var notifications: [AccessNotification]
+    package var view: AccessView?
 }
 
 /// What a dry run found: the notifications the write would cause, and the account's view before and

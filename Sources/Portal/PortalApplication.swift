@@ -8,6 +8,7 @@ package import Logging
 package import Persistence
 import Identifiers
 package import Prometheus
+package import ServiceLifecycle
 
 /// How the portal is run.
 package struct PortalConfiguration: Sendable {
@@ -15,6 +16,8 @@ package struct PortalConfiguration: Sendable {
     package var port = 8080
     /// The realtime API's settings (heartbeat interval).
     package var realtime = RealtimeEndpoint.Configuration()
+    /// Flows, relay credentials.
+    package var hub = RealtimeHub.Configuration()
 
     package init() {}
 }
@@ -27,12 +30,16 @@ package enum PortalApplication {
     package static func build(
         configuration: PortalConfiguration, repository: any PortalRepository, logger: Logger,
         evaluator: PolicyEvaluator? = nil, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-        presence: RelayPresence = RelayPresence(), onListening: @escaping @Sendable (String) async -> Void = { _ in }
+        presence: RelayPresence = RelayPresence(), hub: RealtimeHub? = nil, onListening: @escaping @Sendable (String) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        Application(
-            router: router(repository: repository, evaluator: evaluator, registry: registry, presence: presence),
+        let evaluator = evaluator ?? PolicyEvaluator(repository: repository)
+        // Without a hub of the caller's (which runs it), devices can join but hear no live changes.
+        let hub = hub ?? RealtimeHub(repository: repository, evaluator: evaluator, presence: presence, secrets: .ephemeral(),
+                                     configuration: configuration.hub, logger: logger)
+        return Application(
+            router: router(repository: repository, evaluator: evaluator, registry: registry, presence: presence, hub: hub),
             server: .http1WebSocketUpgrade(
-                webSocketRouter: RealtimeEndpoint.router(repository: repository, presence: presence, configuration: configuration.realtime),
+                webSocketRouter: RealtimeEndpoint.router(repository: repository, presence: presence, hub: hub, configuration: configuration.realtime),
                 // Frames up to the protocol's limit are read and judged by it (an oversized one gets an error reply).
                 configuration: .init(ws: .init(maxFrameSize: RealtimeConnection.maximumMessage, autoPing: .disabled, validateUTF8: true))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "gatehouse-portal"),
@@ -46,9 +53,11 @@ package enum PortalApplication {
     /// Every route of the portal, over `repository`.
     package static func router(
         repository: any PortalRepository, evaluator: PolicyEvaluator? = nil, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-        presence: RelayPresence = RelayPresence()
+        presence: RelayPresence = RelayPresence(), hub: RealtimeHub? = nil
     ) -> Router<PortalRequestContext> {
         let evaluator = evaluator ?? PolicyEvaluator(repository: repository)
+        let hub = hub ?? RealtimeHub(repository: repository, evaluator: evaluator, presence: presence, secrets: .ephemeral(),
+                                     logger: Logger(label: "gatehouse.portal"))
         let router = Router(context: PortalRequestContext.self)
         router.add(middleware: RequestMetrics(registry: registry))
         router.add(middleware: MethodNotAllowed())
@@ -90,10 +99,25 @@ package enum PortalApplication {
         PoliciesController(repository: repository).add(to: api.group("policies"))
         AccessController(repository: repository, evaluator: evaluator).add(to: api.group("access"))
         TokensController(repository: repository).add(to: api.group("tokens"))
-        DevicesController(repository: repository, kind: .client).add(to: api.group("clients"))
-        DevicesController(repository: repository, kind: .gateway).add(to: api.group("gateways"))
+        DevicesController(repository: repository, hub: hub, kind: .client).add(to: api.group("clients"))
+        DevicesController(repository: repository, hub: hub, kind: .gateway).add(to: api.group("gateways"))
         AuditController(repository: repository).add(to: api.group("audit"))
         RelaysController(presence: presence).add(to: api.group("relays"))
         return router
+    }
+}
+
+/// Runs the realtime hub's deliveries for as long as the portal runs.
+package struct RealtimeService: Service {
+    let hub: RealtimeHub
+
+    package init(hub: RealtimeHub) {
+        self.hub = hub
+    }
+
+    package func run() async throws {
+        await withGracefulShutdownHandler {
+            await cancelWhenGracefulShutdown { await hub.run() }
+        } onGracefulShutdown: {}
     }
 }

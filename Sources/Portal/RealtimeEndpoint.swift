@@ -11,11 +11,11 @@ package import Identifiers
 /// The realtime API's endpoints (portal spec, "Realtime API"; docs/protocol.md): `/api/relay`,
 /// `/api/gateway` and `/api/client`, WebSocket upgrades authenticated by the token of that kind.
 ///
-/// This is the frame layer every connection shares: the upgrade refused with 401 (no or a bad token)
-/// or 403 (a token of another kind) and a JSON error body; `join` first, its major version checked;
-/// every frame read knowing its direction, and answered with an error reply when it does not fit,
-/// without closing; heartbeats both ways, and a connection that stays silent for three intervals
-/// closed. What each peer's `join` then starts (presence, devices, flows) is being built on it.
+/// The upgrade is refused with 401 (no or a bad token) or 403 (a token of another kind); `join` comes
+/// first, its major version checked; every frame is read knowing its direction, and answered with an
+/// error reply when it does not fit, without closing; heartbeats flow both ways, and a connection that
+/// stays silent for three intervals is closed. A relay's `join` makes it online (`RelayPresence`); a
+/// device's registers it with the `RealtimeHub`, which does the rest.
 package enum RealtimeEndpoint {
     package struct Configuration: Sendable {
         /// How often each side sends `heartbeat`; three intervals of silence close the connection.
@@ -27,7 +27,7 @@ package enum RealtimeEndpoint {
     }
 
     /// The router that decides upgrades, for `.http1WebSocketUpgrade(webSocketRouter:)`.
-    package static func router(repository: any PortalRepository, presence: RelayPresence, configuration: Configuration = .init())
+    package static func router(repository: any PortalRepository, presence: RelayPresence, hub: RealtimeHub, configuration: Configuration = .init())
         -> Router<RealtimeRequestContext>
     {
         let router = Router(context: RealtimeRequestContext.self)
@@ -38,8 +38,8 @@ package enum RealtimeEndpoint {
                 return .upgrade([:])
             } onUpgrade: { inbound, outbound, context in
                 let token = try await authenticate(context.request, as: peer, repository: repository)
-                let connection = RealtimeConnection(peer: peer, token: token, outbound: outbound, configuration: configuration,
-                                                    presence: presence, logger: context.logger)
+                let connection = RealtimeConnection(peer: peer, token: token, address: context.requestContext.remoteAddress, outbound: outbound,
+                                                    configuration: configuration, presence: presence, hub: hub, logger: context.logger)
                 try await connection.run(inbound)
             }
         }
@@ -72,20 +72,26 @@ package enum RealtimeEndpoint {
 package struct RealtimeRequestContext: RequestContext, WebSocketRequestContext {
     package var coreContext: CoreRequestContextStorage
     package let webSocket: WebSocketHandlerReference<Self>
+    /// The address the connection came from: a client's source address feeds policy conditions.
+    package let remoteAddress: String?
 
     package init(source: Source) {
         coreContext = .init(source: source)
         webSocket = .init()
+        remoteAddress = source.channel.remoteAddress?.ipAddress
     }
 }
 
-/// One device's connection: reads its frames, answers them, and keeps the heartbeat.
+/// One connection: reads its frames and answers them, writes what the hub sends it, keeps the heartbeat,
+/// and ends when its token expires.
 struct RealtimeConnection: Sendable {
     let peer: Peer
     let token: TokenRecord
+    let address: String?
     let outbound: WebSocketOutboundWriter
     let configuration: RealtimeEndpoint.Configuration
     let presence: RelayPresence
+    let hub: RealtimeHub
     let logger: Logger
 
     /// The largest message read before the frame layer judges it (frames over
@@ -95,41 +101,74 @@ struct RealtimeConnection: Sendable {
     private final class State: @unchecked Sendable {
         let lock = NSLock()
         var lastHeard = ContinuousClock.now
-        var joined = false
         /// The relay's presence, from its accepted join to the end of the connection.
         var relay: RelayID?
+        /// The gateway or client, from its accepted join.
+        var device: DeviceID?
 
         func heard() {
             lock.withLock { lastHeard = .now }
         }
 
         var silentFor: Duration { lock.withLock { ContinuousClock.now - lastHeard } }
+        var joined: Bool { lock.withLock { relay != nil || device != nil } }
     }
 
     func run(_ inbound: WebSocketInboundStream) async throws {
         let state = State()
+        let (outgoing, continuation) = AsyncStream<Outgoing>.makeStream()
+        let mailbox = Mailbox(continuation)
         defer {
-            if let relay = state.lock.withLock({ state.relay }) {
-                Task { await presence.disconnect(relay) }
+            continuation.finish()
+            let (relay, device) = state.lock.withLock { (state.relay, state.device) }
+            Task {
+                if let relay {
+                    await presence.disconnect(relay)
+                    await hub.relaysChanged()
+                }
+                if let device { await hub.leave(device, mailbox: mailbox) }
             }
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                // The only writer: frames in the order they were put in the mailbox.
+                for await item in outgoing {
+                    switch item {
+                    case let .frame(frame):
+                        try await outbound.write(.text(String(decoding: try frame.encoded(), as: UTF8.self)))
+                    case let .close(reason, code):
+                        switch code {
+                        case .policy: try await outbound.close(.policyViolation, reason: reason)
+                        case .goingAway: try await outbound.close(.goingAway, reason: reason)
+                        case .protocolError: try await outbound.close(.protocolError, reason: reason)
+                        }
+                        return
+                    }
+                }
+            }
             group.addTask {
                 // Heartbeats out; the connection closed after three intervals without a frame in.
                 while !Task.isCancelled {
                     try await Task.sleep(for: configuration.heartbeatInterval)
                     if state.silentFor >= configuration.heartbeatInterval * 3 {
                         logger.info("realtime connection silent for three heartbeats: closing", metadata: ["peer": "\(peer.rawValue)"])
-                        try await outbound.close(.goingAway, reason: "no heartbeat")
+                        mailbox.close("no heartbeat", code: .goingAway)
                         return
                     }
-                    try await send(ControlFrame(.heartbeat))
+                    mailbox.send(.heartbeat)
+                }
+            }
+            if let expiry = token.expiresAt {
+                group.addTask {
+                    try await Task.sleep(for: .seconds(max(0, expiry.timeIntervalSinceNow)))
+                    mailbox.close("the token expired")
+                    try await Task.sleep(for: .seconds(5))  // the writer closes; this only bounds the wait
                 }
             }
             group.addTask {
                 for try await message in inbound.messages(maxSize: Self.maximumMessage) {
                     state.heard()
-                    guard try await handle(message, state) else { return }
+                    guard try await handle(message, state, mailbox) else { return }
                 }
             }
             // Whichever ends first ends the connection.
@@ -139,7 +178,7 @@ struct RealtimeConnection: Sendable {
     }
 
     /// Answers one message; false when the connection is to close.
-    private func handle(_ message: WebSocketMessage, _ state: State) async throws -> Bool {
+    private func handle(_ message: WebSocketMessage, _ state: State, _ mailbox: Mailbox) async throws -> Bool {
         let data: Data = switch message {
         case let .text(text): Data(text.utf8)
         case let .binary(buffer): Data(buffer: buffer)
@@ -148,35 +187,68 @@ struct RealtimeConnection: Sendable {
         do {
             frame = try ControlFrame.decode(data, .toPortal(from: peer))
         } catch {
-            try await send(ControlFrame(.reply(error.reply), ref: error.ref))
+            mailbox.send(.reply(error.reply), ref: error.ref)
             return true
         }
+        func reply(_ answer: Reply) { mailbox.send(.reply(answer), ref: frame.ref) }
         switch frame.message {
         case .heartbeat:
             return true
         case .relayJoin(let join):
-            guard try await versionSpoken(join.version, frame) else { return false }
+            guard versionSpoken(join.version, frame, mailbox) else { return false }
             if let problem = Self.problem(with: join) {
-                try await send(ControlFrame(.reply(.error("invalid_payload", "join: \(problem)")), ref: frame.ref))
+                reply(.error("invalid_payload", "join: \(problem)"))
                 return true
             }
-            if state.lock.withLock({ state.relay }) == nil {
-                let id = await presence.connect(join)
-                state.lock.withLock { state.relay = id }
-                logger.info("relay online", metadata: ["relay": "\(join.name)", "id": "\(id)"])
+            guard !state.joined else {
+                reply(.error("already_joined", "this connection has joined already"))
+                return true
             }
-            try await accept(frame, state)
+            let id = await presence.connect(join)
+            state.lock.withLock { state.relay = id }
+            logger.info("relay online", metadata: ["relay": "\(join.name)", "id": "\(id)"])
+            reply(.ok)
+            await hub.relaysChanged()
             return true
         case .join(let join):
-            guard try await versionSpoken(join.version, frame) else { return false }
-            try await accept(frame, state)
-            return true
-        default:
-            guard state.lock.withLock({ state.joined }) else {
-                try await send(ControlFrame(.reply(.error("join_required", "send join first")), ref: frame.ref))
+            guard versionSpoken(join.version, frame, mailbox) else { return false }
+            guard !state.joined else {
+                reply(.error("already_joined", "this connection has joined already"))
                 return true
             }
-            try await send(ControlFrame(.reply(.error("not_implemented", "\(frame.message.event) is not served yet")), ref: frame.ref))
+            do {
+                let (device, initial) = try await hub.join(join, token: token, peer: peer, address: address, mailbox: mailbox)
+                state.lock.withLock { state.device = device.id }
+                logger.info("\(peer.rawValue) online", metadata: ["device": "\(device.id)", "name": "\(device.name)"])
+                reply(.ok)
+                mailbox.send(initial)
+            } catch .invalid(let problem) {
+                reply(.error("invalid_payload", "join: \(problem)"))
+            } catch .unavailable(let problem) {
+                reply(.error("unavailable", problem))
+            }
+            return true
+        default:
+            guard let device = state.lock.withLock({ state.device }) else {
+                reply(.error("join_required", "send join first"))
+                return true
+            }
+            switch frame.message {
+            case .reply:
+                break  // answers to what the portal asked are not awaited
+            case .createFlow(let request):
+                Task { await hub.createFlow(from: device, request, ref: frame.ref) }
+            case .flowAuthorized(let confirmation):
+                if !(await hub.flowAuthorized(by: device, confirmation)) {
+                    reply(.error("unknown_flow", "no flow \(confirmation.flowID) waits for this gateway's confirmation"))
+                }
+            case .iceCandidates(let candidates):
+                if !(await hub.forward(candidates, from: device)) {
+                    reply(.error("unknown_flow", "this device is not an end of flow \(candidates.flowID)"))
+                }
+            default:
+                reply(.error("unknown_event", "\(frame.message.event) is not taken from a \(peer.rawValue)"))
+            }
             return true
         }
     }
@@ -188,27 +260,19 @@ struct RealtimeConnection: Sendable {
         if join.ipv4 == nil && join.ipv6 == nil { return "\"ipv4\" or \"ipv6\" is required: clients must reach the relay" }
         if let ipv4 = join.ipv4, (try? SocketAddress(ipv4, port: 0))?.isIPv6 != false { return "\"ipv4\" is not an IPv4 address" }
         if let ipv6 = join.ipv6, (try? SocketAddress(ipv6, port: 0))?.isIPv6 != true { return "\"ipv6\" is not an IPv6 address" }
+        if join.secret.utf8.count < 16 { return "\"secret\" must be at least 16 bytes" }
         return nil
     }
 
     /// Whether the peer's protocol version is spoken here; if not, it is told so and the connection closed.
-    private func versionSpoken(_ version: String, _ frame: ControlFrame) async throws -> Bool {
+    private func versionSpoken(_ version: String, _ frame: ControlFrame, _ mailbox: Mailbox) -> Bool {
         guard ProtocolVersion.isSpoken(version) else {
-            try await send(ControlFrame(.reply(.error("unsupported_version",
-                                                      "protocol version \(version) is not spoken here; this portal speaks \(ProtocolVersion.current)")),
-                                        ref: frame.ref))
-            try await outbound.close(.protocolError, reason: "unsupported protocol version")
+            mailbox.send(.reply(.error("unsupported_version",
+                                       "protocol version \(version) is not spoken here; this portal speaks \(ProtocolVersion.current)")),
+                         ref: frame.ref)
+            mailbox.close("unsupported protocol version", code: .protocolError)
             return false
         }
         return true
-    }
-
-    private func accept(_ frame: ControlFrame, _ state: State) async throws {
-        state.lock.withLock { state.joined = true }
-        try await send(ControlFrame(.reply(.ok), ref: frame.ref))
-    }
-
-    private func send(_ frame: ControlFrame) async throws {
-        try await outbound.write(.text(String(decoding: try frame.encoded(), as: UTF8.self)))
     }
 }

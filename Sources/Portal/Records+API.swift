@@ -100,17 +100,16 @@ extension Account {
 }
 
 extension Device {
-    init(_ record: DeviceRecord, now: Date = Date()) {
+    init(_ record: DeviceRecord, online: Bool) {
         let kind: Kind = switch record.kind {
         case .client: .client
         case .gateway: .gateway
         }
-        // Online state comes with the realtime API; until then a device is online when it was seen in
-        // the last minute.
+        // Online: connected to the realtime API now (`RealtimeHub`).
         self.init(id: record.id, kind: kind, name: record.name, externalID: record.externalID, publicKey: record.publicKey,
                   tunnelIPv4: record.tunnelIPv4, tunnelIPv6: record.tunnelIPv6, verified: record.kind == .client ? record.verified : nil,
                   actorID: record.actorID, siteID: record.siteID, version: record.version, lastSeenAt: record.lastSeenAt,
-                  lastSeenAddress: record.lastSeenAddress, online: record.lastSeenAt.map { now.timeIntervalSince($0) < 60 } ?? false)
+                  lastSeenAddress: record.lastSeenAddress, online: online)
     }
 }
 

@@ -78,7 +78,7 @@ package struct RelayConfiguration: Sendable {
             throw .invalid("--port-range", "\(portRange.lowerBound)-\(portRange.upperBound) contains the listen port \(listenPort)")
         }
         if authSecrets.isEmpty {
-            throw .invalid("--auth-secret", "a TURN REST API secret is required (or GATEHOUSE_RELAY_AUTH_SECRET, or --auth-secret-file)")
+            throw .invalid("--auth-secret", "a TURN REST API secret is required (or GATEHOUSE_RELAY_AUTH_SECRET, or --auth-secret-file), unless the relay joins a portal (--portal-url)")
         }
         if authSecrets.contains(where: { $0.reveal().isEmpty }) { throw .invalid("--auth-secret", "must not be empty") }
         if realm.isEmpty || realm.utf8.count > 763 { throw .invalid("--realm", "must be 1-763 bytes (RFC 8489 section 14.9)") }

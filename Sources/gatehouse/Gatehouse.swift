@@ -29,13 +29,6 @@ extension NotYetImplemented {
     }
 }
 
-struct GatewayCommand: NotYetImplemented {
-    static let configuration = CommandConfiguration(
-        commandName: "gateway",
-        abstract: "Run a WireGuard gateway in front of private resources (not yet implemented)."
-    )
-}
-
 struct ClientCommand: NotYetImplemented {
     static let configuration = CommandConfiguration(
         commandName: "client",

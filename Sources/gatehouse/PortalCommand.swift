@@ -53,6 +53,8 @@ struct PortalServeCommand: AsyncParsableCommand {
     var logFormat: String?
     @Option(help: "Seconds between heartbeats on the realtime API (0.1-60, default 10); three silent intervals close a connection.")
     var heartbeatInterval: Double?
+    @Option(help: "Seconds a gateway has to confirm a flow before the client is told offline (0.1-60, default 15).")
+    var flowConfirmationTimeout: Double?
 
     func run() async throws {
         let environment = Environment()
@@ -73,13 +75,30 @@ struct PortalServeCommand: AsyncParsableCommand {
             guard (0.1...60).contains(heartbeatInterval) else { throw ValidationError("--heartbeat-interval must be 0.1-60 seconds") }
             configuration.realtime.heartbeatInterval = .milliseconds(Int(heartbeatInterval * 1000))
         }
+        if let flowConfirmationTimeout {
+            guard (0.1...60).contains(flowConfirmationTimeout) else { throw ValidationError("--flow-confirmation-timeout must be 0.1-60 seconds") }
+            configuration.hub.flowConfirmationTimeout = .milliseconds(Int(flowConfirmationTimeout * 1000))
+        }
+        let databasePath = try database.path(environment)
         let repository = SQLitePortalRepository(database: try database.open(environment))
+        // The secret flows' keys derive from, next to the database (made at the first start, mode 600).
+        let secretPath = URL(fileURLWithPath: databasePath).deletingLastPathComponent().appendingPathComponent("portal.secret").path
+        let secrets: FlowSecrets
+        do {
+            secrets = try FlowSecrets.load(orCreateAt: secretPath)
+        } catch {
+            throw ValidationError("\(error)")
+        }
         let evaluator = PolicyEvaluator(repository: repository)
+        let presence = RelayPresence()
+        let hub = RealtimeHub(repository: repository, evaluator: evaluator, presence: presence, secrets: secrets,
+                              configuration: configuration.hub, logger: logger)
         let application = PortalApplication.build(
-            configuration: configuration, repository: repository, logger: logger, evaluator: evaluator,
+            configuration: configuration, repository: repository, logger: logger, evaluator: evaluator, presence: presence, hub: hub,
             onListening: { address in logger.info("portal listening", metadata: ["address": "\(address)"]) })
         let group = ServiceGroup(
-            configuration: .init(services: [.init(service: application), .init(service: ExpiryService(evaluator: evaluator, logger: logger))],
+            configuration: .init(services: [.init(service: application), .init(service: ExpiryService(evaluator: evaluator, logger: logger)),
+                                            .init(service: RealtimeService(hub: hub))],
                                  gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

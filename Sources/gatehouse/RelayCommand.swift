@@ -14,7 +14,7 @@ struct RelayCommand: AsyncParsableCommand {
             (username "<unix-expiry>:<id>", password base64(HMAC-SHA1(secret, username))). Every option \
             can also come from a GATEHOUSE_RELAY_* environment variable (shown in each option's help); \
             flags win. The secret is best given through GATEHOUSE_RELAY_AUTH_SECRET or \
-            --auth-secret-file, which keeps it out of the process list.
+            --auth-secret-file, which keeps it out of the process list. With --portal-url (and a relay             token the operator made with `gatehouse portal relay-token create`) the relay also joins the             portal with a secret drawn at each start, and the portal hands clients and gateways credentials             for it; TURN service never waits for the portal, and /readyz says whether it is joined.
             """
     )
 
@@ -66,6 +66,9 @@ struct RelayCommand: AsyncParsableCommand {
     var logLevel: String?
     @Option(help: "Log format: human or json (default human). [GATEHOUSE_LOG_FORMAT]")
     var logFormat: String?
+    @OptionGroup(title: "Portal") var portal: PortalConnectionOptions
+    @Option(help: "Name the portal shows for this relay (default: the host name). [GATEHOUSE_RELAY_NAME]")
+    var name: String?
 
     func run() async throws {
         let environment = Environment()
@@ -81,25 +84,39 @@ struct RelayCommand: AsyncParsableCommand {
         LogSetup.bootstrap(level: level, format: format)
         let logger = Logger(label: "gatehouse.relay")
 
-        let configuration = try makeConfiguration(environment)
+        let endpoint = try portal.endpoint(environment)
+        let drawn = endpoint.map { _ in RelayControl.drawSecret() }
+        let configuration = try makeConfiguration(environment, drawnSecret: drawn)
+        let name = environment.string(self.name, "GATEHOUSE_RELAY_NAME") ?? ProcessInfo.processInfo.hostName
+        guard !name.isEmpty, name.count <= 200 else { throw ValidationError("--name must be 1-200 characters") }
         let metrics = RelayMetrics()
         let relay = try RelayService(configuration: configuration, metrics: metrics, logger: logger)
+        let connection = try endpoint.map { PortalConnection(endpoint: $0, peer: .relay, configuration: try portal.connection(), logger: logger) }
         let operations = OperationsServer.application(
             host: configuration.operationsHost, port: configuration.operationsPort, registry: metrics.registry,
-            readiness: { relay.isRunning ? .ready : Readiness(isReady: false, reason: "relay not listening") },
+            readiness: {
+                guard relay.isRunning else { return Readiness(isReady: false, reason: "relay not listening") }
+                if let connection, !(await connection.joined) { return Readiness(isReady: false, reason: "not joined to the portal") }
+                return .ready
+            },
             collect: { await relay.collectStatistics() },
             documents: ["routes": { await relay.routesDocument() }],
             logger: logger,
             onListening: { address in logger.info("operations listening", metadata: ["address": "\(address)"]) })
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: relay), .init(service: operations)]
+        if let connection, let drawn {
+            let control = RelayControl(name: name, secret: drawn, configuration: configuration, relay: relay, logger: logger)
+            services.append(.init(service: PortalConnectionService(connection: connection, session: control)))
+        }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: relay), .init(service: operations)],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
     }
 
-    func makeConfiguration(_ environment: Environment) throws -> RelayConfiguration {
+    func makeConfiguration(_ environment: Environment, drawnSecret: Secret<String>? = nil) throws -> RelayConfiguration {
         var configuration = RelayConfiguration()
         func ip(_ flag: String?, _ variable: String, option: String) throws -> SocketAddress.IP? {
             guard let text = environment.string(flag, variable) else { return nil }
@@ -124,7 +141,8 @@ struct RelayCommand: AsyncParsableCommand {
         if let file = environment.string(authSecretFile, "GATEHOUSE_RELAY_AUTH_SECRET_FILE") {
             secrets.append(try Environment.readSecretFile(file, option: "--auth-secret-file"))
         }
-        configuration.authSecrets = secrets.map(Secret.init)
+        // The secret drawn for the portal is current; configured ones stay valid beside it.
+        configuration.authSecrets = (drawnSecret.map { [$0] } ?? []) + secrets.map(Secret.init)
         configuration.allowPeers = environment.list(allowPeer, "GATEHOUSE_RELAY_ALLOW_PEER")
         configuration.denyPeers = environment.list(denyPeer, "GATEHOUSE_RELAY_DENY_PEER")
         for range in configuration.allowPeers + configuration.denyPeers {

@@ -2,11 +2,13 @@
 (a WebSocket client nobody here wrote), in a process of its own so that the test process's load never
 delays it.
 
-    realtime_client.py URL TOKEN [--frames FILE] [--answers N] [--hold] [--timeout SECONDS]
+    realtime_client.py URL TOKEN [--frames FILE] [--answers N] [--hold] [--stream] [--timeout SECONDS]
 
 Sends the frames of FILE (one per line) in order, then reads: heartbeats are counted, anything else is an answer. With
 --answers N it prints "answered" and the answers once N came, and closes, or with --hold keeps the
-connection open until SIGTERM (or the portal closes it, or --timeout); without, it reads until the portal closes (or --timeout). Prints one JSON line at the end:
+connection open until SIGTERM (or the portal closes it, or --timeout); without, it reads until the portal closes (or --timeout).
+With --heartbeat it answers each heartbeat with one (without, it stays silent). With --stream it also prints each frame as it comes, {"frame": {...}}, and reads until SIGTERM (or a close, or
+--timeout). Prints one JSON line at the end:
 {"answers": [...], "heartbeats": n, "close_code": c or null, "elapsed": seconds, "refused": status or null}.
 """
 
@@ -40,6 +42,8 @@ async def main() -> None:
     parser.add_argument("--frames")
     parser.add_argument("--answers", type=int)
     parser.add_argument("--hold", action="store_true")
+    parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--heartbeat", action="store_true", help="answer each heartbeat with one, as a live peer does")
     parser.add_argument("--timeout", type=float, default=20)
     args = parser.parse_args()
 
@@ -52,14 +56,23 @@ async def main() -> None:
                 with open(args.frames, encoding="utf-8") as file:
                     for line in file.read().splitlines():
                         await socket.send(line)
+            if args.stream:
+                # SIGTERM ends the reading (the summary is still printed).
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+                reader = asyncio.current_task()
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, reader.cancel)
             try:
                 async with asyncio.timeout(args.timeout):
                     async for message in socket:
                         frame = json.loads(message)
                         if frame.get("event") == "heartbeat":
                             result["heartbeats"] += 1
+                            if args.heartbeat:
+                                await socket.send('{"event": "heartbeat", "payload": {}}')
                             continue
                         result["answers"].append(frame)
+                        if args.stream:
+                            print(json.dumps({"frame": frame}), flush=True)
                         if args.answers is not None and len(result["answers"]) >= args.answers:
                             print("answered", json.dumps(result["answers"]), flush=True)
                             if args.hold:
@@ -67,6 +80,8 @@ async def main() -> None:
                             break
             except TimeoutError:
                 pass
+            except asyncio.CancelledError:
+                asyncio.current_task().uncancel()
             except websockets.exceptions.ConnectionClosed:
                 pass  # the portal closed; its code is below
             result["close_code"] = socket.close_code

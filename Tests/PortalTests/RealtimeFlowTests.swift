@@ -1,0 +1,232 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// Flows and live changes end to end: a `gatehouse portal` process, real `gatehouse gateway` processes
+/// joined to it (their control side), and clients played by the `websockets` library
+/// (`Tests/Interop/realtime_client.py`).
+@Suite struct RealtimeFlowTests {
+    /// A portal with an admin, and what the tests do with it.
+    struct Cluster: Sendable {
+        var portal: PortalAdminAPITests.Portal
+        var port: Int
+        var admin: String
+        var scratch: URL
+
+        var url: String { "http://127.0.0.1:\(port)" }
+
+        static func with(extra: [String] = [], _ body: @Sendable (Cluster) async throws -> Void) async throws {
+            let database = try PortalAdminAPITests.temporaryDatabase()
+            let scratch = URL(filePath: database).deletingLastPathComponent()
+            defer { try? FileManager.default.removeItem(at: scratch) }
+            let admin = try PortalAdminAPITests.initialise(database)
+            let portal = try await PortalAdminAPITests.start(database, token: admin, extra: ["--heartbeat-interval", "0.5"] + extra)
+            defer { portal.process.stop() }
+            let port = Int(portal.address.split(separator: ":").last ?? "") ?? 0
+            try await body(Cluster(portal: portal, port: port, admin: admin, scratch: scratch))
+        }
+
+        /// An admin API call; the answer's JSON object (empty for none).
+        @discardableResult
+        func api(_ method: String, _ path: String, _ body: String = "", expect status: Int? = nil) async throws -> [String: Any] {
+            var command = ["curl", "-s", "-X", method, "-w", "\n%{http_code}", "-H", "Authorization: Bearer \(admin)", "-H",
+                           "Content-Type: application/json", "\(url)/api/v1\(path)"]
+            if !body.isEmpty { command += ["--data-binary", body] }
+            let output = try await Command.runDetached(command).standardOutput
+            let lines = output.split(separator: "\n", omittingEmptySubsequences: false)
+            let code = Int(lines.last ?? "") ?? 0
+            let text = lines.dropLast().joined(separator: "\n")
+            if let status { #expect(code == status, "\(method) \(path) \(body): \(code) \(text)") }
+            return (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
+        }
+
+        func id(_ object: [String: Any]) -> String { object["id"] as? String ?? "" }
+
+        /// A user in `groups` with a client token; (actor ID, token ID, token secret).
+        func user(_ name: String, groups: [String]) async throws -> (actor: String, tokenID: String, token: String) {
+            let actor = id(try await api("POST", "/actors", #"{"type": "user", "name": "\#(name)", "email": "\#(name)@acme.test"}"#, expect: 201))
+            for group in groups { try await api("PUT", "/groups/\(group)/members/\(actor)", expect: 201) }
+            let token = try await api("POST", "/tokens", #"{"kind": "client", "actor_id": "\#(actor)"}"#, expect: 201)
+            return (actor, id(token), token["secret"] as? String ?? "")
+        }
+
+        /// A `gatehouse gateway` process with a token of `site`, joined (its `init` logged).
+        func gateway(_ name: String, site: String, endpoint: String) async throws -> BackgroundProcess {
+            let token = try await api("POST", "/tokens", #"{"kind": "gateway", "site_id": "\#(site)"}"#, expect: 201)["secret"] as? String ?? ""
+            var environment = ProcessInfo.processInfo.environment
+            environment["GATEHOUSE_TOKEN"] = token
+            let process = try BackgroundProcess(arguments: [
+                Binaries.gatehouse, "gateway", "--portal-url", url, "--name", name, "--endpoint", endpoint,
+                "--state-dir", scratch.appending(path: "gateway-\(name)").path, "--operations-address", "127.0.0.1:0",
+                "--portal-heartbeat-interval", "0.5",
+            ], environment: environment)
+            try await process.waitForMatch(#"()\[Gateway\] init"#, timeout: .seconds(30))
+            return process
+        }
+
+        /// A client device (`external`) joins and asks for a flow to `resource`; its `flow_created` or
+        /// `flow_creation_failed` payload, with the event's name under "event".
+        func createFlow(_ token: String, device external: String, resource: String) async throws -> [String: Any] {
+            let key = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+            let frames = [
+                #"{"event": "join", "ref": "j", "payload": {"version": "1.0", "external_id": "\#(external)", "name": "\#(external)", "public_key": "\#(key)"}}"#,
+                #"{"event": "create_flow", "ref": "f", "payload": {"resource_id": "\#(resource)", "connected_gateway_ids": []}}"#,
+            ]
+            let result = try await RealtimeEndpointTests.converse(port, "/api/client", token: token, frames, answers: 3)
+            let answer = result.answers.first { ["flow_created", "flow_creation_failed"].contains($0["event"] as? String) }
+            var payload = answer?["payload"] as? [String: Any] ?? [:]
+            payload["event"] = answer?["event"] ?? "none: \(result.answers)"
+            #expect(answer?["ref"] as? String == "f", "the answer echoes create_flow's ref: \(result.answers)")
+            return payload
+        }
+
+        /// Whether the admin API lists gateway `id` as online.
+        func online(_ id: String) async throws -> Bool {
+            try await api("GET", "/gateways/\(id)")["online"] as? Bool ?? false
+        }
+    }
+
+    /// `create_flow` runs the evaluator, picks an online gateway of the resource's site (spreading the
+    /// clients), has the gateway confirm, and answers with what the client needs; `offline` with no
+    /// gateway online, `not_found` and `forbidden` as the evaluation says.
+    @Test func createFlowLandsOnAnOnlineGatewayOfTheSite() async throws {
+        try await Cluster.with { cluster in
+            let site = cluster.id(try await cluster.api("POST", "/sites", #"{"name": "hq"}"#, expect: 201))
+            let resource = cluster.id(try await cluster.api(
+                "POST", "/resources", #"{"name": "db", "type": "ip", "address": "10.1.0.5", "site_id": "\#(site)"}"#, expect: 201))
+            let engineers = cluster.id(try await cluster.api("POST", "/groups", #"{"name": "engineers"}"#, expect: 201))
+            let office = cluster.id(try await cluster.api("POST", "/groups", #"{"name": "office-only"}"#, expect: 201))
+            try await cluster.api("POST", "/policies", #"{"group_id": "\#(engineers)", "resource_id": "\#(resource)"}"#, expect: 201)
+            // A policy whose condition the test's clients (on 127.0.0.1) never meet.
+            try await cluster.api("POST", "/policies", #"{"group_id": "\#(office)", "resource_id": "\#(resource)", "conditions": ["source_in:10.0.0.0/8"]}"#,
+                                  expect: 201)
+            let ann = try await cluster.user("ann", groups: [engineers])
+            let bob = try await cluster.user("bob", groups: [])
+            let carl = try await cluster.user("carl", groups: [office])
+
+            let none = try await cluster.createFlow(ann.token, device: "ann-laptop", resource: resource)
+            #expect(none["event"] as? String == "flow_creation_failed" && none["reason"] as? String == "offline", "\(none)")
+
+            let first = try await cluster.gateway("gw-a", site: site, endpoint: "127.0.0.1:51820")
+            defer { first.stop() }
+            let second = try await cluster.gateway("gw-b", site: site, endpoint: "127.0.0.1:51821")
+            defer { second.stop() }
+            let gateways = try await cluster.api("GET", "/gateways")["data"] as? [[String: Any]] ?? []
+            #expect(gateways.count == 2 && gateways.allSatisfy { $0["online"] as? Bool == true }, "\(gateways)")
+
+            let flowA = try await cluster.createFlow(ann.token, device: "ann-laptop", resource: resource)
+            let flowB = try await cluster.createFlow(ann.token, device: "ann-desktop", resource: resource)
+            for flow in [flowA, flowB] {
+                #expect(flow["event"] as? String == "flow_created", "\(flow)")
+                #expect((flow["preshared_key"] as? String).flatMap { Data(base64Encoded: $0) }?.count == 32, "a WireGuard preshared key")
+                let ice = flow["gateway_ice"] as? [String: Any]
+                #expect((ice?["password"] as? String)?.count ?? 0 >= 22, "ICE credentials: \(String(describing: ice))")
+            }
+            let gatewayA = flowA["gateway_id"] as? String ?? "", gatewayB = flowB["gateway_id"] as? String ?? ""
+            #expect(!gatewayA.isEmpty && gatewayA != gatewayB, "two clients are spread over both gateways: \(gatewayA) \(gatewayB)")
+            for (flow, gateway) in [(flowA, gatewayA), (flowB, gatewayB)] {
+                let listed = gateways.first { $0["id"] as? String == gateway }
+                #expect(flow["gateway_public_key"] as? String == listed?["public_key"] as? String, "the chosen gateway's key")
+                let process = listed?["name"] as? String == "gw-a" ? first : second
+                let endpoint = listed?["name"] as? String == "gw-a" ? "127.0.0.1:51820" : "127.0.0.1:51821"
+                #expect(flow["gateway_endpoints"] as? [String] == [endpoint], "\(flow)")
+                #expect(process.output.contains("flow=\(flow["flow_id"] as? String ?? "-")"), "the gateway was told: \(process.output)")
+            }
+            print("flows: ann-laptop → \(gatewayA), ann-desktop → \(gatewayB)")
+
+            // One gateway goes away: the next flows land on the other.
+            let nameA = gateways.first { $0["id"] as? String == gatewayA }?["name"] as? String
+            let (gone, other) = nameA == "gw-a" ? (first, second) : (second, first)
+            #expect(gone.stop() == 0, "the gateway stops cleanly on SIGTERM: \(gone.output)")
+            try await Wait.until("the stopped gateway is offline", timeout: .seconds(10)) { try await !cluster.online(gatewayA) }
+            for device in ["ann-tablet", "ann-phone"] {
+                let next = try await cluster.createFlow(ann.token, device: device, resource: resource)
+                #expect(next["event"] as? String == "flow_created" && next["gateway_id"] as? String == gatewayB, "\(next)")
+            }
+            other.stop()
+            try await Wait.until("both gateways are offline", timeout: .seconds(10)) { try await !cluster.online(gatewayB) }
+            let offline = try await cluster.createFlow(ann.token, device: "ann-laptop", resource: resource)
+            #expect(offline["reason"] as? String == "offline", "\(offline)")
+
+            let notFound = try await cluster.createFlow(bob.token, device: "bob-laptop", resource: resource)
+            #expect(notFound["event"] as? String == "flow_creation_failed" && notFound["reason"] as? String == "not_found", "\(notFound)")
+            let forbidden = try await cluster.createFlow(carl.token, device: "carl-laptop", resource: resource)
+            #expect(forbidden["event"] as? String == "flow_creation_failed" && forbidden["reason"] as? String == "forbidden", "\(forbidden)")
+        }
+    }
+
+    /// Each way access ends reaches the gateway as `reject_access`: the policy deleted, the user removed
+    /// from the group, the user disabled, the client's token revoked (its socket closed too), and a time
+    /// window ending.
+    @Test func accessThatEndsIsRejectedAtTheGateway() async throws {
+        try await Cluster.with { cluster in
+            let site = cluster.id(try await cluster.api("POST", "/sites", #"{"name": "hq"}"#, expect: 201))
+            let gateway = try await cluster.gateway("gw", site: site, endpoint: "127.0.0.1:51820")
+            defer { gateway.stop() }
+            // The time window ends at the next minute boundary at least 20 s away (windows are in minutes).
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = TimeZone(identifier: "UTC") ?? .current
+            let now = Date()
+            var end = calendar.dateInterval(of: .minute, for: now)?.end ?? now.addingTimeInterval(60)
+            if end.timeIntervalSince(now) < 20 { end += 60 }
+            func clock(_ date: Date) -> String {
+                let parts = calendar.dateComponents([.hour, .minute], from: date)
+                return String(format: "%02d:%02d", parts.hour ?? 0, parts.minute ?? 0)
+            }
+            let window = calendar.isDate(end, inSameDayAs: now) ? "MTWRFSU/00:00-\(clock(end))/UTC" : "MTWRFSU/\(clock(now.addingTimeInterval(-60)))-24:00/UTC"
+
+            var cases: [(name: String, resource: String, group: String, policy: String, user: (actor: String, tokenID: String, token: String))] = []
+            for name in ["policy-deleted", "removed-from-group", "user-disabled", "token-revoked", "time-window-ended"] {
+                let resource = cluster.id(try await cluster.api(
+                    "POST", "/resources", #"{"name": "\#(name)", "type": "ip", "address": "10.2.0.\#(cases.count + 1)", "site_id": "\#(site)"}"#,
+                    expect: 201))
+                let group = cluster.id(try await cluster.api("POST", "/groups", #"{"name": "\#(name)"}"#, expect: 201))
+                let conditions = name == "time-window-ended" ? #", "conditions": ["time:\#(window)"]"# : ""
+                let policy = cluster.id(try await cluster.api(
+                    "POST", "/policies", #"{"group_id": "\#(group)", "resource_id": "\#(resource)"\#(conditions)}"#, expect: 201))
+                let user = try await cluster.user("user-\(name)", groups: [group])
+                let flow = try await cluster.createFlow(user.token, device: "device-\(name)", resource: resource)
+                #expect(flow["event"] as? String == "flow_created", "\(name): \(flow)")
+                cases.append((name, resource, group, policy, user))
+            }
+            // The revoked token's client stays connected, to see its socket closed.
+            let key = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+            let held = cases.first { $0.name == "token-revoked" }
+            let join = #"{"event": "join", "ref": "j", "payload": {"version": "1.0", "external_id": "device-token-revoked", "name": "held", "public_key": "\#(key)"}}"#
+            let arguments = RealtimeEndpointTests.clientArguments(cluster.port, "/api/client", token: held?.user.token ?? "", [join], answers: nil,
+                                                                  hold: true) + ["--timeout", "60", "--heartbeat"]
+            defer { RealtimeEndpointTests.removeFrames(arguments) }
+            let client = try BackgroundProcess(arguments: arguments)
+            defer { client.stop() }
+
+            func rejected(_ entry: (name: String, resource: String, group: String, policy: String, user: (actor: String, tokenID: String, token: String)),
+                          timeout: Duration = .seconds(10)) async throws {
+                let line = try await gateway.waitForMatch(#"(.*resource=\#(entry.resource).*reject_access.*)"#, timeout: timeout)
+                print("\(entry.name): \(line)")
+            }
+            for entry in cases where entry.name != "time-window-ended" {
+                switch entry.name {
+                case "policy-deleted": try await cluster.api("DELETE", "/policies/\(entry.policy)", expect: 204)
+                case "removed-from-group": try await cluster.api("DELETE", "/groups/\(entry.group)/members/\(entry.user.actor)", expect: 204)
+                case "user-disabled": try await cluster.api("PATCH", "/actors/\(entry.user.actor)", #"{"disabled": true}"#, expect: 200)
+                default:
+                    try await Wait.until("the held client joined", timeout: .seconds(10)) {
+                        try await (cluster.api("GET", "/clients")["data"] as? [[String: Any]] ?? []).contains {
+                            $0["external_id"] as? String == "device-token-revoked" && $0["online"] as? Bool == true
+                        }
+                    }
+                    try await cluster.api("DELETE", "/tokens/\(entry.user.tokenID)", expect: 204)
+                }
+                try await rejected(entry)
+            }
+            try await Wait.until("the revoked token's client was disconnected", timeout: .seconds(10)) { !client.isRunning }
+            let conversation = try RealtimeEndpointTests.parse(client.output)
+            #expect(conversation.closeCode == 1008, "closed as a policy violation: \(client.output)")
+            if let windowed = cases.first(where: { $0.name == "time-window-ended" }) {
+                #expect(!gateway.output.contains("resource=\(windowed.resource) [Gateway] reject_access"), "not before its window ends")
+                try await rejected(windowed, timeout: .seconds(90))
+                print("the window \(window) ended at \(end); seen \(String(format: "%+.3f", Date().timeIntervalSince(end))) s after it (gateway log times are whole seconds)")
+            }
+        }
+    }
+}
