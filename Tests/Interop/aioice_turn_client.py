@@ -4,12 +4,14 @@ usage: aioice_turn_client.py RELAY_HOST RELAY_PORT SECRET [COUNT]
 
 Derives TURN REST API credentials from SECRET, allocates, sends COUNT datagrams through the relay to an
 echo peer it runs itself on 127.0.0.1, and checks that every one comes back intact. Prints the relayed
-address and a closing "N passed, N failed" line; exits non-zero on any loss.
+address and a closing "N passed, N failed" line; exits non-zero on any loss. With TURN_USERNAME and
+TURN_PASSWORD in the environment (credentials the portal handed out), SECRET is ignored and those are used.
 """
 import asyncio
 import base64
 import hashlib
 import hmac
+import os
 import sys
 import time
 
@@ -37,8 +39,9 @@ async def main(host, port, secret, count):
     echo_transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
     peer = echo_transport.get_extra_info("sockname")
 
-    username = "%d:aioice" % (int(time.time()) + 3600)
-    password = base64.b64encode(hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()).decode()
+    username = os.environ.get("TURN_USERNAME") or "%d:aioice" % (int(time.time()) + 3600)
+    password = os.environ.get("TURN_PASSWORD") or base64.b64encode(
+        hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()).decode()
     transport, protocol = await turn.create_turn_endpoint(
         Collector, server_addr=(host, port), username=username, password=password)
     print("relayed address", transport.get_extra_info("sockname"), flush=True)

@@ -230,3 +230,75 @@ import Testing
         }
     }
 }
+
+/// Relays joined to the portal: online while connected, their credentials handed to devices and
+/// accepted by the relay for a real TURN allocation, and devices told when a relay goes.
+@Suite struct RealtimeRelayTests {
+    @Test func aRelayJoinsAndDevicesGetCredentialsItAccepts() async throws {
+        try await RealtimeFlowTests.Cluster.with { cluster in
+            let made = try await RealtimeEndpointTests.cli(["portal", "relay-token", "create", "--db", cluster.portal.database])
+            let relayToken = made.split(separator: "\n").last.map(String.init) ?? ""
+            var environment = ProcessInfo.processInfo.environment
+            environment["GATEHOUSE_TOKEN"] = relayToken
+            let relay = try BackgroundProcess(arguments: [
+                Binaries.gatehouse, "relay", "--public-ipv4", "127.0.0.1", "--bind-ipv4", "127.0.0.1", "--listen-port", "0",
+                "--port-range", "61200-61999", "--allow-peer", "127.0.0.0/8", "--operations-address", "127.0.0.1:0",
+                "--portal-url", cluster.url, "--name", "relay-test", "--portal-heartbeat-interval", "0.5",
+            ], environment: environment)
+            defer { relay.stop() }
+            try await relay.waitForOutput(containing: "joined the portal", timeout: .seconds(30))
+            let port = try await relay.waitForMatch(#""?addresses"?[=:]"?[^ "]*?127\.0\.0\.1:(\d+).*relay listening"#)
+            let operations = try await relay.waitForMatch(#""?address"?[=:]"?([0-9.]+:\d+).*operations listening"#)
+            let ready = try await Command.runDetached(["curl", "-s", "http://\(operations)/readyz"]).standardOutput
+            #expect(ready.contains("ready"), "the relay is ready once joined: \(ready)")
+            let relays = try await cluster.api("GET", "/relays")["data"] as? [[String: Any]] ?? []
+            #expect(relays.map { $0["name"] as? String } == ["relay-test"] && relays.first?["port"] as? Int == Int(port), "\(relays)")
+
+            // A client joins (answering heartbeats, printing each frame) and finds the relay in its init.
+            let ann = try await cluster.user("ann", groups: [])
+            let key = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+            let join = #"{"event": "join", "ref": "j", "payload": {"version": "1.0", "external_id": "ann-laptop", "name": "laptop", "public_key": "\#(key)"}}"#
+            let arguments = RealtimeEndpointTests.clientArguments(cluster.port, "/api/client", token: ann.token, [join], answers: nil)
+                + ["--stream", "--heartbeat", "--timeout", "60"]
+            defer { RealtimeEndpointTests.removeFrames(arguments) }
+            let client = try BackgroundProcess(arguments: arguments)
+            defer { client.stop() }
+            try await client.waitForOutput(containing: #""event": "init""#, timeout: .seconds(20))
+            let initial = Self.frames(client.output).first { $0["event"] as? String == "init" }
+            let credential = ((initial?["payload"] as? [String: Any])?["relays"] as? [[String: Any]])?.first ?? [:]
+            #expect(credential["name"] as? String == "relay-test" && credential["port"] as? Int == Int(port), "\(String(describing: initial))")
+            let username = credential["username"] as? String ?? ""
+            #expect(username.hasSuffix(":" + ((try await cluster.api("GET", "/clients")["data"] as? [[String: Any]])?.first?["id"] as? String ?? "?")),
+                    "the username names the device: \(username)")
+
+            // aioice allocates with those credentials and relays through the relay to an echo peer.
+            let root = Binaries.packageRoot
+            var turnEnvironment = ProcessInfo.processInfo.environment
+            turnEnvironment["TURN_USERNAME"] = username
+            turnEnvironment["TURN_PASSWORD"] = credential["password"] as? String ?? ""
+            let allocation = try await Command.runDetached(
+                [root.appending(path: ".venv/bin/python").path(percentEncoded: false),
+                 root.appending(path: "Tests/Interop/aioice_turn_client.py").path(percentEncoded: false), "127.0.0.1", port, "unused", "10"],
+                check: false, environment: turnEnvironment)
+            #expect(allocation.status == 0 && allocation.standardOutput.contains("10 passed, 0 failed"),
+                    "the relay accepts the portal's credentials: \(allocation.standardOutput) \(allocation.standardError)")
+            print("aioice through the portal's credentials: \(allocation.standardOutput.split(separator: "\n").last ?? "")")
+
+            // The relay stops: the client is told it is gone.
+            #expect(relay.stop() == 0, "the relay stops cleanly: \(relay.output)")
+            try await client.waitForOutput(containing: #""event": "relays_presence""#, timeout: .seconds(20))
+            let presence = Self.frames(client.output).first { $0["event"] as? String == "relays_presence" }?["payload"] as? [String: Any]
+            #expect(presence?["disconnected"] as? [String] == [credential["id"] as? String ?? "?"], "\(String(describing: presence))")
+            try await Wait.until("the relay is no longer listed", timeout: .seconds(10)) {
+                (try await cluster.api("GET", "/relays")["data"] as? [[String: Any]] ?? []).isEmpty
+            }
+        }
+    }
+
+    /// The frames a `--stream` client printed.
+    static func frames(_ output: String) -> [[String: Any]] {
+        output.split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["frame"] as? [String: Any]
+        }
+    }
+}
