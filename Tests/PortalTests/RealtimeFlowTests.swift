@@ -302,3 +302,103 @@ import Testing
         }
     }
 }
+
+/// Faults: the portal killed and restarted under its peers, a gateway cut off while access changes,
+/// and one device's bad frames next to well-behaved ones.
+@Suite struct RealtimeFaultTests {
+    @Test func peersReconnectAfterThePortalIsKilledAndMissedRevocationsArriveInInit() async throws {
+        try await RealtimeFlowTests.Cluster.with { cluster in
+            let database = cluster.portal.database
+            let site = cluster.id(try await cluster.api("POST", "/sites", #"{"name": "hq"}"#, expect: 201))
+            let resource = cluster.id(try await cluster.api(
+                "POST", "/resources", #"{"name": "db", "type": "ip", "address": "10.1.0.5", "site_id": "\#(site)"}"#, expect: 201))
+            let group = cluster.id(try await cluster.api("POST", "/groups", #"{"name": "engineers"}"#, expect: 201))
+            let policy = cluster.id(try await cluster.api("POST", "/policies", #"{"group_id": "\#(group)", "resource_id": "\#(resource)"}"#, expect: 201))
+            let ann = try await cluster.user("ann", groups: [group])
+            let made = try await RealtimeEndpointTests.cli(["portal", "relay-token", "create", "--db", database])
+            var environment = ProcessInfo.processInfo.environment
+            environment["GATEHOUSE_TOKEN"] = made.split(separator: "\n").last.map(String.init) ?? ""
+            let relay = try BackgroundProcess(arguments: [
+                Binaries.gatehouse, "relay", "--public-ipv4", "127.0.0.1", "--bind-ipv4", "127.0.0.1", "--listen-port", "0",
+                "--port-range", "61200-61999", "--operations-address", "127.0.0.1:0", "--portal-url", cluster.url, "--name", "relay-1",
+                "--portal-heartbeat-interval", "0.5",
+            ], environment: environment)
+            defer { relay.stop() }
+            try await relay.waitForOutput(containing: "joined the portal", timeout: .seconds(30))
+            let gateway = try await cluster.gateway("gw", site: site, endpoint: "127.0.0.1:51820")
+            defer {
+                kill(gateway.processIdentifier, SIGCONT)
+                gateway.stop()
+            }
+            let flow = try await cluster.createFlow(ann.token, device: "ann-laptop", resource: resource)
+            #expect(flow["event"] as? String == "flow_created", "\(flow)")
+
+            // The gateway's link goes down (the process is frozen), then the portal dies.
+            kill(gateway.processIdentifier, SIGSTOP)
+            kill(cluster.portal.process.processIdentifier, SIGKILL)
+            cluster.portal.process.stop()
+            let restarted = try BackgroundProcess(arguments: [
+                Binaries.gatehouse, "portal", "--db", database, "--listen", "127.0.0.1:\(cluster.port)", "--heartbeat-interval", "0.5",
+            ])
+            defer { restarted.stop() }
+            try await restarted.waitForOutput(containing: "portal listening", timeout: .seconds(30))
+            // The relay finds the portal again by itself.
+            try await Wait.until("the relay joined the restarted portal", timeout: .seconds(30)) {
+                relay.output.components(separatedBy: "joined the portal").count - 1 >= 2
+            }
+            let relays = try await cluster.api("GET", "/relays")["data"] as? [[String: Any]] ?? []
+            #expect(relays.map { $0["name"] as? String } == ["relay-1"], "\(relays)")
+            // Access changes while the gateway is away: nobody can tell it now.
+            try await cluster.api("DELETE", "/policies/\(policy)", expect: 204)
+            #expect(!gateway.output.contains("reject_access"))
+            // Its link comes back: it reconnects by itself, and the init it gets is authoritative.
+            kill(gateway.processIdentifier, SIGCONT)
+            let initLine = try await gateway.waitForMatch(#"(.*dropped=1 flows=0 .*\[Gateway\] init)"#, timeout: .seconds(40))
+            print("the gateway's init after the restart: \(initLine)")
+            let gateways = try await cluster.api("GET", "/gateways")["data"] as? [[String: Any]] ?? []
+            #expect(gateways.map { $0["online"] as? Bool } == [true], "\(gateways)")
+            #expect(relay.isRunning && gateway.isRunning)
+        }
+    }
+
+    /// One client sends malformed, oversized and out-of-order frames; each gets an error reply, its
+    /// connection stays, and a gateway and another client next to it are not disturbed.
+    @Test func badFramesFromOneDeviceDisturbNoOther() async throws {
+        try await RealtimeFlowTests.Cluster.with { cluster in
+            let site = cluster.id(try await cluster.api("POST", "/sites", #"{"name": "hq"}"#, expect: 201))
+            let resource = cluster.id(try await cluster.api(
+                "POST", "/resources", #"{"name": "db", "type": "ip", "address": "10.1.0.5", "site_id": "\#(site)"}"#, expect: 201))
+            let group = cluster.id(try await cluster.api("POST", "/groups", #"{"name": "engineers"}"#, expect: 201))
+            try await cluster.api("POST", "/policies", #"{"group_id": "\#(group)", "resource_id": "\#(resource)"}"#, expect: 201)
+            let ann = try await cluster.user("ann", groups: [group])
+            let mallory = try await cluster.user("mallory", groups: [group])
+            let gateway = try await cluster.gateway("gw", site: site, endpoint: "127.0.0.1:51820")
+            defer { gateway.stop() }
+
+            let key = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+            let join = #"{"event": "join", "ref": "j", "payload": {"version": "1.0", "external_id": "mallory-box", "name": "box", "public_key": "\#(key)"}}"#
+            let unknownFlow = UUID().uuidString.lowercased()
+            let frames = [
+                #"{"event": "create_flow", "ref": "early", "payload": {"resource_id": "\#(resource)", "connected_gateway_ids": []}}"#,
+                "{not json",
+                "{\"event\": \"heartbeat\", \"pad\": \"" + String(repeating: "x", count: 1_100_000) + "\"}",
+                join,
+                join.replacingOccurrences(of: #""ref": "j""#, with: #""ref": "again""#),
+                #"{"event": "flow_authorized", "ref": "fa", "payload": {"flow_id": "\#(unknownFlow)"}}"#,
+                #"{"event": "ice_candidates", "ref": "ice", "payload": {"flow_id": "\#(unknownFlow)", "peer_id": "\#(unknownFlow)", "candidates": []}}"#,
+                #"{"event": "create_flow", "ref": "bad", "payload": {"resource_id": 7}}"#,
+                #"{"event": "create_flow", "ref": "ok", "payload": {"resource_id": "\#(resource)", "connected_gateway_ids": []}}"#,
+            ]
+            async let bad = RealtimeEndpointTests.converse(cluster.port, "/api/client", token: mallory.token, frames, answers: 10)
+            let good = try await cluster.createFlow(ann.token, device: "ann-laptop", resource: resource)
+            let result = try await bad
+            let codes = result.answers.map { RealtimeEndpointTests.replyCode($0) ?? $0["event"] as? String ?? "?" }
+            #expect(codes == ["join_required", "malformed", "malformed", "ok", "init", "already_joined", "unknown_event", "unknown_flow",
+                              "invalid_payload", "flow_created"], "\(result.answers)")
+            #expect(result.closeCode == nil || result.closeCode == 1000, "the connection stayed until the client closed it: \(String(describing: result.closeCode))")
+            #expect(good["event"] as? String == "flow_created", "the well-behaved client is served: \(good)")
+            #expect(gateway.output.components(separatedBy: "joined the portal").count - 1 == 1, "the gateway never lost its connection: \(gateway.output)")
+            #expect(gateway.isRunning)
+        }
+    }
+}
