@@ -125,6 +125,8 @@ let package = Package(
                 "Actors", "Persistence", "Policy", "ControlProtocol", "Identifiers", "AdminAPI", "STUN", "Addresses",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -160,6 +162,7 @@ let package = Package(
             dependencies: [
                 "Portal", "Relay", "Gateway", "Client", "BPF", "Actors", "Persistence", "Policy", "Identifiers", "AdminAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -24,7 +24,10 @@ package struct PortalEndpoint: Sendable {
             throw .malformed(text)
         }
         switch scheme {
-        case "https": break
+        case "https":
+            // The certificate names the portal; the WebSocket client also sends the host as TLS SNI,
+            // which may not be an IP address.
+            guard !Self.isIPLiteral(host) else { throw .ipOverTLS(text) }
         case "http":
             guard insecure || Self.isLoopback(host) else { throw .plainHTTP(text) }
         default: throw .malformed(text)
@@ -33,6 +36,10 @@ package struct PortalEndpoint: Sendable {
         self.url = url
         self.token = token
         self.caFile = caFile
+    }
+
+    static func isIPLiteral(_ host: String) -> Bool {
+        host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
     }
 
     static func isLoopback(_ host: String) -> Bool {
@@ -64,10 +71,40 @@ package struct PortalEndpoint: Sendable {
     }
 }
 
+extension PortalEndpoint {
+    /// One HTTP request to the portal (`path` from the root, with any query), its certificate checked as
+    /// the realtime connection checks it; the status and body.
+    package func request(_ method: String, path: String, body: Data? = nil, timeout: Duration = .seconds(30)) async throws
+        -> (status: Int, body: Data)
+    {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tlsConfiguration()))
+        do {
+            var components = URLComponents(url: url, resolvingAgainstBaseURL: false) ?? URLComponents()
+            components.percentEncodedPath = ""
+            components.query = nil
+            var request = HTTPClientRequest(url: (components.string ?? url.absoluteString) + path)
+            request.method = .init(rawValue: method)
+            request.headers.add(name: "Authorization", value: "Bearer \(token.reveal())")
+            if let body {
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(bytes: body))
+            }
+            let response = try await client.execute(request, timeout: .init(timeout))
+            let bytes = try await response.body.collect(upTo: 64 * 1024 * 1024)
+            try await client.shutdown()
+            return (Int(response.status.code), Data(buffer: bytes))
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+}
+
 package enum PortalEndpointError: Error, Equatable, CustomStringConvertible {
     case malformed(String)
     case plainHTTP(String)
     case caFile(String)
+    case ipOverTLS(String)
 
     package var description: String {
         switch self {
@@ -75,6 +112,7 @@ package enum PortalEndpointError: Error, Equatable, CustomStringConvertible {
         case let .plainHTTP(url):
             "portal URL \"\(url)\": plain HTTP would send the token in the clear; use https://, or --insecure if the network is trusted"
         case let .caFile(path): "CA file \(path) cannot be read"
+        case let .ipOverTLS(url): "portal URL \"\(url)\": HTTPS needs the portal's DNS name, as its certificate names it, not an IP address"
         }
     }
 }

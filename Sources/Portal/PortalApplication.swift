@@ -9,6 +9,9 @@ package import Persistence
 import Identifiers
 package import Prometheus
 package import ServiceLifecycle
+import HummingbirdTLS
+import HummingbirdCore
+package import NIOSSL
 
 /// How the portal is run.
 package struct PortalConfiguration: Sendable {
@@ -18,6 +21,8 @@ package struct PortalConfiguration: Sendable {
     package var realtime = RealtimeEndpoint.Configuration()
     /// Flows, relay credentials.
     package var hub = RealtimeHub.Configuration()
+    /// HTTPS and WSS with this certificate and key; plain HTTP without (loopback, or `--insecure`).
+    package var tls: TLSConfiguration?
 
     package init() {}
 }
@@ -36,12 +41,15 @@ package enum PortalApplication {
         // Without a hub of the caller's (which runs it), devices can join but hear no live changes.
         let hub = hub ?? RealtimeHub(repository: repository, evaluator: evaluator, presence: presence, secrets: .ephemeral(),
                                      configuration: configuration.hub, logger: logger)
+        let plain = HTTPServerBuilder.http1WebSocketUpgrade(
+            webSocketRouter: RealtimeEndpoint.router(repository: repository, presence: presence, hub: hub, configuration: configuration.realtime),
+            // Frames up to the protocol's limit are read and judged by it (an oversized one gets an error reply).
+            configuration: .init(ws: .init(maxFrameSize: RealtimeConnection.maximumMessage, autoPing: .disabled, validateUTF8: true)))
+        // `.tls` only fails for a configuration NIOSSL cannot make a context of; the command checked it first.
+        let server = configuration.tls.flatMap { try? HTTPServerBuilder.tls(plain, tlsConfiguration: $0) } ?? plain
         return Application(
             router: router(repository: repository, evaluator: evaluator, registry: registry, presence: presence, hub: hub),
-            server: .http1WebSocketUpgrade(
-                webSocketRouter: RealtimeEndpoint.router(repository: repository, presence: presence, hub: hub, configuration: configuration.realtime),
-                // Frames up to the protocol's limit are read and judged by it (an oversized one gets an error reply).
-                configuration: .init(ws: .init(maxFrameSize: RealtimeConnection.maximumMessage, autoPing: .disabled, validateUTF8: true))),
+            server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "gatehouse-portal"),
             onServerRunning: { channel in
                 let address = channel.localAddress

@@ -1,33 +1,39 @@
+import Actors
 import AdminAPI
 import ArgumentParser
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// What every admin command takes.
 struct AdminOptions: ParsableArguments {
     @Option(help: "Portal URL, e.g. http://127.0.0.1:8080. [GATEHOUSE_PORTAL_URL]") var portalURL: String?
     @Option(help: "Admin API token. [GATEHOUSE_TOKEN]") var token: String?
+    @Option(help: "PEM file of the CAs the portal's certificate is checked against (default: the system's). [GATEHOUSE_PORTAL_CA_FILE]")
+    var caFile: String?
+    @Flag(help: "Allow plain HTTP to a portal that is not on loopback (the token then crosses the network in the clear).")
+    var insecure = false
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func client() throws -> AdminClient {
         let environment = Environment()
-        guard let url = environment.string(portalURL, "GATEHOUSE_PORTAL_URL"), let base = URL(string: url), base.scheme != nil else {
+        guard let url = environment.string(portalURL, "GATEHOUSE_PORTAL_URL") else {
             throw ValidationError("the portal URL is required: --portal-url or GATEHOUSE_PORTAL_URL")
         }
         guard let token = environment.string(token, "GATEHOUSE_TOKEN") else {
             throw ValidationError("an admin token is required: --token or GATEHOUSE_TOKEN")
         }
-        return AdminClient(base: base, token: token)
+        do {
+            return AdminClient(endpoint: try PortalEndpoint(url: url, token: Secret(token), caFile: environment.string(caFile, "GATEHOUSE_PORTAL_CA_FILE"),
+                                                            insecure: insecure))
+        } catch {
+            throw ValidationError("\(error)")
+        }
     }
 }
 
 /// The admin API over HTTP, in the contract's types. A failed call becomes an error with the API's
 /// message.
 struct AdminClient {
-    let base: URL
-    let token: String
+    let endpoint: PortalEndpoint
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -82,21 +88,12 @@ struct AdminClient {
         for (name, value) in parameters {
             concrete = concrete.replacingOccurrences(of: "{\(name)}", with: value)
         }
-        guard let url = URL(string: concrete + query, relativeTo: base) else { throw Failure(description: "bad path \(concrete)") }
-        var request = URLRequest(url: url)
-        request.httpMethod = method.rawValue.uppercased()
-        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        if let body {
-            request.httpBody = body
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        let (data, response): (Data, URLResponse)
+        let status: Int, data: Data
         do {
-            (data, response) = try await URLSession.shared.data(for: request)
+            (status, data) = try await endpoint.request(method.rawValue.uppercased(), path: concrete + query, body: body)
         } catch {
-            throw Failure(description: "cannot reach the portal at \(base.absoluteString): \(error.localizedDescription)")
+            throw Failure(description: "cannot reach the portal at \(endpoint.url.absoluteString): \(error)")
         }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         if !(200..<300).contains(status) {
             let error = try? APICoding.decoder().decode(ErrorBody.self, from: data)
             throw Failure(description: error?.error.message ?? "the portal answered HTTP \(status)")

@@ -6,6 +6,7 @@ import Logging
 import Persistence
 import Portal
 import ServiceLifecycle
+import NIOSSL
 
 struct PortalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -55,6 +56,12 @@ struct PortalServeCommand: AsyncParsableCommand {
     var heartbeatInterval: Double?
     @Option(help: "Seconds a gateway has to confirm a flow before the client is told offline (0.1-60, default 15).")
     var flowConfirmationTimeout: Double?
+    @Option(help: "PEM certificate (chain) to serve HTTPS and WSS with. [GATEHOUSE_PORTAL_TLS_CERTIFICATE]")
+    var tlsCertificate: String?
+    @Option(help: "PEM private key of --tls-certificate (mode 600). [GATEHOUSE_PORTAL_TLS_KEY]")
+    var tlsKey: String?
+    @Flag(help: "Serve plain HTTP on an address that is not loopback (tokens then cross the network in the clear).")
+    var insecure = false
 
     func run() async throws {
         let environment = Environment()
@@ -79,6 +86,7 @@ struct PortalServeCommand: AsyncParsableCommand {
             guard (0.1...60).contains(flowConfirmationTimeout) else { throw ValidationError("--flow-confirmation-timeout must be 0.1-60 seconds") }
             configuration.hub.flowConfirmationTimeout = .milliseconds(Int(flowConfirmationTimeout * 1000))
         }
+        configuration.tls = try tls(environment, host: configuration.host)
         let databasePath = try database.path(environment)
         let repository = SQLitePortalRepository(database: try database.open(environment))
         // The secret flows' keys derive from, next to the database (made at the first start, mode 600).
@@ -101,6 +109,41 @@ struct PortalServeCommand: AsyncParsableCommand {
                                             .init(service: RealtimeService(hub: hub))],
                                  gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+}
+
+extension PortalServeCommand {
+    /// The TLS the portal serves with; nil for plain HTTP, which only loopback or `--insecure` gets.
+    func tls(_ environment: Environment, host: String) throws -> TLSConfiguration? {
+        let certificate = environment.string(tlsCertificate, "GATEHOUSE_PORTAL_TLS_CERTIFICATE")
+        let key = environment.string(tlsKey, "GATEHOUSE_PORTAL_TLS_KEY")
+        switch (certificate, key) {
+        case (nil, nil):
+            let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
+            guard loopback || insecure else {
+                throw ValidationError("--listen \(host): plain HTTP off loopback would send tokens in the clear; give --tls-certificate and --tls-key, or --insecure")
+            }
+            return nil
+        case let (certificate?, key?):
+            var status = stat()
+            if stat(key, &status) == 0, status.st_mode & 0o077 != 0 {
+                throw ValidationError("--tls-key \(key): others may read it; chmod 600 it")
+            }
+            do {
+                let chain = try NIOSSLCertificate.fromPEMFile(certificate)
+                guard !chain.isEmpty else { throw ValidationError("--tls-certificate \(certificate): no certificate in the file") }
+                let configuration = TLSConfiguration.makeServerConfiguration(
+                    certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+                _ = try NIOSSLContext(configuration: configuration)  // the key must match the certificate
+                return configuration
+            } catch let error as ValidationError {
+                throw error
+            } catch {
+                throw ValidationError("--tls-certificate/--tls-key: cannot use \(certificate) with \(key): \(error)")
+            }
+        default:
+            throw ValidationError("--tls-certificate and --tls-key go together")
+        }
     }
 }
 
