@@ -179,6 +179,12 @@ let package = Package(
         ),
 
         .executableTarget(
+            name: "realtime-load",
+            dependencies: ["Actors", "ControlProtocol", .product(name: "Logging", package: "swift-log")],
+            path: "bench/RealtimeLoad",
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .executableTarget(
             name: "portal-bench",
             dependencies: ["Portal", "Persistence", "Identifiers", .product(name: "GRDB", package: "GRDB.swift")],
             path: "bench/PortalBench",

@@ -116,10 +116,21 @@ package struct AccessView: Sendable {
             break
         }
         affected.formUnion(affectedClients(change))
+        // The resources whose grants the change can alter (nil: any); a client's others stay as they were.
+        let scope = touchedResources(change)
 
         let clients = Dictionary(data.clients.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         for id in affected {
-            granting[id] = clients[id].map(grants)
+            guard let client = clients[id] else {
+                granting[id] = nil
+                continue
+            }
+            if let scope, granting[id] != nil {
+                let updated = scope.map { ($0, grants(for: client, resource: $0)) }
+                for (resource, policies) in updated { granting[id]?[resource] = policies }
+            } else {
+                granting[id] = grants(for: client)
+            }
         }
         valid = validAuthorizations()
         nextChange = computeNextChange()
@@ -128,7 +139,11 @@ package struct AccessView: Sendable {
         var notifications: [AccessNotification] = []
         var revoked: [AuthorizationID] = []
         var filterUpdates = Set<AccessNotification>()
-        for authorization in validBefore.sorted(by: { $0.id < $1.id }) {
+        // Only an authorisation that lost its grant, or whose resource the change touched, has anything to tell.
+        let told = validBefore.filter { authorization in
+            !valid.contains(authorization) || scope.map { $0.contains(authorization.resourceID) } ?? true
+        }
+        for authorization in told.sorted(by: { $0.id < $1.id }) {
             let old = resourcesBefore[authorization.resourceID]
             let new = data.resources[authorization.resourceID]
             let sameTarget = old != nil && new != nil && old?.address == new?.address && old?.type == new?.type && old?.siteID == new?.siteID
@@ -141,12 +156,16 @@ package struct AccessView: Sendable {
             }
         }
         for client in affected.sorted() where clientsBefore.contains(client) && clients[client] != nil {
-            let had = Set((grantingBefore[client] ?? [:]).keys)
-            let has = Set((granting[client] ?? [:]).keys)
-            for resource in had.subtracting(has).sorted() {
+            let before = grantingBefore[client] ?? [:]
+            let after = granting[client] ?? [:]
+            // Resources outside the scope kept their grants and their rows: nothing to tell of them.
+            let candidates = scope.map(Array.init) ?? Array(Set(before.keys).union(after.keys))
+            let ordered = candidates.sorted()
+            for resource in ordered where before[resource] != nil && after[resource] == nil {
                 notifications.append(.resourceDeleted(client: client, resource: resource))
             }
-            for resource in has.sorted() where !had.contains(resource) || !AccessSnapshot.sameView(resourcesBefore[resource], data.resources[resource]) {
+            for resource in ordered where after[resource] != nil
+                && (before[resource] == nil || !AccessSnapshot.sameView(resourcesBefore[resource], data.resources[resource])) {
                 notifications.append(.resourceCreatedOrUpdated(client: client, resource: resource))
             }
         }
@@ -196,6 +215,24 @@ package struct AccessView: Sendable {
         }
     }
 
+    /// The resources whose grants `change` can alter, for every client: a policy's resource (before and
+    /// after), a membership's group's resources, a resource itself; nil when it can be any (an actor,
+    /// a token or a device changes all its client's grants; time, a group or a site deleted, all).
+    private func touchedResources(_ change: AccessChange) -> Set<ResourceID>? {
+        switch change {
+        case let .policy(before, after):
+            return Set([before?.resourceID, after?.resourceID].compactMap { $0 })
+        case let .membership(_, group, _):
+            return Set((policiesByGroup[group] ?? []).map(\.resourceID))
+        case let .resource(before, after):
+            return Set([before?.id, after?.id].compactMap { $0 })
+        case .authorization:
+            return []
+        case .group, .actor, .device, .token, .site, .clock:
+            return nil
+        }
+    }
+
     /// The groups a client's actor is in, Everyone included for users and admins.
     private func groups(of client: DeviceRecord) -> Set<GroupID> {
         guard let actorID = client.actorID, let actor = data.actors[actorID] else { return [] }
@@ -204,30 +241,48 @@ package struct AccessView: Sendable {
         return groups
     }
 
-    /// What `client` may reach now, resource by resource, with the policies that grant it.
-    private func grants(for client: DeviceRecord) -> [ResourceID: Set<PolicyID>] {
+    /// Whether `client` may use its grants at all (actor enabled, token unexpired), and the context its
+    /// policies' conditions are judged in.
+    private func context(for client: DeviceRecord) -> ConditionContext? {
         guard let actorID = client.actorID, let actor = data.actors[actorID], !actor.disabled,
               let tokenID = client.tokenID, let token = data.tokens[tokenID], token.expiresAt.map({ $0 > now }) ?? true
-        else { return [:] }
-        let context = ConditionContext(
+        else { return nil }
+        return ConditionContext(
             sourceAddress: client.lastSeenAddress.flatMap { try? SocketAddress($0, port: 0).ip }, clientVerified: client.verified, now: now)
+    }
+
+    /// Whether `policy` grants its resource to a client in `context`.
+    private func holds(_ policy: PolicyRecord, _ context: ConditionContext) -> Bool {
+        guard !policy.disabled, data.resources[policy.resourceID] != nil else { return false }
+        // A condition list that no longer parses grants nothing: never access on a guess.
+        guard let conditions = conditions[policy.id] ?? nil else { return false }
+        if conditions.isEmpty { return true }
+        if timeHolds[policy.id] == false { return false }
+        // Time windows are in `timeHolds`; the rest depend on the client.
+        return conditions.allSatisfy { condition in
+            if case .timeWindows = condition { return true }
+            return condition.evaluate(context).holds
+        }
+    }
+
+    /// What `client` may reach now, resource by resource, with the policies that grant it.
+    private func grants(for client: DeviceRecord) -> [ResourceID: Set<PolicyID>] {
+        guard let context = context(for: client) else { return [:] }
         var result: [ResourceID: Set<PolicyID>] = [:]
         for group in groups(of: client) {
-            for policy in policiesByGroup[group] ?? [] where !policy.disabled && data.resources[policy.resourceID] != nil {
-                // A condition list that no longer parses grants nothing: never access on a guess.
-                guard let conditions = conditions[policy.id] ?? nil else { continue }
-                if !conditions.isEmpty {
-                    if timeHolds[policy.id] == false { continue }
-                    // Time windows are in `timeHolds`; the rest depend on the client.
-                    guard conditions.allSatisfy({ condition in
-                        if case .timeWindows = condition { return true }
-                        return condition.evaluate(context).holds
-                    }) else { continue }
-                }
+            for policy in policiesByGroup[group] ?? [] where holds(policy, context) {
                 result[policy.resourceID, default: []].insert(policy.id)
             }
         }
         return result
+    }
+
+    /// The policies that grant `client` one resource now; nil when none does.
+    private func grants(for client: DeviceRecord, resource: ResourceID) -> Set<PolicyID>? {
+        guard let context = context(for: client) else { return nil }
+        let groups = groups(of: client)
+        let granting = Set((policiesByResource[resource] ?? []).filter { groups.contains($0.groupID) && holds($0, context) }.map(\.id))
+        return granting.isEmpty ? nil : granting
     }
 
     private func validAuthorizations() -> Set<AuthorizationRecord> {

@@ -139,15 +139,25 @@ package actor PolicyEvaluator {
         } else {
             result = await apply(changes, to: accountID, now: now)
         }
-        if !result.revoked.isEmpty {
+        // Told first: the view already counts revoked authorisations as gone; deleting their rows is
+        // bookkeeping (those a cascade already took are not asked for again).
+        await publish(accountID, result.notifications, changed: replaced || !changes.isEmpty || !result.revoked.isEmpty)
+        let remaining = await stillRecorded(accountID, result.revoked)
+        if !remaining.isEmpty {
             let recorder = AccessChangeRecorder(accountID: accountID)
             try await AccessChangeRecorder.$current.withValue(recorder) {
-                _ = try await repository.deleteAuthorizations(accountID: accountID, ids: result.revoked)
+                _ = try await repository.deleteAuthorizations(accountID: accountID, ids: remaining)
             }
             _ = await apply(recorder.take(), to: accountID, now: now)
         }
-        await publish(accountID, result.notifications, changed: replaced || !changes.isEmpty || !result.revoked.isEmpty)
         return result.notifications
+    }
+
+    /// Of `ids`, the authorisations the account's view still holds rows of.
+    private func stillRecorded(_ accountID: AccountID, _ ids: [AuthorizationID]) -> [AuthorizationID] {
+        guard !ids.isEmpty, let view = views[accountID] else { return ids }
+        let held = Set(view.data.authorizations.map(\.id))
+        return ids.filter(held.contains)
     }
 
     private func install(_ accountID: AccountID, _ view: AccessView) {

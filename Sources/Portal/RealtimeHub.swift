@@ -89,7 +89,15 @@ package actor RealtimeHub {
     /// Flows each gateway carries (it was told of them and they were not rejected since): its load.
     private var load: [DeviceID: Int] = [:]
     /// Each flow's two ends, for forwarding ICE candidates.
-    private var flows: [AuthorizationID: (client: DeviceID, gateway: DeviceID, resource: ResourceID)] = [:]
+    private var flows: [AuthorizationID: FlowEnds] = [:]
+    /// The flows of each (gateway, client, resource): what one `reject_access` ends.
+    private var flowsByEnds: [FlowEnds: Set<AuthorizationID>] = [:]
+
+    private struct FlowEnds: Hashable {
+        var client: DeviceID
+        var gateway: DeviceID
+        var resource: ResourceID
+    }
     /// Flows waiting for their gateway's `flow_authorized`.
     private var pending: [AuthorizationID: CheckedContinuation<Bool, Never>] = [:]
     /// The relays online as last seen, to tell devices what changed.
@@ -167,9 +175,7 @@ package actor RealtimeHub {
             for authorization in view?.standing(ofGateway: device.id) ?? [] {
                 guard let view, let flow = flowAuthorization(authorization, view: view) else { continue }
                 authorizations.append(flow)
-                if flows.updateValue((authorization.clientID, device.id, authorization.resourceID), forKey: authorization.id) == nil {
-                    load[device.id, default: 0] += 1
-                }
+                remember(authorization.id, FlowEnds(client: authorization.clientID, gateway: device.id, resource: authorization.resourceID))
             }
             return (device, .gatewayInit(GatewayInit(interface: interface, relays: relays, authorizations: authorizations)))
         case .client, .relay:
@@ -272,8 +278,7 @@ package actor RealtimeHub {
         guard let current = await evaluator.view(of: accountID), let flow = flowAuthorization(record, view: current),
               let gatewayMailbox = members[gateway.device.id]?.mailbox
         else { return .failure(.offline) }
-        flows[record.id] = (client.id, gateway.device.id, resource.id)
-        load[gateway.device.id, default: 0] += 1
+        remember(record.id, FlowEnds(client: client.id, gateway: gateway.device.id, resource: resource.id))
         gatewayMailbox.send(.authorizeFlow(flow), ref: record.id.description)
         let confirmed = await confirmation(of: record.id)
         guard confirmed, let gatewayNow = members[gateway.device.id] else {
@@ -303,6 +308,20 @@ package actor RealtimeHub {
         _ = try await evaluator.change(accountID: authorization.accountID) {
             try await repository.deleteAuthorizations(accountID: authorization.accountID, ids: [authorization.id])
         }
+    }
+
+    /// Notes a flow the gateway was told of (its load, and its ends for ICE and `reject_access`).
+    private func remember(_ flow: AuthorizationID, _ ends: FlowEnds) {
+        guard flows.updateValue(ends, forKey: flow) == nil else { return }
+        flowsByEnds[ends, default: []].insert(flow)
+        load[ends.gateway, default: 0] += 1
+    }
+
+    /// Forgets the flows a `reject_access` ended.
+    private func forget(_ ends: FlowEnds) {
+        guard let ended = flowsByEnds.removeValue(forKey: ends) else { return }
+        for flow in ended { flows[flow] = nil }
+        load[ends.gateway] = max(0, (load[ends.gateway] ?? 0) - ended.count)
     }
 
     /// Waits for the gateway's `flow_authorized`, at most the confirmation timeout.
@@ -385,10 +404,7 @@ package actor RealtimeHub {
         for notification in update.notifications {
             switch notification {
             case let .rejectAccess(gateway, client, resource):
-                for (flow, ends) in flows where ends.gateway == gateway && ends.client == client && ends.resource == resource {
-                    flows[flow] = nil
-                    load[gateway] = max(0, (load[gateway] ?? 1) - 1)
-                }
+                forget(FlowEnds(client: client, gateway: gateway, resource: resource))
                 members[gateway]?.mailbox.send(.rejectAccess(RejectAccess(clientID: client, resourceID: resource)))
             case let .resourceUpdated(gateway, resource):
                 guard let record = update.view?.data.resources[resource] else { continue }
@@ -400,9 +416,10 @@ package actor RealtimeHub {
                 members[client]?.mailbox.send(.resourceCreatedOrUpdated(Self.clientResource(record)))
             }
         }
-        guard let view = update.view else { return }
-        for id in byAccount[update.accountID] ?? [] {
-            guard let member = members[id], let reason = Self.accessEnded(member, view: view) else { continue }
+        guard let view = update.view, let online = byAccount[update.accountID] else { return }
+        let devices = Set(view.data.clients.map(\.id)).union(view.data.gateways.map(\.id))
+        for id in online {
+            guard let member = members[id], let reason = Self.accessEnded(member, view: view, devices: devices) else { continue }
             logger.info("closing a device's connection", metadata: ["device": "\(id)", "reason": "\(reason)"])
             member.mailbox.close(reason)
             drop(id)
@@ -410,16 +427,15 @@ package actor RealtimeHub {
     }
 
     /// Why a connected device may no longer stay connected, if it may not.
-    private static func accessEnded(_ member: Member, view: AccessView) -> String? {
+    private static func accessEnded(_ member: Member, view: AccessView, devices: Set<DeviceID>) -> String? {
         guard let token = view.data.tokens[member.token.id] else { return "its token was revoked" }
         if let expiry = token.expiresAt, expiry <= view.now { return "its token expired" }
-        switch member.device.kind {
-        case .client:
-            guard view.data.clients.contains(where: { $0.id == member.device.id }) else { return "the device was deleted" }
+        guard devices.contains(member.device.id) else {
+            return member.device.kind == .client ? "the device was deleted" : "its site or the device was deleted"
+        }
+        if member.device.kind == .client {
             guard let actorID = member.device.actorID, let actor = view.data.actors[actorID] else { return "its actor was deleted" }
             if actor.disabled { return "its actor was disabled" }
-        case .gateway:
-            guard view.data.gateways.contains(where: { $0.id == member.device.id }) else { return "its site or the device was deleted" }
         }
         return nil
     }

@@ -6,6 +6,7 @@
 //   portal-bench evaluate --db PATH [--evaluations 20000] [--concurrency 1] [--from-view]
 //   portal-bench seed-clients --db PATH [--clients 100]
 //   portal-bench change --db PATH [--changes 200]
+//   portal-bench seed-realtime --db PATH --out FILE [--gateways 1000] [--clients 1000] [--flows-per-client 10]
 import Foundation
 import Persistence
 import Portal
@@ -208,6 +209,74 @@ case "evaluate":
     print(String(format: "evaluations %@: %d in %.2f s = %.0f per second (concurrency %d; decisions %@)",
                  fromView ? "from the in-memory view" : "from SQLite", done, elapsed, Double(done) / elapsed, concurrency,
                  decisions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
+
+case "seed-realtime":
+    // The realtime benchmark's account (on top of `seed`'s 10k resources): one site with one resource
+    // granted by one policy to one group of `clients` users; `gateways` gateways of that site and one
+    // client device per user, registered as the load tool will join them; every client holding a flow
+    // to the resource through `flows-per-client` different gateways. Tokens' secrets go to --out (JSON)
+    // for the load tool; the database holds only their hashes.
+    let gateways = option("gateways", 1_000)
+    let clients = option("clients", 1_000)
+    let perClient = option("flows-per-client", 10)
+    guard let index = CommandLine.arguments.firstIndex(of: "--out"), index + 1 < CommandLine.arguments.count else {
+        print("portal-bench: --out FILE is required")
+        exit(2)
+    }
+    let out = CommandLine.arguments[index + 1]
+    @Sendable func key(_ seed: Int) -> String {
+        var random = SplitMix(state: UInt64(seed) &+ 7)
+        return Data((0..<32).map { _ in UInt8(truncatingIfNeeded: random.next()) }).base64EncodedString()
+    }
+    let plan = try await database.write { db -> [String: Any] in
+        let now = Date()
+        let site = SiteRecord(accountID: account.id, name: "realtime-site", createdAt: now)
+        try site.insert(db)
+        let resource = ResourceRecord(accountID: account.id, siteID: site.id, name: "realtime-target", type: .ip, address: "10.250.0.1", createdAt: now)
+        try resource.insert(db)
+        let group = GroupRecord(accountID: account.id, name: "realtime-users", createdAt: now)
+        try group.insert(db)
+        let policy = PolicyRecord(accountID: account.id, groupID: group.id, resourceID: resource.id, createdAt: now)
+        try policy.insert(db)
+        let gatewaySecret = TokenSecret.generate(prefix: "gh_gateway")
+        let gatewayToken = TokenRecord(accountID: account.id, kind: .gateway, secretHash: TokenSecret.hash(gatewaySecret), expiresAt: nil,
+                                       siteID: site.id, createdAt: now)
+        try gatewayToken.insert(db)
+        var gatewayIDs: [DeviceID] = []
+        for index in 0..<gateways {
+            let device = DeviceRecord(accountID: account.id, kind: .gateway, externalID: "bench-gateway-\(index)", name: "gateway-\(index)",
+                                      publicKey: key(index), tunnelIPv4: "100.80.\(index / 256).\(index % 256)",
+                                      tunnelIPv6: "fd00:6761:7465:1::\(String(index + 1, radix: 16))", siteID: site.id, tokenID: gatewayToken.id,
+                                      createdAt: now)
+            try device.insert(db)
+            gatewayIDs.append(device.id)
+        }
+        let users = try ActorRecord.filter(Column("type") == "user").order(Column("id")).limit(clients).fetchAll(db)
+        var clientSecrets: [String] = []
+        for (index, user) in users.enumerated() {
+            try MembershipRecord(accountID: account.id, actorID: user.id, groupID: group.id).insert(db)
+            let secret = TokenSecret.generate(prefix: "gh_client")
+            let token = TokenRecord(accountID: account.id, kind: .client, secretHash: TokenSecret.hash(secret), expiresAt: nil, actorID: user.id,
+                                    createdAt: now)
+            try token.insert(db)
+            clientSecrets.append(secret)
+            let device = DeviceRecord(accountID: account.id, kind: .client, externalID: "bench-client-\(index)", name: "client-\(index)",
+                                      publicKey: key(100_000 + index), tunnelIPv4: "100.90.\(index / 256).\(index % 256)",
+                                      tunnelIPv6: "fd00:6761:7465:2::\(String(index + 1, radix: 16))", actorID: user.id, lastSeenAddress: "127.0.0.1",
+                                      tokenID: token.id, createdAt: now)
+            try device.insert(db)
+            for flow in 0..<perClient {
+                try AuthorizationRecord(accountID: account.id, clientID: device.id, gatewayID: gatewayIDs[(index * perClient + flow) % gateways],
+                                        resourceID: resource.id, policyID: policy.id, expiresAt: now.addingTimeInterval(86_400), createdAt: now)
+                    .insert(db)
+            }
+        }
+        return ["gateway_token": gatewaySecret, "client_tokens": clientSecrets, "policy_id": policy.id.description,
+                "resource_id": resource.id.description, "gateways": gateways, "flows_per_client": perClient,
+                "gateway_keys": (0..<gateways).map { key($0) }, "client_keys": (0..<users.count).map { key(100_000 + $0) }]
+    }
+    try JSONSerialization.data(withJSONObject: plan).write(to: URL(fileURLWithPath: out))
+    print("seeded \(gateways) gateways, \(clients) clients, \(clients * perClient) flows to one resource under one policy")
 
 default:
     print("usage: portal-bench seed|evaluate --db PATH [options]")
