@@ -141,7 +141,13 @@ package actor PolicyEvaluator {
         }
         // Told first: the view already counts revoked authorisations as gone; deleting their rows is
         // bookkeeping (those a cascade already took are not asked for again).
-        await publish(accountID, result.notifications, changed: replaced || !changes.isEmpty || !result.revoked.isEmpty)
+        let standingChanged = replaced || changes.contains { change in
+            switch change {
+            case .token, .actor, .device, .site: true
+            default: false
+            }
+        }
+        await publish(accountID, result.notifications, changed: replaced || !changes.isEmpty || !result.revoked.isEmpty, standingChanged: standingChanged)
         let remaining = await stillRecorded(accountID, result.revoked)
         if !remaining.isEmpty {
             let recorder = AccessChangeRecorder(accountID: accountID)
@@ -228,12 +234,22 @@ package actor PolicyEvaluator {
         views[accountID]
     }
 
-    private func publish(_ accountID: AccountID, _ notifications: [AccessNotification], changed: Bool) {
+    private func publish(_ accountID: AccountID, _ notifications: [AccessNotification], changed: Bool, standingChanged: Bool = false) {
         for notification in notifications {
             for subscriber in subscribers.values { subscriber.yield(notification) }
         }
-        guard changed || !notifications.isEmpty, !updateSubscribers.isEmpty else { return }
-        let update = AccessUpdate(accountID: accountID, notifications: notifications, view: views[accountID])
+        guard changed || !notifications.isEmpty, !updateSubscribers.isEmpty, let view = views[accountID] else { return }
+        // What the realtime hub needs, copied out: holding the view itself would make the next change
+        // copy all of it.
+        var resources: [ResourceID: ResourceRecord] = [:]
+        for notification in notifications {
+            switch notification {
+            case let .resourceUpdated(_, resource), let .resourceCreatedOrUpdated(_, resource): resources[resource] = view.data.resources[resource]
+            case .rejectAccess, .resourceDeleted: break
+            }
+        }
+        let standing = standingChanged ? DeviceStanding(view) : nil
+        let update = AccessUpdate(accountID: accountID, notifications: notifications, resources: resources, standing: standing)
         for subscriber in updateSubscribers.values { subscriber.yield(update) }
     }
 
@@ -320,12 +336,32 @@ package actor PolicyEvaluator {
     }
 }
 
-/// One change of an account as the realtime API takes it: who must be told what, and the account's
-/// view after the change (to read resources from, and to see whose access ended).
+/// One change of an account as the realtime API takes it: who must be told what, the resources those
+/// notifications show, and, when the change touched tokens, actors, devices or sites, what a connected
+/// device needs to stay connected.
 package struct AccessUpdate: Sendable {
     package var accountID: AccountID
     package var notifications: [AccessNotification]
-    package var view: AccessView?
+    package var resources: [ResourceID: ResourceRecord]
+    package var standing: DeviceStanding?
+}
+
+/// What keeps a device connected after a change: its row, an unexpired token, and for a client an
+/// enabled actor.
+package struct DeviceStanding: Sendable {
+    package var devices: Set<DeviceID>
+    package var tokens: [TokenID: Date?]
+    package var disabledActors: Set<ActorID>
+    package var actors: Set<ActorID>
+    package var now: Date
+
+    init(_ view: AccessView) {
+        devices = Set(view.data.clients.map(\.id)).union(view.data.gateways.map(\.id))
+        tokens = view.data.tokens.mapValues(\.expiresAt)
+        actors = Set(view.data.actors.keys)
+        disabledActors = Set(view.data.actors.values.filter(\.disabled).map(\.id))
+        now = view.now
+    }
 }
 
 /// What a dry run found: the notifications the write would cause, and the account's view before and

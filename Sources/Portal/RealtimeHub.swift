@@ -407,19 +407,18 @@ package actor RealtimeHub {
                 forget(FlowEnds(client: client, gateway: gateway, resource: resource))
                 members[gateway]?.mailbox.send(.rejectAccess(RejectAccess(clientID: client, resourceID: resource)))
             case let .resourceUpdated(gateway, resource):
-                guard let record = update.view?.data.resources[resource] else { continue }
+                guard let record = update.resources[resource] else { continue }
                 members[gateway]?.mailbox.send(.resourceUpdated(Self.gatewayResource(record)))
             case let .resourceDeleted(client, resource):
                 members[client]?.mailbox.send(.resourceDeleted(ResourceDeleted(resourceID: resource)))
             case let .resourceCreatedOrUpdated(client, resource):
-                guard let record = update.view?.data.resources[resource] else { continue }
+                guard let record = update.resources[resource] else { continue }
                 members[client]?.mailbox.send(.resourceCreatedOrUpdated(Self.clientResource(record)))
             }
         }
-        guard let view = update.view, let online = byAccount[update.accountID] else { return }
-        let devices = Set(view.data.clients.map(\.id)).union(view.data.gateways.map(\.id))
+        guard let standing = update.standing, let online = byAccount[update.accountID] else { return }
         for id in online {
-            guard let member = members[id], let reason = Self.accessEnded(member, view: view, devices: devices) else { continue }
+            guard let member = members[id], let reason = Self.accessEnded(member, standing) else { continue }
             logger.info("closing a device's connection", metadata: ["device": "\(id)", "reason": "\(reason)"])
             member.mailbox.close(reason)
             drop(id)
@@ -427,15 +426,15 @@ package actor RealtimeHub {
     }
 
     /// Why a connected device may no longer stay connected, if it may not.
-    private static func accessEnded(_ member: Member, view: AccessView, devices: Set<DeviceID>) -> String? {
-        guard let token = view.data.tokens[member.token.id] else { return "its token was revoked" }
-        if let expiry = token.expiresAt, expiry <= view.now { return "its token expired" }
-        guard devices.contains(member.device.id) else {
+    private static func accessEnded(_ member: Member, _ standing: DeviceStanding) -> String? {
+        guard let expiry = standing.tokens[member.token.id] else { return "its token was revoked" }
+        if let expiry, expiry <= standing.now { return "its token expired" }
+        guard standing.devices.contains(member.device.id) else {
             return member.device.kind == .client ? "the device was deleted" : "its site or the device was deleted"
         }
         if member.device.kind == .client {
-            guard let actorID = member.device.actorID, let actor = view.data.actors[actorID] else { return "its actor was deleted" }
-            if actor.disabled { return "its actor was disabled" }
+            guard let actorID = member.device.actorID, standing.actors.contains(actorID) else { return "its actor was deleted" }
+            if standing.disabledActors.contains(actorID) { return "its actor was disabled" }
         }
         return nil
     }

@@ -107,4 +107,32 @@ import Testing
         #expect(!ProtocolVersion.isSpoken("one"))
         #expect(Peer.gateway.path == "/api/gateway")
     }
+
+    /// The frames sent by the thousand are written and read without JSONEncoder/JSONDecoder; what they
+    /// write is what the general encoder writes, and the same message spelled another way (spaces, a
+    /// `ref`, another key order) still reads, through the general decoder, as the same message.
+    @Test func theFastFramesAgreeWithTheGeneralCoder() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let client = DeviceID(), resource = ResourceID()
+        let cases: [(ControlMessage, Peer, String)] = [
+            (.heartbeat, .gateway, #"{"event": "heartbeat", "payload": {}}"#),
+            (.rejectAccess(RejectAccess(clientID: client, resourceID: resource)), .gateway,
+             #"{"payload": {"resource_id": "\#(resource)", "client_id": "\#(client)"}, "event": "reject_access"}"#),
+            (.resourceDeleted(ResourceDeleted(resourceID: resource)), .client, #"{"event": "resource_deleted", "payload": {"resource_id": "\#(resource)"}}"#),
+        ]
+        for (message, peer, spelled) in cases {
+            let fast = try ControlFrame(message).encoded()
+            // The general path's bytes: the same frame with a ref, which the fast path never takes, minus the ref.
+            let general = try ControlFrame(message, ref: "r").encoded()
+            let generalText = String(decoding: general, as: UTF8.self).replacingOccurrences(of: #","ref":"r""#, with: "")
+            #expect(String(decoding: fast, as: UTF8.self) == generalText, "\(message.event)")
+            #expect(try ControlFrame.decode(fast, .fromPortal(to: peer)) == ControlFrame(message))
+            #expect(try ControlFrame.decode(Data(spelled.utf8), .fromPortal(to: peer)) == ControlFrame(message), "\(spelled)")
+            #expect(try ControlFrame.decode(general, .fromPortal(to: peer)) == ControlFrame(message, ref: "r"))
+        }
+        // A reject_access to a client is not one of its events, fast path or not.
+        let toClient = try ControlFrame(.rejectAccess(RejectAccess(clientID: client, resourceID: resource))).encoded()
+        #expect(throws: ProtocolError.self) { try ControlFrame.decode(toClient, .fromPortal(to: .client)) }
+    }
 }
