@@ -1,5 +1,6 @@
 package import Hummingbird
 import AdminAPI
+import Foundation
 
 /// An admin API error: the status and `{"error": {"code": ..., "message": ..., "field": ...}}`.
 package struct APIError: HTTPResponseError, Equatable {
@@ -24,6 +25,12 @@ package struct APIError: HTTPResponseError, Equatable {
 
     package static func notFound(_ what: String) -> APIError {
         APIError(.notFound, code: "not_found", message: "\(what) not found")
+    }
+
+    /// The error as the JSON body the API answers with.
+    var json: String {
+        let body = (try? APICoding.encoder().encode(ErrorBody(code: code, message: message, field: field))) ?? Data()
+        return String(decoding: body, as: UTF8.self)
     }
 
     package func response(from request: Request, context: some RequestContext) throws -> Response {

@@ -124,9 +124,11 @@ final class AdminSessions: Sendable {
 extension Request {
     /// The token of `Authorization: Bearer <token>`; RFC 9110 section 11.1: the scheme is
     /// case-insensitive ("Bearer", "bearer", "BEARER").
-    var bearerToken: String? {
-        guard let header = headers[.authorization], let space = header.firstIndex(of: " "),
-              header[..<space].lowercased() == "bearer" else { return nil }
+    var bearerToken: String? { Self.bearerToken(headers[.authorization]) }
+
+    /// The token of an `Authorization` header's value.
+    static func bearerToken(_ header: String?) -> String? {
+        guard let header, let space = header.firstIndex(of: " "), header[..<space].lowercased() == "bearer" else { return nil }
         return header[space...].trimmingCharacters(in: .whitespaces)
     }
 }

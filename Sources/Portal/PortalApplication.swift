@@ -41,12 +41,8 @@ package enum PortalApplication {
         // Without a hub of the caller's (which runs it), devices can join but hear no live changes.
         let hub = hub ?? RealtimeHub(repository: repository, evaluator: evaluator, presence: presence, secrets: .ephemeral(),
                                      configuration: configuration.hub, logger: logger)
-        let plain = HTTPServerBuilder.http1WebSocketUpgrade(
-            webSocketRouter: RealtimeEndpoint.router(repository: repository, presence: presence, hub: hub, configuration: configuration.realtime),
-            // Frames up to the protocol's limit are read and judged by it (an oversized one gets an error reply).
-            configuration: .init(ws: .init(maxFrameSize: RealtimeConnection.maximumMessage, autoPing: .disabled, validateUTF8: true)))
-        // `.tls` only fails for a configuration NIOSSL cannot make a context of; the command checked it first.
-        let server = configuration.tls.flatMap { try? HTTPServerBuilder.tls(plain, tlsConfiguration: $0) } ?? plain
+        let server = RealtimeEndpoint.server(repository: repository, presence: presence, hub: hub, configuration: configuration.realtime,
+                                             tls: configuration.tls)
         return Application(
             router: router(repository: repository, evaluator: evaluator, registry: registry, presence: presence, hub: hub),
             server: server,

@@ -7,11 +7,17 @@ package import HummingbirdWebSocket
 import Logging
 package import Persistence
 package import Identifiers
+package import HummingbirdCore
+import HummingbirdTLS
+package import NIOSSL
+import NIOCore
+import NIOHTTP1
 
 /// The realtime API's endpoints (portal spec, "Realtime API"; docs/protocol.md): `/api/relay`,
 /// `/api/gateway` and `/api/client`, WebSocket upgrades authenticated by the token of that kind.
 ///
-/// The upgrade is refused with 401 (no or a bad token) or 403 (a token of another kind); `join` comes
+/// The upgrade is refused with 401 (no or a bad token) or 403 (a token of another kind) and the reason in
+/// JSON (`RealtimeUpgradeGate`); `join` comes
 /// first, its major version checked; every frame is read knowing its direction, and answered with an
 /// error reply when it does not fit, without closing; heartbeats flow both ways, and a connection that
 /// stays silent for three intervals is closed. A relay's `join` makes it online (`RelayPresence`); a
@@ -26,34 +32,57 @@ package enum RealtimeEndpoint {
         }
     }
 
-    /// The router that decides upgrades, for `.http1WebSocketUpgrade(webSocketRouter:)`.
-    package static func router(repository: any PortalRepository, presence: RelayPresence, hub: RealtimeHub, configuration: Configuration = .init())
-        -> Router<RealtimeRequestContext>
+    /// The portal's server: HTTP/1 for `responder` (the admin API), WebSocket upgrades on the realtime
+    /// paths, each first checked by `RealtimeUpgradeGate` (a bad token gets its 401 or 403 with the
+    /// reason in JSON, as the admin API answers), and TLS around it all when given.
+    package static func server(repository: any PortalRepository, presence: RelayPresence, hub: RealtimeHub, configuration: Configuration,
+                               tls: TLSConfiguration?) -> HTTPServerBuilder
     {
-        let router = Router(context: RealtimeRequestContext.self)
-        for peer in Peer.allCases {
-            router.ws(RouterPath(peer.path)) { request, _ in
-                // Refused upgrades go on to the HTTP router's route for the path, which says why in JSON.
-                guard (try? await authenticate(request, as: peer, repository: repository)) != nil else { return .dontUpgrade }
-                return .upgrade([:])
-            } onUpgrade: { inbound, outbound, context in
-                let token = try await authenticate(context.request, as: peer, repository: repository)
-                let connection = RealtimeConnection(peer: peer, token: token, address: context.requestContext.remoteAddress, outbound: outbound,
-                                                    configuration: configuration, presence: presence, hub: hub, logger: context.logger)
-                try await connection.run(inbound)
+        // Frames up to the protocol's limit are read and judged by it (an oversized one gets an error reply).
+        let webSocket = WebSocketServerConfiguration(maxFrameSize: RealtimeConnection.maximumMessage, autoPing: .disabled, validateUTF8: true)
+        let check: @Sendable (String, String?) async -> UpgradeRefusal? = { path, authorization in
+            guard let peer = Peer.allCases.first(where: { $0.path == path }) else { return nil }
+            do {
+                _ = try await authenticate(authorization, as: peer, repository: repository)
+                return nil
+            } catch let error as APIError {
+                return UpgradeRefusal(status: HTTPResponseStatus(statusCode: error.status.code), body: error.json)
+            } catch {
+                return UpgradeRefusal(status: .serviceUnavailable,
+                                      body: #"{"error":{"code":"unavailable","message":"the token could not be checked; try again"}}"#)
             }
         }
-        return router
+        return HTTPServerBuilder { responder in
+            let base = HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(ws: webSocket)) { head, channel, _ in
+                let path = head.path.map { String($0.split(separator: "?").first ?? "") } ?? ""
+                guard let peer = Peer.allCases.first(where: { $0.path == path }),
+                      let token = try? await authenticate(head.headerFields[.authorization], as: peer, repository: repository)
+                else { return .dontUpgrade }
+                let address = channel.remoteAddress?.ipAddress
+                return .upgrade([:]) { inbound, outbound, context in
+                    let connection = RealtimeConnection(peer: peer, token: token, address: address, outbound: outbound, configuration: configuration,
+                                                        presence: presence, hub: hub, logger: context.logger)
+                    try await connection.run(inbound)
+                }
+            }
+            let gated = GatedWebSocketChannel(base: base, check: check)
+            if let tls { return try TLSChannel(gated, tlsConfiguration: tls) }
+            return gated
+        }
     }
 
     /// The token in `Authorization: Bearer`, which must be unexpired and of the peer's kind.
     static func authenticate(_ request: Request, as peer: Peer, repository: any PortalRepository) async throws -> TokenRecord {
+        try await authenticate(request.headers[.authorization], as: peer, repository: repository)
+    }
+
+    static func authenticate(_ authorization: String?, as peer: Peer, repository: any PortalRepository) async throws -> TokenRecord {
         let kind: TokenRecord.Kind = switch peer {
         case .relay: .relay
         case .gateway: .gateway
         case .client: .client
         }
-        guard let secret = request.bearerToken else { throw Self.unauthorized(kind) }
+        guard let secret = Request.bearerToken(authorization) else { throw Self.unauthorized(kind) }
         guard let token = try await repository.useToken(hash: TokenSecret.hash(secret), now: Date(), address: nil) else {
             throw Self.unauthorized(kind)
         }
@@ -65,20 +94,6 @@ package enum RealtimeEndpoint {
 
     static func unauthorized(_ kind: TokenRecord.Kind) -> APIError {
         APIError(.unauthorized, code: "unauthorized", message: "a valid \(kind.rawValue) token is required in Authorization: Bearer")
-    }
-}
-
-/// The request context of the realtime router.
-package struct RealtimeRequestContext: RequestContext, WebSocketRequestContext {
-    package var coreContext: CoreRequestContextStorage
-    package let webSocket: WebSocketHandlerReference<Self>
-    /// The address the connection came from: a client's source address feeds policy conditions.
-    package let remoteAddress: String?
-
-    package init(source: Source) {
-        coreContext = .init(source: source)
-        webSocket = .init()
-        remoteAddress = source.channel.remoteAddress?.ipAddress
     }
 }
 
@@ -136,6 +151,8 @@ struct RealtimeConnection: Sendable {
                     switch item {
                     case let .frame(frame):
                         try await outbound.write(.text(String(decoding: try frame.encoded(), as: UTF8.self)))
+                    case let .frames(frames):
+                        for frame in frames { try await outbound.write(.text(String(decoding: try frame.encoded(), as: UTF8.self))) }
                     case let .close(reason, code):
                         switch code {
                         case .policy: try await outbound.close(.policyViolation, reason: reason)

@@ -11,6 +11,8 @@ import STUN
 /// What a connection's writer is given to send: a frame, or the end of the connection.
 package enum Outgoing: Sendable {
     case frame(ControlFrame)
+    /// Several frames at once, written in order (what one change tells one device).
+    case frames([ControlFrame])
     /// Close the connection, saying why.
     case close(reason: String, code: CloseCode)
 }
@@ -38,6 +40,12 @@ package struct Mailbox: Sendable {
 
     package func send(_ message: ControlMessage, ref: String? = nil) {
         continuation.yield(.frame(ControlFrame(message, ref: ref)))
+    }
+
+    /// Several messages at once, in order: one wake-up of the writer instead of one per message.
+    package func send(_ messages: [ControlMessage]) {
+        guard !messages.isEmpty else { return }
+        continuation.yield(.frames(messages.map { ControlFrame($0) }))
     }
 
     package func close(_ reason: String, code: CloseCode = .policy) {
@@ -401,21 +409,26 @@ package actor RealtimeHub {
     /// Tells the devices online what an account's change means for them, and closes the connections
     /// whose access ended (token deleted or expired, actor disabled or deleted, device or site deleted).
     package func deliver(_ update: AccessUpdate) async {
+        // Gathered per device, then handed to each device's writer in one go.
+        var outgoing: [DeviceID: [ControlMessage]] = [:]
         for notification in update.notifications {
             switch notification {
             case let .rejectAccess(gateway, client, resource):
                 forget(FlowEnds(client: client, gateway: gateway, resource: resource))
-                members[gateway]?.mailbox.send(.rejectAccess(RejectAccess(clientID: client, resourceID: resource)))
+                guard members[gateway] != nil else { continue }
+                outgoing[gateway, default: []].append(.rejectAccess(RejectAccess(clientID: client, resourceID: resource)))
             case let .resourceUpdated(gateway, resource):
-                guard let record = update.resources[resource] else { continue }
-                members[gateway]?.mailbox.send(.resourceUpdated(Self.gatewayResource(record)))
+                guard members[gateway] != nil, let record = update.resources[resource] else { continue }
+                outgoing[gateway, default: []].append(.resourceUpdated(Self.gatewayResource(record)))
             case let .resourceDeleted(client, resource):
-                members[client]?.mailbox.send(.resourceDeleted(ResourceDeleted(resourceID: resource)))
+                guard members[client] != nil else { continue }
+                outgoing[client, default: []].append(.resourceDeleted(ResourceDeleted(resourceID: resource)))
             case let .resourceCreatedOrUpdated(client, resource):
-                guard let record = update.resources[resource] else { continue }
-                members[client]?.mailbox.send(.resourceCreatedOrUpdated(Self.clientResource(record)))
+                guard members[client] != nil, let record = update.resources[resource] else { continue }
+                outgoing[client, default: []].append(.resourceCreatedOrUpdated(Self.clientResource(record)))
             }
         }
+        for (device, messages) in outgoing { members[device]?.mailbox.send(messages) }
         guard let standing = update.standing, let online = byAccount[update.accountID] else { return }
         for id in online {
             guard let member = members[id], let reason = Self.accessEnded(member, standing) else { continue }
