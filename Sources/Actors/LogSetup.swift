@@ -1,3 +1,4 @@
+import CGatehouseSystem
 import Foundation
 package import Logging
 
@@ -69,5 +70,15 @@ package struct JSONLogHandler: LogHandler {
         case let .array(values): values.map(json)
         case let .dictionary(values): values.mapValues(json)
         }
+    }
+}
+
+/// Process-wide memory settings.
+package enum MemorySetup {
+    /// Caps glibc's malloc arenas (by default eight per core), unless MALLOC_ARENA_MAX is set: a server
+    /// of thousands of connections on a few threads keeps freed memory apart in per-thread arenas.
+    package static func limitMallocArenas(_ count: Int32 = 2) {
+        guard getenv("MALLOC_ARENA_MAX") == nil else { return }
+        _ = gatehouse_limit_malloc_arenas(count)
     }
 }

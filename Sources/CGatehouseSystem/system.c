@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -116,4 +117,8 @@ long gatehouse_send_segmented(int fd, const struct iovec *buffers, int count, co
     header->cmsg_len = CMSG_LEN(sizeof(unsigned short));
     memcpy(CMSG_DATA(header), &segment_size, sizeof segment_size);
     return (long)sendmsg(fd, &message, 0);
+}
+
+int gatehouse_limit_malloc_arenas(int count) {
+    return mallopt(M_ARENA_MAX, count);
 }

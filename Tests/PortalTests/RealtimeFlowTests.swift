@@ -231,6 +231,63 @@ import Testing
     }
 }
 
+extension RealtimeFlowTests {
+    /// Changes that do not end access reach the devices too: new filters go to the gateway holding a
+    /// flow (`resource_updated`) and to the client (`resource_created_or_updated`), a resource granted
+    /// later appears at the client, and one no longer granted disappears (`resource_deleted`).
+    @Test func liveChangesReachGatewaysAndClients() async throws {
+        try await Cluster.with { cluster in
+            let site = cluster.id(try await cluster.api("POST", "/sites", #"{"name": "hq"}"#, expect: 201))
+            let db = cluster.id(try await cluster.api(
+                "POST", "/resources", #"{"name": "db", "type": "ip", "address": "10.1.0.5", "site_id": "\#(site)"}"#, expect: 201))
+            let group = cluster.id(try await cluster.api("POST", "/groups", #"{"name": "engineers"}"#, expect: 201))
+            try await cluster.api("POST", "/policies", #"{"group_id": "\#(group)", "resource_id": "\#(db)"}"#, expect: 201)
+            let ann = try await cluster.user("ann", groups: [group])
+            let gateway = try await cluster.gateway("gw", site: site, endpoint: "127.0.0.1:51820")
+            defer { gateway.stop() }
+            let key = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+            let sent = [
+                #"{"event": "join", "ref": "j", "payload": {"version": "1.0", "external_id": "ann-laptop", "name": "laptop", "public_key": "\#(key)"}}"#,
+                #"{"event": "create_flow", "ref": "f", "payload": {"resource_id": "\#(db)", "connected_gateway_ids": []}}"#,
+            ]
+            let arguments = RealtimeEndpointTests.clientArguments(cluster.port, "/api/client", token: ann.token, sent, answers: nil)
+                + ["--stream", "--heartbeat", "--timeout", "60"]
+            defer { RealtimeEndpointTests.removeFrames(arguments) }
+            let client = try BackgroundProcess(arguments: arguments)
+            defer { client.stop() }
+            let frames: @Sendable (String) -> [[String: Any]] = { event in RealtimeRelayTests.payloads(client.output, event) }
+            try await client.waitForOutput(containing: #""event": "flow_created""#, timeout: .seconds(20))
+            let initial = frames("init").first?["resources"] as? [[String: Any]] ?? []
+            #expect(initial.compactMap { $0["id"] as? String } == [db], "init lists what the client may reach: \(initial)")
+
+            try await cluster.api("PATCH", "/resources/\(db)", #"{"filters": ["tcp:443"]}"#, expect: 200)
+            let updated = try await gateway.waitForMatch(#"(filters=tcp:443 resource=\#(db) \[Gateway\] resource_updated)"#)
+            print("gateway: \(updated)")
+            try await Wait.until("the client sees the new filters", timeout: .seconds(10)) {
+                frames("resource_created_or_updated").contains { (payload: [String: Any]) -> Bool in
+                    payload["id"] as? String == db && (payload["filters"] as? [String] ?? []) == ["tcp:443"]
+                }
+            }
+            #expect(!gateway.output.contains("reject_access"), "new filters keep the flow")
+
+            let wiki = cluster.id(try await cluster.api(
+                "POST", "/resources", #"{"name": "wiki", "type": "dns", "address": "wiki.corp.example", "site_id": "\#(site)"}"#, expect: 201))
+            let policy = cluster.id(try await cluster.api("POST", "/policies", #"{"group_id": "\#(group)", "resource_id": "\#(wiki)"}"#, expect: 201))
+            try await Wait.until("the client is told of the new resource", timeout: .seconds(10)) {
+                frames("resource_created_or_updated").contains { (payload: [String: Any]) -> Bool in
+                    payload["id"] as? String == wiki && payload["address"] as? String == "wiki.corp.example"
+                }
+            }
+            try await cluster.api("DELETE", "/policies/\(policy)", expect: 204)
+            try await Wait.until("the client is told it lost the resource", timeout: .seconds(10)) {
+                frames("resource_deleted").contains { (payload: [String: Any]) -> Bool in payload["resource_id"] as? String == wiki }
+            }
+            let events: [String] = RealtimeRelayTests.frames(client.output).compactMap { (frame: [String: Any]) -> String? in frame["event"] as? String }
+            print("client saw: \(events)")
+        }
+    }
+}
+
 /// Relays joined to the portal: online while connected, their credentials handed to devices and
 /// accepted by the relay for a real TURN allocation, and devices told when a relay goes.
 @Suite struct RealtimeRelayTests {
@@ -293,6 +350,11 @@ import Testing
                 (try await cluster.api("GET", "/relays")["data"] as? [[String: Any]] ?? []).isEmpty
             }
         }
+    }
+
+    /// The payloads of the `event` frames a `--stream` client printed.
+    static func payloads(_ output: String, _ event: String) -> [[String: Any]] {
+        frames(output).filter { $0["event"] as? String == event }.compactMap { $0["payload"] as? [String: Any] }
     }
 
     /// The frames a `--stream` client printed.

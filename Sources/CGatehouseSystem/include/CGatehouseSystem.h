@@ -51,4 +51,7 @@ int gatehouse_eventfd_drain(int fd);
 /* setns(2) for network namespaces (CLONE_NEWNET): moves the calling thread. */
 int gatehouse_setns_net(int fd);
 
+/* mallopt(M_ARENA_MAX, count): at most `count` malloc arenas from now on. Returns 1 on success. */
+int gatehouse_limit_malloc_arenas(int count);
+
 #endif
