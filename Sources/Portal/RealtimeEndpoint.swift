@@ -221,7 +221,7 @@ struct RealtimeConnection: Sendable {
                 reply(.error("already_joined", "this connection has joined already"))
                 return true
             }
-            let id = await presence.connect(join)
+            let id = await presence.connect(join, token: token.id, mailbox: mailbox)
             state.lock.withLock { state.relay = id }
             logger.info("relay online", metadata: ["relay": "\(join.name)", "id": "\(id)"])
             reply(.ok)

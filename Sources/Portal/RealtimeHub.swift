@@ -69,6 +69,8 @@ package actor RealtimeHub {
         package var credentialRenewal: TimeInterval = 600
         /// Relays each device is given.
         package var relaysPerDevice = 2
+        /// How often relay tokens are looked up, to close the connections of revoked ones.
+        package var relayTokenCheck: Duration = .seconds(2)
         /// How long a flow lasts when nothing (a time window, the client's token) bounds it; the client
         /// asks again after.
         package var unboundedFlowLifetime: TimeInterval = 7 * 24 * 3600
@@ -458,6 +460,17 @@ package actor RealtimeHub {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await update in updates { await self.deliver(update) }
+            }
+            group.addTask {
+                // Relay tokens are revoked by the operator direct to the database: looked for every few
+                // seconds, and a revoked relay's connection closed (devices are then told it went).
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: self.configuration.relayTokenCheck)
+                    guard let tokens = try? await self.repository.listRelayTokens() else { continue }
+                    let now = Date()
+                    let valid = Set(tokens.filter { $0.expiresAt.map { $0 > now } ?? true }.map(\.id))
+                    if await self.presence.closeRevoked(keeping: valid) > 0 { await self.relaysChanged() }
+                }
             }
             group.addTask {
                 // Relay credentials renewed before they expire (and relays' comings and goings caught

@@ -13,18 +13,34 @@ package actor RelayPresence {
     }
 
     private var relays: [RelayID: OnlineRelay] = [:]
+    /// Each relay's token and connection, to close it when the token is revoked.
+    private var connections: [RelayID: (token: TokenID, mailbox: Mailbox)] = [:]
 
     package init() {}
 
     /// Notes a relay that joined; the ID lasts as long as its connection.
-    package func connect(_ join: RelayJoin, at now: Date = Date()) -> RelayID {
+    package func connect(_ join: RelayJoin, at now: Date = Date(), token: TokenID? = nil, mailbox: Mailbox? = nil) -> RelayID {
         let id = RelayID()
         relays[id] = OnlineRelay(id: id, join: join, connectedAt: now)
+        if let token, let mailbox { connections[id] = (token, mailbox) }
         return id
     }
 
     package func disconnect(_ id: RelayID) {
         relays[id] = nil
+        connections[id] = nil
+    }
+
+    /// Closes the connections of relays whose token is no longer among `tokens` (revoked by the
+    /// operator, direct to the database); returns how many.
+    package func closeRevoked(keeping tokens: Set<TokenID>) -> Int {
+        let revoked = connections.filter { !tokens.contains($0.value.token) }
+        for (id, connection) in revoked {
+            connection.mailbox.close("its relay token was revoked")
+            relays[id] = nil
+            connections[id] = nil
+        }
+        return revoked.count
     }
 
     /// Online relays, oldest connection first.

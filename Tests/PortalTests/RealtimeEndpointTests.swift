@@ -221,6 +221,16 @@ import Testing
     @Test func theOperatorListsAndRevokesRelayTokens() async throws {
         try await Self.withPortal { live in
             #expect(try await Self.request(live.port, "/api/relay", token: live.relayToken).status == 101)
+            // A relay joined with the token, answering heartbeats: its connection is closed when the token is revoked.
+            let join = #"{"event": "join", "ref": "j", "payload": {"version": "1.0", "name": "relay-west", "secret": "relay-secret-0123456789", "ipv4": "198.51.100.8", "port": 3478}}"#
+            let arguments = Self.clientArguments(live.port, "/api/relay", token: live.relayToken, [join], answers: nil, hold: true)
+                + ["--heartbeat", "--timeout", "60"]
+            defer { Self.removeFrames(arguments) }
+            let relay = try BackgroundProcess(arguments: arguments)
+            defer { relay.stop() }
+            try await Wait.until("the relay is online", timeout: .seconds(10)) {
+                try await Self.request(live.port, "/api/v1/relays", token: live.adminToken, upgrade: false).body.contains("relay-west")
+            }
             let listed = try await Self.cli(["portal", "relay-token", "list", "--db", live.database])
             let lines = listed.split(separator: "\n")
             #expect(lines.count == 2 && lines[0].hasPrefix("ID"), "\(listed)")
@@ -230,6 +240,9 @@ import Testing
             let refused = try await Self.request(live.port, "/api/relay", token: live.relayToken, upgrade: false)
             #expect(refused.status == 401, "\(refused)")
             #expect(try await Self.request(live.port, "/api/relay", token: live.relayToken).status != 101)
+            try await Wait.until("the revoked relay's connection is closed", timeout: .seconds(15)) { !relay.isRunning }
+            #expect(try Self.parse(relay.output).closeCode == 1008, "closed as a policy violation: \(relay.output)")
+            #expect(!(try await Self.request(live.port, "/api/v1/relays", token: live.adminToken, upgrade: false).body.contains("relay-west")))
         }
     }
 
