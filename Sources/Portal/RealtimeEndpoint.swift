@@ -170,6 +170,8 @@ struct RealtimeConnection: Sendable {
                     if state.silentFor >= configuration.heartbeatInterval * 3 {
                         logger.info("realtime connection silent for three heartbeats: closing", metadata: ["peer": "\(peer.rawValue)"])
                         mailbox.close("no heartbeat", code: .goingAway)
+                        // The writer ends the connection once the close is written; this only bounds the wait.
+                        try await Task.sleep(for: .seconds(5))
                         return
                     }
                     mailbox.send(.heartbeat)
@@ -185,7 +187,12 @@ struct RealtimeConnection: Sendable {
             group.addTask {
                 for try await message in inbound.messages(maxSize: Self.maximumMessage) {
                     state.heard()
-                    guard try await handle(message, state, mailbox) else { return }
+                    guard try await handle(message, state, mailbox) else {
+                        // A close was put in the mailbox after the reply: the writer sends both and ends
+                        // the connection (ending it here could cancel the writer before it wrote them).
+                        try await Task.sleep(for: .seconds(5))
+                        return
+                    }
                 }
             }
             // Whichever ends first ends the connection.

@@ -1,3 +1,4 @@
+import Foundation
 import TestSupport
 import Testing
 
@@ -15,11 +16,21 @@ import Testing
         }
     }
 
-    @Test(arguments: ["gateway", "client"])
+    @Test(arguments: ["client"])
     func unbuiltRolesSaySoAndFail(role: String) throws {
         let output = try Command.run([Binaries.gatehouse, role], check: false)
         #expect(output.status != 0)
         #expect(output.standardError.contains("\(role) is not yet implemented"), "\(output.standardError)")
+    }
+
+    /// A gateway needs its portal and token, and says which is missing.
+    @Test func aGatewayWithoutItsPortalSaysWhatIsMissing() throws {
+        var environment = ProcessInfo.processInfo.environment
+        for variable in ["GATEHOUSE_PORTAL_URL", "GATEHOUSE_TOKEN", "GATEHOUSE_TOKEN_FILE"] { environment[variable] = nil }
+        let noURL = try Command.run([Binaries.gatehouse, "gateway"], check: false, environment: environment)
+        #expect(noURL.status != 0 && noURL.standardError.contains("--portal-url"), "\(noURL.standardError)")
+        let noToken = try Command.run([Binaries.gatehouse, "gateway", "--portal-url", "http://127.0.0.1:1"], check: false, environment: environment)
+        #expect(noToken.status != 0 && noToken.standardError.contains("token is required"), "\(noToken.standardError)")
     }
 
     @Test func anUnknownSubcommandFailsWithUsage() throws {

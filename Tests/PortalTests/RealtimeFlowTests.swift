@@ -42,6 +42,16 @@ import Testing
 
         func id(_ object: [String: Any]) -> String { object["id"] as? String ?? "" }
 
+        /// A site "hq" with a resource "db" (10.1.0.5) that one policy grants to the group "engineers".
+        func grantedResource() async throws -> (site: String, resource: String, group: String, policy: String) {
+            let site = id(try await api("POST", "/sites", #"{"name": "hq"}"#, expect: 201))
+            let resource = id(try await api(
+                "POST", "/resources", #"{"name": "db", "type": "ip", "address": "10.1.0.5", "site_id": "\#(site)"}"#, expect: 201))
+            let group = id(try await api("POST", "/groups", #"{"name": "engineers"}"#, expect: 201))
+            let policy = id(try await api("POST", "/policies", #"{"group_id": "\#(group)", "resource_id": "\#(resource)"}"#, expect: 201))
+            return (site, resource, group, policy)
+        }
+
         /// A user in `groups` with a client token; (actor ID, token ID, token secret).
         func user(_ name: String, groups: [String]) async throws -> (actor: String, tokenID: String, token: String) {
             let actor = id(try await api("POST", "/actors", #"{"type": "user", "name": "\#(name)", "email": "\#(name)@acme.test"}"#, expect: 201))
@@ -91,12 +101,8 @@ import Testing
     /// gateway online, `not_found` and `forbidden` as the evaluation says.
     @Test func createFlowLandsOnAnOnlineGatewayOfTheSite() async throws {
         try await Cluster.with { cluster in
-            let site = cluster.id(try await cluster.api("POST", "/sites", #"{"name": "hq"}"#, expect: 201))
-            let resource = cluster.id(try await cluster.api(
-                "POST", "/resources", #"{"name": "db", "type": "ip", "address": "10.1.0.5", "site_id": "\#(site)"}"#, expect: 201))
-            let engineers = cluster.id(try await cluster.api("POST", "/groups", #"{"name": "engineers"}"#, expect: 201))
+            let (site, resource, engineers, _) = try await cluster.grantedResource()
             let office = cluster.id(try await cluster.api("POST", "/groups", #"{"name": "office-only"}"#, expect: 201))
-            try await cluster.api("POST", "/policies", #"{"group_id": "\#(engineers)", "resource_id": "\#(resource)"}"#, expect: 201)
             // A policy whose condition the test's clients (on 127.0.0.1) never meet.
             try await cluster.api("POST", "/policies", #"{"group_id": "\#(office)", "resource_id": "\#(resource)", "conditions": ["source_in:10.0.0.0/8"]}"#,
                                   expect: 201)
@@ -237,11 +243,7 @@ extension RealtimeFlowTests {
     /// later appears at the client, and one no longer granted disappears (`resource_deleted`).
     @Test func liveChangesReachGatewaysAndClients() async throws {
         try await Cluster.with { cluster in
-            let site = cluster.id(try await cluster.api("POST", "/sites", #"{"name": "hq"}"#, expect: 201))
-            let db = cluster.id(try await cluster.api(
-                "POST", "/resources", #"{"name": "db", "type": "ip", "address": "10.1.0.5", "site_id": "\#(site)"}"#, expect: 201))
-            let group = cluster.id(try await cluster.api("POST", "/groups", #"{"name": "engineers"}"#, expect: 201))
-            try await cluster.api("POST", "/policies", #"{"group_id": "\#(group)", "resource_id": "\#(db)"}"#, expect: 201)
+            let (site, db, group, _) = try await cluster.grantedResource()
             let ann = try await cluster.user("ann", groups: [group])
             let gateway = try await cluster.gateway("gw", site: site, endpoint: "127.0.0.1:51820")
             defer { gateway.stop() }
@@ -371,11 +373,7 @@ extension RealtimeFlowTests {
     @Test func peersReconnectAfterThePortalIsKilledAndMissedRevocationsArriveInInit() async throws {
         try await RealtimeFlowTests.Cluster.with { cluster in
             let database = cluster.portal.database
-            let site = cluster.id(try await cluster.api("POST", "/sites", #"{"name": "hq"}"#, expect: 201))
-            let resource = cluster.id(try await cluster.api(
-                "POST", "/resources", #"{"name": "db", "type": "ip", "address": "10.1.0.5", "site_id": "\#(site)"}"#, expect: 201))
-            let group = cluster.id(try await cluster.api("POST", "/groups", #"{"name": "engineers"}"#, expect: 201))
-            let policy = cluster.id(try await cluster.api("POST", "/policies", #"{"group_id": "\#(group)", "resource_id": "\#(resource)"}"#, expect: 201))
+            let (site, resource, group, policy) = try await cluster.grantedResource()
             let ann = try await cluster.user("ann", groups: [group])
             let made = try await RealtimeEndpointTests.cli(["portal", "relay-token", "create", "--db", database])
             var environment = ProcessInfo.processInfo.environment
@@ -427,11 +425,7 @@ extension RealtimeFlowTests {
     /// connection stays, and a gateway and another client next to it are not disturbed.
     @Test func badFramesFromOneDeviceDisturbNoOther() async throws {
         try await RealtimeFlowTests.Cluster.with { cluster in
-            let site = cluster.id(try await cluster.api("POST", "/sites", #"{"name": "hq"}"#, expect: 201))
-            let resource = cluster.id(try await cluster.api(
-                "POST", "/resources", #"{"name": "db", "type": "ip", "address": "10.1.0.5", "site_id": "\#(site)"}"#, expect: 201))
-            let group = cluster.id(try await cluster.api("POST", "/groups", #"{"name": "engineers"}"#, expect: 201))
-            try await cluster.api("POST", "/policies", #"{"group_id": "\#(group)", "resource_id": "\#(resource)"}"#, expect: 201)
+            let (site, resource, group, _) = try await cluster.grantedResource()
             let ann = try await cluster.user("ann", groups: [group])
             let mallory = try await cluster.user("mallory", groups: [group])
             let gateway = try await cluster.gateway("gw", site: site, endpoint: "127.0.0.1:51820")
