@@ -112,6 +112,8 @@ struct RealtimeConnection: Sendable {
     /// The largest message read before the frame layer judges it (frames over
     /// `ControlFrame.maximumSize` get an error reply; messages over this close the connection).
     static let maximumMessage = 4 * ControlFrame.maximumSize
+    /// `create_flow`s one device may have waiting for their answers at once.
+    static let flowsInProgressLimit = 32
 
     private final class State: @unchecked Sendable {
         let lock = NSLock()
@@ -120,6 +122,8 @@ struct RealtimeConnection: Sendable {
         var relay: RelayID?
         /// The gateway or client, from its accepted join.
         var device: DeviceID?
+        /// `create_flow`s not answered yet.
+        var flowsInProgress = 0
 
         func heard() {
             lock.withLock { lastHeard = .now }
@@ -261,7 +265,20 @@ struct RealtimeConnection: Sendable {
             case .reply:
                 break  // answers to what the portal asked are not awaited
             case .createFlow(let request):
-                Task { await hub.createFlow(from: device, request, ref: frame.ref) }
+                // Each waits up to the confirmation timeout: a client gets a bounded number at once.
+                let started = state.lock.withLock { () -> Bool in
+                    guard state.flowsInProgress < Self.flowsInProgressLimit else { return false }
+                    state.flowsInProgress += 1
+                    return true
+                }
+                guard started else {
+                    reply(.error("busy", "\(Self.flowsInProgressLimit) flows are being created for this device already; wait for their answers"))
+                    return true
+                }
+                Task {
+                    await hub.createFlow(from: device, request, ref: frame.ref)
+                    state.lock.withLock { state.flowsInProgress -= 1 }
+                }
             case .flowAuthorized(let confirmation):
                 if !(await hub.flowAuthorized(by: device, confirmation)) {
                     reply(.error("unknown_flow", "no flow \(confirmation.flowID) waits for this gateway's confirmation"))
