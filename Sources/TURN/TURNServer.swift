@@ -210,7 +210,10 @@ package struct TURNServer<Codec: TURNCodec, Random: RandomNumberGenerator & Send
             commands.append(.sendToClient(created(attempt, tuple: tuple, now: now), client: tuple.client, listener: tuple.listener))
             return
         }
-        releasePorts(of: attempt)
+        // The next port is taken before the one that would not bind is released, so that the retry is
+        // never that same port again (with a small range, random picks kept landing on it).
+        let failed = attempt
+        defer { releasePorts(of: failed) }
         guard !attempt.redeemed, attempt.retriesLeft > 0, let port = takePort(attempt.request.evenPort) else {
             return answer(attempt.request, .insufficientCapacity, credentials: attempt.credentials, tuple: tuple, into: &commands)
         }

@@ -42,6 +42,27 @@ import Testing
 
     struct WaitFailure: Error {}
 
+    /// A relayed port that will not bind on the host (another program holds it) is not tried again for
+    /// the same Allocate: with two ports, the retry is always the other one, whatever the random draws.
+    @Test(arguments: UInt64(1)...UInt64(40))
+    func aPortThatWouldNotBindIsNotRetried(seed: UInt64) throws {
+        var configuration = Server.Configuration()
+        configuration.secrets = [secret]
+        configuration.relayIPv4 = address("192.0.2.1", 0).ip
+        configuration.portRange = 50_000...50_001
+        var server = Server(configuration: configuration, codec: codec, random: SplitMix64(seed: seed))
+        let (_, commands) = try allocate(&server, from: client)
+        let tuple = TURNFiveTuple(client: client, listener: listener)
+        guard case let .openRelayedSockets(first, _)? = commands.first, let failed = first.first?.port else { throw WaitFailure() }
+        var retry: [TURNCommand] = []
+        server.relayedSocketsOpened(for: tuple, success: false, now: t0, into: &retry)
+        guard case let .openRelayedSockets(second, _)? = retry.first else {
+            Issue.record("a retry on the other port, got \(retry)")
+            return
+        }
+        #expect(second.map(\.port) == [failed == 50_000 ? 50_001 : 50_000])
+    }
+
     @Test func sessionsAndTheirWorkAreHandedOutInOrder() throws {
         var server = makeServer()
         let (credentials, commands) = try allocate(&server, from: client)
