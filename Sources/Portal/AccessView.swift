@@ -21,6 +21,9 @@ package struct AccessView: Sendable {
     private var granting: [DeviceID: [ResourceID: Set<PolicyID>]] = [:]
     /// The authorisations whose policy still grants them and whose own expiry has not come.
     private var valid: Set<AuthorizationRecord> = []
+    /// Authorisations revoked although their grant stands (their resource moved or changed address),
+    /// until their rows are deleted: the gateway was told once, and deleting them tells nothing more.
+    private var withdrawn: Set<AuthorizationID> = []
     /// The first instant after `now` at which time alone may change what the view says (as
     /// `AccessSnapshot.nextChange`); nil when nothing here runs out.
     package private(set) var nextChange: Date?
@@ -139,9 +142,14 @@ package struct AccessView: Sendable {
         var notifications: [AccessNotification] = []
         var revoked: [AuthorizationID] = []
         var filterUpdates = Set<AccessNotification>()
-        // Only an authorisation that lost its grant, or whose resource the change touched, has anything to tell.
+        // Only an authorisation that lost its grant, or whose resource the change touched, has anything to
+        // tell; only resource and site changes touch resources.
+        let resourcesTouched: Bool = switch change {
+        case .resource, .site: true
+        default: false
+        }
         let told = validBefore.filter { authorization in
-            !valid.contains(authorization) || scope.map { $0.contains(authorization.resourceID) } ?? true
+            !valid.contains(authorization) || (resourcesTouched && (scope.map { $0.contains(authorization.resourceID) } ?? true))
         }
         for authorization in told.sorted(by: { $0.id < $1.id }) {
             let old = resourcesBefore[authorization.resourceID]
@@ -168,6 +176,15 @@ package struct AccessView: Sendable {
                 && (before[resource] == nil || !AccessSnapshot.sameView(resourcesBefore[resource], data.resources[resource])) {
                 notifications.append(.resourceCreatedOrUpdated(client: client, resource: resource))
             }
+        }
+        if !revoked.isEmpty {
+            let stillGranted = Set(valid.map(\.id))
+            for id in revoked where stillGranted.contains(id) { withdrawn.insert(id) }
+        }
+        if !withdrawn.isEmpty {
+            if !revoked.isEmpty { valid = valid.filter { !withdrawn.contains($0.id) } }
+            let held = Set(data.authorizations.map(\.id))
+            withdrawn.formIntersection(held)
         }
         return (notifications, revoked)
     }
@@ -228,7 +245,10 @@ package struct AccessView: Sendable {
             return Set([before?.id, after?.id].compactMap { $0 })
         case .authorization:
             return []
-        case .group, .actor, .device, .token, .site, .clock:
+        case let .device(before, after):
+            // A gateway's row grants nothing; a client's may change all its grants (its address, verified flag, token).
+            return [before, after].contains { $0?.kind == .client } ? nil : []
+        case .group, .actor, .token, .site, .clock:
             return nil
         }
     }
@@ -287,7 +307,7 @@ package struct AccessView: Sendable {
 
     private func validAuthorizations() -> Set<AuthorizationRecord> {
         Set(data.authorizations.filter { authorization in
-            authorization.expiresAt > now && granting[authorization.clientID]?[authorization.resourceID]?.contains(authorization.policyID) == true
+            !withdrawn.contains(authorization.id) && authorization.expiresAt > now && granting[authorization.clientID]?[authorization.resourceID]?.contains(authorization.policyID) == true
         })
     }
 

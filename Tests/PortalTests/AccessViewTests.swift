@@ -147,6 +147,13 @@ import Testing
             if random.chance(70) { after.disabled.toggle() } else { after.type = after.type == .serviceAccount ? .user : .serviceAccount }
             return .actor(before: before, after: after)
         case 13, 14:
+            // Now and then a gateway's row: updated (a join) or deleted (its authorisations go with it).
+            if random.chance(20), let gateway = random.pick(data.gateways) {
+                if random.chance(30) { return .device(before: gateway, after: nil) }
+                var after = gateway
+                after.lastSeenAddress = "203.0.113.\(random.below(20))"
+                return .device(before: gateway, after: after)
+            }
             guard let before = random.pick(data.clients) else { return nil }
             if random.chance(15) { return .device(before: before, after: nil) }
             var after = before
