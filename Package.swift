@@ -161,7 +161,7 @@ let package = Package(
         .executableTarget(
             name: "gatehouse",
             dependencies: [
-                "Portal", "Relay", "Gateway", "Client", "BPF", "Actors", "Persistence", "Policy", "Identifiers", "AdminAPI",
+                "Portal", "Relay", "Gateway", "Client", "BPF", "Actors", "Persistence", "Policy", "Identifiers", "AdminAPI", "Addresses",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),

@@ -32,6 +32,20 @@ package struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Parses an endpoint, "192.0.2.1:51820" or "[2001:db8::1]:51820" (IPv6 in brackets, port 1-65535).
+    package init?(endpoint text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0 else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = String(host.dropFirst().dropLast())
+            guard host.contains(":") else { return nil }
+        } else if host.contains(":") {
+            return nil
+        }
+        guard let address = try? SocketAddress(host, port: port) else { return nil }
+        self = address
+    }
+
     package var isIPv6: Bool {
         switch ip {
         case .v4: false

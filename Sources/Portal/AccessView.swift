@@ -76,11 +76,6 @@ package struct AccessView: Sendable {
         valid.filter { $0.gatewayID == gateway }.sorted { $0.id < $1.id }
     }
 
-    /// Whether `authorization` stands now.
-    package func stands(_ authorization: AuthorizationID) -> AuthorizationRecord? {
-        valid.first { $0.id == authorization }
-    }
-
     /// Client → the resources some policy grants it now.
     package var visible: [DeviceID: Set<ResourceID>] { granting.mapValues { Set($0.keys) } }
 

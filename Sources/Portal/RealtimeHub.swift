@@ -216,23 +216,10 @@ package actor RealtimeHub {
             return "\"public_key\" must be a WireGuard public key (32 bytes, base64)"
         }
         if peer == .client, join.endpoints?.isEmpty == false { return "\"endpoints\" are a gateway's, not a client's" }
-        for endpoint in join.endpoints ?? [] where Self.endpoint(endpoint) == nil {
+        for endpoint in join.endpoints ?? [] where SocketAddress(endpoint: endpoint) == nil {
             return "\"endpoints\": \"\(endpoint)\" is not HOST:PORT (an IP address, IPv6 in brackets)"
         }
         return nil
-    }
-
-    /// "192.0.2.1:51820" or "[2001:db8::1]:51820".
-    static func endpoint(_ text: String) -> SocketAddress? {
-        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0 else { return nil }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") {
-            host = String(host.dropFirst().dropLast())
-            guard host.contains(":") else { return nil }
-        } else if host.contains(":") {
-            return nil
-        }
-        return try? SocketAddress(host, port: port)
     }
 
     // MARK: Flows

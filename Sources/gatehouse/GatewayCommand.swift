@@ -1,4 +1,5 @@
 import Actors
+import Addresses
 import ArgumentParser
 import Foundation
 import Gateway
@@ -38,7 +39,7 @@ struct GatewayCommand: AsyncParsableCommand {
             throw ValidationError("the portal URL is required: --portal-url or GATEHOUSE_PORTAL_URL")
         }
         let endpoints = environment.list(self.endpoint, "GATEHOUSE_GATEWAY_ENDPOINT")
-        for text in endpoints where !Self.isEndpoint(text) {
+        for text in endpoints where SocketAddress(endpoint: text) == nil {
             throw ValidationError("--endpoint \"\(text)\": expected HOST:PORT with an IP address (IPv6 in brackets)")
         }
         let directory = environment.string(stateDir, "GATEHOUSE_GATEWAY_STATE_DIR")
@@ -51,7 +52,7 @@ struct GatewayCommand: AsyncParsableCommand {
         }
         let name = environment.string(self.name, "GATEHOUSE_GATEWAY_NAME") ?? ProcessInfo.processInfo.hostName
         guard !name.isEmpty, name.count <= 200 else { throw ValidationError("--name must be 1-200 characters") }
-        let (host, port) = try OperationsAddress.parse(environment.string(operationsAddress, "GATEHOUSE_GATEWAY_OPERATIONS_ADDRESS") ?? "127.0.0.1:9479",
+        let (host, port) = try ListenAddress.parse(environment.string(operationsAddress, "GATEHOUSE_GATEWAY_OPERATIONS_ADDRESS") ?? "127.0.0.1:9479",
                                                       option: "--operations-address")
         LogSetup.bootstrap(level: .info, format: format)
         let logger = Logger(label: "gatehouse.gateway")
@@ -70,13 +71,6 @@ struct GatewayCommand: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
-
-    static func isEndpoint(_ text: String) -> Bool {
-        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0 else { return false }
-        let host = text[..<colon]
-        if host.hasPrefix("[") { return host.hasSuffix("]") && host.count > 2 }
-        return !host.isEmpty && !host.contains(":")
-    }
 }
 
 /// Runs a portal connection until shutdown.
@@ -89,12 +83,12 @@ struct PortalConnectionService<Session: PortalSession>: Service {
     }
 }
 
-/// HOST:PORT of an operations listener.
-enum OperationsAddress {
-    static func parse(_ text: String, option: String) throws -> (String, Int) {
+/// HOST:PORT of a listener (`--listen`, `--operations-address`); an IPv6 host may be in brackets.
+enum ListenAddress {
+    static func parse(_ text: String, option: String) throws -> (host: String, port: Int) {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
             throw ValidationError("\(option) \"\(text)\": expected HOST:PORT")
         }
-        return (String(text[..<colon]), port)
+        return (String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
     }
 }

@@ -76,11 +76,7 @@ struct PortalServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "gatehouse.portal")
         var configuration = PortalConfiguration()
         if let address = environment.string(listen, "GATEHOUSE_PORTAL_LISTEN") {
-            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port) else {
-                throw ValidationError("--listen \"\(address)\": expected HOST:PORT")
-            }
-            configuration.host = String(address[..<colon])
-            configuration.port = port
+            (configuration.host, configuration.port) = try ListenAddress.parse(address, option: "--listen")
         }
         if let heartbeatInterval {
             guard (0.1...60).contains(heartbeatInterval) else { throw ValidationError("--heartbeat-interval must be 0.1-60 seconds") }

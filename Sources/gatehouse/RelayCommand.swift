@@ -176,11 +176,7 @@ struct RelayCommand: AsyncParsableCommand {
             configuration.nonceLimits.capacity = capacity
         }
         if let address = environment.string(operationsAddress, "GATEHOUSE_RELAY_OPERATIONS_ADDRESS") {
-            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
-                throw ValidationError("--operations-address \"\(address)\": expected HOST:PORT")
-            }
-            configuration.operationsHost = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-            configuration.operationsPort = port
+            (configuration.operationsHost, configuration.operationsPort) = try ListenAddress.parse(address, option: "--operations-address")
         }
         do {
             try configuration.validate()

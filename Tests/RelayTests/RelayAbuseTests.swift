@@ -118,16 +118,18 @@ import Testing
         let progress = Atomic<Int>(0)
         // The flood holds its last fifth until the control requests were answered: on a loaded machine
         // the test's own requests could otherwise come only after the whole flood.
-        let controlDone = Atomic<Bool>(false)
+        let (controlDone, markControlDone) = AsyncStream<Void>.makeStream()
+        defer { markControlDone.finish() }  // never leave the flood waiting, whatever happens below
         let flood = Task.detached {
             let batch = DatagramBatch(capacity: 64, datagramCapacity: 512)
             let payload = [UInt8](repeating: 0xEE, count: 500)
             var sent = 0
             let start = ContinuousClock.now
+            var held = false
             while sent < total {
-                if sent >= total * 4 / 5 && !controlDone.load(ordering: .relaxed) {
-                    try? await Task.sleep(for: .milliseconds(1))
-                    continue
+                if sent >= total * 4 / 5 && !held {
+                    for await _ in controlDone {}  // ends when the test finishes the stream
+                    held = true
                 }
                 let due = start + .microseconds(sent * 10)
                 if ContinuousClock.now < due { try? await Task.sleep(until: due) }
@@ -146,7 +148,7 @@ import Testing
         let bind = try client.request(TURNTestClient.channelBind, [.channel(0x4004), .peer(peer.localAddress)])
         let bindTime = ContinuousClock.now - started
         let sentDuringControl = progress.load(ordering: .relaxed)
-        controlDone.store(true, ordering: .relaxed)
+        markControlDone.finish()
         await flood.value
         let probe = try relay.client()
         try await Wait.until("the relay answers after the flood", timeout: .seconds(30)) {
