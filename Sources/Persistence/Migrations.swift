@@ -29,6 +29,15 @@ enum Migrations {
             // with foreign keys checked once at the end of the migration (GRDB's deferred mode).
             try db.execute(sql: accountKeys)
         }
+        migrator.registerMigration("004_authorization_outlives_policy") { db in
+            // Deleting a policy no longer deletes its authorisations in the same statement: a policy
+            // granting 10,000 flows took 10,000 rows and their indexes with it before anyone could be
+            // told. The evaluator counts an authorisation whose policy is gone as revoked, tells its
+            // gateway, and then deletes the row (and deletes any such row it finds when it reads an
+            // account). An authorisation still names a policy of its own account when it is made
+            // (a trigger, since a foreign key would cascade or refuse).
+            try db.execute(sql: authorizationOutlivesPolicy)
+        }
         return migrator
     }
 
@@ -344,4 +353,36 @@ enum Migrations {
                 BEGIN SELECT RAISE(ABORT, 'a row cannot move to another account'); END;
             """
         }.joined(separator: "\n")
+
+    private static let authorizationOutlivesPolicy = """
+        CREATE TABLE new_authorization (
+            id TEXT PRIMARY KEY NOT NULL,
+            account_id TEXT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+            client_id TEXT NOT NULL,
+            gateway_id TEXT NOT NULL,
+            resource_id TEXT NOT NULL,
+            policy_id TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            FOREIGN KEY (account_id, client_id) REFERENCES device(account_id, id) ON DELETE CASCADE,
+            FOREIGN KEY (account_id, gateway_id) REFERENCES device(account_id, id) ON DELETE CASCADE,
+            FOREIGN KEY (account_id, resource_id) REFERENCES resource(account_id, id) ON DELETE CASCADE
+        );
+        INSERT INTO new_authorization SELECT id, account_id, client_id, gateway_id, resource_id, policy_id, expires_at, created_at
+            FROM authorization;
+        DROP TABLE authorization;
+        ALTER TABLE new_authorization RENAME TO authorization;
+        CREATE INDEX authorization_client ON authorization(client_id);
+        CREATE INDEX authorization_gateway ON authorization(gateway_id);
+        CREATE INDEX authorization_policy ON authorization(policy_id);
+        CREATE TRIGGER authorization_policy_in_account BEFORE INSERT ON authorization
+            WHEN (SELECT account_id FROM policy WHERE id = NEW.policy_id) IS NOT NEW.account_id
+            BEGIN SELECT RAISE(ABORT, 'FOREIGN KEY constraint failed: the policy is not one of the account''s'); END;
+        CREATE TRIGGER authorization_policy_stays BEFORE UPDATE OF policy_id ON authorization
+            WHEN NEW.policy_id IS NOT OLD.policy_id AND (SELECT account_id FROM policy WHERE id = NEW.policy_id) IS NOT NEW.account_id
+            BEGIN SELECT RAISE(ABORT, 'FOREIGN KEY constraint failed: the policy is not one of the account''s'); END;
+        CREATE TRIGGER authorization_account_fixed BEFORE UPDATE OF account_id ON authorization
+            WHEN NEW.account_id IS NOT OLD.account_id
+            BEGIN SELECT RAISE(ABORT, 'a row cannot move to another account'); END;
+        """
 }

@@ -1,12 +1,13 @@
 import Foundation
-import Identifiers
+package import Identifiers
 package import Persistence
 
 extension AccessData {
     /// The rows after `change`, with the schema's cascades (a deleted resource takes its policies and
     /// authorisations, a deleted group its memberships and policies, a deleted actor its memberships,
     /// tokens and devices, a deleted site its resources, tokens and devices; a deleted token leaves its
-    /// devices without one).
+    /// devices without one). A deleted policy leaves its authorisations: the evaluator deletes them once
+    /// their gateways were told.
     package mutating func apply(_ change: AccessChange) {
         switch change {
         case let .resource(before, after):
@@ -17,19 +18,13 @@ extension AccessData {
             }
         case let .policy(before, after):
             if let before { policies.removeAll { $0.id == before.id } }
-            if let after {
-                policies.append(after)
-            } else if let before {
-                authorizations.removeAll { $0.policyID == before.id }
-            }
+            if let after { policies.append(after) }
         case let .group(before, after):
             if let after {
                 groups[after.id] = after
             } else if let before {
                 groups[before.id] = nil
-                let removed = Set(policies.filter { $0.groupID == before.id }.map(\.id))
-                policies.removeAll { removed.contains($0.id) }
-                authorizations.removeAll { removed.contains($0.policyID) }
+                policies.removeAll { $0.groupID == before.id }
                 for actor in memberships.keys { memberships[actor]?.remove(before.id) }
             }
         case let .membership(actor, group, added):
@@ -75,11 +70,16 @@ extension AccessData {
         }
     }
 
+    /// The authorisations whose policy is gone (the evaluator deletes them after telling their gateways).
+    package var authorizationsWithoutPolicy: [AuthorizationID] {
+        let policies = Set(policies.map(\.id))
+        return authorizations.filter { !policies.contains($0.policyID) }.map(\.id)
+    }
+
     private mutating func removeResource(_ id: ResourceID) {
         resources[id] = nil
-        let removed = Set(policies.filter { $0.resourceID == id }.map(\.id))
-        policies.removeAll { removed.contains($0.id) }
-        authorizations.removeAll { $0.resourceID == id || removed.contains($0.policyID) }
+        policies.removeAll { $0.resourceID == id }
+        authorizations.removeAll { $0.resourceID == id }
     }
 
     private mutating func removeDevice(_ id: DeviceID, keepingAuthorizations: Bool = false) {

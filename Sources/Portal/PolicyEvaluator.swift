@@ -131,11 +131,17 @@ package actor PolicyEvaluator {
         var replaced = false
         if await views[accountID] == nil {
             _ = repository.takeUnrecordedWrites(accountID: accountID)  // the read below sees those writes
-            await install(accountID, AccessView(try await repository.accessData(accountID: accountID), now: now))
-            result = ([], [])
+            let data = try await repository.accessData(accountID: accountID)
+            await install(accountID, AccessView(data, now: now))
+            // Rows of policies deleted before a restart, their gateways told or not (a gateway's `init`
+            // after the restart lists only what stands).
+            result = ([], data.authorizationsWithoutPolicy)
         } else if repository.takeUnrecordedWrites(accountID: accountID) {
             replaced = true
-            result = await replace(accountID, with: try await repository.accessData(accountID: accountID), now: now)
+            let data = try await repository.accessData(accountID: accountID)
+            result = await replace(accountID, with: data, now: now)
+            let revoked = Set(result.revoked)
+            result.revoked += data.authorizationsWithoutPolicy.filter { !revoked.contains($0) }
         } else {
             result = await apply(changes, to: accountID, now: now)
         }

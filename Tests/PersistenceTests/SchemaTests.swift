@@ -42,7 +42,7 @@ import Testing
 
     @Test func aNewFileIsMigratedInWALModeAndKeepsItsDataWhenReopened() throws {
         try withDatabase { database, path in
-            #expect(try database.appliedMigrations() == ["001_initial_schema", "002_device_token", "003_account_keys"])
+            #expect(try database.appliedMigrations() == ["001_initial_schema", "002_device_token", "003_account_keys", "004_authorization_outlives_policy"])
             let mode = try database.writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
             #expect(mode == "wal")
             let fixture = try database.writer.write { db in try seed(db) }
@@ -168,6 +168,56 @@ import Testing
         }
     }
 
+    /// Deleting a policy leaves its authorisations (the evaluator tells their gateways, then deletes
+    /// them), but an authorisation can only be made naming a policy of its own account.
+    @Test func anAuthorizationOutlivesItsPolicyButMustNameOneOfItsAccount() throws {
+        try withDatabase { database, _ in
+            try database.writer.write { db in
+                let fixture = try seed(db)
+                let account = fixture.account.id
+                let resource = ResourceRecord(accountID: account, siteID: fixture.site.id, name: "db", type: .cidr, address: "10.0.0.0/24", createdAt: now)
+                try resource.insert(db)
+                let policy = PolicyRecord(accountID: account, groupID: fixture.group.id, resourceID: resource.id, createdAt: now)
+                try policy.insert(db)
+                let token = TokenRecord(accountID: account, kind: .client, secretHash: String(repeating: "d", count: 64), expiresAt: nil, actorID: fixture.user.id)
+                try token.insert(db)
+                let client = DeviceRecord(accountID: account, kind: .client, externalID: "c", name: "laptop", publicKey: "k", tunnelIPv4: "100.64.0.9",
+                                          tunnelIPv6: "fd00::9", actorID: fixture.user.id, tokenID: token.id, createdAt: now)
+                try client.insert(db)
+                let gateway = DeviceRecord(accountID: account, kind: .gateway, externalID: "g", name: "gw", publicKey: "k2", tunnelIPv4: "100.64.0.2",
+                                           tunnelIPv6: "fd00::2", siteID: fixture.site.id, createdAt: now)
+                try gateway.insert(db)
+                func authorization(_ policyID: PolicyID) -> AuthorizationRecord {
+                    AuthorizationRecord(accountID: account, clientID: client.id, gatewayID: gateway.id, resourceID: resource.id, policyID: policyID,
+                                        expiresAt: now, createdAt: now)
+                }
+                try authorization(policy.id).insert(db)
+
+                let other = AccountRecord(name: "Beta", slug: "beta", createdAt: now)
+                try other.insert(db)
+                let otherGroup = GroupRecord(accountID: other.id, name: "b-eng", createdAt: now)
+                try otherGroup.insert(db)
+                let otherSite = SiteRecord(accountID: other.id, name: "b-hq", createdAt: now)
+                try otherSite.insert(db)
+                let otherResource = ResourceRecord(accountID: other.id, siteID: otherSite.id, name: "b-db", type: .cidr, address: "10.9.0.0/24", createdAt: now)
+                try otherResource.insert(db)
+                let otherPolicy = PolicyRecord(accountID: other.id, groupID: otherGroup.id, resourceID: otherResource.id, createdAt: now)
+                try otherPolicy.insert(db)
+                #expect("naming another account's policy", performing: { try authorization(otherPolicy.id).insert(db) }, throws: { isConstraintViolation($0) })
+                #expect("naming no policy", performing: { try authorization(PolicyID()).insert(db) }, throws: { isConstraintViolation($0) })
+                var moved = try #require(try AuthorizationRecord.fetchOne(db))
+                moved.policyID = otherPolicy.id
+                #expect("moved to another account's policy", performing: { try moved.update(db) }, throws: { isConstraintViolation($0) })
+
+                _ = try policy.delete(db)
+                #expect(try AuthorizationRecord.fetchCount(db) == 1, "the authorisation outlives its policy")
+                #expect(try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").isEmpty)
+                _ = try resource.delete(db)
+                #expect(try AuthorizationRecord.fetchCount(db) == 0, "a deleted resource still takes its authorisations")
+            }
+        }
+    }
+
     /// An install from before 003_account_keys keeps every row through the table rebuilds, and the
     /// rebuilt tables then hold the new keys.
     @Test func anExistingDatabaseMigratesToAccountKeysWithItsData() throws {
@@ -202,7 +252,7 @@ import Testing
             }
         }
         let migrated = try AppDatabase(path: path)
-        #expect(try migrated.appliedMigrations() == ["001_initial_schema", "002_device_token", "003_account_keys"])
+        #expect(try migrated.appliedMigrations() == ["001_initial_schema", "002_device_token", "003_account_keys", "004_authorization_outlives_policy"])
         try migrated.writer.read { db in
             for table in tables {
                 let rows = try Row.fetchAll(db, sql: "SELECT * FROM \"\(table)\" ORDER BY 1, 2")

@@ -73,6 +73,35 @@ import Testing
         #expect(!repository.takeUnrecordedWrites(accountID: account))
     }
 
+    /// Policies deleted while no evaluator watched (a portal stopped between committing a deletion
+    /// and deleting its authorisations) leave authorisation rows behind; the first evaluator to read
+    /// the account deletes them, and they grant nothing meanwhile.
+    @Test func authorizationsLeftByDeletedPoliciesAreDeletedAtFirstSight() async throws {
+        var random = Random(state: 31)
+        let directory = FileManager.default.temporaryDirectory.appending(path: "gatehouse-view-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let repository = SQLitePortalRepository(database: try AppDatabase(path: directory.appending(path: "portal.sqlite").path))
+        let boot = try await repository.bootstrap(account: "Acme", slug: "acme", adminName: "Admin", adminEmail: "admin@acme.test",
+                                                  tokenHash: String(repeating: "a", count: 64), now: Self.start)
+        let account = boot.account.id
+        try await Self.seed(repository, account: account, admin: boot.admin, &random)
+        let seeded = try await repository.accessData(accountID: account)
+        try #require(!seeded.authorizations.isEmpty, "the seed made authorisations")
+        for policy in seeded.policies {
+            _ = try await repository.deletePolicy(accountID: account, id: policy.id, by: boot.admin, now: Self.start)
+        }
+        #expect(try await repository.accessData(accountID: account).authorizations.count == seeded.authorizations.count,
+                "a policy's deletion alone leaves its authorisations")
+
+        let evaluator = PolicyEvaluator(repository: repository, clock: ManualWallClock(Self.start))
+        _ = try await evaluator.expire(accountID: account, at: Self.start)
+        #expect(try await repository.accessData(accountID: account).authorizations.isEmpty)
+        let view = try #require(await evaluator.view(of: account))
+        #expect(view.data.authorizations.isEmpty)
+        #expect(seeded.gateways.allSatisfy { view.standing(ofGateway: $0.id).isEmpty })
+    }
+
     /// An account: two sites with a gateway each, three groups, resources, actors with memberships,
     /// client tokens and clients, policies and authorisations, written before the evaluator sees it.
     static func seed(_ repository: SQLitePortalRepository, account: AccountID, admin: ActorRecord, _ random: inout Random) async throws {
