@@ -184,6 +184,47 @@ package struct AccessView: Sendable {
         return (notifications, revoked)
     }
 
+    /// Applies `changes` in order; deleted authorisation rows in a row (the bookkeeping after a
+    /// revocation: thousands at once) are taken in one pass.
+    package mutating func apply(_ changes: [AccessChange]) -> (notifications: [AccessNotification], revoked: [AuthorizationID]) {
+        var notifications: [AccessNotification] = []
+        var revoked: [AuthorizationID] = []
+        var deletedRows: [AuthorizationRecord] = []
+        func take(_ outcome: (notifications: [AccessNotification], revoked: [AuthorizationID])) {
+            notifications += outcome.notifications
+            revoked += outcome.revoked
+        }
+        for change in changes {
+            if case let .authorization(before?, nil) = change {
+                deletedRows.append(before)
+                continue
+            }
+            take(removeAuthorizations(deletedRows))
+            deletedRows = []
+            take(apply(change))
+        }
+        take(removeAuthorizations(deletedRows))
+        return (notifications, revoked)
+    }
+
+    /// Applies the deletion of several authorisation rows: what applying `.authorization(before: row,
+    /// after: nil)` for each in turn does and tells (a row that still stood is revoked and its gateway
+    /// told), in one pass rather than one pass over every authorisation per row.
+    private mutating func removeAuthorizations(_ rows: [AuthorizationRecord]) -> (notifications: [AccessNotification], revoked: [AuthorizationID]) {
+        guard !rows.isEmpty else { return ([], []) }
+        let ids = Set(rows.map(\.id))
+        data.authorizations.removeAll { ids.contains($0.id) }
+        var notifications: [AccessNotification] = []
+        var revoked: [AuthorizationID] = []
+        for row in rows where valid.remove(row) != nil {
+            notifications.append(.rejectAccess(gateway: row.gatewayID, client: row.clientID, resource: row.resourceID))
+            revoked.append(row.id)
+        }
+        withdrawn.subtract(ids)
+        nextChange = computeNextChange()
+        return (notifications, revoked)
+    }
+
     /// The clients whose access `change` can affect, judged on the rows as they are now (the view asks
     /// before and after applying it).
     private func affectedClients(_ change: AccessChange) -> Set<DeviceID> {

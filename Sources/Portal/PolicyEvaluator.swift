@@ -153,6 +153,7 @@ package actor PolicyEvaluator {
             default: false
             }
         }
+        ChangeTrace.mark("view applied")
         await publish(accountID, result.notifications, changed: replaced || !changes.isEmpty || !result.revoked.isEmpty, standingChanged: standingChanged)
         let remaining = await stillRecorded(accountID, result.revoked)
         if !remaining.isEmpty {
@@ -161,6 +162,7 @@ package actor PolicyEvaluator {
                 _ = try await repository.deleteAuthorizations(accountID: accountID, ids: remaining)
             }
             _ = await apply(recorder.take(), to: accountID, now: now)
+            ChangeTrace.mark("rows deleted")
         }
         return result.notifications
     }
@@ -181,18 +183,10 @@ package actor PolicyEvaluator {
     private func apply(_ changes: [AccessChange], to accountID: AccountID, now: Date) -> (notifications: [AccessNotification], revoked: [AuthorizationID]) {
         // Taken out of the dictionary while it changes, so that the view's storage is not copied.
         guard var view = views.removeValue(forKey: accountID) else { return ([], []) }
-        var notifications: [AccessNotification] = []
-        var revoked: [AuthorizationID] = []
-        for change in changes {
-            let outcome = view.apply(change)
-            notifications += outcome.notifications
-            revoked += outcome.revoked
-        }
+        let outcome = view.apply(changes)
         let elapsed = view.advance(to: now)
-        notifications += elapsed.notifications
-        revoked += elapsed.revoked
         install(accountID, view)
-        return (notifications, revoked)
+        return (outcome.notifications + elapsed.notifications, outcome.revoked + elapsed.revoked)
     }
 
     /// Replaces the account's view with one read afresh, and says what differs from what the old view
@@ -230,7 +224,7 @@ package actor PolicyEvaluator {
         guard let before = views[accountID] else { return AccessPreviewResult(notifications: [], before: nil, after: nil) }
         var after = before
         var notifications: [AccessNotification] = []
-        for change in changes { notifications += after.apply(change).notifications }
+        notifications += after.apply(changes).notifications
         notifications += after.advance(to: now).notifications
         return AccessPreviewResult(notifications: notifications, before: before, after: after)
     }
@@ -257,6 +251,7 @@ package actor PolicyEvaluator {
         let standing = standingChanged ? DeviceStanding(view) : nil
         let update = AccessUpdate(accountID: accountID, notifications: notifications, resources: resources, standing: standing)
         for subscriber in updateSubscribers.values { subscriber.yield(update) }
+        ChangeTrace.mark("published")
     }
 
     /// What time alone changed up to `now` (tokens, authorisations and time windows that ran out,
@@ -385,10 +380,13 @@ extension PolicyEvaluator {
         async throws -> (T, [AccessNotification])
     {
         let now = now ?? { [clock] in clock.now() }
+        ChangeTrace.mark("change", begin: true)
         let pending = try await begin(accountID: accountID, now: now())
+        ChangeTrace.mark("begun")
         let result: T
         do {
             result = try await AccessChangeRecorder.$current.withValue(pending.recorder) { try await write() }
+            ChangeTrace.mark("written")
         } catch {
             _ = try? await finish(pending, now: now())
             throw error

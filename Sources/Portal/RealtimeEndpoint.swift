@@ -157,6 +157,7 @@ struct RealtimeConnection: Sendable {
                         try await outbound.write(.text(String(decoding: try frame.encoded(), as: UTF8.self)))
                     case let .frames(frames):
                         for frame in frames { try await outbound.write(.text(String(decoding: try frame.encoded(), as: UTF8.self))) }
+                        ChangeTrace.wrote()
                     case let .close(reason, code):
                         switch code {
                         case .policy: try await outbound.close(.policyViolation, reason: reason)

@@ -398,6 +398,11 @@ package actor RealtimeHub {
     /// Tells the devices online what an account's change means for them, and closes the connections
     /// whose access ended (token deleted or expired, actor disabled or deleted, device or site deleted).
     package func deliver(_ update: AccessUpdate) async {
+        ChangeTrace.mark("deliver")
+        defer {
+            ChangeTrace.mark("delivered")
+            if ChangeTrace.enabled { Task { try? await Task.sleep(for: .seconds(1)); ChangeTrace.report() } }
+        }
         // Gathered per device, then handed to each device's writer in one go.
         var outgoing: [DeviceID: [ControlMessage]] = [:]
         for notification in update.notifications {

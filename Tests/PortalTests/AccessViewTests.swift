@@ -199,14 +199,64 @@ import Testing
             #expect(actual.revoked == expected.revoked, "seed \(seed) step \(step): \(change)")
             #expect(view.visible == after.visible, "seed \(seed) step \(step): \(change)")
             if actual.notifications != expected.notifications || view.visible != after.visible { return }
-            // The evaluator deletes what was revoked, as one more change that tells nobody anything.
-            for id in expected.revoked {
-                guard let authorization = data.authorizations.first(where: { $0.id == id }) else { continue }
-                data.apply(.authorization(before: authorization, after: nil))
-                #expect(view.apply(.authorization(before: authorization, after: nil)).notifications == [])
+            // The evaluator deletes what was revoked, as one more change (its rows in one batch) that
+            // tells nobody anything.
+            let revokedRows = expected.revoked.compactMap { id in data.authorizations.first { $0.id == id } }
+            for row in revokedRows { data.apply(.authorization(before: row, after: nil)) }
+            #expect(view.apply(revokedRows.map { .authorization(before: $0, after: nil) }).notifications == [])
+            // Now and then several rows deleted in one batch, standing ones among them (a client deleted
+            // by hand): told exactly as one by one.
+            if random.chance(10) {
+                let rows = data.authorizations.filter { _ in random.chance(50) }.sorted { $0.id < $1.id }
+                let before = AccessSnapshot(data, now: now)
+                for row in rows { data.apply(.authorization(before: row, after: nil)) }
+                let after = AccessSnapshot(data, now: now)
+                let expected = AccessSnapshot.changes(from: before, to: after)
+                let actual = view.apply(rows.map { .authorization(before: $0, after: nil) })
+                #expect(actual.notifications == expected.notifications, "seed \(seed) step \(step): \(rows.count) rows deleted at once")
+                #expect(actual.revoked == expected.revoked, "seed \(seed) step \(step): \(rows.count) rows deleted at once")
+                #expect(view.visible == after.visible)
+                #expect(view.data.authorizations.map(\.id).sorted() == data.authorizations.map(\.id).sorted())
+                if actual.notifications != expected.notifications { return }
             }
             applied += 1
         }
         #expect(applied > 1000, "the run applied \(applied) changes")
+    }
+
+    /// Many standing authorisations deleted in one batch (the rows of a client deleted by hand, or
+    /// the bookkeeping after a revocation) tell exactly what deleting them one by one tells.
+    @Test(arguments: [7, 8, 9] as [UInt64])
+    func rowsDeletedInOneBatchTellWhatOneByOneTells(seed: UInt64) throws {
+        var random = Random(state: seed)
+        var data = Self.universe(&random)
+        let now = Self.start
+        // Standing authorisations: for each client, each resource it may reach, through some gateway.
+        let granted = AccessView(data, now: now)
+        for client in data.clients {
+            for (resource, policies) in granted.access(of: client.id).sorted(by: { $0.key < $1.key }) {
+                guard let policy = random.pick(policies.sorted()), let gateway = random.pick(data.gateways) else { continue }
+                data.authorizations.append(AuthorizationRecord(
+                    id: random.id(), accountID: Self.account, clientID: client.id, gatewayID: gateway.id, resourceID: resource, policyID: policy,
+                    expiresAt: now.addingTimeInterval(3600), createdAt: now))
+            }
+        }
+        var view = AccessView(data, now: now)
+        var told = 0
+        for round in 0..<20 {
+            let rows = data.authorizations.filter { _ in random.chance(25) }.sorted { $0.id < $1.id }
+            let before = AccessSnapshot(data, now: now)
+            for row in rows { data.apply(.authorization(before: row, after: nil)) }
+            let after = AccessSnapshot(data, now: now)
+            let expected = AccessSnapshot.changes(from: before, to: after)
+            let actual = view.apply(rows.map { .authorization(before: $0, after: nil) })
+            #expect(actual.notifications == expected.notifications, "seed \(seed) round \(round)")
+            #expect(actual.revoked == expected.revoked, "seed \(seed) round \(round)")
+            #expect(view.data.authorizations.map(\.id).sorted() == data.authorizations.map(\.id).sorted())
+            #expect(Set(data.gateways.flatMap { view.standing(ofGateway: $0.id) }) == after.validAuthorizations)
+            #expect(view.nextChange == after.nextChange)
+            told += actual.notifications.count
+        }
+        #expect(told > 5, "the batches told \(told) rejections")
     }
 }
