@@ -97,8 +97,9 @@ package protocol PortalRepository: Sendable {
     func deleteDevice(accountID: AccountID, kind: DeviceRecord.Kind, id: DeviceID, by actor: ActorRecord, now: Date) async throws -> Bool
 
     func createAuthorization(_ authorization: AuthorizationRecord) async throws -> AuthorizationRecord
-    /// Removes authorisations (revoked or expired); returns how many there were.
-    func deleteAuthorizations(accountID: AccountID, ids: [AuthorizationID]) async throws -> Int
+    /// Removes authorisations (revoked or expired) of the account, the rows as last read; returns how
+    /// many there still were.
+    func deleteAuthorizations(accountID: AccountID, _ rows: [AuthorizationRecord]) async throws -> Int
 
     /// Everything policy evaluation needs about an account, read in one transaction: every resource,
     /// policy, group, actor, membership, token, device and authorisation.

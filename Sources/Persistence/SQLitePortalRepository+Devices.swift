@@ -36,15 +36,17 @@ extension SQLitePortalRepository {
         return inserted
     }
 
-    package func deleteAuthorizations(accountID: AccountID, ids: [AuthorizationID]) async throws -> Int {
-        guard !ids.isEmpty else { return 0 }
+    package func deleteAuthorizations(accountID: AccountID, _ rows: [AuthorizationRecord]) async throws -> Int {
+        guard !rows.isEmpty else { return 0 }
+        // The IDs as one JSON array (any number of them; SQLite limits bound parameters), and only the
+        // deleted IDs read back: the rows themselves are the caller's.
+        let ids = String(decoding: try JSONEncoder().encode(rows.map(\.id.description)), as: UTF8.self)
         let deleted = try await database.write { db in
-            let request = AuthorizationRecord.filter(Column("account_id") == accountID).filter(ids.contains(Column("id")))
-            let rows = try request.fetchAll(db)
-            try request.deleteAll(db)
-            return rows
+            Set(try String.fetchAll(db, sql: """
+                DELETE FROM authorization WHERE account_id = ? AND id IN (SELECT value FROM json_each(?)) RETURNING id
+                """, arguments: [accountID, ids]))
         }
-        for row in deleted { record(.authorization(before: row, after: nil), account: accountID) }
+        for row in rows where deleted.contains(row.id.description) { record(.authorization(before: row, after: nil), account: accountID) }
         return deleted.count
     }
 }

@@ -159,7 +159,7 @@ package actor PolicyEvaluator {
         if !remaining.isEmpty {
             let recorder = AccessChangeRecorder(accountID: accountID)
             try await AccessChangeRecorder.$current.withValue(recorder) {
-                _ = try await repository.deleteAuthorizations(accountID: accountID, ids: remaining)
+                _ = try await repository.deleteAuthorizations(accountID: accountID, remaining)
             }
             _ = await apply(recorder.take(), to: accountID, now: now)
             ChangeTrace.mark("rows deleted")
@@ -167,11 +167,11 @@ package actor PolicyEvaluator {
         return result.notifications
     }
 
-    /// Of `ids`, the authorisations the account's view still holds rows of.
-    private func stillRecorded(_ accountID: AccountID, _ ids: [AuthorizationID]) -> [AuthorizationID] {
-        guard !ids.isEmpty, let view = views[accountID] else { return ids }
-        let held = Set(view.data.authorizations.map(\.id))
-        return ids.filter(held.contains)
+    /// Of `ids`, the rows of the authorisations the account's view still holds.
+    private func stillRecorded(_ accountID: AccountID, _ ids: [AuthorizationID]) -> [AuthorizationRecord] {
+        guard !ids.isEmpty, let view = views[accountID] else { return [] }
+        let wanted = Set(ids)
+        return view.data.authorizations.filter { wanted.contains($0.id) }
     }
 
     private func install(_ accountID: AccountID, _ view: AccessView) {

@@ -303,7 +303,7 @@ package actor RealtimeHub {
 
     private nonisolated func revoke(_ authorization: AuthorizationRecord) async throws {
         _ = try await evaluator.change(accountID: authorization.accountID) {
-            try await repository.deleteAuthorizations(accountID: authorization.accountID, ids: [authorization.id])
+            try await repository.deleteAuthorizations(accountID: authorization.accountID, [authorization])
         }
     }
 

@@ -188,7 +188,7 @@ import Testing
         case let .authorization(nil, after?):
             _ = try await repository.createAuthorization(after.in(account))
         case let .authorization(before?, nil):
-            return try await repository.deleteAuthorizations(accountID: account, ids: [before.id]) == 1
+            return try await repository.deleteAuthorizations(accountID: account, [before]) == 1
         case let .site(deleted):
             return try await repository.deleteSite(accountID: account, id: deleted, by: admin, now: now)
         default:

@@ -24,6 +24,15 @@ func residentKiB(_ pid: String) -> Int {
     return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
 }
 
+/// CPU time (user + system) a process has used, in milliseconds.
+func cpuMilliseconds(_ pid: String) -> Double {
+    let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+    // Fields after the command name (which ends with the last ')'): utime and stime are the 12th and 13th.
+    let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return .nan }
+    return (user + system) * 1000 / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
 func percentile(_ values: [Double], _ p: Double) -> Double {
     guard !values.isEmpty else { return .nan }
     let sorted = values.sorted()
@@ -145,6 +154,8 @@ print(String(format: "portal resident memory: %.1f MiB before the connections, %
 if let pause = ProcessInfo.processInfo.environment["REALTIME_LOAD_PAUSE"].flatMap(Double.init) { try await Task.sleep(for: .seconds(pause)) }  // TEMPORARY: time to attach a profiler
 
 // Delete the policy; time until each gateway has every reject_access it is owed.
+let portalCPUBefore = cpuMilliseconds(pid)
+let ownCPUBefore = cpuMilliseconds("self")
 let start = ContinuousClock.now
 let answer = try await admin.request("DELETE", path: "/api/v1/policies/\(policy)")
 let answered = ContinuousClock.now - start
@@ -153,6 +164,8 @@ let waitUntil = ContinuousClock.now + .seconds(60)
 while ContinuousClock.now < waitUntil, await tally.finished.count < expected || tally.resourceDeleted.count < clientKeys.count {
     try await Task.sleep(for: .milliseconds(5))
 }
+let portalCPU = cpuMilliseconds(pid) - portalCPUBefore
+let ownCPU = cpuMilliseconds("self") - ownCPUBefore
 func milliseconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
 }
@@ -165,5 +178,7 @@ print(String(format: "reject_access complete at %d of %d gateways: p50 %.1f ms, 
              times.count, expected, percentile(times, 0.5), percentile(times, 0.99), times.max() ?? .nan))
 print(String(format: "resource_deleted at %d of %d clients: p50 %.1f ms, p99 %.1f ms, max %.1f ms",
              clientTimes.count, clientKeys.count, percentile(clientTimes, 0.5), percentile(clientTimes, 0.99), clientTimes.max() ?? .nan))
+print(String(format: "CPU time from the request until every device was told: portal %.0f ms, this load generator %.0f ms (%d cores)",
+             portalCPU, ownCPU, ProcessInfo.processInfo.activeProcessorCount))
 connections.cancel()
 exit(times.count == expected ? 0 : 1)
