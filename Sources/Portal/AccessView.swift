@@ -81,7 +81,6 @@ package struct AccessView: Sendable {
 
     /// Applies `change` and returns who must be told what, and the authorisations it revoked.
     package mutating func apply(_ change: AccessChange) -> (notifications: [AccessNotification], revoked: [AuthorizationID]) {
-        let grantingBefore = granting
         let validBefore = valid
         let resourcesBefore = data.resources
         let clientsBefore = Set(data.clients.map(\.id))
@@ -117,16 +116,28 @@ package struct AccessView: Sendable {
         // The resources whose grants the change can alter (nil: any); a client's others stay as they were.
         let scope = touchedResources(change)
 
-        let clients = Dictionary(data.clients.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        // Each affected client's grants before the change: those in the scope only when there is one
+        // (the rest stay as they are). Taken out or copied entry by entry, so that the grants are changed
+        // in place rather than copied whole for every client.
+        var clients: [DeviceID: Int] = [:]
+        for index in data.clients.indices { clients[data.clients[index].id] = clients[data.clients[index].id] ?? index }
+        var previous: [DeviceID: [ResourceID: Set<PolicyID>]] = [:]
         for id in affected {
-            guard let client = clients[id] else {
+            guard let index = clients[id] else {
                 granting[id] = nil
                 continue
             }
+            let client = data.clients[index]
             if let scope, granting[id] != nil {
-                let updated = scope.map { ($0, grants(for: client, resource: $0)) }
-                for (resource, policies) in updated { granting[id]?[resource] = policies }
+                var before: [ResourceID: Set<PolicyID>] = [:]
+                for resource in scope {
+                    let policies = grants(for: client, resource: resource)
+                    before[resource] = granting[id]?[resource]
+                    granting[id]?[resource] = policies
+                }
+                previous[id] = before
             } else {
+                previous[id] = granting.removeValue(forKey: id) ?? [:]
                 granting[id] = grants(for: client)
             }
         }
@@ -159,7 +170,7 @@ package struct AccessView: Sendable {
             }
         }
         for client in affected.sorted() where clientsBefore.contains(client) && clients[client] != nil {
-            let before = grantingBefore[client] ?? [:]
+            let before = previous[client] ?? [:]
             let after = granting[client] ?? [:]
             // Resources outside the scope kept their grants and their rows: nothing to tell of them.
             let candidates = scope.map(Array.init) ?? Array(Set(before.keys).union(after.keys))
@@ -230,23 +241,28 @@ package struct AccessView: Sendable {
     private func affectedClients(_ change: AccessChange) -> Set<DeviceID> {
         func clients(inAnyOf groups: Set<GroupID>) -> Set<DeviceID> {
             let viaEveryone = everyone.map(groups.contains) ?? false
-            return Set(data.clients.filter { client in
-                guard let actorID = client.actorID, let actor = data.actors[actorID] else { return false }
-                if viaEveryone, actor.type != .serviceAccount { return true }
-                return data.memberships[actorID].map { !$0.isDisjoint(with: groups) } ?? false
-            }.map(\.id))
+            var result = Set<DeviceID>()
+            for index in data.clients.indices {
+                guard let actorID = data.clients[index].actorID, let actor = data.actors[actorID] else { continue }
+                if (viaEveryone && actor.type != .serviceAccount) || (data.memberships[actorID].map { !$0.isDisjoint(with: groups) } ?? false) {
+                    result.insert(data.clients[index].id)
+                }
+            }
+            return result
         }
         switch change {
         case let .resource(before, after):
             guard let id = before?.id ?? after?.id else { return [] }
-            let holding = Set(granting.filter { $0.value[id] != nil }.map(\.key))
-            return holding.union(clients(inAnyOf: Set((policiesByResource[id] ?? []).map(\.groupID))))
+            var holding = clients(inAnyOf: Set((policiesByResource[id] ?? []).map(\.groupID)))
+            for (client, grants) in granting where grants[id] != nil { holding.insert(client) }
+            return holding
         case let .policy(before, after):
             guard let id = before?.id ?? after?.id else { return [] }
             // A client holding the policy holds it for the policy's resource.
             let resources = Set([before?.resourceID, after?.resourceID].compactMap { $0 })
-            let holding = Set(granting.filter { entry in resources.contains { entry.value[$0]?.contains(id) == true } }.map(\.key))
-            return holding.union(clients(inAnyOf: Set([before?.groupID, after?.groupID].compactMap { $0 })))
+            var holding = clients(inAnyOf: Set([before?.groupID, after?.groupID].compactMap { $0 }))
+            for (client, grants) in granting where resources.contains(where: { grants[$0]?.contains(id) == true }) { holding.insert(client) }
+            return holding
         case let .group(before, after):
             // A rename changes no access; a deletion takes the group's policies with it.
             guard after == nil, let before else { return [] }
