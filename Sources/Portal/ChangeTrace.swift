@@ -13,7 +13,9 @@ package enum ChangeTrace {
         let t = now()
         if begin { start.withLock { $0 = t }; lastWrite.withLock { $0 = 0 }; writes.withLock { $0 = 0 } }
         let s = start.withLock { $0 }
-        FileHandle.standardError.write(Data(String(format: "TRACE %@ +%.1f ms\n", what, t - s).utf8))
+        var mono = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &mono)
+        FileHandle.standardError.write(Data(String(format: "TRACE %@ +%.1f ms (monotonic %d.%09d)\n", what, t - s, mono.tv_sec, mono.tv_nsec).utf8))
     }
     static func wrote() {
         guard enabled else { return }

@@ -154,12 +154,17 @@ package actor PolicyEvaluator {
             }
         }
         ChangeTrace.mark("view applied")
-        await publish(accountID, result.notifications, changed: replaced || !changes.isEmpty || !result.revoked.isEmpty, standingChanged: standingChanged)
+        let receipt = await publish(accountID, result.notifications, changed: replaced || !changes.isEmpty || !result.revoked.isEmpty,
+                                    standingChanged: standingChanged)
         let remaining = await stillRecorded(accountID, result.revoked)
         if !remaining.isEmpty {
+            // After the devices online were sent what they must be told (a second at most).
+            await receipt?.wait(atMost: .seconds(1))
             let recorder = AccessChangeRecorder(accountID: accountID)
             try await AccessChangeRecorder.$current.withValue(recorder) {
+                ChangeTrace.mark("deleting rows")
                 _ = try await repository.deleteAuthorizations(accountID: accountID, remaining)
+                ChangeTrace.mark("rows deleted in the database")
             }
             _ = await apply(recorder.take(), to: accountID, now: now)
             ChangeTrace.mark("rows deleted")
@@ -234,11 +239,14 @@ package actor PolicyEvaluator {
         views[accountID]
     }
 
-    private func publish(_ accountID: AccountID, _ notifications: [AccessNotification], changed: Bool, standingChanged: Bool = false) {
+    /// Publishes the notifications; the receipt says when the update's subscribers have handed them on.
+    private func publish(_ accountID: AccountID, _ notifications: [AccessNotification], changed: Bool, standingChanged: Bool = false)
+        -> DeliveryReceipt?
+    {
         for notification in notifications {
             for subscriber in subscribers.values { subscriber.yield(notification) }
         }
-        guard changed || !notifications.isEmpty, !updateSubscribers.isEmpty, let view = views[accountID] else { return }
+        guard changed || !notifications.isEmpty, !updateSubscribers.isEmpty, let view = views[accountID] else { return nil }
         // What the realtime hub needs, copied out: holding the view itself would make the next change
         // copy all of it.
         var resources: [ResourceID: ResourceRecord] = [:]
@@ -249,9 +257,13 @@ package actor PolicyEvaluator {
             }
         }
         let standing = standingChanged ? DeviceStanding(view) : nil
-        let update = AccessUpdate(accountID: accountID, notifications: notifications, resources: resources, standing: standing)
-        for subscriber in updateSubscribers.values { subscriber.yield(update) }
+        let receipt = DeliveryReceipt(subscribers: updateSubscribers.count)
+        let update = AccessUpdate(accountID: accountID, notifications: notifications, resources: resources, standing: standing, receipt: receipt)
+        for subscriber in updateSubscribers.values {
+            if case .terminated = subscriber.yield(update) { receipt.sealed() }
+        }
         ChangeTrace.mark("published")
+        return receipt
     }
 
     /// What time alone changed up to `now` (tokens, authorisations and time windows that ran out,
@@ -345,6 +357,8 @@ package struct AccessUpdate: Sendable {
     package var notifications: [AccessNotification]
     package var resources: [ResourceID: ResourceRecord]
     package var standing: DeviceStanding?
+    /// To seal once every device was sent its part (`DeliveryReceipt`).
+    package var receipt: DeliveryReceipt?
 }
 
 /// What keeps a device connected after a change: its row, an unexpired token, and for a client an

@@ -158,8 +158,8 @@ struct RealtimeConnection: Sendable {
                     switch item {
                     case let .frame(frame):
                         try await frames.write([frame])
-                    case let .frames(batch):
-                        try await frames.write(batch)
+                    case let .frames(batch, receipt):
+                        try await frames.write(batch, handed: { receipt?.done() })
                         ChangeTrace.wrote()
                     case let .close(reason, code):
                         switch code {
@@ -330,9 +330,17 @@ struct RealtimeConnection: Sendable {
 struct FrameWriter: Sendable {
     let channel: any Channel
 
-    func write(_ frames: [ControlFrame]) async throws {
-        guard !frames.isEmpty else { return }
-        let payloads = try frames.map { try $0.encoded() }
+    /// Writes `frames` in one flush and waits until they are written; `handed` is called once, when they
+    /// were handed to the socket (or could not be).
+    func write(_ frames: [ControlFrame], handed: @escaping @Sendable () -> Void = {}) async throws {
+        let payloads: [Data]
+        do {
+            payloads = try frames.map { try $0.encoded() }
+        } catch {
+            handed()
+            throw error
+        }
+        guard !payloads.isEmpty else { return handed() }
         let channel = channel
         try await channel.eventLoop.flatSubmit {
             let written = channel.eventLoop.makePromise(of: Void.self)
@@ -341,6 +349,7 @@ struct FrameWriter: Sendable {
                 channel.write(frame, promise: index == payloads.count - 1 ? written : nil)
             }
             channel.flush()
+            handed()
             return written.futureResult
         }.get()
     }

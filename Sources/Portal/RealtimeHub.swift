@@ -11,8 +11,9 @@ import STUN
 /// What a connection's writer is given to send: a frame, or the end of the connection.
 package enum Outgoing: Sendable {
     case frame(ControlFrame)
-    /// Several frames at once, written in order (what one change tells one device).
-    case frames([ControlFrame])
+    /// Several frames at once, written in order (what one change tells one device), and the change's
+    /// receipt to tell once they were handed to the socket.
+    case frames([ControlFrame], DeliveryReceipt?)
     /// Close the connection, saying why.
     case close(reason: String, code: CloseCode)
 }
@@ -42,10 +43,12 @@ package struct Mailbox: Sendable {
         continuation.yield(.frame(ControlFrame(message, ref: ref)))
     }
 
-    /// Several messages at once, in order: one wake-up of the writer instead of one per message.
-    package func send(_ messages: [ControlMessage]) {
+    /// Several messages at once, in order: one wake-up of the writer instead of one per message. The
+    /// receipt, if any, is told when they were handed to the socket (or could not be).
+    package func send(_ messages: [ControlMessage], receipt: DeliveryReceipt? = nil) {
         guard !messages.isEmpty else { return }
-        continuation.yield(.frames(messages.map { ControlFrame($0) }))
+        receipt?.expect()
+        if case .terminated = continuation.yield(.frames(messages.map { ControlFrame($0) }, receipt)) { receipt?.done() }
     }
 
     package func close(_ reason: String, code: CloseCode = .policy) {
@@ -401,28 +404,33 @@ package actor RealtimeHub {
         ChangeTrace.mark("deliver")
         defer {
             ChangeTrace.mark("delivered")
-            if ChangeTrace.enabled { Task { try? await Task.sleep(for: .seconds(1)); ChangeTrace.report() } }
+            if ChangeTrace.enabled { Task { try? await Task.sleep(for: .milliseconds(200)); ChangeTrace.report() } }
         }
-        // Gathered per device, then handed to each device's writer in one go.
-        var outgoing: [DeviceID: [ControlMessage]] = [:]
+        // Gathered per device, then handed to each device's writer in one go; the gateways' first, since
+        // a revocation takes effect at the gateway (the clients' lists follow).
+        var toGateways: [DeviceID: [ControlMessage]] = [:]
+        var toClients: [DeviceID: [ControlMessage]] = [:]
+        func online(_ device: DeviceID) -> Bool { members.index(forKey: device) != nil }
         for notification in update.notifications {
             switch notification {
             case let .rejectAccess(gateway, client, resource):
                 forget(FlowEnds(client: client, gateway: gateway, resource: resource))
-                guard members[gateway] != nil else { continue }
-                outgoing[gateway, default: []].append(.rejectAccess(RejectAccess(clientID: client, resourceID: resource)))
+                guard online(gateway) else { continue }
+                toGateways[gateway, default: []].append(.rejectAccess(RejectAccess(clientID: client, resourceID: resource)))
             case let .resourceUpdated(gateway, resource):
-                guard members[gateway] != nil, let record = update.resources[resource] else { continue }
-                outgoing[gateway, default: []].append(.resourceUpdated(Self.gatewayResource(record)))
+                guard online(gateway), let record = update.resources[resource] else { continue }
+                toGateways[gateway, default: []].append(.resourceUpdated(Self.gatewayResource(record)))
             case let .resourceDeleted(client, resource):
-                guard members[client] != nil else { continue }
-                outgoing[client, default: []].append(.resourceDeleted(ResourceDeleted(resourceID: resource)))
+                guard online(client) else { continue }
+                toClients[client, default: []].append(.resourceDeleted(ResourceDeleted(resourceID: resource)))
             case let .resourceCreatedOrUpdated(client, resource):
-                guard members[client] != nil, let record = update.resources[resource] else { continue }
-                outgoing[client, default: []].append(.resourceCreatedOrUpdated(Self.clientResource(record)))
+                guard online(client), let record = update.resources[resource] else { continue }
+                toClients[client, default: []].append(.resourceCreatedOrUpdated(Self.clientResource(record)))
             }
         }
-        for (device, messages) in outgoing { members[device]?.mailbox.send(messages) }
+        for (device, messages) in toGateways { members[device]?.mailbox.send(messages, receipt: update.receipt) }
+        for (device, messages) in toClients { members[device]?.mailbox.send(messages, receipt: update.receipt) }
+        update.receipt?.sealed()
         guard let standing = update.standing, let online = byAccount[update.accountID] else { return }
         for id in online {
             guard let member = members[id], let reason = Self.accessEnded(member, standing) else { continue }
