@@ -62,7 +62,7 @@ package enum RealtimeEndpoint {
                 let address = channel.remoteAddress?.ipAddress
                 return .upgrade([:]) { inbound, outbound, context in
                     let connection = RealtimeConnection(peer: peer, token: token, address: address, outbound: outbound,
-                                                        frames: FrameWriter(channel: channel), configuration: configuration,
+                                                        frames: FrameWriter(channel: channel, logger: context.logger), configuration: configuration,
                                                         presence: presence, hub: hub, logger: context.logger)
                     try await connection.run(inbound)
                 }
@@ -138,8 +138,8 @@ struct RealtimeConnection: Sendable {
 
     func run(_ inbound: WebSocketInboundStream) async throws {
         let state = State()
-        let (outgoing, continuation) = AsyncStream<Outgoing>.makeStream()
-        let mailbox = Mailbox(continuation)
+        let (closing, continuation) = AsyncStream<Closing>.makeStream()
+        let mailbox = Mailbox(frames: frames, closing: continuation)
         defer {
             continuation.finish()
             let (relay, device) = state.lock.withLock { (state.relay, state.device) }
@@ -153,22 +153,15 @@ struct RealtimeConnection: Sendable {
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                // The only writer: frames in the order they were put in the mailbox.
-                for await item in outgoing {
-                    switch item {
-                    case let .frame(frame):
-                        try await frames.write([frame])
-                    case let .frames(batch, receipt):
-                        try await frames.write(batch, handed: { receipt?.done() })
-                        ChangeTrace.wrote()
-                    case let .close(reason, code):
-                        switch code {
-                        case .policy: try await outbound.close(.policyViolation, reason: reason)
-                        case .goingAway: try await outbound.close(.goingAway, reason: reason)
-                        case .protocolError: try await outbound.close(.protocolError, reason: reason)
-                        }
-                        return
+                // The close, after every frame sent before it was written; then the connection ends.
+                for await close in closing {
+                    try await frames.written()
+                    switch close.code {
+                    case .policy: try await outbound.close(.policyViolation, reason: close.reason)
+                    case .goingAway: try await outbound.close(.goingAway, reason: close.reason)
+                    case .protocolError: try await outbound.close(.protocolError, reason: close.reason)
                     }
+                    return
                 }
             }
             group.addTask {
@@ -325,32 +318,38 @@ struct RealtimeConnection: Sendable {
 /// Writes a connection's messages as WebSocket text frames straight to its channel, a batch in one
 /// flush: a gateway's ten `reject_access` leave in one system call rather than ten (the WebSocket
 /// handler's writer, used here only to close, flushes every frame). No WebSocket extension is
-/// negotiated, so a frame needs nothing but its framing, which the channel's frame encoder adds; the
-/// connection's one writer task waits for each batch, so frames keep the mailbox's order.
+/// negotiated, so a frame needs nothing but its framing, which the channel's frame encoder adds.
+/// Batches are handed to the event loop in the order they are submitted, which keeps their order.
 struct FrameWriter: Sendable {
     let channel: any Channel
+    let logger: Logger
 
-    /// Writes `frames` in one flush and waits until they are written; `handed` is called once, when they
-    /// were handed to the socket (or could not be).
-    func write(_ frames: [ControlFrame], handed: @escaping @Sendable () -> Void = {}) async throws {
-        let payloads: [Data]
-        do {
-            payloads = try frames.map { try $0.encoded() }
-        } catch {
-            handed()
-            throw error
+    /// Encodes `frames` here and writes them on the channel's event loop; `handed` is called once,
+    /// when they were handed to the socket (or could not be).
+    func submit(_ frames: [ControlFrame], handed: @escaping @Sendable () -> Void = {}) {
+        var payloads: [Data] = []
+        payloads.reserveCapacity(frames.count)
+        for frame in frames {
+            do {
+                payloads.append(try frame.encoded())
+            } catch {
+                logger.error("a message could not be encoded; it is not sent", metadata: ["event": "\(frame.message.event)", "error": "\(error)"])
+            }
         }
         guard !payloads.isEmpty else { return handed() }
         let channel = channel
-        try await channel.eventLoop.flatSubmit {
-            let written = channel.eventLoop.makePromise(of: Void.self)
-            for (index, payload) in payloads.enumerated() {
-                let frame = WebSocketFrame(fin: true, opcode: .text, data: channel.allocator.buffer(bytes: payload))
-                channel.write(frame, promise: index == payloads.count - 1 ? written : nil)
+        channel.eventLoop.execute {
+            for payload in payloads {
+                channel.write(WebSocketFrame(fin: true, opcode: .text, data: channel.allocator.buffer(bytes: payload)), promise: nil)
             }
             channel.flush()
             handed()
-            return written.futureResult
-        }.get()
+        }
+    }
+
+    /// Returns once every batch submitted before was handed to the channel: what the channel is given
+    /// next (a close frame) follows them out.
+    func written() async throws {
+        try await channel.eventLoop.submit {}.get()
     }
 }

@@ -8,14 +8,10 @@ package import Persistence
 import Policy
 import STUN
 
-/// What a connection's writer is given to send: a frame, or the end of the connection.
-package enum Outgoing: Sendable {
-    case frame(ControlFrame)
-    /// Several frames at once, written in order (what one change tells one device), and the change's
-    /// receipt to tell once they were handed to the socket.
-    case frames([ControlFrame], DeliveryReceipt?)
-    /// Close the connection, saying why.
-    case close(reason: String, code: CloseCode)
+/// A connection's end, asked for through its mailbox: the close frame follows the frames sent before.
+package struct Closing: Sendable {
+    var reason: String
+    var code: CloseCode
 }
 
 /// Why the portal closes a connection.
@@ -29,30 +25,34 @@ package enum CloseCode: Sendable {
     case protocolError
 }
 
-/// A connection's outgoing queue: the hub puts frames in without waiting for the socket, so a slow
-/// device never holds up the others; the connection's writer task takes them out in order.
+/// A connection's way out: frames are handed to its channel's event loop at once, in the order they are
+/// sent, without waiting for the socket (a slow device never holds up the others, and telling a
+/// thousand devices takes no task switch per device); a close goes to the connection's closing task,
+/// which sends the close frame after them.
 package struct Mailbox: Sendable {
     package let id = UUID()
-    private let continuation: AsyncStream<Outgoing>.Continuation
+    private let frames: FrameWriter
+    private let closing: AsyncStream<Closing>.Continuation
 
-    package init(_ continuation: AsyncStream<Outgoing>.Continuation) {
-        self.continuation = continuation
+    init(frames: FrameWriter, closing: AsyncStream<Closing>.Continuation) {
+        self.frames = frames
+        self.closing = closing
     }
 
     package func send(_ message: ControlMessage, ref: String? = nil) {
-        continuation.yield(.frame(ControlFrame(message, ref: ref)))
+        frames.submit([ControlFrame(message, ref: ref)])
     }
 
-    /// Several messages at once, in order: one wake-up of the writer instead of one per message. The
-    /// receipt, if any, is told when they were handed to the socket (or could not be).
+    /// Several messages at once, in order, in one flush. The receipt, if any, is told when they were
+    /// handed to the socket (or could not be).
     package func send(_ messages: [ControlMessage], receipt: DeliveryReceipt? = nil) {
         guard !messages.isEmpty else { return }
         receipt?.expect()
-        if case .terminated = continuation.yield(.frames(messages.map { ControlFrame($0) }, receipt)) { receipt?.done() }
+        frames.submit(messages.map { ControlFrame($0) }, handed: { receipt?.done() })
     }
 
     package func close(_ reason: String, code: CloseCode = .policy) {
-        continuation.yield(.close(reason: reason, code: code))
+        closing.yield(Closing(reason: reason, code: code))
     }
 }
 
