@@ -411,10 +411,11 @@ package actor RealtimeHub {
         var toGateways: [DeviceID: [ControlMessage]] = [:]
         var toClients: [DeviceID: [ControlMessage]] = [:]
         func online(_ device: DeviceID) -> Bool { members.index(forKey: device) != nil }
+        var ended: [FlowEnds] = []
         for notification in update.notifications {
             switch notification {
             case let .rejectAccess(gateway, client, resource):
-                forget(FlowEnds(client: client, gateway: gateway, resource: resource))
+                ended.append(FlowEnds(client: client, gateway: gateway, resource: resource))
                 guard online(gateway) else { continue }
                 toGateways[gateway, default: []].append(.rejectAccess(RejectAccess(clientID: client, resourceID: resource)))
             case let .resourceUpdated(gateway, resource):
@@ -428,9 +429,15 @@ package actor RealtimeHub {
                 toClients[client, default: []].append(.resourceCreatedOrUpdated(Self.clientResource(record)))
             }
         }
-        for (device, messages) in toGateways { members[device]?.mailbox.send(messages, receipt: update.receipt) }
-        for (device, messages) in toClients { members[device]?.mailbox.send(messages, receipt: update.receipt) }
+        for batches in [toGateways, toClients] {
+            for (device, messages) in batches {
+                guard let index = members.index(forKey: device) else { continue }
+                members.values[index].mailbox.send(messages, receipt: update.receipt)
+            }
+        }
         update.receipt?.sealed()
+        // Bookkeeping once everyone was sent their part: the flows that ended no longer count.
+        for ends in ended { forget(ends) }
         guard let standing = update.standing, let online = byAccount[update.accountID] else { return }
         for id in online {
             guard let member = members[id], let reason = Self.accessEnded(member, standing) else { continue }
