@@ -29,7 +29,7 @@ work=$(mktemp -d /tmp/gatehouse-realtime-bench.XXXXXX)
 portal_pid=""
 cleanup() {
     [ -n "$portal_pid" ] && kill "$portal_pid" 2>/dev/null && wait "$portal_pid" 2>/dev/null
-    cp "$work/portal.log" /tmp/portal-trace.log 2>/dev/null; rm -rf "$work"
+    rm -rf "$work"
 }
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)"  # the hard limit (20,000 here) holds 2,000 sockets on each side
@@ -37,7 +37,7 @@ db="$work/portal.sqlite"
 token=$("$bin/gatehouse" portal init --db "$db" --admin-email admin@bench.test | tail -1)
 "$bin/portal-bench" seed --db "$db"
 "$bin/portal-bench" seed-realtime --db "$db" --out "$work/plan.json" --gateways "$gateways" --clients "$clients"
-GATEHOUSE_TRACE_CHANGES=1 "$bin/gatehouse" portal --db "$db" --listen 127.0.0.1:0 >"$work/portal.log" 2>&1 &
+"$bin/gatehouse" portal --db "$db" --listen 127.0.0.1:0 >"$work/portal.log" 2>&1 &
 portal_pid=$!
 for _ in $(seq 300); do
     grep -q "views loaded" "$work/portal.log" && break

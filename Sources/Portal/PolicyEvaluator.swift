@@ -153,7 +153,6 @@ package actor PolicyEvaluator {
             default: false
             }
         }
-        ChangeTrace.mark("view applied")
         let receipt = await publish(accountID, result.notifications, changed: replaced || !changes.isEmpty || !result.revoked.isEmpty,
                                     standingChanged: standingChanged)
         let remaining = await stillRecorded(accountID, result.revoked)
@@ -162,12 +161,9 @@ package actor PolicyEvaluator {
             await receipt?.wait(atMost: .seconds(1))
             let recorder = AccessChangeRecorder(accountID: accountID)
             try await AccessChangeRecorder.$current.withValue(recorder) {
-                ChangeTrace.mark("deleting rows")
                 _ = try await repository.deleteAuthorizations(accountID: accountID, remaining)
-                ChangeTrace.mark("rows deleted in the database")
             }
             _ = await apply(recorder.take(), to: accountID, now: now)
-            ChangeTrace.mark("rows deleted")
         }
         return result.notifications
     }
@@ -262,7 +258,6 @@ package actor PolicyEvaluator {
         for subscriber in updateSubscribers.values {
             if case .terminated = subscriber.yield(update) { receipt.sealed() }
         }
-        ChangeTrace.mark("published")
         return receipt
     }
 
@@ -394,13 +389,10 @@ extension PolicyEvaluator {
         async throws -> (T, [AccessNotification])
     {
         let now = now ?? { [clock] in clock.now() }
-        ChangeTrace.mark("change", begin: true)
         let pending = try await begin(accountID: accountID, now: now())
-        ChangeTrace.mark("begun")
         let result: T
         do {
             result = try await AccessChangeRecorder.$current.withValue(pending.recorder) { try await write() }
-            ChangeTrace.mark("written")
         } catch {
             _ = try? await finish(pending, now: now())
             throw error

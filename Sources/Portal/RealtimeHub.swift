@@ -401,11 +401,6 @@ package actor RealtimeHub {
     /// Tells the devices online what an account's change means for them, and closes the connections
     /// whose access ended (token deleted or expired, actor disabled or deleted, device or site deleted).
     package func deliver(_ update: AccessUpdate) async {
-        ChangeTrace.mark("deliver")
-        defer {
-            ChangeTrace.mark("delivered")
-            if ChangeTrace.enabled { Task { try? await Task.sleep(for: .milliseconds(200)); ChangeTrace.report() } }
-        }
         // Gathered per device, then handed to each device's writer in one go; the gateways' first, since
         // a revocation takes effect at the gateway (the clients' lists follow).
         var toGateways: [DeviceID: [ControlMessage]] = [:]

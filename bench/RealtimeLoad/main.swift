@@ -151,7 +151,6 @@ let connectionsCount = gatewayKeys.count + clientKeys.count
 print("joined: \(await tally.flows.count) gateways holding \(flows) flows and \(await tally.clientsJoined) clients in \(joinedIn)")
 print(String(format: "portal resident memory: %.1f MiB before the connections, %.1f MiB with %d; %.1f KiB per connection (goal <= 100 KiB)",
              Double(before) / 1024, Double(after) / 1024, connectionsCount, Double(after - before) / Double(connectionsCount)))
-if let pause = ProcessInfo.processInfo.environment["REALTIME_LOAD_PAUSE"].flatMap(Double.init) { try await Task.sleep(for: .seconds(pause)) }  // TEMPORARY: time to attach a profiler
 
 // Delete the policy; time until each gateway has every reject_access it is owed.
 let portalCPUBefore = cpuMilliseconds(pid)
