@@ -53,9 +53,16 @@ package struct Identifier<Noun: IdentifiedNoun>: Hashable, Comparable, Sendable,
     package static var noun: String { Noun.noun }
 
     /// The order of the text forms (lower-case hexadecimal, fixed width, is the order of the bytes).
+    /// Compared as two big-endian 64-bit halves, which is the bytes' order.
     package static func < (lhs: Self, rhs: Self) -> Bool {
-        withUnsafeBytes(of: lhs.uuid.uuid) { left in
-            withUnsafeBytes(of: rhs.uuid.uuid) { right in left.lexicographicallyPrecedes(right) }
+        let (leftHigh, leftLow) = halves(lhs.uuid)
+        let (rightHigh, rightLow) = halves(rhs.uuid)
+        return leftHigh != rightHigh ? leftHigh < rightHigh : leftLow < rightLow
+    }
+
+    private static func halves(_ uuid: UUID) -> (UInt64, UInt64) {
+        withUnsafeBytes(of: uuid.uuid) { bytes in
+            (UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self)), UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
         }
     }
 

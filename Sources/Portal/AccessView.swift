@@ -112,7 +112,8 @@ package struct AccessView: Sendable {
         case .resource, .membership, .actor, .device, .token, .authorization:
             break
         }
-        affected.formUnion(affectedClients(change))
+        // A policy's change alters neither memberships nor grants before this point: the same clients.
+        if case .policy = change {} else { affected.formUnion(affectedClients(change)) }
         // The resources whose grants the change can alter (nil: any); a client's others stay as they were.
         let scope = touchedResources(change)
 
@@ -158,12 +159,19 @@ package struct AccessView: Sendable {
             !valid.contains(authorization) || (resourcesTouched && (scope.map { $0.contains(authorization.resourceID) } ?? true))
         }
         for authorization in told.sorted(by: { $0.id < $1.id }) {
+            func reject() {
+                notifications.append(.rejectAccess(gateway: authorization.gatewayID, client: authorization.clientID, resource: authorization.resourceID))
+                revoked.append(authorization.id)
+            }
+            guard valid.contains(authorization) else {
+                reject()
+                continue
+            }
             let old = resourcesBefore[authorization.resourceID]
             let new = data.resources[authorization.resourceID]
             let sameTarget = old != nil && new != nil && old?.address == new?.address && old?.type == new?.type && old?.siteID == new?.siteID
-            if !valid.contains(authorization) || !sameTarget {
-                notifications.append(.rejectAccess(gateway: authorization.gatewayID, client: authorization.clientID, resource: authorization.resourceID))
-                revoked.append(authorization.id)
+            if !sameTarget {
+                reject()
             } else if old?.filters != new?.filters {
                 let update = AccessNotification.resourceUpdated(gateway: authorization.gatewayID, resource: authorization.resourceID)
                 if filterUpdates.insert(update).inserted { notifications.append(update) }

@@ -318,10 +318,15 @@ package actor RealtimeHub {
     }
 
     /// Forgets the flows a `reject_access` ended.
-    private func forget(_ ends: FlowEnds) {
-        guard let ended = flowsByEnds.removeValue(forKey: ends) else { return }
-        for flow in ended { flows[flow] = nil }
-        load[ends.gateway] = max(0, (load[ends.gateway] ?? 0) - ended.count)
+    /// Forgets the flows between these ends; each gateway's load is counted down once.
+    private func forget(_ ended: [FlowEnds]) {
+        var endedPerGateway: [DeviceID: Int] = [:]
+        for ends in ended {
+            guard let flowsEnded = flowsByEnds.removeValue(forKey: ends) else { continue }
+            for flow in flowsEnded { flows[flow] = nil }
+            endedPerGateway[ends.gateway, default: 0] += flowsEnded.count
+        }
+        for (gateway, count) in endedPerGateway { load[gateway] = max(0, (load[gateway] ?? 0) - count) }
     }
 
     /// Waits for the gateway's `flow_authorized`, at most the confirmation timeout.
@@ -432,7 +437,7 @@ package actor RealtimeHub {
         }
         update.receipt?.sealed()
         // Bookkeeping once everyone was sent their part: the flows that ended no longer count.
-        for ends in ended { forget(ends) }
+        forget(ended)
         guard let standing = update.standing, let online = byAccount[update.accountID] else { return }
         for id in online {
             guard let member = members[id], let reason = Self.accessEnded(member, standing) else { continue }

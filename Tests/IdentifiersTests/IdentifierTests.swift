@@ -22,7 +22,16 @@ import Testing
     }
 
     @Test func orderIsTheOrderOfTheText() {
-        let ids = (0..<50).map { _ in PolicyID() }
+        // Random IDs, and IDs alike in their first eight bytes (so that the second half decides), or in
+        // all but one byte.
+        var ids = (0..<50).map { _ in PolicyID() }
+        for _ in 0..<50 {
+            var bytes = UUID().uuid
+            bytes.0 = 0x12; bytes.1 = 0x34; bytes.2 = 0x56; bytes.3 = 0x78; bytes.4 = 0x9A; bytes.5 = 0xBC; bytes.6 = 0x40; bytes.7 = 0xDE
+            ids.append(PolicyID(UUID(uuid: bytes)))
+            bytes.15 = UInt8.random(in: 0...255)
+            ids.append(PolicyID(UUID(uuid: bytes)))
+        }
         #expect(ids.sorted().map(\.description) == ids.map(\.description).sorted())
     }
 
