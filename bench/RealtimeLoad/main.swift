@@ -50,12 +50,14 @@ actor Tally {
     func initialised(_ gateway: Int, flows count: Int) { flows[gateway] = count }
     func clientJoined() { clientsJoined += 1 }
     var first: ContinuousClock.Instant?
-    func reject(_ gateway: Int) {
-        if first == nil { first = .now }
+    /// `at`: when the device's connection handed the frame over (the tally, one actor for every device,
+    /// may note it later).
+    func reject(_ gateway: Int, at: ContinuousClock.Instant) {
+        if first.map({ at < $0 }) ?? true { first = at }
         rejected[gateway, default: 0] += 1
-        if rejected[gateway] == flows[gateway] { finished[gateway] = .now }
+        if rejected[gateway] == flows[gateway] { finished[gateway] = max(finished[gateway] ?? at, at) }
     }
-    func deleted(_ client: Int) { resourceDeleted[client] = .now }
+    func deleted(_ client: Int, at: ContinuousClock.Instant) { resourceDeleted[client] = at }
 }
 
 struct SimulatedGateway: PortalSession {
@@ -70,7 +72,7 @@ struct SimulatedGateway: PortalSession {
     func received(_ frame: ControlFrame, sender: PortalSender) async {
         switch frame.message {
         case let .gatewayInit(initial): await tally.initialised(index, flows: initial.authorizations.count)
-        case .rejectAccess: await tally.reject(index)
+        case .rejectAccess: await tally.reject(index, at: .now)
         case let .authorizeFlow(flow): sender.send(.flowAuthorized(FlowAuthorized(flowID: flow.flowID)), ref: frame.ref)
         default: break
         }
@@ -91,7 +93,7 @@ struct SimulatedClient: PortalSession {
     func received(_ frame: ControlFrame, sender: PortalSender) async {
         switch frame.message {
         case .clientInit: await tally.clientJoined()
-        case .resourceDeleted: await tally.deleted(index)
+        case .resourceDeleted: await tally.deleted(index, at: .now)
         default: break
         }
     }
