@@ -40,6 +40,28 @@ import Testing
         return Fixture(account: account, site: site, group: group, user: user)
     }
 
+    /// A resource granted by a policy, a client with its token, a gateway, and an authorisation of the
+    /// client through the gateway, all inserted.
+    func seedFlow(_ db: Database, _ fixture: Fixture) throws -> (resource: ResourceRecord, policy: PolicyRecord, authorization: AuthorizationRecord) {
+        let account = fixture.account.id
+        let resource = ResourceRecord(accountID: account, siteID: fixture.site.id, name: "db", type: .cidr, address: "10.0.0.0/24", createdAt: now)
+        try resource.insert(db)
+        let policy = PolicyRecord(accountID: account, groupID: fixture.group.id, resourceID: resource.id, createdAt: now)
+        try policy.insert(db)
+        let token = TokenRecord(accountID: account, kind: .client, secretHash: String(repeating: "d", count: 64), expiresAt: nil, actorID: fixture.user.id)
+        try token.insert(db)
+        let client = DeviceRecord(accountID: account, kind: .client, externalID: "c", name: "laptop", publicKey: "k", tunnelIPv4: "100.64.0.9",
+                                  tunnelIPv6: "fd00::9", actorID: fixture.user.id, tokenID: token.id, createdAt: now)
+        try client.insert(db)
+        let gateway = DeviceRecord(accountID: account, kind: .gateway, externalID: "g", name: "gw", publicKey: "k2", tunnelIPv4: "100.64.0.2",
+                                   tunnelIPv6: "fd00::2", siteID: fixture.site.id, createdAt: now)
+        try gateway.insert(db)
+        let authorization = AuthorizationRecord(accountID: account, clientID: client.id, gatewayID: gateway.id, resourceID: resource.id,
+                                                policyID: policy.id, expiresAt: now, createdAt: now)
+        try authorization.insert(db)
+        return (resource, policy, authorization)
+    }
+
     @Test func aNewFileIsMigratedInWALModeAndKeepsItsDataWhenReopened() throws {
         try withDatabase { database, path in
             #expect(try database.appliedMigrations() == ["001_initial_schema", "002_device_token", "003_account_keys", "004_authorization_outlives_policy"])
@@ -175,23 +197,14 @@ import Testing
             try database.writer.write { db in
                 let fixture = try seed(db)
                 let account = fixture.account.id
-                let resource = ResourceRecord(accountID: account, siteID: fixture.site.id, name: "db", type: .cidr, address: "10.0.0.0/24", createdAt: now)
-                try resource.insert(db)
-                let policy = PolicyRecord(accountID: account, groupID: fixture.group.id, resourceID: resource.id, createdAt: now)
-                try policy.insert(db)
-                let token = TokenRecord(accountID: account, kind: .client, secretHash: String(repeating: "d", count: 64), expiresAt: nil, actorID: fixture.user.id)
-                try token.insert(db)
-                let client = DeviceRecord(accountID: account, kind: .client, externalID: "c", name: "laptop", publicKey: "k", tunnelIPv4: "100.64.0.9",
-                                          tunnelIPv6: "fd00::9", actorID: fixture.user.id, tokenID: token.id, createdAt: now)
-                try client.insert(db)
-                let gateway = DeviceRecord(accountID: account, kind: .gateway, externalID: "g", name: "gw", publicKey: "k2", tunnelIPv4: "100.64.0.2",
-                                           tunnelIPv6: "fd00::2", siteID: fixture.site.id, createdAt: now)
-                try gateway.insert(db)
+                let flow = try seedFlow(db, fixture)
+                let (resource, policy) = (flow.resource, flow.policy)
                 func authorization(_ policyID: PolicyID) -> AuthorizationRecord {
-                    AuthorizationRecord(accountID: account, clientID: client.id, gatewayID: gateway.id, resourceID: resource.id, policyID: policyID,
-                                        expiresAt: now, createdAt: now)
+                    var row = flow.authorization
+                    row.id = AuthorizationID()
+                    row.policyID = policyID
+                    return row
                 }
-                try authorization(policy.id).insert(db)
 
                 let other = AccountRecord(name: "Beta", slug: "beta", createdAt: now)
                 try other.insert(db)
@@ -232,22 +245,8 @@ import Testing
             #expect(try old.appliedMigrations() == ["001_initial_schema", "002_device_token"])
             try old.writer.write { db in
                 let fixture = try seed(db)
-                let account = fixture.account.id
-                try MembershipRecord(accountID: account, actorID: fixture.user.id, groupID: fixture.group.id).insert(db)
-                let resource = ResourceRecord(accountID: account, siteID: fixture.site.id, name: "db", type: .cidr, address: "10.0.0.0/24", createdAt: now)
-                try resource.insert(db)
-                let policy = PolicyRecord(accountID: account, groupID: fixture.group.id, resourceID: resource.id, createdAt: now)
-                try policy.insert(db)
-                let token = TokenRecord(accountID: account, kind: .client, secretHash: String(repeating: "d", count: 64), expiresAt: nil, actorID: fixture.user.id)
-                try token.insert(db)
-                let client = DeviceRecord(accountID: account, kind: .client, externalID: "c", name: "laptop", publicKey: "k", tunnelIPv4: "100.64.0.9",
-                                          tunnelIPv6: "fd00::9", actorID: fixture.user.id, tokenID: token.id, createdAt: now)
-                try client.insert(db)
-                let gateway = DeviceRecord(accountID: account, kind: .gateway, externalID: "g", name: "gw", publicKey: "k2", tunnelIPv4: "100.64.0.2",
-                                           tunnelIPv6: "fd00::2", siteID: fixture.site.id, createdAt: now)
-                try gateway.insert(db)
-                try AuthorizationRecord(accountID: account, clientID: client.id, gatewayID: gateway.id, resourceID: resource.id, policyID: policy.id,
-                                        expiresAt: now, createdAt: now).insert(db)
+                try MembershipRecord(accountID: fixture.account.id, actorID: fixture.user.id, groupID: fixture.group.id).insert(db)
+                _ = try seedFlow(db, fixture)
                 for table in tables { before[table] = try Row.fetchAll(db, sql: "SELECT * FROM \"\(table)\" ORDER BY 1, 2") }
             }
         }
