@@ -324,23 +324,20 @@ struct FrameWriter: Sendable {
     let channel: any Channel
     let logger: Logger
 
-    /// Encodes `frames` here and writes them on the channel's event loop; `handed` is called once,
-    /// when they were handed to the socket (or could not be).
+    /// Writes `frames` on the channel's event loop, encoded there (so that telling a thousand devices
+    /// spreads the encoding over the event loops rather than doing it all on the caller's thread);
+    /// `handed` is called once, when they were handed to the socket (or could not be).
     func submit(_ frames: [ControlFrame], handed: @escaping @Sendable () -> Void = {}) {
-        var payloads: [Data] = []
-        payloads.reserveCapacity(frames.count)
-        for frame in frames {
-            do {
-                payloads.append(try frame.encoded())
-            } catch {
-                logger.error("a message could not be encoded; it is not sent", metadata: ["event": "\(frame.message.event)", "error": "\(error)"])
-            }
-        }
-        guard !payloads.isEmpty else { return handed() }
-        let channel = channel
+        guard !frames.isEmpty else { return handed() }
+        let (channel, logger) = (channel, logger)
         channel.eventLoop.execute {
-            for payload in payloads {
-                channel.write(WebSocketFrame(fin: true, opcode: .text, data: channel.allocator.buffer(bytes: payload)), promise: nil)
+            for frame in frames {
+                do {
+                    let payload = try frame.encoded()
+                    channel.write(WebSocketFrame(fin: true, opcode: .text, data: channel.allocator.buffer(bytes: payload)), promise: nil)
+                } catch {
+                    logger.error("a message could not be encoded; it is not sent", metadata: ["event": "\(frame.message.event)", "error": "\(error)"])
+                }
             }
             channel.flush()
             handed()
