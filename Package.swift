@@ -149,7 +149,7 @@ let package = Package(
         ),
         .target(
             name: "Gateway",
-            dependencies: ["Actors", "BPF", "WireGuard", "Policy", "ControlProtocol", "Identifiers", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Actors", "Addresses", "BPF", "WireGuard", "Policy", "ControlProtocol", "Identifiers", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -246,6 +246,11 @@ let package = Package(
         .testTarget(
             name: "IdentifiersTests",
             dependencies: ["Identifiers"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: ["Gateway", "Policy", "Addresses"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,138 @@
+package import Addresses
+package import Policy
+
+/// A destination a client is authorised for, as the gateway enforces it: the resource's prefix and its
+/// filters (an empty list allows all traffic, as in `Policy.Filter`).
+package struct GrantedDestination: Hashable, Sendable {
+    package var prefix: AddressRange
+    package var filters: [Filter]
+
+    package init(prefix: AddressRange, filters: [Filter]) {
+        self.prefix = prefix
+        self.filters = filters
+    }
+}
+
+/// What one kernel rule lets through: everything, or ICMP and bounded lists of TCP and UDP port ranges.
+package struct RulePorts: Hashable, Sendable {
+    package var allowsAll = false
+    package var icmp = false
+    package var tcp: [ClosedRange<UInt16>] = []
+    package var udp: [ClosedRange<UInt16>] = []
+    /// Whether ranges were joined across gaps to fit an entry's bound: the kernel then lets through a
+    /// little more than the policy (never less); user space stays exact.
+    package var widened = false
+
+    package func allows(protocolNumber: UInt8, port: UInt16) -> Bool {
+        if allowsAll { return true }
+        switch protocolNumber {
+        case 1, 58: return icmp
+        case 6: return tcp.contains { $0.contains(port) }
+        case 17: return udp.contains { $0.contains(port) }
+        default: return false
+        }
+    }
+}
+
+/// One entry of the gateway's LPM trie: packets from `client` to an address inside `destination` (its
+/// longest match) are let through when `ports` allows them.
+package struct KernelRule: Hashable, Sendable {
+    package var client: SocketAddress.IP
+    package var destination: AddressRange
+    package var ports: RulePorts
+}
+
+/// Compiles a client's authorised destinations into LPM trie entries (gateway spec, "Sessions and
+/// enforcement"). A trie answers only the longest prefix that holds the destination, so each entry
+/// carries the filters of every destination of the client whose prefix covers its own: any authorised
+/// prefix that holds a packet's destination covers the longest one that does (two prefixes holding
+/// one address are nested), so the entry found allows exactly what the policy allows. Port ranges are
+/// bounded per entry; past the bound the closest ranges are joined (`RulePorts.widened`).
+package enum RuleCompiler {
+    /// Port ranges per protocol an entry holds (the kernel's entry layout fixes it).
+    package static let rangesPerEntry = 8
+
+    /// The entries for a client with `addresses` (its tunnel addresses: each destination is keyed by the
+    /// client's address of the same family).
+    package static func compile(client addresses: [SocketAddress.IP], _ destinations: [GrantedDestination],
+                                rangesPerEntry: Int = rangesPerEntry) -> [KernelRule] {
+        var filtersByPrefix: [AddressRange: [[Filter]]] = [:]
+        for destination in destinations { filtersByPrefix[destination.prefix, default: []].append(destination.filters) }
+        var rules: [KernelRule] = []
+        for prefix in filtersByPrefix.keys.sorted(by: { $0.description < $1.description }) {
+            let covering = filtersByPrefix.filter { other, _ in other.prefixLength <= prefix.prefixLength && other.contains(prefix.network) }
+            let ports = merge(covering.values.flatMap { $0 }, rangesPerEntry: rangesPerEntry)
+            for client in addresses where sameFamily(client, prefix.network) {
+                rules.append(KernelRule(client: client, destination: prefix, ports: ports))
+            }
+        }
+        return rules
+    }
+
+    /// The entry the kernel's trie answers for a packet from `client` to `destination`: the longest
+    /// prefix holding it among the client's entries; nil when there is none (the packet is dropped).
+    package static func lookup(_ rules: [KernelRule], client: SocketAddress.IP, destination: SocketAddress.IP) -> KernelRule? {
+        rules.filter { $0.client == client && $0.destination.contains(destination) }.max { $0.destination.prefixLength < $1.destination.prefixLength }
+    }
+
+    /// The union of several filter lists (each empty list allows everything).
+    static func merge(_ lists: [[Filter]], rangesPerEntry: Int) -> RulePorts {
+        var ports = RulePorts()
+        if lists.contains(where: \.isEmpty) {
+            ports.allowsAll = true
+            return ports
+        }
+        var tcp: [ClosedRange<UInt16>] = []
+        var udp: [ClosedRange<UInt16>] = []
+        for filter in lists.joined() {
+            switch filter {
+            case .icmp: ports.icmp = true
+            case let .tcp(range): tcp.append(range)
+            case let .udp(range): udp.append(range)
+            }
+        }
+        var widened = false
+        (ports.tcp, widened) = bounded(normalized(tcp), to: rangesPerEntry)
+        ports.widened = widened
+        (ports.udp, widened) = bounded(normalized(udp), to: rangesPerEntry)
+        ports.widened = ports.widened || widened
+        return ports
+    }
+
+    /// Sorted, with overlapping and adjacent ranges joined.
+    package static func normalized(_ ranges: [ClosedRange<UInt16>]) -> [ClosedRange<UInt16>] {
+        var result: [ClosedRange<UInt16>] = []
+        for range in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let last = result.last, UInt32(range.lowerBound) <= UInt32(last.upperBound) + 1 {
+                result[result.count - 1] = last.lowerBound...max(last.upperBound, range.upperBound)
+            } else {
+                result.append(range)
+            }
+        }
+        return result
+    }
+
+    /// At most `count` ranges: the two with the smallest gap between them joined until they fit.
+    static func bounded(_ ranges: [ClosedRange<UInt16>], to count: Int) -> ([ClosedRange<UInt16>], Bool) {
+        var ranges = ranges
+        guard ranges.count > count, count > 0 else { return (ranges, false) }
+        while ranges.count > count {
+            var narrowest = 0
+            for index in 1..<(ranges.count - 1) where gap(ranges, index) < gap(ranges, narrowest) { narrowest = index }
+            ranges[narrowest] = ranges[narrowest].lowerBound...ranges[narrowest + 1].upperBound
+            ranges.remove(at: narrowest + 1)
+        }
+        return (ranges, true)
+    }
+
+    private static func gap(_ ranges: [ClosedRange<UInt16>], _ index: Int) -> Int {
+        Int(ranges[index + 1].lowerBound) - Int(ranges[index].upperBound)
+    }
+
+    private static func sameFamily(_ left: SocketAddress.IP, _ right: SocketAddress.IP) -> Bool {
+        switch (left, right) {
+        case (.v4, .v4), (.v6, .v6): true
+        default: false
+        }
+    }
+}
