@@ -250,7 +250,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "Policy", "Addresses"],
+            dependencies: ["Gateway", "Policy", "Addresses", "TURN"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

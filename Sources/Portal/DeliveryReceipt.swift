@@ -4,7 +4,7 @@ import Synchronization
 /// online (what it must tell, not what they have read), so that the change's bookkeeping (deleting
 /// thousands of revoked rows) follows the telling rather than competing with it for the processor.
 /// Each subscriber of updates seals the receipt once it has sent everything; each batch sent is
-/// expected, then done when its writer flushed it or its connection is gone. A wait is bounded: a
+/// expected, then done once it was flushed to its connection's channel. A wait is bounded: a
 /// connection that ends with batches unwritten must not hold its account's changes up for long.
 package final class DeliveryReceipt: Sendable {
     private struct State {
@@ -16,7 +16,10 @@ package final class DeliveryReceipt: Sendable {
 
     private let state: Mutex<State>
 
-    init(subscribers: Int) {
+    /// Every subscriber sealed and every batch done.
+    package var isSettled: Bool { state.withLock { $0.settled } }
+
+    package init(subscribers: Int) {
         state = Mutex(State(sealsMissing: subscribers))
     }
 
@@ -36,7 +39,7 @@ package final class DeliveryReceipt: Sendable {
     }
 
     /// Waits until every batch was handed over, at most `limit`.
-    func wait(atMost limit: Duration) async {
+    package func wait(atMost limit: Duration) async {
         let timer = Task {
             try await Task.sleep(for: limit)
             self.resume { $0.sealsMissing = 0; $0.pending = 0 }

@@ -2,26 +2,13 @@ import Addresses
 import Gateway
 import Policy
 import Testing
+import TURN
 
 /// The trie entries the gateway compiles for its kernel program, against the `Policy` module's own
 /// answer: a packet from a client's tunnel address to a destination on a protocol and port is allowed
 /// when some destination the client is authorised for holds it and its filters allow it. The entries
 /// are looked up as the kernel's LPM trie answers (the longest prefix only). Seeded, so a seed replays.
 @Suite struct RuleCompilerTests {
-    /// SplitMix64: the seed fixes every choice.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
-        mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }
-    }
-
     static let clientV4 = try! SocketAddress("100.64.0.7", port: 0).ip
     static let clientV6 = try! SocketAddress("fd00:6761:7465::7", port: 0).ip
     static let otherClient = try! SocketAddress("100.64.0.8", port: 0).ip
@@ -32,16 +19,16 @@ import Testing
                             "fd00:1:2::3", "fd00:1:2::4", "fd00:1:3::1", "fd00:9::1", "fd00:8::1"].map { try! SocketAddress($0, port: 0).ip }
     static let ports: [UInt16] = [1, 22, 53, 79, 80, 81, 443, 444, 5000, 8000, 8050, 8100, 8101, 65535]
 
-    static func filters(_ random: inout Random) -> [Filter] {
+    static func filters(_ random: inout SplitMix64) -> [Filter] {
         var filters: [Filter] = []
-        for _ in 0..<random.below(4) {
-            if random.below(3) == 0 {
+        for _ in 0..<Int.random(in: 0..<4, using: &random) {
+            if Int.random(in: 0..<3, using: &random) == 0 {
                 filters.append(.icmp)
                 continue
             }
-            let low = random.pick(ports)
-            let high = random.below(2) == 0 ? low : max(low, random.pick(ports))
-            filters.append(random.below(2) == 0 ? .tcp(low...high) : .udp(low...high))
+            let low = ports.randomElement(using: &random) ?? 1
+            let high = Bool.random(using: &random) ? low : max(low, ports.randomElement(using: &random) ?? low)
+            filters.append(Bool.random(using: &random) ? .tcp(low...high) : .udp(low...high))
         }
         return filters
     }
@@ -53,11 +40,14 @@ import Testing
 
     @Test(arguments: [1, 2, 3, 4, 5] as [UInt64])
     func theLongestMatchAllowsExactlyWhatThePolicyAllows(seed: UInt64) {
-        var random = Random(state: seed)
+        var random = SplitMix64(seed: seed)
         var checked = 0
         var allowed = 0
         for _ in 0..<200 {
-            let destinations = (0..<(1 + random.below(6))).map { _ in GrantedDestination(prefix: random.pick(Self.prefixes), filters: Self.filters(&random)) }
+            var destinations: [GrantedDestination] = []
+            for _ in 0..<Int.random(in: 1...6, using: &random) {
+                destinations.append(GrantedDestination(prefix: Self.prefixes.randomElement(using: &random) ?? Self.prefixes[0], filters: Self.filters(&random)))
+            }
             let rules = RuleCompiler.compile(client: [Self.clientV4, Self.clientV6], destinations)
             #expect(rules.allSatisfy { !$0.ports.widened }, "no entry needs more than \(RuleCompiler.rangesPerEntry) ranges here")
             for address in Self.addresses {
