@@ -11,7 +11,8 @@ package final class DeliveryReceipt: Sendable {
         var pending = 0
         var sealsMissing: Int
         var waiter: CheckedContinuation<Void, Never>?
-        var settled: Bool { pending == 0 && sealsMissing == 0 }
+        var gaveUp = false
+        var settled: Bool { gaveUp || (pending == 0 && sealsMissing == 0) }
     }
 
     private let state: Mutex<State>
@@ -38,11 +39,13 @@ package final class DeliveryReceipt: Sendable {
         resume { $0.sealsMissing -= 1 }
     }
 
-    /// Waits until every batch was handed over, at most `limit`.
-    package func wait(atMost limit: Duration) async {
+    /// Waits until every batch was handed over, at most `limit`. True when everything was handed over,
+    /// false when the bound ended the wait first (then the receipt counts as settled from now on).
+    @discardableResult
+    package func wait(atMost limit: Duration) async -> Bool {
         let timer = Task {
             try await Task.sleep(for: limit)
-            self.resume { $0.sealsMissing = 0; $0.pending = 0 }
+            self.resume { $0.gaveUp = true }
         }
         defer { timer.cancel() }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -53,6 +56,7 @@ package final class DeliveryReceipt: Sendable {
             }
             if ready { continuation.resume() }
         }
+        return state.withLock { !$0.gaveUp }
     }
 
     private func resume(_ update: (inout State) -> Void) {

@@ -14,7 +14,7 @@ import Testing
         try Data(try EmbeddedBPFObject.relay.bytes()).write(to: object)
         defer { try? FileManager.default.removeItem(at: object) }
         let script = Binaries.packageRoot.appending(path: "Tests/Interop/relay_xdp_cases.py").path(percentEncoded: false)
-        let output = try Command.run([Binaries.python, script, "--object", object.path(percentEncoded: false)], check: false)
+        let output = try Command.runBlocking([Binaries.python, script, "--object", object.path(percentEncoded: false)], check: false)
         #expect(output.standardOutput.contains("kernel verifier accepted gatehouse_relay_xdp"), "\(output.standardError)")
         let summary = try #require(output.standardOutput.firstMatch(of: /(\d+)\/(\d+) cases passed/),
                                    "\(output.standardOutput.suffix(2000)) \(output.standardError.suffix(2000))")

@@ -5,12 +5,12 @@ import Testing
 /// The `gatehouse` binary as an operator meets it.
 @Suite struct GatehouseCommandTests {
     @Test func versionIsPrinted() throws {
-        let output = try Command.run([Binaries.gatehouse, "--version"])
+        let output = try Command.runBlocking([Binaries.gatehouse, "--version"])
         #expect(output.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0-dev")
     }
 
     @Test func helpListsEveryRole() throws {
-        let output = try Command.run([Binaries.gatehouse, "--help"])
+        let output = try Command.runBlocking([Binaries.gatehouse, "--help"])
         for role in ["portal", "relay", "gateway", "client", "admin", "check"] {
             #expect(output.standardOutput.contains("  \(role) "), "help lists \(role)")
         }
@@ -18,7 +18,7 @@ import Testing
 
     @Test(arguments: ["client"])
     func unbuiltRolesSaySoAndFail(role: String) throws {
-        let output = try Command.run([Binaries.gatehouse, role], check: false)
+        let output = try Command.runBlocking([Binaries.gatehouse, role], check: false)
         #expect(output.status != 0)
         #expect(output.standardError.contains("\(role) is not yet implemented"), "\(output.standardError)")
     }
@@ -27,20 +27,20 @@ import Testing
     @Test func aGatewayWithoutItsPortalSaysWhatIsMissing() throws {
         var environment = ProcessInfo.processInfo.environment
         for variable in ["GATEHOUSE_PORTAL_URL", "GATEHOUSE_TOKEN", "GATEHOUSE_TOKEN_FILE"] { environment[variable] = nil }
-        let noURL = try Command.run([Binaries.gatehouse, "gateway"], check: false, environment: environment)
+        let noURL = try Command.runBlocking([Binaries.gatehouse, "gateway"], check: false, environment: environment)
         #expect(noURL.status != 0 && noURL.standardError.contains("--portal-url"), "\(noURL.standardError)")
-        let noToken = try Command.run([Binaries.gatehouse, "gateway", "--portal-url", "http://127.0.0.1:1"], check: false, environment: environment)
+        let noToken = try Command.runBlocking([Binaries.gatehouse, "gateway", "--portal-url", "http://127.0.0.1:1"], check: false, environment: environment)
         #expect(noToken.status != 0 && noToken.standardError.contains("token is required"), "\(noToken.standardError)")
     }
 
     @Test func anUnknownSubcommandFailsWithUsage() throws {
-        let output = try Command.run([Binaries.gatehouse, "teleport"], check: false)
+        let output = try Command.runBlocking([Binaries.gatehouse, "teleport"], check: false)
         #expect(output.status != 0)
         #expect(output.standardError.contains("Usage") || output.standardError.contains("USAGE"))
     }
 
     @Test(.privileged) func checkLoadsEveryEmbeddedProgram() throws {
-        let output = try Command.run([Binaries.gatehouse, "check"])
+        let output = try Command.runBlocking([Binaries.gatehouse, "check"])
         #expect(output.standardOutput.contains("ok    counter: programs counter_xdp, counter_tc"), "\(output.standardOutput)")
     }
 }

@@ -18,9 +18,9 @@ import Testing
         var rows: [String: String] = [:]
         for table in ["actor", "actor_group", "membership", "site", "resource", "policy", "token", "device", "authorization", "audit_event"] {
             let query = "SELECT * FROM \"\(table)\" WHERE account_id = '\(account)' ORDER BY 1, 2"
-            rows[table] = try Command.run(["sqlite3", database, query]).standardOutput
+            rows[table] = try Command.runBlocking(["sqlite3", database, query]).standardOutput
         }
-        rows["account"] = try Command.run(["sqlite3", database, "SELECT * FROM account WHERE id = '\(account)'"]).standardOutput
+        rows["account"] = try Command.runBlocking(["sqlite3", database, "SELECT * FROM account WHERE id = '\(account)'"]).standardOutput
         return rows
     }
 
@@ -28,7 +28,7 @@ import Testing
         let database = try PortalAdminAPITests.temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
         let tokenA = try PortalAdminAPITests.initialise(database)
-        let created = try Command.run([
+        let created = try await Command.run([
             Binaries.gatehouse, "portal", "account", "create", "--db", database, "--account", "Beta", "--slug", "beta",
             "--admin-email", "admin@beta.test",
         ])

@@ -31,7 +31,7 @@ import Testing
         let portal = try await PortalAdminAPITests.start(database, token: token)
         defer { portal.process.stop() }
         for scheme in ["Bearer", "bearer", "BEARER"] {
-            let output = try Command.run([
+            let output = try await Command.run([
                 "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Authorization: \(scheme) \(token)", "http://\(portal.address)/api/v1/sites",
             ])
             #expect(output.standardOutput == "200", "scheme \(scheme)")
@@ -46,10 +46,10 @@ import Testing
         #expect(first.address == "127.0.0.1", "the address the token was used from")
         // More requests within the minute (each a curl process, milliseconds apart; the stored time has
         // millisecond resolution, so a write would show): reads stay reads, the recorded use does not move.
-        let stored = try Command.run(["sqlite3", database, "SELECT last_used_at FROM token WHERE kind = 'admin_api'"]).standardOutput
+        let stored = try await Command.run(["sqlite3", database, "SELECT last_used_at FROM token WHERE kind = 'admin_api'"]).standardOutput
         for _ in 0..<5 { _ = try portal.call("GET", "/api/v1/sites") }
         #expect(try adminTokenUse().at == first.at)
-        #expect(try Command.run(["sqlite3", database, "SELECT last_used_at FROM token WHERE kind = 'admin_api'"]).standardOutput == stored)
+        #expect(try await Command.run(["sqlite3", database, "SELECT last_used_at FROM token WHERE kind = 'admin_api'"]).standardOutput == stored)
     }
 
     /// Tokens resolved by recent requests are kept for a second; a write forgets them, so a token revoked

@@ -31,7 +31,7 @@ import Testing
         try configuration.write(to: configFile, atomically: true, encoding: .utf8)
 
         let st = Binaries.packageRoot.appending(path: ".venv/bin/st").path(percentEncoded: false)
-        let output = try Command.run([
+        let output = try await Command.run([
             "timeout", "600", st, "--config-file", configFile.path(percentEncoded: false), "run",
             "http://\(portal.address)/api/v1/openapi.json", "--url", "http://\(portal.address)",
             "--header", "Authorization: Bearer \(token)", "--checks", "all", "--seed", "1", "--max-examples", "25",

@@ -14,7 +14,7 @@ import Testing
 @Suite struct DryRunTests {
     /// The whole database as sqlite3 dumps it.
     static func dump(_ database: String) throws -> String {
-        try Command.run(["sqlite3", database, ".dump"]).standardOutput
+        try Command.runBlocking(["sqlite3", database, ".dump"]).standardOutput
     }
 
     /// The preview's entries as the notifications the real write would publish.
@@ -124,9 +124,9 @@ import Testing
         let tokenID = clientToken["id"] as? String ?? ""
         portal.process.stop()
         let account = try Self.accountOf(database)
-        let alice = try Command.run(["sqlite3", database, "SELECT id FROM actor WHERE email = 'alice@acme.test'"]).standardOutput
+        let alice = try await Command.run(["sqlite3", database, "SELECT id FROM actor WHERE email = 'alice@acme.test'"]).standardOutput
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        _ = try Command.run(["sqlite3", database, """
+        _ = try await Command.run(["sqlite3", database, """
             INSERT INTO device (id, account_id, kind, external_id, name, public_key, tunnel_ipv4, tunnel_ipv6, actor_id, created_at, token_id)
             VALUES ('\(UUID().uuidString.lowercased())', '\(account)', 'client', 'alice-machine', 'alice-laptop', 'k', '100.64.0.10',
                     'fd00:6761:7465::10', '\(alice)', '2026-12-06 10:00:00.000', '\(tokenID)')
@@ -153,6 +153,6 @@ import Testing
     }
 
     static func accountOf(_ database: String) throws -> String {
-        try Command.run(["sqlite3", database, "SELECT id FROM account LIMIT 1"]).standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        try Command.runBlocking(["sqlite3", database, "SELECT id FROM account LIMIT 1"]).standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

@@ -16,7 +16,7 @@ import Testing
             var arguments = ["curl", "-s", "-X", method, "-w", "\n%{http_code}", "http://\(address)\(path)"]
             if let bearer = token ?? Optional(self.token), !bearer.isEmpty { arguments += ["-H", "Authorization: Bearer \(bearer)"] }
             if let body { arguments += ["-H", "Content-Type: application/json", "--data-binary", body] }
-            let output = try Command.run(arguments)
+            let output = try Command.runBlocking(arguments)
             let lines = output.standardOutput.split(separator: "\n", omittingEmptySubsequences: false)
             return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
         }
@@ -27,7 +27,7 @@ import Testing
 
         /// `gatehouse admin ARGUMENTS` against this portal, as an operator's shell runs it.
         func admin(_ arguments: [String]) throws -> CommandOutput {
-            try Command.run([Binaries.gatehouse, "admin"] + arguments + ["--portal-url", "http://\(address)", "--token", token], check: false)
+            try Command.runBlocking([Binaries.gatehouse, "admin"] + arguments + ["--portal-url", "http://\(address)", "--token", token], check: false)
         }
     }
 
@@ -38,7 +38,7 @@ import Testing
     }
 
     static func initialise(_ database: String) throws -> String {
-        let output = try Command.run([Binaries.gatehouse, "portal", "init", "--db", database, "--admin-email", "admin@acme.test"])
+        let output = try Command.runBlocking([Binaries.gatehouse, "portal", "init", "--db", database, "--admin-email", "admin@acme.test"])
         let token = output.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
         #expect(token.hasPrefix("gh_admin_"), "\(output.standardOutput)")
         return token
@@ -73,7 +73,7 @@ import Testing
         #expect(!files.isEmpty)
         let needle = Data(token.utf8)
         #expect(files.allSatisfy { $0.range(of: needle) == nil }, "the token's clear text is in the database files")
-        let hash = try Command.run(["sqlite3", database, "SELECT secret_hash FROM token"]).standardOutput
+        let hash = try await Command.run(["sqlite3", database, "SELECT secret_hash FROM token"]).standardOutput
         #expect(hash.trimmingCharacters(in: .whitespacesAndNewlines).count == 64, "a SHA-256 hex digest is stored")
     }
 
@@ -93,7 +93,7 @@ import Testing
             let listed = try await portal.json(try portal.call("GET", "/api/v1/sites?limit=500").body)
             #expect((listed["data"] as? [Any])?.count == 31)
             // One audit event per successful write, none for a refused one (checked in the file itself).
-            let audit = try Command.run(["sqlite3", database, "SELECT count(*) FROM audit_event WHERE subject_type = 'site'"])
+            let audit = try await Command.run(["sqlite3", database, "SELECT count(*) FROM audit_event WHERE subject_type = 'site'"])
             #expect(audit.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "31")
         }
     }
@@ -171,7 +171,7 @@ import Testing
         #expect(missing.status != 0)
         #expect(missing.standardError.contains("not found"))
 
-        let unauthorised = try Command.run([Binaries.gatehouse, "admin", "site", "list", "--portal-url", "http://\(portal.address)", "--token", "nope"], check: false)
+        let unauthorised = try await Command.run([Binaries.gatehouse, "admin", "site", "list", "--portal-url", "http://\(portal.address)", "--token", "nope"], check: false)
         #expect(unauthorised.status != 0)
         #expect(unauthorised.standardError.contains("admin API token"), "\(unauthorised.standardError)")
     }

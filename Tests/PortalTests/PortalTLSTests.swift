@@ -21,7 +21,7 @@ import Testing
              "-out", path("server.pem"), "-days", "2", "-extfile", extensions],
             ["chmod", "600", path("server.key")],
         ] {
-            _ = try await Command.runDetached(command)
+            _ = try await Command.run(command)
         }
         return (path("ca.pem"), path("server.pem"), path("server.key"))
     }
@@ -36,27 +36,27 @@ import Testing
         defer { portal.process.stop() }
         let url = "https://localhost:\(portal.address.split(separator: ":").last ?? "")"
         // An address is refused for HTTPS: the certificate names the portal.
-        let literal = try await Command.runDetached([Binaries.gatehouse, "admin", "site", "list", "--portal-url", "https://\(portal.address)",
+        let literal = try await Command.run([Binaries.gatehouse, "admin", "site", "list", "--portal-url", "https://\(portal.address)",
                                                      "--token", admin, "--ca-file", ca], check: false)
         #expect(literal.status != 0 && literal.standardError.contains("DNS name"), "\(literal.standardError)")
 
         // Admin commands: with the CA, served; without it, refused for the certificate.
-        let created = try await Command.runDetached([Binaries.gatehouse, "admin", "site", "create", "--name", "hq", "--portal-url", url,
+        let created = try await Command.run([Binaries.gatehouse, "admin", "site", "create", "--name", "hq", "--portal-url", url,
                                                      "--token", admin, "--ca-file", ca], check: false)
         #expect(created.status == 0 && created.standardOutput.contains("hq"), "\(created.standardOutput) \(created.standardError)")
-        let unchecked = try await Command.runDetached([Binaries.gatehouse, "admin", "site", "list", "--portal-url", url, "--token", admin], check: false)
+        let unchecked = try await Command.run([Binaries.gatehouse, "admin", "site", "list", "--portal-url", url, "--token", admin], check: false)
         #expect(unchecked.status != 0 && unchecked.standardError.lowercased().contains("certificate"),
                 "the system's roots do not know the test CA: \(unchecked.standardError)")
         // Plain HTTP to the TLS port is not served.
-        let plain = try await Command.runDetached(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3",
+        let plain = try await Command.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3",
                                                    "http://\(portal.address)/healthz"], check: false)
         #expect(plain.standardOutput != "200", "\(plain.standardOutput)")
 
         // A gateway joins over WSS with the CA file; without it, it does not.
-        let site = (try? JSONSerialization.jsonObject(with: Data(try Command.run(
+        let site = (try? JSONSerialization.jsonObject(with: Data(try await Command.run(
             [Binaries.gatehouse, "admin", "site", "list", "--portal-url", url, "--token", admin, "--ca-file", ca, "--json"]).standardOutput.utf8))
             as? [[String: Any]])?.first?["id"] as? String ?? ""
-        let token = try Command.run([Binaries.gatehouse, "admin", "token", "create", "--kind", "gateway", "--site", site, "--portal-url", url,
+        let token = try await Command.run([Binaries.gatehouse, "admin", "token", "create", "--kind", "gateway", "--site", site, "--portal-url", url,
                                      "--token", admin, "--ca-file", ca]).standardOutput.split(separator: "\n").last.map(String.init) ?? ""
         var environment = ProcessInfo.processInfo.environment
         environment["GATEHOUSE_TOKEN"] = token
@@ -81,12 +81,12 @@ import Testing
         let database = try PortalAdminAPITests.temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: URL(filePath: database).deletingLastPathComponent().path) }
         _ = try PortalAdminAPITests.initialise(database)
-        let serve = try await Command.runDetached([Binaries.gatehouse, "portal", "--db", database, "--listen", "0.0.0.0:0"], check: false)
+        let serve = try await Command.run([Binaries.gatehouse, "portal", "--db", database, "--listen", "0.0.0.0:0"], check: false)
         #expect(serve.status != 0 && serve.standardError.contains("--insecure"), "\(serve.standardError)")
-        let admin = try await Command.runDetached([Binaries.gatehouse, "admin", "site", "list", "--portal-url", "http://192.0.2.10:8080",
+        let admin = try await Command.run([Binaries.gatehouse, "admin", "site", "list", "--portal-url", "http://192.0.2.10:8080",
                                                    "--token", "gh_admin_x"], check: false)
         #expect(admin.status != 0 && admin.standardError.contains("--insecure"), "\(admin.standardError)")
-        let gateway = try await Command.runDetached([Binaries.gatehouse, "gateway", "--portal-url", "http://192.0.2.10:8080", "--token", "x",
+        let gateway = try await Command.run([Binaries.gatehouse, "gateway", "--portal-url", "http://192.0.2.10:8080", "--token", "x",
                                                      "--state-dir", URL(filePath: database).deletingLastPathComponent().appending(path: "gw").path],
                                                     check: false)
         #expect(gateway.status != 0 && gateway.standardError.contains("--insecure"), "\(gateway.standardError)")

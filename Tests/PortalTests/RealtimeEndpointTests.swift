@@ -36,7 +36,7 @@ import Testing
         func call(_ method: String, _ path: String, _ body: String) async throws -> (status: Int, body: String) {
             let command = ["curl", "-s", "-X", method, "-w", "\n%{http_code}", "-H", "Authorization: Bearer \(admin)", "-H", "Content-Type: application/json",
                            "--data-binary", body, "http://\(portal.address)\(path)"]
-            let output = try await Command.runDetached(command)
+            let output = try await Command.run(command)
             let lines = output.standardOutput.split(separator: "\n", omittingEmptySubsequences: false)
             return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
         }
@@ -60,7 +60,7 @@ import Testing
                           "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]
         }
         if let token { arguments += ["-H", "Authorization: Bearer \(token)"] }
-        let output = try await Command.runDetached(arguments, check: false)
+        let output = try await Command.run(arguments, check: false)
         let body = (try? String(contentsOf: bodyFile, encoding: .utf8)) ?? ""
         return (Int(output.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0, body)
     }
@@ -107,7 +107,7 @@ import Testing
     static func converse(_ port: Int, _ path: String, token: String, _ frames: [String], answers: Int? = nil) async throws -> Conversation {
         let arguments = clientArguments(port, path, token: token, frames, answers: answers)
         defer { removeFrames(arguments) }
-        let output = try await Command.runDetached(arguments)
+        let output = try await Command.run(arguments)
         return try parse(output.standardOutput)
     }
 
@@ -249,6 +249,6 @@ import Testing
 
     /// `gatehouse ARGUMENTS` on a thread of its own; its standard output.
     static func cli(_ arguments: [String]) async throws -> String {
-        try await Command.runDetached([Binaries.gatehouse] + arguments).standardOutput
+        try await Command.run([Binaries.gatehouse] + arguments).standardOutput
     }
 }

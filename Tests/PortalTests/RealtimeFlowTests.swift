@@ -32,7 +32,7 @@ import Testing
             var command = ["curl", "-s", "-X", method, "-w", "\n%{http_code}", "-H", "Authorization: Bearer \(admin)", "-H",
                            "Content-Type: application/json", "\(url)/api/v1\(path)"]
             if !body.isEmpty { command += ["--data-binary", body] }
-            let output = try await Command.runDetached(command).standardOutput
+            let output = try await Command.run(command).standardOutput
             let lines = output.split(separator: "\n", omittingEmptySubsequences: false)
             let code = Int(lines.last ?? "") ?? 0
             let text = lines.dropLast().joined(separator: "\n")
@@ -313,7 +313,7 @@ extension RealtimeFlowTests {
             try await relay.waitForOutput(containing: "joined the portal", timeout: .seconds(30))
             let port = try await relay.waitForMatch(#""?addresses"?[=:]"?[^ "]*?127\.0\.0\.1:(\d+).*relay listening"#)
             let operations = try await relay.waitForMatch(#""?address"?[=:]"?([0-9.]+:\d+).*operations listening"#)
-            let ready = try await Command.runDetached(["curl", "-s", "http://\(operations)/readyz"]).standardOutput
+            let ready = try await Command.run(["curl", "-s", "http://\(operations)/readyz"]).standardOutput
             #expect(ready.contains("ready"), "the relay is ready once joined: \(ready)")
             let relays = try await cluster.api("GET", "/relays")["data"] as? [[String: Any]] ?? []
             #expect(relays.map { $0["name"] as? String } == ["relay-test"] && relays.first?["port"] as? Int == Int(port), "\(relays)")
@@ -340,7 +340,7 @@ extension RealtimeFlowTests {
             var turnEnvironment = ProcessInfo.processInfo.environment
             turnEnvironment["TURN_USERNAME"] = username
             turnEnvironment["TURN_PASSWORD"] = credential["password"] as? String ?? ""
-            let allocation = try await Command.runDetached(
+            let allocation = try await Command.run(
                 [root.appending(path: ".venv/bin/python").path(percentEncoded: false),
                  root.appending(path: "Tests/Interop/aioice_turn_client.py").path(percentEncoded: false), "127.0.0.1", port, "unused", "10"],
                 check: false, environment: turnEnvironment)

@@ -9,7 +9,7 @@ import Testing
         let relay = try await RelayProcess.start()
         defer { relay.process.stop() }
         let script = Binaries.packageRoot.appending(path: "Tests/Interop/aioice_turn_client.py").path
-        let output = try Command.run(
+        let output = try await Command.run(
             ["timeout", "60", Binaries.python, script, "127.0.0.1", String(relay.port), RelayProcess.secret, "50"], check: false)
         let text = output.standardOutput + output.standardError
         #expect(output.status == 0, "\(text)\nrelay:\n\(relay.process.output)")

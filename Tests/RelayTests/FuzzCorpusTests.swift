@@ -6,10 +6,10 @@ import Testing
 /// `gatehouse-fuzz` (scripts/fuzz runs the libFuzzer build from these seeds). The seeds must reach the
 /// states worth mutating from: allocations, channel routes, data relayed both ways.
 @Suite struct FuzzCorpusTests {
-    @Test func seedCorpusReachesAllocationsChannelsAndRelayedData() throws {
+    @Test func seedCorpusReachesAllocationsChannelsAndRelayedData() async throws {
         let corpus = Binaries.packageRoot.appending(path: "Fuzz/TURNFuzz/corpus").path(percentEncoded: false)
         let binary = Binaries.buildDirectory.appending(path: "gatehouse-fuzz").path(percentEncoded: false)
-        let output = try Command.run([binary, corpus]).standardOutput
+        let output = try await Command.run([binary, corpus]).standardOutput
         var totals: [String: Int] = [:]
         var seeds = 0
         for line in output.split(separator: "\n") where line.contains("allocations=") {

@@ -195,7 +195,7 @@ import Testing
         }
         #expect(relay.process.isRunning)
         let script = Binaries.packageRoot.appending(path: "Tests/Interop/aioice_turn_client.py").path
-        let output = try Command.run(
+        let output = try await Command.run(
             ["timeout", "60", Binaries.python, script, "127.0.0.1", String(relay.port), RelayProcess.secret, "50"], check: false)
         #expect(output.standardOutput.contains("50 passed, 0 failed"), "\(output.standardOutput)\(output.standardError)")
         #expect(try relay.get("/healthz").status == 200)

@@ -80,18 +80,18 @@ import Testing
         (["--auth-secret", "x", "--public-ipv4", "127.0.0.1", "--allow-peer", "10.0.0.0/33"], "prefix length must be 0-32"),
         (["--auth-secret", "x", "--public-ipv4", "nonsense"], "not an IP address"),
     ])
-    func badConfigurationFailsWithAClearMessage(arguments: [String], message: String) throws {
-        let output = try Command.run([Binaries.gatehouse, "relay"] + arguments, check: false)
+    func badConfigurationFailsWithAClearMessage(arguments: [String], message: String) async throws {
+        let output = try await Command.run([Binaries.gatehouse, "relay"] + arguments, check: false)
         #expect(output.status != 0)
         #expect(output.standardError.contains(message), "\(output.standardError)")
     }
 
-    @Test func theSecretFileMustNotBeReadableByOthers() throws {
+    @Test func theSecretFileMustNotBeReadableByOthers() async throws {
         let path = FileManager.default.temporaryDirectory.appending(path: "gatehouse-secret-\(UUID().uuidString)").path
         try "s3cret\n".write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
         chmod(path, 0o644)
-        let output = try Command.run([Binaries.gatehouse, "relay", "--public-ipv4", "127.0.0.1", "--auth-secret-file", path], check: false)
+        let output = try await Command.run([Binaries.gatehouse, "relay", "--public-ipv4", "127.0.0.1", "--auth-secret-file", path], check: false)
         #expect(output.status != 0)
         #expect(output.standardError.contains("readable by other users"), "\(output.standardError)")
     }

@@ -36,7 +36,7 @@ struct RelayProcess {
 
     /// GET on the operations server.
     func get(_ path: String) throws -> (status: Int, body: String) {
-        let output = try Command.run(["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "http://\(operations)\(path)"])
+        let output = try Command.runBlocking(["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "http://\(operations)\(path)"])
         let lines = output.standardOutput.split(separator: "\n", omittingEmptySubsequences: false)
         let body = lines.dropLast().joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
         return (Int(lines.last ?? "") ?? 0, body)

@@ -10,7 +10,7 @@ import Testing
 @Suite(.privileged, .serialized) struct RelaySendBacklogTests {
     @Test func aFullSendBufferDelaysDatagramsAndLosesNone() async throws {
         try await XDPTopology.with { topology in
-            try topology.relay.exec([
+            try await topology.relay.exec([
                 "tc", "qdisc", "add", "dev", topology.relayEnd.interface, "root", "tbf", "rate", "1mbit", "burst", "16kb",
                 "latency", "30s",
             ])

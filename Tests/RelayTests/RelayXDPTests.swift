@@ -84,7 +84,7 @@ import Testing
             #expect(try relay.kernel("not_configured") == 0, "the config (\(config.name)) reached the kernel")
 
             // Every frame the relay emitted (kernel rewrites and user-space answers) has valid checksums.
-            let checked = try capture.stopAndCheck()
+            let checked = try await capture.stopAndCheck()
             print("\(config.name): \(checked.checked) frames from the relay captured, \(checked.bad) with bad checksums, \(checked.ipv4_zero_udp_checksum) IPv4 with UDP checksum 0")
             #expect(checked.checked >= 2 * Int(relayedEachWay) + 2 * count, "captured \(checked.checked) frames from the relay")
             #expect(checked.bad == 0, "bad checksums: \(checked.examples)")
@@ -258,9 +258,9 @@ import Testing
             try await Wait.until("turnutils_peer listens") {
                 try topology.peer.exec(["ss", "-uln"]).standardOutput.contains(":\(peerPort)")
             }
-            try TurnutilsInteropTests.expectClientsRelayWithoutLoss(
+            try await TurnutilsInteropTests.expectClientsRelayWithoutLoss(
                 run, secret: XDPTopology.secret, relay: topology.relayEnd.ipv4, port: 3478, peer: peerAddress, peerPort: peerPort,
-                relayOutput: relay.process.output) { try topology.client.exec($0, check: false) }
+                relayOutput: relay.process.output) { try await topology.client.exec($0, check: false) }
             let kernel = try relay.metric("gatehouse_relay_relayed_packets_total", "path=\"kernel\"")
             if run.flags.contains("-s") {
                 #expect(kernel == 0, "Send/Data indications are user space's")

@@ -39,9 +39,9 @@ import Testing
             (try? UDPSocket(bindTo: run.peer, port: peerPort)) == nil
         }
 
-        try Self.expectClientsRelayWithoutLoss(
+        try await Self.expectClientsRelayWithoutLoss(
             run, secret: RelayProcess.secret, relay: "127.0.0.1", port: relay.port, peer: run.peer, peerPort: peerPort,
-            relayOutput: relay.process.output) { try Command.run($0, check: false) }
+            relayOutput: relay.process.output) { try await Command.run($0, check: false) }
         if Self.usesReservations(run) {
             // RTP allocations with EVEN-PORT R, and RTCP ones that redeemed their tokens.
             let metrics = try relay.get("/metrics").body
@@ -57,9 +57,9 @@ import Testing
     /// every message came back.
     static func expectClientsRelayWithoutLoss(
         _ run: Run, secret: String, relay: String, port: UInt16, peer: String, peerPort: UInt16, relayOutput: @autoclosure () -> String,
-        execute: ([String]) throws -> CommandOutput
-    ) throws {
-        let client = try execute([
+        execute: ([String]) async throws -> CommandOutput
+    ) async throws {
+        let client = try await execute([
             "timeout", "60", "turnutils_uclient", "-W", secret, "-p", String(port),
             "-e", peer, "-r", String(peerPort), "-n", "50", "-m", "4", "-l", "120", "-z", "5",
         ] + run.flags + [relay])

@@ -205,11 +205,11 @@ struct Capture {
     }
 
     /// Stops the capture and checks every captured frame from the relay with scapy.
-    func stopAndCheck() throws -> Result {
+    func stopAndCheck() async throws -> Result {
         process.stop()
         defer { try? FileManager.default.removeItem(at: file) }
         let script = Binaries.packageRoot.appending(path: "Tests/Interop/check_checksums.py").path(percentEncoded: false)
-        let output = try Command.run(
+        let output = try await Command.run(
             [Binaries.python, script, file.path(percentEncoded: false)] + sources.flatMap { ["--source", $0] })
         return try JSONDecoder().decode(Result.self, from: Data(output.standardOutput.utf8))
     }

@@ -14,7 +14,7 @@ import Testing
 
     func aioice(_ arguments: [String]) throws -> String {
         let script = Binaries.packageRoot.appending(path: "Tests/Interop/aioice_stun_vectors.py").path
-        return try Command.run([Binaries.python, script] + arguments).standardOutput
+        return try Command.runBlocking([Binaries.python, script] + arguments).standardOutput
     }
 
     func vectors() throws -> [String: [UInt8]] {
@@ -93,7 +93,7 @@ import Testing
         // The check is not vacuous: the same response signed with another password fails it.
         let forged = codec.encode(response, integrity: (.sha1, username: username, realm: realm, password: "other"), fingerprint: true)
         let script = Binaries.packageRoot.appending(path: "Tests/Interop/aioice_stun_vectors.py").path
-        let refused = try Command.run([Binaries.python, script, "check", hex(forged)], check: false)
+        let refused = try Command.runBlocking([Binaries.python, script, "check", hex(forged)], check: false)
         #expect(refused.status != 0)
         #expect(refused.standardError.contains("MESSAGE-INTEGRITY does not verify"))
     }

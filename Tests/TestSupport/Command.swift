@@ -35,8 +35,10 @@ package enum Command {
         try process.run()
     }
 
+    /// Blocks the calling thread: only for synchronous code (cleanup in `deinit`, `TestNetwork`'s
+    /// teardown); async code calls `run`, which waits on a thread of its own.
     @discardableResult
-    package static func run(
+    package static func runBlocking(
         _ arguments: [String], check: Bool = true, environment: [String: String]? = nil
     ) throws -> CommandOutput {
         let directory = FileManager.default.temporaryDirectory
@@ -68,13 +70,15 @@ package enum Command {
         return output
     }
 
-    /// `run` on a thread of its own, for async tests: a blocking wait on one of the cooperative pool's
-    /// threads (two on this machine) starves whatever else the test process runs there.
-    package static func runDetached(
+    /// Runs `arguments` on a thread of its own and waits for the end without holding a thread of the
+    /// cooperative pool: a blocking wait there (two threads on this machine) starves whatever else the
+    /// test process runs (tasks of other tests were seen delayed by 34 s).
+    @discardableResult
+    package static func run(
         _ arguments: [String], check: Bool = true, environment: [String: String]? = nil
     ) async throws -> CommandOutput {
         try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try run(arguments, check: check, environment: environment) }) }.start()
+            Thread { continuation.resume(with: Result { try runBlocking(arguments, check: check, environment: environment) }) }.start()
         }
     }
 }

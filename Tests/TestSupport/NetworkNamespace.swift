@@ -35,16 +35,24 @@ package final class NetworkNamespace: Sendable {
         return try body()
     }
 
-    /// Runs a command inside the namespace (`ip netns exec`) and waits for it.
+    /// Runs a command inside the namespace (`ip netns exec`) and waits for it, blocking the thread: for
+    /// quick commands (`ip`, `sysctl`, `ss`) and synchronous code.
     @discardableResult
     package func exec(_ arguments: [String], check: Bool = true) throws -> CommandOutput {
-        try Command.run(["ip", "netns", "exec", name] + arguments, check: check)
+        try Command.runBlocking(["ip", "netns", "exec", name] + arguments, check: check)
+    }
+
+    /// Runs a command inside the namespace and waits for it on a thread of its own (see `Command.run`):
+    /// what async code runs that may take a while (peers, clients, scripts).
+    @discardableResult
+    package func exec(_ arguments: [String], check: Bool = true) async throws -> CommandOutput {
+        try await Command.run(["ip", "netns", "exec", name] + arguments, check: check)
     }
 
     /// `ip ARGS` inside the namespace.
     @discardableResult
     package func ip(_ arguments: String...) throws -> CommandOutput {
-        try Command.run(["ip", "-n", name] + arguments)
+        try Command.runBlocking(["ip", "-n", name] + arguments)
     }
 
     /// Sets a sysctl inside the namespace (`net.*` sysctls are per namespace).

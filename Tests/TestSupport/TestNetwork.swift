@@ -57,7 +57,7 @@ package final class TestNetwork: Sendable {
     package func namespace(_ role: String) throws -> NetworkNamespace {
         let index = state.withLock { state in state.namespaces.count }
         let name = "\(Self.namePrefix)\(getpid())-\(id)-\(index)-\(role)"
-        try Command.run(["ip", "netns", "add", name])
+        try Command.runBlocking(["ip", "netns", "add", name])
         let namespace = NetworkNamespace(name: name, role: role)
         state.withLock { $0.namespaces.append(namespace) }
         try namespace.ip("link", "set", "lo", "up")
@@ -82,7 +82,7 @@ package final class TestNetwork: Sendable {
             return (state.pairs, nameA, nameB)
         }
         precondition(pair < 256, "a test network numbers at most 255 veth pairs")
-        try Command.run([
+        try Command.runBlocking([
             "ip", "link", "add", nameA, "netns", a.name, "type", "veth", "peer", "name", nameB, "netns", b.name,
         ])
         let endA = VethEnd(namespace: a, interface: nameA, ipv4: "198.18.\(pair).1", ipv6: "fd00:6768:0:\(pair)::1")
@@ -140,11 +140,11 @@ package final class TestNetwork: Sendable {
 
     /// Kills what runs in the namespace, then deletes it (its interfaces go with it).
     static func remove(namespace name: String) {
-        if let pids = try? Command.run(["ip", "netns", "pids", name], check: false) {
+        if let pids = try? Command.runBlocking(["ip", "netns", "pids", name], check: false) {
             for pid in pids.standardOutput.split(whereSeparator: \.isNewline).compactMap({ Int32($0) }) {
                 kill(pid, SIGKILL)
             }
         }
-        _ = try? Command.run(["ip", "netns", "del", name], check: false)
+        _ = try? Command.runBlocking(["ip", "netns", "del", name], check: false)
     }
 }

@@ -112,12 +112,12 @@ import Testing
 
     @Test func leftoversOfADeadTestProcessAreSwept() async throws {
         // A process that has exited: its PID names a namespace nobody will clean up.
-        let finished = try Command.run(["sh", "-c", "echo $$"])
+        let finished = try await Command.run(["sh", "-c", "echo $$"])
         let deadPID = try #require(Int32(finished.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)))
         try #require(kill(deadPID, 0) != 0)
         let stale = "\(TestNetwork.namePrefix)\(deadPID)-0-0-stale"
-        try Command.run(["ip", "netns", "add", stale])
-        defer { _ = try? Command.run(["ip", "netns", "del", stale], check: false) }
+        try await Command.run(["ip", "netns", "add", stale])
+        defer { _ = try? Command.runBlocking(["ip", "netns", "del", stale], check: false) }
         let mine = try await TestNetwork.with { network in
             let a = try network.namespace("alive")
             TestNetwork.sweepLeftovers()
