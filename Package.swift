@@ -149,7 +149,7 @@ let package = Package(
         ),
         .target(
             name: "Gateway",
-            dependencies: ["Actors", "Addresses", "BPF", "WireGuard", "Policy", "ControlProtocol", "Identifiers", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Actors", "Addresses", "BPF", "BPFMaps", "WireGuard", "Policy", "ControlProtocol", "Identifiers", .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -250,7 +250,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "Policy", "Addresses", "TURN"],
+            dependencies: ["Gateway", "Policy", "Addresses", "TURN", "BPF", "BPFMaps", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

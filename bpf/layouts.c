@@ -31,5 +31,14 @@ _Static_assert(offsetof(struct relay_peer, addr) == 8, "relay_peer.addr offset")
 _Static_assert(sizeof(struct relay_stats) == 16, "relay_stats must stay 16 bytes");
 _Static_assert(RELAY_STAT_COUNT == 20, "relay_stat: update the metrics export when adding a reason");
 
+_Static_assert(sizeof(struct gateway_rule_key) == 40, "gateway_rule_key must have no implicit padding");
+_Static_assert(offsetof(struct gateway_rule_key, client) == 8, "gateway_rule_key.client offset");
+_Static_assert(offsetof(struct gateway_rule_key, destination) == 24, "gateway_rule_key.destination offset");
+_Static_assert(sizeof(struct gateway_rule) == 68, "gateway_rule must have no implicit padding");
+_Static_assert(offsetof(struct gateway_rule, tcp) == 4, "gateway_rule.tcp offset");
+_Static_assert(offsetof(struct gateway_rule, udp) == 36, "gateway_rule.udp offset");
+_Static_assert(sizeof(struct gateway_stats) == 16, "gateway_stats must stay 16 bytes");
+_Static_assert(GATEWAY_STAT_COUNT == 5, "gateway_stat: update the metrics export when adding a reason");
+
 /* Keeps the module from being empty for toolchains that warn about it. */
 int gatehouse_maps_layout_version(void) { return 1; }

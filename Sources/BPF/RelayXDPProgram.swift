@@ -52,15 +52,7 @@ package final class RelayXDPProgram: Sendable {
 }
 
 /// Packets and received frame bytes of one statistics reason.
-package struct RelayXDPCount: Equatable, Sendable {
-    package var packets: UInt64
-    package var bytes: UInt64
-
-    package init(packets: UInt64, bytes: UInt64) {
-        self.packets = packets
-        self.bytes = bytes
-    }
-}
+package typealias RelayXDPCount = BPFCount
 
 /// The reasons of `relay_stats` (`enum relay_stat` in `gatehouse_maps.h`), with the names metrics use.
 package enum RelayXDPReason: UInt32, CaseIterable, Sendable {

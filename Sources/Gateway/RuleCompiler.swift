@@ -59,6 +59,13 @@ package enum RuleCompiler {
         var filtersByPrefix: [AddressRange: [[Filter]]] = [:]
         for destination in destinations { filtersByPrefix[destination.prefix, default: []].append(destination.filters) }
         var rules: [KernelRule] = []
+        // Every client address has an entry: one with nothing allowed at the family's /0 unless a
+        // resource is that /0, so that the kernel tells a client's unauthorised destination from a
+        // source that is no client's.
+        for client in addresses {
+            let everything = AddressRange(network: client.masked(to: 0), prefixLength: 0)
+            if filtersByPrefix[everything] == nil { rules.append(KernelRule(client: client, destination: everything, ports: RulePorts())) }
+        }
         for prefix in filtersByPrefix.keys.sorted(by: { $0.description < $1.description }) {
             let covering = filtersByPrefix.filter { other, _ in other.prefixLength <= prefix.prefixLength && other.contains(prefix.network) }
             let ports = merge(covering.values.flatMap { $0 }, rangesPerEntry: rangesPerEntry)
@@ -70,7 +77,9 @@ package enum RuleCompiler {
     }
 
     /// The entry the kernel's trie answers for a packet from `client` to `destination`: the longest
-    /// prefix holding it among the client's entries; nil when there is none (the packet is dropped).
+    /// prefix holding it among the client's entries (an entry allowing nothing when no resource holds
+    /// it); nil when `client` is no client's address. Either way short of a rule allowing it, the
+    /// packet is dropped.
     package static func lookup(_ rules: [KernelRule], client: SocketAddress.IP, destination: SocketAddress.IP) -> KernelRule? {
         rules.filter { $0.client == client && $0.destination.contains(destination) }.max { $0.destination.prefixLength < $1.destination.prefixLength }
     }

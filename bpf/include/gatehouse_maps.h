@@ -169,4 +169,73 @@ struct relay_stats {
     __u64 bytes;
 };
 
+/* ---- gateway: per-client rules on the tunnel device (bpf/gateway.bpf.c) ---------------------- */
+
+/*
+ * Address families in rule keys (as for the relay: not AF_*). Addresses are 16 bytes for both
+ * families: an IPv6 address as is, an IPv4 address in bytes 0-3 (network byte order) then 12 zeros.
+ */
+#define GATEWAY_FAMILY_IPV4 4
+#define GATEWAY_FAMILY_IPV6 6
+
+/*
+ * Key of the `gateway_rules` LPM trie. The trie compares the first `prefixlen` bits of everything
+ * after `prefixlen`: family and padding (32 bits) and the client's tunnel address (128 bits) always,
+ * then the destination prefix's length. So prefixlen = GATEWAY_KEY_FIXED_BITS + destination prefix
+ * length, and a lookup with a packet's source and destination (prefixlen = GATEWAY_KEY_FIXED_BITS +
+ * 128) finds the longest destination prefix among that client's entries, or nothing when the source
+ * is no client's. Bits past the prefix must be zero (user space writes them so).
+ */
+#define GATEWAY_KEY_FIXED_BITS 160
+struct gateway_rule_key {
+    __u32 prefixlen;
+    __u8 family;           /* GATEWAY_FAMILY_* */
+    __u8 pad[3];
+    __u8 client[16];       /* the client's tunnel address */
+    __u8 destination[16];  /* the destination prefix's network address */
+};
+
+/* gateway_rule.flags */
+#define GATEWAY_RULE_CONFIGURED 0x80  /* set on every entry user space writes (all zeros = never written) */
+#define GATEWAY_RULE_ALLOW_ALL 0x01   /* every protocol and port (a destination without filters) */
+#define GATEWAY_RULE_ICMP 0x02        /* ICMP and ICMPv6 (protocols 1 and 58) */
+
+/*
+ * An entry with only GATEWAY_RULE_CONFIGURED (no ports) marks a known client whose packet found no
+ * authorised destination: the prefix-0 entry every client has unless one of its resources is a /0.
+ */
+#define GATEWAY_PORT_RANGES 8
+
+/* An inclusive port range, in host byte order (the kernel converts the packet's port to compare). */
+struct gateway_port_range {
+    __u16 low;
+    __u16 high;
+};
+
+/* Value of `gateway_rules`: what packets from the client to the destination prefix may be. */
+struct gateway_rule {
+    __u8 flags;       /* GATEWAY_RULE_* */
+    __u8 tcp_count;   /* ranges used in `tcp`, at most GATEWAY_PORT_RANGES */
+    __u8 udp_count;
+    __u8 pad;
+    struct gateway_port_range tcp[GATEWAY_PORT_RANGES];
+    struct gateway_port_range udp[GATEWAY_PORT_RANGES];
+};
+
+/* Indexes of the `gateway_stats` per-CPU array: what the program did with each packet and why. */
+enum gateway_stat {
+    GATEWAY_STAT_ALLOWED = 0,         /* a rule allows it: passed to the stack */
+    GATEWAY_STAT_UNKNOWN_SOURCE = 1,  /* the source is no client's tunnel address */
+    GATEWAY_STAT_NO_RULE = 2,         /* the destination is in none of the client's resources */
+    GATEWAY_STAT_FILTERED = 3,        /* the resource's filters refuse the protocol or port */
+    GATEWAY_STAT_MALFORMED = 4,       /* not IPv4/IPv6, bad version or lengths, truncated header */
+    GATEWAY_STAT_COUNT = 5,
+};
+
+/* Value of `gateway_stats` (per CPU). */
+struct gateway_stats {
+    __u64 packets;
+    __u64 bytes;
+};
+
 #endif /* GATEHOUSE_MAPS_H */

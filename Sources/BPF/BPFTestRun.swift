@@ -1,0 +1,37 @@
+import CBPF
+import Glibc
+
+/// What one `BPF_PROG_TEST_RUN` of a program returned.
+package struct BPFTestRunResult: Sendable {
+    /// The program's return value (for TC: `TC_ACT_OK` 0, `TC_ACT_SHOT` 2, ...).
+    package var returnValue: UInt32
+    /// The packet as the program left it.
+    package var output: [UInt8]
+    /// The kernel's average run time per repetition, in nanoseconds.
+    package var nanoseconds: UInt32
+}
+
+extension BPFProgram {
+    /// Runs the program in the kernel over `packet` (`BPF_PROG_TEST_RUN`) without attaching it anywhere,
+    /// `repetitions` times, with its real maps. For TC programs the kernel expects an Ethernet frame:
+    /// it sets the network header after the Ethernet header, as a device would. Needs CAP_BPF (root).
+    package func testRun(_ packet: [UInt8], repetitions: Int32 = 1) throws(BPFError) -> BPFTestRunResult {
+        var output = [UInt8](repeating: 0, count: packet.count + 256)
+        let outputCount = output.count
+        let (code, result) = packet.withUnsafeBytes { input in
+            output.withUnsafeMutableBytes { out -> (Int32, (UInt32, UInt32, UInt32)) in
+                var options = bpf_test_run_opts()
+                options.sz = libbpfOptionsSize(bpf_test_run_opts.self, through: \.duration)
+                options.data_in = input.baseAddress
+                options.data_size_in = UInt32(input.count)
+                options.data_out = out.baseAddress
+                options.data_size_out = UInt32(outputCount)
+                options.repeat = repetitions
+                let code = bpf_prog_test_run_opts(fileDescriptor, &options)
+                return (code, (options.retval, options.data_size_out, options.duration))
+            }
+        }
+        if code < 0 { throw LibBPFLog.error("test-running BPF program \"\(name)\"", code: -code) }
+        return BPFTestRunResult(returnValue: result.0, output: Array(output.prefix(Int(result.1))), nanoseconds: result.2)
+    }
+}
