@@ -112,6 +112,8 @@ let package = Package(
             swiftSettings: swiftSettings,
             plugins: ["BPFCompiler"]
         ),
+        // The data plane shared by gateway and client: the TUN device (WireGuard transport comes in #15).
+        .target(name: "Tunnel", dependencies: ["CGatehouseSystem", "Addresses"], swiftSettings: swiftSettings),
         .target(
             name: "Persistence",
             dependencies: ["Identifiers", "Addresses", .product(name: "GRDB", package: "GRDB.swift")],
@@ -149,7 +151,7 @@ let package = Package(
         ),
         .target(
             name: "Gateway",
-            dependencies: ["Actors", "Addresses", "BPF", "BPFMaps", "WireGuard", "Policy", "ControlProtocol", "Identifiers", .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            dependencies: ["Actors", "Addresses", "BPF", "BPFMaps", "Tunnel", "WireGuard", "Policy", "ControlProtocol", "Identifiers", .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -250,7 +252,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "Policy", "Addresses", "TURN", "BPF", "BPFMaps", "TestSupport"],
+            dependencies: ["Gateway", "Policy", "Addresses", "TURN", "BPF", "BPFMaps", "Tunnel", "TestSupport", "ControlProtocol", "Identifiers"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

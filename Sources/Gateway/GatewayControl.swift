@@ -5,10 +5,11 @@ package import Identifiers
 package import Logging
 
 /// The gateway's side of the realtime API (portal spec, "Realtime API"): joins with its identity and
-/// endpoints, holds the flows the portal authorised (the `init` after each connection is
-/// authoritative), confirms each `authorize_flow`, and drops flows on `reject_access`. Its WireGuard
-/// sessions and kernel enforcement build on these flows (issue #10); each change is logged, so an
-/// operator sees what the gateway was told.
+/// endpoints, and hands what the portal tells to one `ClientSession` actor per client, which rewrites
+/// that client's kernel entries. The `init` after each connection is authoritative (sessions and
+/// flows it does not list end); an `authorize_flow` is confirmed once its rules are in the kernel;
+/// `reject_access` and `resource_updated` act at once. Each change is logged, so an operator sees
+/// what the gateway was told. While the portal is unreachable, the sessions keep their rules.
 package actor GatewayControl: PortalSession {
     package struct Identity: Sendable {
         package var device: DeviceIdentity
@@ -25,13 +26,46 @@ package actor GatewayControl: PortalSession {
 
     private let identity: Identity
     private let logger: Logger
-    package private(set) var flows: [AuthorizationID: FlowAuthorization] = [:]
+    private let kernel: KernelRules
+    private let clock: any WallClock
+    package private(set) var sessions: [DeviceID: ClientSession] = [:]
     package private(set) var relays: [RelayID: RelayCredential] = [:]
     package private(set) var interface: Interface?
+    /// Called with the gateway's tunnel addresses from each `init` (to configure the tunnel device).
+    private let onInterface: @Sendable (Interface) async -> Void
 
-    package init(identity: Identity, logger: Logger) {
+    package init(identity: Identity, kernel: KernelRules, clock: any WallClock = SystemWallClock(), logger: Logger,
+                 onInterface: @escaping @Sendable (Interface) async -> Void = { _ in }) {
         self.identity = identity
+        self.kernel = kernel
+        self.clock = clock
         self.logger = logger
+        self.onInterface = onInterface
+    }
+
+    /// The session of `client`, made on first use.
+    private func session(_ client: DeviceID, _ interface: Interface) -> ClientSession {
+        if let session = sessions[client] { return session }
+        let session = ClientSession(clientID: client, interface: interface, kernel: kernel, clock: clock, logger: logger)
+        sessions[client] = session
+        return session
+    }
+
+    /// Forgets sessions with nothing left (their entries are already gone).
+    private func closeEmptySessions() async {
+        for (client, session) in sessions where await session.isEmpty {
+            sessions[client] = nil
+            logger.info("session closed", metadata: ["client": "\(client)"])
+        }
+    }
+
+    /// Every session's flows, for the operations endpoints.
+    package func snapshot() async -> [(client: DeviceID, flows: [FlowAuthorization], rules: [KernelRule])] {
+        var result: [(client: DeviceID, flows: [FlowAuthorization], rules: [KernelRule])] = []
+        for (client, session) in sessions {
+            result.append((client, Array(await session.flows.values), await session.rules))
+        }
+        return result.sorted { $0.client < $1.client }
     }
 
     package nonisolated func join() async -> ControlMessage {
@@ -45,29 +79,40 @@ package actor GatewayControl: PortalSession {
         switch frame.message {
         case let .gatewayInit(initial):
             interface = initial.interface
-            let kept = Set(initial.authorizations.map(\.flowID))
-            let dropped = flows.keys.filter { !kept.contains($0) }
-            flows = Dictionary(initial.authorizations.map { ($0.flowID, $0) }, uniquingKeysWith: { _, last in last })
+            await onInterface(initial.interface)
+            let byClient = Dictionary(grouping: initial.authorizations, by: \.clientID)
+            var dropped = 0
+            for (client, session) in sessions {
+                let kept = Set(byClient[client]?.map(\.flowID) ?? [])
+                dropped += await session.flows.keys.filter { !kept.contains($0) }.count
+                if byClient[client] == nil { await session.close() }
+            }
+            for (client, flows) in byClient {
+                await session(client, flows[0].clientInterface).replace(with: flows)
+            }
+            await closeEmptySessions()
             relays = Dictionary(initial.relays.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
             logger.info("init", metadata: [
-                "ipv4": "\(initial.interface.ipv4)", "ipv6": "\(initial.interface.ipv6)", "flows": "\(flows.count)",
-                "dropped": "\(dropped.count)", "relays": "\(initial.relays.map(\.name).joined(separator: ","))",
+                "ipv4": "\(initial.interface.ipv4)", "ipv6": "\(initial.interface.ipv6)", "flows": "\(initial.authorizations.count)",
+                "dropped": "\(dropped)", "sessions": "\(sessions.count)", "relays": "\(initial.relays.map(\.name).joined(separator: ","))",
             ])
         case let .authorizeFlow(flow):
-            flows[flow.flowID] = flow
+            // Confirmed once the kernel lets the flow through.
+            await session(flow.clientID, flow.clientInterface).authorize(flow)
+            await closeEmptySessions()
             sender.send(.flowAuthorized(FlowAuthorized(flowID: flow.flowID)), ref: frame.ref)
             logger.info("authorize_flow", metadata: [
                 "flow": "\(flow.flowID)", "client": "\(flow.clientID)", "resource": "\(flow.resource.id)",
                 "address": "\(flow.resource.address)", "expires_at": "\(flow.expiresAt)",
             ])
         case let .rejectAccess(rejection):
-            let ended = flows.filter { $0.value.clientID == rejection.clientID && $0.value.resource.id == rejection.resourceID }.map(\.key)
-            for flow in ended { flows[flow] = nil }
+            let ended = await sessions[rejection.clientID]?.reject(resourceID: rejection.resourceID) ?? 0
+            await closeEmptySessions()
             logger.info("reject_access", metadata: [
-                "client": "\(rejection.clientID)", "resource": "\(rejection.resourceID)", "flows": "\(ended.count)",
+                "client": "\(rejection.clientID)", "resource": "\(rejection.resourceID)", "flows": "\(ended)",
             ])
         case let .resourceUpdated(resource):
-            for (id, flow) in flows where flow.resource.id == resource.id { flows[id]?.resource = resource }
+            for session in sessions.values { await session.update(resource) }
             logger.info("resource_updated", metadata: ["resource": "\(resource.id)", "filters": "\(resource.filters.joined(separator: ","))"])
         case let .relaysPresence(presence):
             for gone in presence.disconnected { relays[gone] = nil }

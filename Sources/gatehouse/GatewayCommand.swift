@@ -10,12 +10,19 @@ import ServiceLifecycle
 struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway",
-        abstract: "Run a gateway in front of private resources: joins the portal and holds the flows it authorises.",
+        abstract: "Run a gateway in front of private resources: joins the portal and enforces what it authorises.",
         discussion: """
-            Today the gateway's control side runs: it joins the portal with a gateway token (its site's), \
-            confirms each flow the portal authorises, and drops flows the portal rejects, logging each. \
-            Its WireGuard tunnel and kernel enforcement are being built (issue #10). Its identity (external \
-            ID and WireGuard key) is kept in --state-dir and made at the first start.
+            The gateway joins the portal with a gateway token (its site's, from --token-file or \
+            GATEHOUSE_TOKEN, never a flag), keeps one session per client with the flows the portal \
+            authorises, and writes each client's rules into the kernel: a TC program on the ingress of \
+            the tunnel device (--tun-name) drops every packet from a client that no rule allows, and \
+            counts it by reason. A flow is confirmed to the portal once its rules are in the kernel; a \
+            revocation, an expiry or a filter change rewrites them at once; while the portal is \
+            unreachable the rules stay as they are, and its init after a reconnect is authoritative. \
+            Needs root (CAP_NET_ADMIN and CAP_BPF). The WireGuard tunnel itself comes with issue #15. \
+            Its identity (external ID and WireGuard key) is kept in --state-dir (mode 700), made at the \
+            first start. GET /rules on the operations address shows each session's rules beside the \
+            kernel's.
             """)
 
     @OptionGroup var portal: PortalConnectionOptions
@@ -27,11 +34,18 @@ struct GatewayCommand: AsyncParsableCommand {
     var stateDir: String?
     @Option(help: "Where /healthz, /readyz and /metrics listen, HOST:PORT (default 127.0.0.1:9479). [GATEHOUSE_GATEWAY_OPERATIONS_ADDRESS]")
     var operationsAddress: String?
+    @Option(help: "Name of the tunnel (TUN) device, made if missing (default gatehouse0). [GATEHOUSE_GATEWAY_TUN]")
+    var tunName: String?
+    @Option(help: "MTU of the tunnel device (default 1280). [GATEHOUSE_GATEWAY_MTU]")
+    var mtu: Int?
     @Option(help: "Log format: human or json (default human). [GATEHOUSE_LOG_FORMAT]")
     var logFormat: String?
 
     func run() async throws {
         let environment = Environment()
+        if portal.token != nil {
+            throw ValidationError("--token: a gateway takes its token from --token-file or GATEHOUSE_TOKEN, never the command line (every user of the host sees it)")
+        }
         guard let format = LogFormat(rawValue: environment.string(logFormat, "GATEHOUSE_LOG_FORMAT") ?? "human") else {
             throw ValidationError("--log-format: must be human or json")
         }
@@ -54,14 +68,30 @@ struct GatewayCommand: AsyncParsableCommand {
         guard !name.isEmpty, name.count <= 200 else { throw ValidationError("--name must be 1-200 characters") }
         let (host, port) = try ListenAddress.parse(environment.string(operationsAddress, "GATEHOUSE_GATEWAY_OPERATIONS_ADDRESS") ?? "127.0.0.1:9479",
                                                       option: "--operations-address")
+        let tunName = environment.string(self.tunName, "GATEHOUSE_GATEWAY_TUN") ?? "gatehouse0"
+        let mtuText = environment.string(self.mtu.map(String.init), "GATEHOUSE_GATEWAY_MTU") ?? "1280"
+        guard let mtu = Int(mtuText), (1280...65535).contains(mtu) else {
+            throw ValidationError("--mtu \(mtuText): must be 1280-65535 (IPv6 needs at least 1280)")
+        }
         LogSetup.bootstrap(level: .info, format: format)
         let logger = Logger(label: "gatehouse.gateway")
 
-        let control = GatewayControl(identity: .init(device: identity, name: name, endpoints: endpoints), logger: logger)
+        let registry = PrometheusCollectorRegistry()
+        let service: GatewayService
+        do {
+            service = try GatewayService(identity: .init(device: identity, name: name, endpoints: endpoints), tunName: tunName, mtu: mtu,
+                                         registry: registry, logger: logger)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        defer { service.shutdown() }
+        let control = service.control
         let connection = PortalConnection(endpoint: endpoint, peer: .gateway, configuration: try portal.connection(), logger: logger)
         let operations = OperationsServer.application(
-            host: host, port: port, registry: PrometheusCollectorRegistry(),
+            host: host, port: port, registry: registry,
             readiness: { await connection.joined ? .ready : Readiness(isReady: false, reason: "not joined to the portal") },
+            collect: { await service.collect() },
+            documents: ["rules": { await service.rulesDocument() }],
             logger: logger,
             onListening: { address in logger.info("operations listening", metadata: ["address": "\(address)"]) })
         logger.info("gateway starting", metadata: ["external_id": "\(identity.externalID)", "public_key": "\(identity.publicKey)"])

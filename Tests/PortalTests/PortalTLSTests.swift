@@ -26,7 +26,7 @@ import Testing
         return (path("ca.pem"), path("server.pem"), path("server.key"))
     }
 
-    @Test func clientsCheckThePortalsCertificate() async throws {
+    @Test(.privileged) func clientsCheckThePortalsCertificate() async throws {
         let database = try PortalAdminAPITests.temporaryDatabase()
         let directory = URL(filePath: database).deletingLastPathComponent()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -62,7 +62,8 @@ import Testing
         environment["GATEHOUSE_TOKEN"] = token
         func gateway(_ extra: [String]) throws -> BackgroundProcess {
             try BackgroundProcess(arguments: [Binaries.gatehouse, "gateway", "--portal-url", url, "--name", "gw",
-                                              "--state-dir", directory.appending(path: "gw").path, "--operations-address", "127.0.0.1:0"] + extra,
+                                              "--state-dir", directory.appending(path: "gw").path, "--operations-address", "127.0.0.1:0",
+                                              "--tun-name", TestNetwork.uniqueInterfaceName("gh")] + extra,
                                   environment: environment)
         }
         let untrusting = try gateway([])
@@ -86,9 +87,11 @@ import Testing
         let admin = try await Command.run([Binaries.gatehouse, "admin", "site", "list", "--portal-url", "http://192.0.2.10:8080",
                                                    "--token", "gh_admin_x"], check: false)
         #expect(admin.status != 0 && admin.standardError.contains("--insecure"), "\(admin.standardError)")
-        let gateway = try await Command.run([Binaries.gatehouse, "gateway", "--portal-url", "http://192.0.2.10:8080", "--token", "x",
-                                                     "--state-dir", URL(filePath: database).deletingLastPathComponent().appending(path: "gw").path],
-                                                    check: false)
+        var environment = ProcessInfo.processInfo.environment
+        environment["GATEHOUSE_TOKEN"] = "x"
+        let gateway = try await Command.run([Binaries.gatehouse, "gateway", "--portal-url", "http://192.0.2.10:8080",
+                                             "--state-dir", URL(filePath: database).deletingLastPathComponent().appending(path: "gw").path],
+                                            check: false, environment: environment)
         #expect(gateway.status != 0 && gateway.standardError.contains("--insecure"), "\(gateway.standardError)")
     }
 }

@@ -5,7 +5,7 @@ import Testing
 /// Flows and live changes end to end: a `gatehouse portal` process, real `gatehouse gateway` processes
 /// joined to it (their control side), and clients played by the `websockets` library
 /// (`Tests/Interop/realtime_client.py`).
-@Suite struct RealtimeFlowTests {
+@Suite(.privileged) struct RealtimeFlowTests {
     /// A portal with an admin, and what the tests do with it.
     struct Cluster: Sendable {
         var portal: PortalAdminAPITests.Portal
@@ -68,7 +68,7 @@ import Testing
             let process = try BackgroundProcess(arguments: [
                 Binaries.gatehouse, "gateway", "--portal-url", url, "--name", name, "--endpoint", endpoint,
                 "--state-dir", scratch.appending(path: "gateway-\(name)").path, "--operations-address", "127.0.0.1:0",
-                "--portal-heartbeat-interval", "0.5",
+                "--portal-heartbeat-interval", "0.5", "--tun-name", TestNetwork.uniqueInterfaceName("gh"),
             ], environment: environment)
             try await process.waitForMatch(#"()\[Gateway\] init"#, timeout: .seconds(30))
             return process
@@ -374,7 +374,7 @@ extension RealtimeFlowTests {
 
 /// Faults: the portal killed and restarted under its peers, a gateway cut off while access changes,
 /// and one device's bad frames next to well-behaved ones.
-@Suite struct RealtimeFaultTests {
+@Suite(.privileged) struct RealtimeFaultTests {
     @Test func peersReconnectAfterThePortalIsKilledAndMissedRevocationsArriveInInit() async throws {
         try await RealtimeFlowTests.Cluster.with { cluster in
             let database = cluster.portal.database

@@ -39,6 +39,12 @@ package final class TestNetwork: Sendable {
         id = Self.sequence.add(1, ordering: .relaxed).newValue
     }
 
+    /// A device name no other test uses (at most 15 characters): for a device a process of the test
+    /// makes outside the test's namespaces, such as a gateway's TUN (which goes with the process).
+    package static func uniqueInterfaceName(_ prefix: String) -> String {
+        "\(prefix)\(getpid() % 100_000)x\(sequence.add(1, ordering: .relaxed).newValue)"
+    }
+
     /// Runs `body` with a fresh network and removes everything it made afterwards.
     package static func with<T>(_ body: (TestNetwork) async throws -> T) async throws -> T {
         sweepLeftovers()

@@ -4,6 +4,7 @@
 /* System calls Swift's Glibc module does not expose because they need _GNU_SOURCE. */
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -53,5 +54,16 @@ int gatehouse_setns_net(int fd);
 
 /* mallopt(M_ARENA_MAX, count): at most `count` malloc arenas from now on. Returns 1 on success. */
 int gatehouse_limit_malloc_arenas(int count);
+
+/* TUN devices (tun.c). `gatehouse_tun_open` opens one queue of the multi-queue layer-3 TUN device
+ * `name` (made if missing; "" lets the kernel pick), non-blocking, without packet information: every
+ * read or write is one IP packet. Writes the device's name (IFNAMSIZ bytes) to `actual_name`. Several
+ * queues of one device may be open at once; the device goes when the last is closed. -1 and errno. */
+int gatehouse_tun_open(const char *name, char *actual_name);
+/* Sets the MTU (when > 0) and brings the interface up. 0, or -1 and errno. */
+int gatehouse_interface_up(const char *name, int mtu);
+/* Adds an address to an interface (network byte order for IPv4). 0, or -1 and errno. */
+int gatehouse_interface_add_ipv4(const char *name, uint32_t address_be, int prefix_length);
+int gatehouse_interface_add_ipv6(const char *name, const uint8_t address[16], int prefix_length);
 
 #endif

@@ -1,0 +1,103 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <linux/if_tun.h>
+#include "CGatehouseSystem.h"
+
+int gatehouse_tun_open(const char *name, char *actual_name)
+{
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    struct ifreq request;
+    memset(&request, 0, sizeof(request));
+    request.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE;
+    strncpy(request.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(fd, TUNSETIFF, &request) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    memcpy(actual_name, request.ifr_name, IFNAMSIZ);
+    actual_name[IFNAMSIZ - 1] = 0;
+    return fd;
+}
+
+static int interface_request(const char *name, unsigned long command, struct ifreq *request, int family)
+{
+    int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    strncpy(request->ifr_name, name, IFNAMSIZ - 1);
+    int result = ioctl(fd, command, request);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return result;
+}
+
+int gatehouse_interface_up(const char *name, int mtu)
+{
+    struct ifreq request;
+    memset(&request, 0, sizeof(request));
+    request.ifr_mtu = mtu;
+    if (mtu > 0 && interface_request(name, SIOCSIFMTU, &request, AF_INET) < 0)
+        return -1;
+    memset(&request, 0, sizeof(request));
+    if (interface_request(name, SIOCGIFFLAGS, &request, AF_INET) < 0)
+        return -1;
+    request.ifr_flags |= IFF_UP | IFF_RUNNING;
+    return interface_request(name, SIOCSIFFLAGS, &request, AF_INET);
+}
+
+int gatehouse_interface_add_ipv4(const char *name, uint32_t address_be, int prefix_length)
+{
+    struct ifreq request;
+    memset(&request, 0, sizeof(request));
+    struct sockaddr_in *address = (struct sockaddr_in *)&request.ifr_addr;
+    address->sin_family = AF_INET;
+    address->sin_addr.s_addr = address_be;
+    if (interface_request(name, SIOCSIFADDR, &request, AF_INET) < 0)
+        return -1;
+    memset(&request, 0, sizeof(request));
+    struct sockaddr_in *mask = (struct sockaddr_in *)&request.ifr_netmask;
+    mask->sin_family = AF_INET;
+    mask->sin_addr.s_addr = prefix_length == 0 ? 0 : htonl(~(uint32_t)0 << (32 - prefix_length));
+    return interface_request(name, SIOCSIFNETMASK, &request, AF_INET);
+}
+
+/* The kernel's struct in6_ifreq (linux/ipv6.h, which clashes with netinet/in.h). */
+struct gatehouse_in6_ifreq {
+    struct in6_addr address;
+    uint32_t prefix_length;
+    int interface_index;
+};
+
+int gatehouse_interface_add_ipv6(const char *name, const uint8_t address[16], int prefix_length)
+{
+    unsigned int index = if_nametoindex(name);
+    if (index == 0)
+        return -1;
+    struct gatehouse_in6_ifreq request;
+    memset(&request, 0, sizeof(request));
+    memcpy(&request.address, address, 16);
+    request.prefix_length = (uint32_t)prefix_length;
+    request.interface_index = (int)index;
+    int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int result = ioctl(fd, SIOCSIFADDR, &request);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return result;
+}

@@ -1,0 +1,139 @@
+package import Addresses
+package import ControlProtocol
+package import Foundation
+package import Identifiers
+package import Logging
+import Policy
+package import Actors
+
+/// One client's session at the gateway (gateway spec, "Sessions and enforcement"): its tunnel
+/// addresses, the flows the portal authorised with their resources, filters and expiries, and the
+/// kernel entries compiled from them. Every change compiles the whole rule set again and rewrites the
+/// client's entries at once; an expiry is acted on when it comes, portal or no portal.
+package actor ClientSession {
+    package let clientID: DeviceID
+    private let kernel: KernelRules
+    private let clock: any WallClock
+    private let logger: Logger
+    package private(set) var interface: Interface
+    package private(set) var flows: [AuthorizationID: FlowAuthorization] = [:]
+    /// The entries this session wrote (what the kernel holds for the client).
+    package private(set) var rules: [KernelRule] = []
+    private var expiry: Task<Void, Never>?
+
+    package init(clientID: DeviceID, interface: Interface, kernel: KernelRules, clock: any WallClock, logger: Logger) {
+        self.clientID = clientID
+        self.interface = interface
+        self.kernel = kernel
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// Whether anything is left (a session with no flow is closed by its owner).
+    package var isEmpty: Bool { flows.isEmpty }
+
+    /// Sets the session's flows to exactly `flows` (the portal's `init` is authoritative).
+    package func replace(with flows: [FlowAuthorization]) {
+        self.flows = Dictionary(flows.map { ($0.flowID, $0) }, uniquingKeysWith: { _, last in last })
+        if let last = flows.last { interface = last.clientInterface }
+        apply()
+    }
+
+    package func authorize(_ flow: FlowAuthorization) {
+        flows[flow.flowID] = flow
+        interface = flow.clientInterface
+        apply()
+    }
+
+    /// Ends the client's flows to `resourceID`; returns how many ended.
+    package func reject(resourceID: ResourceID) -> Int {
+        let ended = flows.values.filter { $0.resource.id == resourceID }.map(\.flowID)
+        for id in ended { flows[id] = nil }
+        if !ended.isEmpty { apply() }
+        return ended.count
+    }
+
+    /// A resource's address or filters changed.
+    package func update(_ resource: GatewayResource) {
+        var changed = false
+        for (id, flow) in flows where flow.resource.id == resource.id {
+            flows[id]?.resource = resource
+            changed = true
+        }
+        if changed { apply() }
+    }
+
+    /// Removes every entry of the client (the session is over).
+    package func close() {
+        flows = [:]
+        apply()
+    }
+
+    /// Drops what expired, compiles the rest and rewrites the client's entries; then waits for the
+    /// next expiry.
+    private func apply() {
+        let now = clock.now()
+        let expired = flows.values.filter { $0.expiresAt <= now }
+        for flow in expired {
+            flows[flow.flowID] = nil
+            logger.info("flow expired", metadata: ["client": "\(clientID)", "flow": "\(flow.flowID)", "resource": "\(flow.resource.id)"])
+        }
+        let compiled = flows.isEmpty ? [] : RuleCompiler.compile(client: addresses, destinations())
+        do {
+            try kernel.replace(rules, with: compiled)
+        } catch {
+            logger.error("writing the client's kernel rules failed", metadata: ["client": "\(clientID)", "error": "\(error)"])
+        }
+        rules = compiled
+        expiry?.cancel()
+        expiry = nil
+        if let next = flows.values.map(\.expiresAt).min() {
+            expiry = Task { [clock] in
+                do {
+                    try await clock.sleep(until: next)
+                } catch {
+                    return
+                }
+                self.expire()
+            }
+        }
+    }
+
+    private func expire() {
+        apply()
+    }
+
+    /// The client's tunnel addresses.
+    private var addresses: [SocketAddress.IP] {
+        [interface.ipv4, interface.ipv6].compactMap { text in (try? SocketAddress(text, port: 0))?.ip }
+    }
+
+    /// What the flows authorise, as the kernel enforces it. DNS resources get their addresses with #16;
+    /// a resource whose address or filters do not parse authorises nothing (and says so).
+    private func destinations() -> [GrantedDestination] {
+        flows.values.compactMap { flow -> GrantedDestination? in
+            let resource = flow.resource
+            let prefix: AddressRange?
+            switch resource.type {
+            case .cidr: prefix = try? AddressRange(resource.address)
+            case .ip: prefix = (try? SocketAddress(resource.address, port: 0)).map { AddressRange(network: $0.ip, prefixLength: IPPacketFamily.bits($0.ip)) }
+            case .dns: return nil
+            }
+            let filters = resource.filters.compactMap { try? Filter($0) }
+            guard let prefix, filters.count == resource.filters.count else {
+                logger.error("resource not enforced: its address or filters do not parse", metadata: [
+                    "resource": "\(resource.id)", "address": "\(resource.address)", "filters": "\(resource.filters.joined(separator: ","))",
+                ])
+                return nil
+            }
+            return GrantedDestination(prefix: prefix, filters: filters)
+        }
+    }
+}
+
+enum IPPacketFamily {
+    static func bits(_ ip: SocketAddress.IP) -> Int {
+        if case .v4 = ip { return 32 }
+        return 128
+    }
+}

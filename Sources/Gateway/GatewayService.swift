@@ -1,0 +1,173 @@
+package import Actors
+package import BPF
+import Addresses
+import ControlProtocol
+import Foundation
+package import Logging
+package import Prometheus
+import Synchronization
+package import Tunnel
+
+/// The gateway's data-plane setup and its operations view: the tunnel device, the TC program on its
+/// ingress with the rules of the session actors, the metrics (sessions, rules, kernel verdicts by
+/// reason) and `GET /rules` (the actors' rules beside the kernel's, read back).
+package final class GatewayService: Sendable {
+    package let tunnel: TUNDevice
+    package let kernel: KernelRules
+    package let control: GatewayControl
+    private let attachment: TCAttachment
+    private let metrics: GatewayMetrics
+    private let logger: Logger
+
+    /// Loads the TC program, opens the tunnel device `tunName` (MTU `mtu`) and attaches the program to
+    /// its ingress. Needs CAP_NET_ADMIN and CAP_BPF; says which step failed and why.
+    package init(identity: GatewayControl.Identity, tunName: String, mtu: Int, registry: PrometheusCollectorRegistry,
+                 clock: any WallClock = SystemWallClock(), logger: Logger) throws {
+        let program: GatewayTCProgram
+        do {
+            program = try GatewayTCProgram()
+        } catch {
+            throw GatewayStartError("loading the gateway's TC program (needs CAP_BPF and CAP_NET_ADMIN): \(error)")
+        }
+        do {
+            tunnel = try TUNDevice(name: tunName)
+            try tunnel.configure(mtu: mtu, addresses: [])
+        } catch {
+            throw GatewayStartError("\(error)")
+        }
+        do {
+            attachment = try program.attach(to: tunnel.name)
+        } catch {
+            tunnel.close()
+            throw GatewayStartError("attaching the TC program to \(tunName): \(error)")
+        }
+        kernel = KernelRules(program: program)
+        metrics = GatewayMetrics(registry: registry)
+        self.logger = logger
+        let device = tunnel
+        control = GatewayControl(identity: identity, kernel: kernel, clock: clock, logger: logger) { interface in
+            // The gateway's own tunnel addresses, as host addresses of the device.
+            var addresses: [AddressRange] = []
+            if let ip = try? SocketAddress(interface.ipv4, port: 0).ip { addresses.append(AddressRange(network: ip, prefixLength: 32)) }
+            if let ip = try? SocketAddress(interface.ipv6, port: 0).ip { addresses.append(AddressRange(network: ip, prefixLength: 128)) }
+            do {
+                try device.configure(mtu: mtu, addresses: addresses)
+            } catch {
+                logger.error("configuring the tunnel device failed", metadata: ["error": "\(error)"])
+            }
+        }
+        logger.info("tunnel device ready", metadata: ["tun": "\(tunnel.name)", "mtu": "\(mtu)", "tc": "ingress"])
+    }
+
+    /// Detaches the program and closes the device (the device goes with it).
+    package func shutdown() {
+        do {
+            try attachment.detach()
+        } catch {
+            logger.warning("detaching the TC program failed", metadata: ["error": "\(error)"])
+        }
+        tunnel.close()
+    }
+
+    /// Brings the counters up to date (before `/metrics` answers).
+    package func collect() async {
+        let snapshot = await control.snapshot()
+        metrics.sessions.set(Int64(snapshot.count))
+        metrics.rules.set(Int64(kernel.entryCount))
+        metrics.mapErrors.set(Int64(kernel.errorCount))
+        do {
+            metrics.record(try kernel.program.statistics())
+        } catch {
+            logger.warning("reading the kernel's counters failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// `GET /rules`: per session its flows and compiled rules, and what the kernel holds, with whether
+    /// the two agree.
+    package func rulesDocument() async -> String {
+        let snapshot = await control.snapshot()
+        let actors = snapshot.flatMap(\.rules)
+        let kernelRules: [KernelRule]
+        var document: [String: Any] = [:]
+        do {
+            kernelRules = try kernel.readBack()
+        } catch {
+            kernelRules = []
+            document["kernel_error"] = "\(error)"
+        }
+        document["sessions"] = snapshot.map { session in
+            [
+                "client": session.client.description,
+                "flows": session.flows.sorted { $0.flowID < $1.flowID }.map { flow in
+                    ["flow": flow.flowID.description, "resource": flow.resource.id.description, "address": flow.resource.address,
+                     "filters": flow.resource.filters, "expires_at": ISO8601DateFormatter().string(from: flow.expiresAt)] as [String: Any]
+                },
+                "rules": session.rules.map(Self.describe).sorted(),
+            ] as [String: Any]
+        }
+        document["kernel"] = kernelRules.map(Self.describe).sorted()
+        document["consistent"] = Set(actors.map(Self.describe)) == Set(kernelRules.map(Self.describe)) && actors.count == kernelRules.count
+        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .prettyPrinted])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+
+    /// One rule as a line: `CLIENT -> PREFIX: WHAT` (WHAT: all, none, or icmp,tcp:RANGES,udp:RANGES).
+    package static func describe(_ rule: KernelRule) -> String {
+        "\(SocketAddress(ip: rule.client, port: 0).address) -> \(rule.destination): \(describe(rule.ports))"
+    }
+
+    static func describe(_ ports: RulePorts) -> String {
+        if ports.allowsAll { return "all" }
+        func ranges(_ list: [ClosedRange<UInt16>]) -> String {
+            list.map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ",")
+        }
+        var parts: [String] = []
+        if ports.icmp { parts.append("icmp") }
+        if !ports.tcp.isEmpty { parts.append("tcp:" + ranges(ports.tcp)) }
+        if !ports.udp.isEmpty { parts.append("udp:" + ranges(ports.udp)) }
+        return parts.isEmpty ? "none" : parts.joined(separator: " ")
+    }
+}
+
+/// Why the gateway could not start, said plainly.
+package struct GatewayStartError: Error, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
+}
+
+/// The gateway's metrics, in Prometheus form (`GET /metrics`).
+final class GatewayMetrics: Sendable {
+    let sessions: Gauge
+    let rules: Gauge
+    let mapErrors: Gauge
+    private let registry: PrometheusCollectorRegistry
+    private let previous = Mutex<[GatewayTCReason: BPFCount]>([:])
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+        sessions = registry.makeGauge(name: "gatehouse_gateway_sessions", help: "Client sessions with authorised flows")
+        rules = registry.makeGauge(name: "gatehouse_gateway_kernel_rules", help: "Entries of the kernel's rule trie written by sessions")
+        mapErrors = registry.makeGauge(name: "gatehouse_gateway_rule_write_errors", help: "Rule rewrites the kernel refused")
+        for reason in GatewayTCReason.allCases { _ = counters(reason) }
+    }
+
+    private func counters(_ reason: GatewayTCReason) -> (packets: Counter, bytes: Counter) {
+        let verdict = reason == .allowed ? "allowed" : "dropped"
+        let labels = [("verdict", verdict), ("reason", reason.label)]
+        return (registry.makeCounter(name: "gatehouse_gateway_kernel_packets_total", labels: labels,
+                                     help: "Packets from clients the TC program on the tunnel device judged, by verdict and reason"),
+                registry.makeCounter(name: "gatehouse_gateway_kernel_bytes_total", labels: labels,
+                                     help: "Bytes of packets from clients the TC program judged, by verdict and reason"))
+    }
+
+    /// Adds what the kernel counted since the last call.
+    func record(_ current: [GatewayTCReason: BPFCount]) {
+        let before = previous.withLock { previous in defer { previous = current }; return previous }
+        for (reason, count) in current {
+            let last = before[reason] ?? BPFCount(packets: 0, bytes: 0)
+            guard count.packets >= last.packets, count.bytes >= last.bytes else { continue }
+            counters(reason).packets.increment(by: Int64(count.packets - last.packets))
+            counters(reason).bytes.increment(by: Int64(count.bytes - last.bytes))
+        }
+    }
+}

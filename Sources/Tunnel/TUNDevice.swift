@@ -1,0 +1,89 @@
+package import Addresses
+import CGatehouseSystem
+import Glibc
+import Synchronization
+
+/// A failure of the tunnel device, with what was being done and the system's reason.
+package struct TunnelError: Error, CustomStringConvertible, Equatable {
+    package let operation: String
+    package let code: Int32
+
+    package var description: String {
+        let reason = String(cString: strerror(code))
+        let hint = code == EPERM || code == EACCES ? " (needs CAP_NET_ADMIN: run as root or grant the capability)" : ""
+        return "\(operation): \(reason)\(hint)"
+    }
+}
+
+/// One queue of a layer-3 TUN device (`/dev/net/tun`, multi-queue, no packet information): each read
+/// or write is one IP packet. The device exists while a queue of it is open; other queues of the same
+/// device (another reader, or a test writing packets) open it by name.
+package final class TUNDevice: Sendable {
+    package let name: String
+    package let fileDescriptor: Int32
+    private let closed = Mutex(false)
+
+    /// Opens a queue of the device `name`, making the device if it does not exist (in the calling
+    /// thread's network namespace).
+    package init(name: String) throws(TunnelError) {
+        guard !name.isEmpty, name.utf8.count < 16, !name.contains("/"), !name.contains(" ") else {
+            throw TunnelError(operation: "TUN device name \"\(name)\" (1-15 characters, no / or space)", code: EINVAL)
+        }
+        var actual = [CChar](repeating: 0, count: 16)
+        let fd = gatehouse_tun_open(name, &actual)
+        guard fd >= 0 else { throw TunnelError(operation: "opening TUN device \(name)", code: errno) }
+        fileDescriptor = fd
+        self.name = String(decoding: actual.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    deinit { close() }
+
+    /// Closes this queue (the device goes with its last queue). Calling it again does nothing.
+    package func close() {
+        guard closed.withLock({ closed -> Bool in defer { closed = true }; return !closed }) else { return }
+        Glibc.close(fileDescriptor)
+    }
+
+    /// Sets the MTU, brings the device up and adds `addresses` (each with its prefix length).
+    package func configure(mtu: Int, addresses: [AddressRange]) throws(TunnelError) {
+        guard gatehouse_interface_up(name, Int32(mtu)) == 0 else { throw TunnelError(operation: "bringing \(name) up with MTU \(mtu)", code: errno) }
+        for address in addresses {
+            let result: Int32
+            switch address.network {
+            case let .v4(value):
+                result = gatehouse_interface_add_ipv4(name, value.bigEndian, Int32(address.prefixLength))
+            case let .v6(high, low):
+                var bytes = [UInt8](repeating: 0, count: 16)
+                withUnsafeBytes(of: high.bigEndian) { bytes.replaceSubrange(0..<8, with: $0) }
+                withUnsafeBytes(of: low.bigEndian) { bytes.replaceSubrange(8..<16, with: $0) }
+                result = gatehouse_interface_add_ipv6(name, bytes, Int32(address.prefixLength))
+            }
+            if result != 0 && errno != EEXIST {
+                throw TunnelError(operation: "adding \(address) to \(name)", code: errno)
+            }
+        }
+    }
+
+    /// Writes one IP packet: it enters the stack as if it had arrived on the device. False when the
+    /// queue is full (non-blocking).
+    @discardableResult
+    package func write(_ packet: [UInt8]) throws(TunnelError) -> Bool {
+        let written = packet.withUnsafeBytes { Glibc.write(fileDescriptor, $0.baseAddress, $0.count) }
+        if written < 0 {
+            if errno == EAGAIN { return false }
+            throw TunnelError(operation: "writing to \(name)", code: errno)
+        }
+        return true
+    }
+
+    /// Reads one IP packet the stack routed into the device, or nil when none is waiting.
+    package func read(capacity: Int = 65_535) throws(TunnelError) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: capacity)
+        let count = buffer.withUnsafeMutableBytes { Glibc.read(fileDescriptor, $0.baseAddress, $0.count) }
+        if count < 0 {
+            if errno == EAGAIN { return nil }
+            throw TunnelError(operation: "reading from \(name)", code: errno)
+        }
+        return Array(buffer.prefix(count))
+    }
+}
