@@ -252,7 +252,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "Policy", "Addresses", "TURN", "BPF", "BPFMaps", "Tunnel", "TestSupport", "ControlProtocol", "Identifiers"],
+            dependencies: ["Gateway", "Policy", "Addresses", "TURN", "BPF", "BPFMaps", "Tunnel", "Actors", "TestSupport", "ControlProtocol", "Identifiers"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

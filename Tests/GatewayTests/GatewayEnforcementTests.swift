@@ -1,0 +1,389 @@
+import Actors
+import Addresses
+import Foundation
+import TestSupport
+import Testing
+import Tunnel
+
+/// Issue #14's proof: a real portal and a real `gatehouse gateway` in a network namespace, whose TC
+/// program sits on the ingress of its TUN device, a resource network behind it (another namespace),
+/// and a test client that joins the client API and creates flows. The test writes packets into the
+/// TUN (as the WireGuard side will, from #15 on) and watches what reaches the resources.
+@Suite(.privileged) struct GatewayEnforcementTests {
+    /// The namespaces, the portal and the gateway, seeded with a site and a group.
+    final class Bed: @unchecked Sendable {
+        let network: TestNetwork
+        let gatewayNamespace: NetworkNamespace
+        let resources: NetworkNamespace
+        let database: String
+        let admin: String
+        var portal: BackgroundProcess
+        var portalPort = 0
+        var gateway: BackgroundProcess!
+        var operations = ""
+        let tunName: String
+        var tun: TUNDevice!
+        var site = ""
+        let scratch: URL
+
+        init(network: TestNetwork) async throws {
+            self.network = network
+            gatewayNamespace = try network.namespace("gw")
+            resources = try network.namespace("res")
+            _ = try network.connect(gatewayNamespace, resources)  // 198.18.1.1 (gw) - 198.18.1.2 (res), fd00:6768:0:1::1/::2
+            for host in 10...19 { try resources.ip("addr", "add", "198.18.1.\(host)/24", "dev", "eth0") }
+            try gatewayNamespace.enableForwarding()
+            scratch = FileManager.default.temporaryDirectory.appending(path: "gatehouse-enforce-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+            database = scratch.appending(path: "portal.sqlite").path
+            let initialised = try await Command.run([Binaries.gatehouse, "portal", "init", "--db", database, "--admin-email", "admin@acme.test"])
+            admin = initialised.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
+            portal = try network.spawn(in: gatewayNamespace, [Binaries.gatehouse, "portal", "--db", database, "--listen", "127.0.0.1:0",
+                                                                "--heartbeat-interval", "0.5"])
+            let address = try await portal.waitForMatch(#""?address"?[=:]"?([0-9.]+:\d+).*portal listening"#, timeout: .seconds(30))
+            portalPort = Int(address.split(separator: ":").last ?? "") ?? 0
+            tunName = TestNetwork.uniqueInterfaceName("ght")
+            site = id(try await api("POST", "/sites", #"{"name": "hq"}"#, expect: 201))
+        }
+
+        deinit { try? FileManager.default.removeItem(at: scratch) }
+
+        var url: String { "http://127.0.0.1:\(portalPort)" }
+
+        /// An admin API call made inside the gateway's namespace (where the portal listens).
+        @discardableResult
+        func api(_ method: String, _ path: String, _ body: String = "", expect status: Int? = nil) async throws -> [String: Any] {
+            var command = ["curl", "-s", "-X", method, "-w", "\n%{http_code}", "-H", "Authorization: Bearer \(admin)", "-H",
+                           "Content-Type: application/json", "\(url)/api/v1\(path)"]
+            if !body.isEmpty { command += ["--data-binary", body] }
+            let output = try await gatewayNamespace.exec(command).standardOutput
+            let lines = output.split(separator: "\n", omittingEmptySubsequences: false)
+            let code = Int(lines.last ?? "") ?? 0
+            let text = lines.dropLast().joined(separator: "\n")
+            if let status { #expect(code == status, "\(method) \(path) \(body): \(code) \(text)") }
+            return (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
+        }
+
+        func id(_ object: [String: Any]) -> String { object["id"] as? String ?? "" }
+
+        /// Starts `gatehouse gateway` with a token of the site, in the gateway's namespace, and opens a
+        /// queue of its TUN device for the test to write into.
+        func startGateway() async throws {
+            let token = try await api("POST", "/tokens", #"{"kind": "gateway", "site_id": "\#(site)"}"#, expect: 201)["secret"] as? String ?? ""
+            gateway = try network.spawn(in: gatewayNamespace, [
+                "env", "GATEHOUSE_TOKEN=\(token)", Binaries.gatehouse, "gateway", "--portal-url", url, "--name", "gw", "--endpoint", "198.18.1.1:51820",
+                "--state-dir", scratch.appending(path: "gateway").path, "--operations-address", "127.0.0.1:0", "--tun-name", tunName,
+                "--portal-heartbeat-interval", "0.5",
+            ])
+            operations = try await gateway.waitForMatch(#""?address"?[=:]"?([0-9.]+:\d+).*operations listening"#, timeout: .seconds(30))
+            try await gateway.waitForMatch(#"()\[Gateway\] init"#, timeout: .seconds(30))
+            let name = tunName
+            tun = try gatewayNamespace.run { try TUNDevice(name: name) }
+        }
+
+        /// A resource `address` (type ip or cidr) of the site with `filters`, granted to a new group
+        /// with a new user in it; what the case needs to revoke it again.
+        func grant(_ name: String, type: String = "ip", address: String, filters: [String], conditions: [String] = []) async throws -> Grant {
+            let filterList = filters.map { "\"\($0)\"" }.joined(separator: ",")
+            let resource = id(try await api("POST", "/resources", #"{"name": "\#(name)", "type": "\#(type)", "address": "\#(address)", "site_id": "\#(site)", "filters": [\#(filterList)]}"#, expect: 201))
+            let group = id(try await api("POST", "/groups", #"{"name": "\#(name)"}"#, expect: 201))
+            let conditionList = conditions.map { "\"\($0)\"" }.joined(separator: ",")
+            let policy = id(try await api("POST", "/policies", #"{"group_id": "\#(group)", "resource_id": "\#(resource)", "conditions": [\#(conditionList)]}"#, expect: 201))
+            let actor = id(try await api("POST", "/actors", #"{"type": "user", "name": "\#(name)", "email": "\#(name)@acme.test"}"#, expect: 201))
+            try await api("PUT", "/groups/\(group)/members/\(actor)", expect: 201)
+            let token = try await api("POST", "/tokens", #"{"kind": "client", "actor_id": "\#(actor)"}"#, expect: 201)["secret"] as? String ?? ""
+            return Grant(name: name, resource: resource, group: group, policy: policy, actor: actor, token: token)
+        }
+
+        /// The client of `grant` joins as device `device` and creates a flow to the resource; its tunnel
+        /// addresses once `flow_created` came.
+        func createFlow(_ grant: Grant, device: String) async throws -> (ipv4: SocketAddress.IP, ipv6: SocketAddress.IP) {
+            let key = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+            let frames = [
+                #"{"event": "join", "ref": "j", "payload": {"version": "1.0", "external_id": "\#(device)", "name": "\#(device)", "public_key": "\#(key)"}}"#,
+                #"{"event": "create_flow", "ref": "f", "payload": {"resource_id": "\#(grant.resource)", "connected_gateway_ids": []}}"#,
+            ]
+            let file = scratch.appending(path: "frames-\(UUID().uuidString)")
+            FileManager.default.createFile(atPath: file.path, contents: Data(frames.joined(separator: "\n").utf8))
+            defer { try? FileManager.default.removeItem(at: file) }
+            let output = try await gatewayNamespace.exec([
+                Binaries.packageRoot.appending(path: ".venv/bin/python").path(percentEncoded: false),
+                Binaries.packageRoot.appending(path: "Tests/Interop/realtime_client.py").path(percentEncoded: false),
+                "ws://127.0.0.1:\(portalPort)/api/client", grant.token, "--answers", "3", "--frames", file.path,
+            ]).standardOutput
+            let line = try #require(output.split(separator: "\n").last.map(String.init))
+            let answers = (try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["answers"] as? [[String: Any]] ?? []
+            let created = answers.first { $0["event"] as? String == "flow_created" }
+            try #require(created != nil, "\(grant.name): \(answers)")
+            let interface = (answers.first { $0["event"] as? String == "init" }?["payload"] as? [String: Any])?["interface"] as? [String: Any]
+            let ipv4 = try SocketAddress(interface?["ipv4"] as? String ?? "", port: 0).ip
+            let ipv6 = try SocketAddress(interface?["ipv6"] as? String ?? "", port: 0).ip
+            return (ipv4, ipv6)
+        }
+
+        /// A UDP socket bound to `address`:`port` inside the resource network.
+        func listener(_ address: String, _ port: UInt16) throws -> UDPSocket {
+            try resources.run { try UDPSocket(bindTo: SocketAddress(address, port: port)) }
+        }
+
+        /// The gateway's kernel verdict counters from its `/metrics`, by reason.
+        func kernelCounts() async throws -> [String: Int] {
+            let metrics = try await gatewayNamespace.exec(["curl", "-s", "http://\(operations)/metrics"]).standardOutput
+            var counts: [String: Int] = [:]
+            for match in metrics.matches(of: /gatehouse_gateway_kernel_packets_total\{[^}]*reason="([a-z_]+)"[^}]*\} (\d+)/) {
+                counts[String(match.1)] = Int(match.2) ?? 0
+            }
+            return counts
+        }
+
+        /// `GET /rules`: whether the kernel's entries equal the actors' rules, and the actors' rule lines.
+        func rules() async throws -> (consistent: Bool, kernel: [String], sessions: Int) {
+            let body = try await gatewayNamespace.exec(["curl", "-s", "http://\(operations)/rules"]).standardOutput
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any], "\(body)")
+            return (object["consistent"] as? Bool ?? false, object["kernel"] as? [String] ?? [], (object["sessions"] as? [Any])?.count ?? -1)
+        }
+
+        /// Checks that the maps read back equal the actors' rules (after each step of a test).
+        func expectConsistentRules(_ step: String) async throws {
+            let rules = try await rules()
+            #expect(rules.consistent, "\(step): the kernel's entries differ from the actors' rules: \(rules.kernel)")
+        }
+    }
+
+    struct Grant {
+        var name: String
+        var resource: String
+        var group: String
+        var policy: String
+        var actor: String
+        var token: String
+    }
+
+    /// Writes `packet` into the TUN, then waits (a bounded time) for it at `socket`.
+    static func delivered(_ bed: Bed, _ packet: [UInt8], at socket: UDPSocket, timeout: Duration = .seconds(2)) async throws -> Bool {
+        try await onThread {
+            while try socket.receive(timeout: .zero) != nil {}
+            try bed.tun.write(packet)
+            let deadline = ContinuousClock.now + timeout
+            while ContinuousClock.now < deadline {
+                if let datagram = try socket.receive(timeout: deadline - ContinuousClock.now), datagram.bytes == Array(packet.suffix(9)) {
+                    return true
+                }
+            }
+            return false
+        }
+    }
+
+    /// Runs blocking socket work on a thread of its own (never on the cooperative pool).
+    static func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
+
+    /// While `change` runs, writes a numbered UDP packet from `source` to `destination` into the TUN
+    /// every few milliseconds and watches for it at `socket`: returns the time from the change's start
+    /// to the first packet that no longer arrived (three more after it must not arrive either), and
+    /// how many arrived before. Nil when packets still arrive at the deadline.
+    static func timeToFirstDrop(_ bed: Bed, from source: SocketAddress.IP, to destination: SocketAddress.IP, port: UInt16, at socket: UDPSocket,
+                                deadline: Duration = .seconds(60), change: () async throws -> Void) async throws -> (Duration, passed: Int)? {
+        let start = ContinuousClock.now
+        async let probe = onThread { () throws -> (Duration, passed: Int)? in
+            var passed = 0
+            var sequence = 0
+            var firstMissing: ContinuousClock.Instant?
+            var missing = 0
+            while ContinuousClock.now - start < deadline {
+                sequence += 1
+                let payload = Array(String(format: "probe%04d", sequence % 10_000).utf8)
+                let packet = IPPacket.make(from: source, to: destination, protocolNumber: 17, port: port, payload: payload)
+                let written = ContinuousClock.now
+                try bed.tun.write(packet)
+                var arrived = false
+                let wait = ContinuousClock.now + .milliseconds(100)
+                while ContinuousClock.now < wait, let datagram = try socket.receive(timeout: wait - ContinuousClock.now) {
+                    if datagram.bytes == payload { arrived = true; break }
+                }
+                if arrived {
+                    passed += 1
+                    firstMissing = nil
+                    missing = 0
+                    Thread.sleep(forTimeInterval: 0.002)
+                } else {
+                    if firstMissing == nil { firstMissing = written }
+                    missing += 1
+                    if missing >= 4, let firstMissing { return (firstMissing - start, passed) }
+                }
+            }
+            return nil
+        }
+        try await change()
+        return try await probe
+    }
+
+    /// Packets from the client's own tunnel address reach the resource on an allowed port, IPv4 and
+    /// IPv6; on any other port, from any other source and to any other destination they are dropped in
+    /// the kernel, each counted under its reason; the maps read back equal the actors' rules.
+    @Test func onlyWhatAFlowAllowsPassesTheTunnel() async throws {
+        try await TestNetwork.with { network in
+            let bed = try await Bed(network: network)
+            let v4 = try await bed.grant("db", address: "198.18.1.10", filters: ["udp:5353"])
+            let v6 = try await bed.grant("db6", type: "cidr", address: "fd00:6768:0:1::/64", filters: ["udp:5353", "icmp"])
+            try await bed.startGateway()
+            let resource4 = try SocketAddress("198.18.1.10", port: 0).ip
+            let resource6 = try SocketAddress("fd00:6768:0:1::2", port: 0).ip
+            let other4 = try SocketAddress("198.18.1.11", port: 0).ip
+            let allowed4 = try bed.listener("198.18.1.10", 5353)
+            let otherPort4 = try bed.listener("198.18.1.10", 6000)
+            let otherHost4 = try bed.listener("198.18.1.11", 5353)
+            let allowed6 = try bed.listener("fd00:6768:0:1::2", 5353)
+            let otherPort6 = try bed.listener("fd00:6768:0:1::2", 6000)
+
+            let before = try await bed.kernelCounts()
+            let stranger = try SocketAddress("100.64.99.99", port: 0).ip
+            #expect(try await !Self.delivered(bed, IPPacket.make(from: stranger, to: resource4, protocolNumber: 17, port: 5353), at: allowed4,
+                                             timeout: .milliseconds(500)), "no flow yet: nobody's packets pass")
+            let client = try await bed.createFlow(v4, device: "ann-laptop")
+            let client6 = try await bed.createFlow(v6, device: "bob-laptop")
+            try await bed.expectConsistentRules("after create_flow")
+
+            // Right after flow_created: the allowed port, both families.
+            #expect(try await Self.delivered(bed, IPPacket.make(from: client.ipv4, to: resource4, protocolNumber: 17, port: 5353), at: allowed4))
+            #expect(try await Self.delivered(bed, IPPacket.make(from: client6.ipv6, to: resource6, protocolNumber: 17, port: 5353), at: allowed6))
+            // Another port, another source (no client's, then another client's), another destination.
+            let short = Duration.milliseconds(500)
+            #expect(try await !Self.delivered(bed, IPPacket.make(from: client.ipv4, to: resource4, protocolNumber: 17, port: 6000), at: otherPort4, timeout: short))
+            #expect(try await !Self.delivered(bed, IPPacket.make(from: client6.ipv6, to: resource6, protocolNumber: 17, port: 6000), at: otherPort6, timeout: short))
+            #expect(try await !Self.delivered(bed, IPPacket.make(from: stranger, to: resource4, protocolNumber: 17, port: 5353), at: allowed4, timeout: short))
+            #expect(try await !Self.delivered(bed, IPPacket.make(from: client6.ipv4, to: resource4, protocolNumber: 17, port: 5353), at: allowed4, timeout: short),
+                    "bob's flow is to db6 only")
+            #expect(try await !Self.delivered(bed, IPPacket.make(from: client.ipv4, to: other4, protocolNumber: 17, port: 5353), at: otherHost4, timeout: short))
+            // The allowed packets still pass after all that (the drops were the rules', not the network's).
+            #expect(try await Self.delivered(bed, IPPacket.make(from: client.ipv4, to: resource4, protocolNumber: 17, port: 5353), at: allowed4))
+
+            let after = try await bed.kernelCounts()
+            func delta(_ reason: String) -> Int { (after[reason] ?? 0) - (before[reason] ?? 0) }
+            print("kernel verdicts:", ["allowed", "filtered", "unknown_source", "no_rule"].map { "\($0)=\(delta($0))" }.joined(separator: " "))
+            #expect(delta("allowed") >= 3)
+            #expect(delta("filtered") == 2, "the two other ports")
+            #expect(delta("unknown_source") == 2, "before any flow, and after")
+            #expect(delta("no_rule") == 2, "bob to db, ann to another host")
+            let rules = try await bed.rules()
+            #expect(rules.consistent && rules.sessions == 2, "\(rules)")
+            #expect(rules.kernel.contains("\(SocketAddress(ip: client.ipv4, port: 0).address) -> 198.18.1.10/32: udp:5353"), "\(rules.kernel)")
+            #expect(rules.kernel.contains("\(SocketAddress(ip: client6.ipv6, port: 0).address) -> fd00:6768:0:1::/64: icmp udp:5353"), "\(rules.kernel)")
+        }
+    }
+
+    /// Each way access ends makes the client's packets drop in the kernel: deleting the policy,
+    /// removing the user from the group, disabling the user, narrowing the filter to another port, and
+    /// a time window ending; the time from the change to the first dropped packet is printed. The maps
+    /// read back equal the actors' rules after each step.
+    @Test func everyWayAccessEndsDropsThePacketsInTheKernel() async throws {
+        try await TestNetwork.with { network in
+            let bed = try await Bed(network: network)
+            try await bed.startGateway()
+            // The time window ends at a minute boundary at least 40 s away (windows are in minutes).
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = TimeZone(identifier: "UTC") ?? .current
+            func clock(_ date: Date) -> String {
+                let parts = calendar.dateComponents([.hour, .minute], from: date)
+                return String(format: "%02d:%02d", parts.hour ?? 0, parts.minute ?? 0)
+            }
+            let now = Date()
+            var end = calendar.dateInterval(of: .minute, for: now)?.end ?? now.addingTimeInterval(60)
+            if end.timeIntervalSince(now) < 40 { end += 60 }
+            let window = calendar.isDate(end, inSameDayAs: now) ? "MTWRFSU/00:00-\(clock(end))/UTC" : "MTWRFSU/\(clock(now.addingTimeInterval(-60)))-24:00/UTC"
+
+            let cases = ["policy-deleted", "removed-from-group", "user-disabled", "filter-narrowed", "time-window-ended"]
+            var grants: [String: (grant: Grant, client: SocketAddress.IP, address: String, socket: UDPSocket)] = [:]
+            for (index, name) in cases.enumerated() {
+                let address = "198.18.1.\(12 + index)"
+                let grant = try await bed.grant(name, address: address, filters: ["udp:5353"],
+                                                conditions: name == "time-window-ended" ? ["time:\(window)"] : [])
+                let client = try await bed.createFlow(grant, device: "device-\(name)")
+                grants[name] = (grant, client.ipv4, address, try bed.listener(address, 5353))
+            }
+            try await bed.expectConsistentRules("after the flows were created")
+            let narrowedPort = try bed.listener("198.18.1.15", 6000)
+
+            for name in cases {
+                guard let (grant, client, address, socket) = grants[name] else { continue }
+                let destination = try SocketAddress(address, port: 0).ip
+                let startedAt = Date()
+                let result = try await Self.timeToFirstDrop(bed, from: client, to: destination, port: 5353, at: socket, deadline: .seconds(120)) {
+                    switch name {
+                    case "policy-deleted": try await bed.api("DELETE", "/policies/\(grant.policy)", expect: 204)
+                    case "removed-from-group": try await bed.api("DELETE", "/groups/\(grant.group)/members/\(grant.actor)", expect: 204)
+                    case "user-disabled": try await bed.api("PATCH", "/actors/\(grant.actor)", #"{"disabled": true}"#, expect: 200)
+                    case "filter-narrowed": try await bed.api("PATCH", "/resources/\(grant.resource)", #"{"filters": ["udp:6000"]}"#, expect: 200)
+                    default: break  // the window ends by itself
+                    }
+                }
+                let (elapsed, passed) = try #require(result, "\(name): the client's packets still pass")
+                #expect(passed > 0, "\(name): packets passed before the change")
+                if name == "time-window-ended" {
+                    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                    let afterEnd = startedAt.addingTimeInterval(seconds).timeIntervalSince(end)
+                    print("\(name): the window \(window) ended at \(end); the first packet dropped \(String(format: "%.3f", afterEnd)) s after it (\(passed) packets passed before)")
+                } else {
+                    print("\(name): first dropped packet \(elapsed) after the admin command started (\(passed) packets passed before)")
+                }
+                if name == "filter-narrowed" {
+                    #expect(try await Self.delivered(bed, IPPacket.make(from: client, to: destination, protocolNumber: 17, port: 6000), at: narrowedPort),
+                            "the new port passes")
+                }
+                try await bed.expectConsistentRules("after \(name)")
+            }
+            let rules = try await bed.rules()
+            #expect(rules.kernel.count == 3, "only the narrowed resource's client is left (its entry and a marker per family): \(rules.kernel)")
+        }
+    }
+
+    /// The portal killed: the rules keep enforcing; a policy deleted while the gateway could not
+    /// reconnect disappears from the kernel once it does (the portal's `init` is authoritative).
+    @Test func rulesOutliveThePortalAndInitIsAuthoritativeAfterward() async throws {
+        try await TestNetwork.with { network in
+            let bed = try await Bed(network: network)
+            let kept = try await bed.grant("kept", address: "198.18.1.17", filters: ["udp:5353"])
+            let dropped = try await bed.grant("dropped", address: "198.18.1.18", filters: ["udp:5353"])
+            try await bed.startGateway()
+            let keptClient = try await bed.createFlow(kept, device: "kept-laptop")
+            let droppedClient = try await bed.createFlow(dropped, device: "dropped-laptop")
+            let keptSocket = try bed.listener("198.18.1.17", 5353)
+            let keptOther = try bed.listener("198.18.1.17", 6000)
+            let droppedSocket = try bed.listener("198.18.1.18", 5353)
+            let keptAddress = try SocketAddress("198.18.1.17", port: 0).ip
+            let droppedAddress = try SocketAddress("198.18.1.18", port: 0).ip
+
+            // The gateway is kept from reconnecting (frozen), the portal dies.
+            kill(bed.gateway.processIdentifier, SIGSTOP)
+            defer { kill(bed.gateway.processIdentifier, SIGCONT) }
+            kill(bed.portal.processIdentifier, SIGKILL)
+            bed.portal.stop()
+            // The kernel keeps enforcing with nobody in user space: allowed passes, the rest drops.
+            #expect(try await Self.delivered(bed, IPPacket.make(from: keptClient.ipv4, to: keptAddress, protocolNumber: 17, port: 5353), at: keptSocket))
+            #expect(try await !Self.delivered(bed, IPPacket.make(from: keptClient.ipv4, to: keptAddress, protocolNumber: 17, port: 6000), at: keptOther,
+                                             timeout: .milliseconds(500)))
+            #expect(try await Self.delivered(bed, IPPacket.make(from: droppedClient.ipv4, to: droppedAddress, protocolNumber: 17, port: 5353), at: droppedSocket))
+
+            // The portal comes back (same port) and a policy is deleted before the gateway returns.
+            bed.portal = try network.spawn(in: bed.gatewayNamespace, [Binaries.gatehouse, "portal", "--db", bed.database, "--listen",
+                                                                       "127.0.0.1:\(bed.portalPort)", "--heartbeat-interval", "0.5"])
+            try await bed.portal.waitForOutput(containing: "portal listening", timeout: .seconds(30))
+            try await bed.api("DELETE", "/policies/\(dropped.policy)", expect: 204)
+            // Nobody told the gateway: the flow still passes in the kernel.
+            #expect(try await Self.delivered(bed, IPPacket.make(from: droppedClient.ipv4, to: droppedAddress, protocolNumber: 17, port: 5353), at: droppedSocket))
+            kill(bed.gateway.processIdentifier, SIGCONT)
+            let line = try await bed.gateway.waitForMatch(#"(.*dropped=1 .*\[Gateway\] init)"#, timeout: .seconds(60))
+            print("the gateway's init after the portal's restart: \(line)")
+            #expect(try await !Self.delivered(bed, IPPacket.make(from: droppedClient.ipv4, to: droppedAddress, protocolNumber: 17, port: 5353), at: droppedSocket,
+                                             timeout: .milliseconds(500)), "the deleted policy's rule is gone")
+            #expect(try await Self.delivered(bed, IPPacket.make(from: keptClient.ipv4, to: keptAddress, protocolNumber: 17, port: 5353), at: keptSocket),
+                    "the kept flow still passes")
+            try await bed.expectConsistentRules("after the reconnect")
+            let rules = try await bed.rules()
+            #expect(rules.sessions == 1, "the client with nothing left has no session: \(rules)")
+        }
+    }
+}
