@@ -189,6 +189,12 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .executableTarget(
+            name: "gateway-bench",
+            dependencies: ["Gateway", "BPF", "Actors", "ControlProtocol", "Identifiers", .product(name: "Logging", package: "swift-log")],
+            path: "bench/GatewayBench",
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .executableTarget(
             name: "portal-bench",
             dependencies: ["Portal", "Persistence", "Identifiers", .product(name: "GRDB", package: "GRDB.swift")],
             path: "bench/PortalBench",

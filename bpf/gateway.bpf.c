@@ -131,4 +131,13 @@ int gateway_tc(struct __sk_buff *skb)
     return verdict(skb, allowed ? GATEWAY_STAT_ALLOWED : GATEWAY_STAT_FILTERED);
 }
 
+
+/* The benchmark's reference: a classifier that passes everything and does nothing else
+ * (bench/gateway.sh runs it beside gateway_tc to show what the rules cost per packet). */
+SEC("tc")
+int gateway_tc_pass(struct __sk_buff *skb)
+{
+    return TC_ACT_OK;
+}
+
 char LICENSE[] SEC("license") = "GPL";

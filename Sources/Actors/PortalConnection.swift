@@ -131,6 +131,11 @@ package protocol PortalSession: Sendable {
 package struct PortalSender: Sendable {
     let continuation: AsyncStream<ControlFrame>.Continuation
 
+    /// A sender that yields into `continuation` (the connection's own, or a benchmark's).
+    package init(continuation: AsyncStream<ControlFrame>.Continuation) {
+        self.continuation = continuation
+    }
+
     package func send(_ message: ControlMessage, ref: String? = nil) {
         continuation.yield(ControlFrame(message, ref: ref))
     }

@@ -35,3 +35,16 @@ extension BPFProgram {
         return BPFTestRunResult(returnValue: result.0, output: Array(output.prefix(Int(result.1))), nanoseconds: result.2)
     }
 }
+
+extension BPFProgram {
+    /// The kernel's run statistics of the program: runs and total nanoseconds spent in it. They grow
+    /// only while `kernel.bpf_stats_enabled` is 1 (the sysctl costs a little on every run, so it is off
+    /// by default).
+    package func runStatistics() throws(BPFError) -> (runs: UInt64, nanoseconds: UInt64) {
+        var info = bpf_prog_info()
+        var length = UInt32(MemoryLayout<bpf_prog_info>.size)
+        let code = withUnsafeMutableBytes(of: &info) { bpf_obj_get_info_by_fd(fileDescriptor, $0.baseAddress, &length) }
+        if code < 0 { throw LibBPFLog.error("reading the statistics of BPF program \"\(name)\"", code: -code) }
+        return (info.run_cnt, info.run_time_ns)
+    }
+}

@@ -20,6 +20,8 @@ package actor ClientSession {
     /// The entries this session wrote (what the kernel holds for the client).
     package private(set) var rules: [KernelRule] = []
     private var expiry: Task<Void, Never>?
+    /// Set when a write failed: the next apply writes every entry again.
+    private var rewriteAll = false
 
     package init(clientID: DeviceID, interface: Interface, kernel: KernelRules, clock: any WallClock, logger: Logger) {
         self.clientID = clientID
@@ -80,8 +82,10 @@ package actor ClientSession {
         }
         let compiled = flows.isEmpty ? [] : RuleCompiler.compile(client: addresses, destinations())
         do {
-            try kernel.replace(rules, with: compiled)
+            try kernel.replace(rules, with: compiled, rewritingAll: rewriteAll)
+            rewriteAll = false
         } catch {
+            rewriteAll = true
             logger.error("writing the client's kernel rules failed", metadata: ["client": "\(clientID)", "error": "\(error)"])
         }
         rules = compiled

@@ -87,8 +87,10 @@ package actor GatewayControl: PortalSession {
                 dropped += await session.flows.keys.filter { !kept.contains($0) }.count
                 if byClient[client] == nil { await session.close() }
             }
-            for (client, flows) in byClient {
-                await session(client, flows[0].clientInterface).replace(with: flows)
+            // Sessions compile and write in parallel (each owns its client's entries).
+            let updates = byClient.map { client, flows in (session(client, flows[0].clientInterface), flows) }
+            await withTaskGroup(of: Void.self) { group in
+                for (session, flows) in updates { group.addTask { await session.replace(with: flows) } }
             }
             await closeEmptySessions()
             relays = Dictionary(initial.relays.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
@@ -112,7 +114,9 @@ package actor GatewayControl: PortalSession {
                 "client": "\(rejection.clientID)", "resource": "\(rejection.resourceID)", "flows": "\(ended)",
             ])
         case let .resourceUpdated(resource):
-            for session in sessions.values { await session.update(resource) }
+            await withTaskGroup(of: Void.self) { group in
+                for session in sessions.values { group.addTask { await session.update(resource) } }
+            }
             logger.info("resource_updated", metadata: ["resource": "\(resource.id)", "filters": "\(resource.filters.joined(separator: ","))"])
         case let .relaysPresence(presence):
             for gone in presence.disconnected { relays[gone] = nil }

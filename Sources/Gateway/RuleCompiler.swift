@@ -66,7 +66,7 @@ package enum RuleCompiler {
             let everything = AddressRange(network: client.masked(to: 0), prefixLength: 0)
             if filtersByPrefix[everything] == nil { rules.append(KernelRule(client: client, destination: everything, ports: RulePorts())) }
         }
-        for prefix in filtersByPrefix.keys.sorted(by: { $0.description < $1.description }) {
+        for prefix in filtersByPrefix.keys.sorted(by: orderedBefore) {
             let covering = filtersByPrefix.filter { other, _ in other.prefixLength <= prefix.prefixLength && other.contains(prefix.network) }
             let ports = merge(covering.values.flatMap { $0 }, rangesPerEntry: rangesPerEntry)
             for client in addresses where sameFamily(client, prefix.network) {
@@ -136,6 +136,16 @@ package enum RuleCompiler {
 
     private static func gap(_ ranges: [ClosedRange<UInt16>], _ index: Int) -> Int {
         Int(ranges[index + 1].lowerBound) - Int(ranges[index].upperBound)
+    }
+
+    /// A stable order of prefixes (family, network, length), without formatting them.
+    private static func orderedBefore(_ left: AddressRange, _ right: AddressRange) -> Bool {
+        switch (left.network, right.network) {
+        case let (.v4(a), .v4(b)): (a, left.prefixLength) < (b, right.prefixLength)
+        case let (.v6(ah, al), .v6(bh, bl)): (ah, al, left.prefixLength) < (bh, bl, right.prefixLength)
+        case (.v4, .v6): true
+        case (.v6, .v4): false
+        }
     }
 
     private static func sameFamily(_ left: SocketAddress.IP, _ right: SocketAddress.IP) -> Bool {
