@@ -20,6 +20,8 @@ package actor ClientSession {
     /// The entries this session wrote (what the kernel holds for the client).
     package private(set) var rules: [KernelRule] = []
     private var expiry: Task<Void, Never>?
+    /// Each resource as last parsed (its address and filters are parsed once, not at every change).
+    private var parsed: [ResourceID: (resource: GatewayResource, destination: GrantedDestination?)] = [:]
     /// Set when a write failed: the next apply writes every entry again.
     private var rewriteAll = false
 
@@ -115,23 +117,33 @@ package actor ClientSession {
     /// What the flows authorise, as the kernel enforces it. DNS resources get their addresses with #16;
     /// a resource whose address or filters do not parse authorises nothing (and says so).
     private func destinations() -> [GrantedDestination] {
-        flows.values.compactMap { flow -> GrantedDestination? in
-            let resource = flow.resource
-            let prefix: AddressRange?
-            switch resource.type {
-            case .cidr: prefix = try? AddressRange(resource.address)
-            case .ip: prefix = (try? SocketAddress(resource.address, port: 0)).map { AddressRange(network: $0.ip, prefixLength: IPPacketFamily.bits($0.ip)) }
-            case .dns: return nil
-            }
-            let filters = resource.filters.compactMap { try? Filter($0) }
-            guard let prefix, filters.count == resource.filters.count else {
-                logger.error("resource not enforced: its address or filters do not parse", metadata: [
-                    "resource": "\(resource.id)", "address": "\(resource.address)", "filters": "\(resource.filters.joined(separator: ","))",
-                ])
-                return nil
-            }
-            return GrantedDestination(prefix: prefix, filters: filters)
+        if parsed.count > 2 * flows.count + 16 {
+            let current = Set(flows.values.map(\.resource.id))
+            parsed = parsed.filter { current.contains($0.key) }
         }
+        return flows.values.compactMap { flow -> GrantedDestination? in
+            if let cached = parsed[flow.resource.id], cached.resource == flow.resource { return cached.destination }
+            let destination = parse(flow.resource)
+            parsed[flow.resource.id] = (flow.resource, destination)
+            return destination
+        }
+    }
+
+    private func parse(_ resource: GatewayResource) -> GrantedDestination? {
+        let prefix: AddressRange?
+        switch resource.type {
+        case .cidr: prefix = try? AddressRange(resource.address)
+        case .ip: prefix = (try? SocketAddress(resource.address, port: 0)).map { AddressRange(network: $0.ip, prefixLength: IPPacketFamily.bits($0.ip)) }
+        case .dns: return nil
+        }
+        let filters = resource.filters.compactMap { try? Filter($0) }
+        guard let prefix, filters.count == resource.filters.count else {
+            logger.error("resource not enforced: its address or filters do not parse", metadata: [
+                "resource": "\(resource.id)", "address": "\(resource.address)", "filters": "\(resource.filters.joined(separator: ","))",
+            ])
+            return nil
+        }
+        return GrantedDestination(prefix: prefix, filters: filters)
     }
 }
 

@@ -66,9 +66,13 @@ package enum RuleCompiler {
             let everything = AddressRange(network: client.masked(to: 0), prefixLength: 0)
             if filtersByPrefix[everything] == nil { rules.append(KernelRule(client: client, destination: everything, ports: RulePorts())) }
         }
-        for prefix in filtersByPrefix.keys.sorted(by: orderedBefore) {
-            let covering = filtersByPrefix.filter { other, _ in other.prefixLength <= prefix.prefixLength && other.contains(prefix.network) }
-            let ports = merge(covering.values.flatMap { $0 }, rangesPerEntry: rangesPerEntry)
+        let entries = filtersByPrefix.sorted { orderedBefore($0.key, $1.key) }
+        for (prefix, _) in entries {
+            var covering: [[Filter]] = []
+            for (other, lists) in entries where other.prefixLength <= prefix.prefixLength && other.contains(prefix.network) {
+                covering.append(contentsOf: lists)
+            }
+            let ports = merge(covering, rangesPerEntry: rangesPerEntry)
             for client in addresses where sameFamily(client, prefix.network) {
                 rules.append(KernelRule(client: client, destination: prefix, ports: ports))
             }

@@ -56,6 +56,11 @@ struct GatewayCommand: AsyncParsableCommand {
         for text in endpoints where SocketAddress(endpoint: text) == nil {
             throw ValidationError("--endpoint \"\(text)\": expected HOST:PORT with an IP address (IPv6 in brackets)")
         }
+        let tunName = environment.string(self.tunName, "GATEHOUSE_GATEWAY_TUN") ?? "gatehouse0"
+        let mtuText = environment.string(self.mtu.map(String.init), "GATEHOUSE_GATEWAY_MTU") ?? "1280"
+        guard let mtu = Int(mtuText), (1280...65535).contains(mtu) else {
+            throw ValidationError("--mtu \(mtuText): must be 1280-65535 (IPv6 needs at least 1280)")
+        }
         let directory = environment.string(stateDir, "GATEHOUSE_GATEWAY_STATE_DIR")
             ?? (environment.string(nil, "GATEHOUSE_DATA_DIR") ?? "/var/lib/gatehouse") + "/gateway"
         let identity: DeviceIdentity
@@ -68,11 +73,6 @@ struct GatewayCommand: AsyncParsableCommand {
         guard !name.isEmpty, name.count <= 200 else { throw ValidationError("--name must be 1-200 characters") }
         let (host, port) = try ListenAddress.parse(environment.string(operationsAddress, "GATEHOUSE_GATEWAY_OPERATIONS_ADDRESS") ?? "127.0.0.1:9479",
                                                       option: "--operations-address")
-        let tunName = environment.string(self.tunName, "GATEHOUSE_GATEWAY_TUN") ?? "gatehouse0"
-        let mtuText = environment.string(self.mtu.map(String.init), "GATEHOUSE_GATEWAY_MTU") ?? "1280"
-        guard let mtu = Int(mtuText), (1280...65535).contains(mtu) else {
-            throw ValidationError("--mtu \(mtuText): must be 1280-65535 (IPv6 needs at least 1280)")
-        }
         LogSetup.bootstrap(level: .info, format: format)
         let logger = Logger(label: "gatehouse.gateway")
 

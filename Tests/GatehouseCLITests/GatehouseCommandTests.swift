@@ -31,6 +31,13 @@ import Testing
         #expect(noURL.status != 0 && noURL.standardError.contains("--portal-url"), "\(noURL.standardError)")
         let noToken = try Command.runBlocking([Binaries.gatehouse, "gateway", "--portal-url", "http://127.0.0.1:1"], check: false, environment: environment)
         #expect(noToken.status != 0 && noToken.standardError.contains("token is required"), "\(noToken.standardError)")
+        // A token on the command line is refused: every user of the host could read it there.
+        let flagged = try Command.runBlocking([Binaries.gatehouse, "gateway", "--portal-url", "http://127.0.0.1:1", "--token", "gh_gateway_x"],
+                                              check: false, environment: environment)
+        #expect(flagged.status != 0 && flagged.standardError.contains("--token-file or GATEHOUSE_TOKEN"), "\(flagged.standardError)")
+        let badMTU = try Command.runBlocking([Binaries.gatehouse, "gateway", "--portal-url", "http://127.0.0.1:1", "--mtu", "576"],
+                                             check: false, environment: environment.merging(["GATEHOUSE_TOKEN": "gh_gateway_x", "GATEHOUSE_GATEWAY_STATE_DIR": "/nonexistent/gatehouse-test"]) { $1 })
+        #expect(badMTU.status != 0 && badMTU.standardError.contains("1280"), "\(badMTU.standardError)")
     }
 
     @Test func anUnknownSubcommandFailsWithUsage() throws {
