@@ -1,6 +1,7 @@
 import Actors
 import Addresses
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 import Tunnel
@@ -181,19 +182,21 @@ import Tunnel
         }
     }
 
-    /// While `change` runs, writes a numbered UDP packet from `source` to `destination` into the TUN
-    /// every few milliseconds and watches for it at `socket`: returns the time from the change's start
-    /// to the first packet that no longer arrived (three more after it must not arrive either), and
-    /// how many arrived before. Nil when packets still arrive at the deadline.
+    /// Writes a numbered UDP packet from `source` to `destination` into the TUN every few milliseconds
+    /// and watches for it at `socket`; once packets are seen to pass, runs `change`: returns the time
+    /// from the change's start to the first packet that no longer arrived (three more after it must not
+    /// arrive either), and how many arrived before. Nil when packets still arrive at the deadline.
     static func timeToFirstDrop(_ bed: Bed, from source: SocketAddress.IP, to destination: SocketAddress.IP, port: UInt16, at socket: UDPSocket,
-                                deadline: Duration = .seconds(60), change: () async throws -> Void) async throws -> (Duration, passed: Int)? {
-        let start = ContinuousClock.now
-        async let probe = onThread { () throws -> (Duration, passed: Int)? in
-            var passed = 0
+                                deadline: Duration = .seconds(60), change: () async throws -> Void) async throws -> (Duration, passed: Int, at: Date)? {
+        let changeStarted = Mutex<ContinuousClock.Instant?>(nil)
+        let passing = Atomic<Int>(0)
+        let stop = Atomic<Bool>(false)
+        async let probe = onThread { () throws -> (Duration, passed: Int, at: Date)? in
             var sequence = 0
             var firstMissing: ContinuousClock.Instant?
             var missing = 0
-            while ContinuousClock.now - start < deadline {
+            let end = ContinuousClock.now + deadline
+            while ContinuousClock.now < end, !stop.load(ordering: .relaxed) {
                 sequence += 1
                 let payload = Array(String(format: "probe%04d", sequence % 10_000).utf8)
                 let packet = IPPacket.make(from: source, to: destination, protocolNumber: 17, port: port, payload: payload)
@@ -204,19 +207,32 @@ import Tunnel
                 while ContinuousClock.now < wait, let datagram = try socket.receive(timeout: wait - ContinuousClock.now) {
                     if datagram.bytes == payload { arrived = true; break }
                 }
+                let start = changeStarted.withLock { $0 }
                 if arrived {
-                    passed += 1
+                    passing.add(1, ordering: .relaxed)
                     firstMissing = nil
                     missing = 0
                     Thread.sleep(forTimeInterval: 0.002)
-                } else {
-                    if firstMissing == nil { firstMissing = written }
+                } else if let start {
+                    if firstMissing == nil { firstMissing = max(written, start) }
                     missing += 1
-                    if missing >= 4, let firstMissing { return (firstMissing - start, passed) }
+                    if missing >= 4, let firstMissing {
+                        let ago = ContinuousClock.now - firstMissing
+                        let at = Date().addingTimeInterval(-(Double(ago.components.seconds) + Double(ago.components.attoseconds) / 1e18))
+                        return (firstMissing - start, passing.load(ordering: .relaxed), at)
+                    }
                 }
             }
             return nil
         }
+        do {
+            try await Wait.until("packets pass before the change", timeout: .seconds(30)) { passing.load(ordering: .relaxed) > 0 }
+        } catch {
+            stop.store(true, ordering: .relaxed)
+            _ = try await probe
+            throw error
+        }
+        changeStarted.withLock { $0 = ContinuousClock.now }
         try await change()
         return try await probe
     }
@@ -310,7 +326,6 @@ import Tunnel
             for name in cases {
                 guard let (grant, client, address, socket) = grants[name] else { continue }
                 let destination = try SocketAddress(address, port: 0).ip
-                let startedAt = Date()
                 let result = try await Self.timeToFirstDrop(bed, from: client, to: destination, port: 5353, at: socket, deadline: .seconds(120)) {
                     switch name {
                     case "policy-deleted": try await bed.api("DELETE", "/policies/\(grant.policy)", expect: 204)
@@ -320,11 +335,10 @@ import Tunnel
                     default: break  // the window ends by itself
                     }
                 }
-                let (elapsed, passed) = try #require(result, "\(name): the client's packets still pass")
+                let (elapsed, passed, droppedAt) = try #require(result, "\(name): the client's packets still pass")
                 #expect(passed > 0, "\(name): packets passed before the change")
                 if name == "time-window-ended" {
-                    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-                    let afterEnd = startedAt.addingTimeInterval(seconds).timeIntervalSince(end)
+                    let afterEnd = droppedAt.timeIntervalSince(end)
                     print("\(name): the window \(window) ended at \(end); the first packet dropped \(String(format: "%.3f", afterEnd)) s after it (\(passed) packets passed before)")
                 } else {
                     print("\(name): first dropped packet \(elapsed) after the admin command started (\(passed) packets passed before)")
