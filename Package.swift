@@ -262,6 +262,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "WireGuardTests",
+            dependencies: ["WireGuard", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "PolicyTests",
             dependencies: ["Policy", "Addresses", "Identifiers"],
             swiftSettings: swiftSettings
