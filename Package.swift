@@ -263,7 +263,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WireGuardTests",
-            dependencies: ["WireGuard", "TestSupport"],
+            dependencies: ["WireGuard", "TestSupport", "Actors", "Addresses"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

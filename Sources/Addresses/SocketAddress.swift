@@ -153,3 +153,31 @@ package enum SocketError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension SocketAddress.IP {
+    /// Writes the address in the 16-byte form the kernel's maps use (`gatehouse_maps.h`): IPv6 as is,
+    /// IPv4 in the first four bytes (network order) and zeros after. `raw` holds at least 16 bytes.
+    package func storeZeroPadded(into raw: UnsafeMutableRawBufferPointer) {
+        precondition(raw.count >= 16)
+        for index in 0..<16 { raw[index] = 0 }
+        switch self {
+        case let .v4(address):
+            raw.storeBytes(of: address.bigEndian, toByteOffset: 0, as: UInt32.self)
+        case let .v6(high, low):
+            raw.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
+            raw.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
+        }
+    }
+
+    /// Reads the 16-byte form back; nil for IPv4 with non-zero bytes after the address (not ours).
+    package init?(zeroPadded raw: UnsafeRawBufferPointer, isV4: Bool) {
+        guard raw.count >= 16 else { return nil }
+        if isV4 {
+            guard raw[4..<16].allSatisfy({ $0 == 0 }) else { return nil }
+            self = .v4(UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self)))
+        } else {
+            self = .v6(UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                       UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        }
+    }
+}

@@ -10,8 +10,8 @@ package enum KernelRuleLayout {
         let network = rule.destination.network.masked(to: rule.destination.prefixLength)
         key.prefixlen = UInt32(GATEWAY_KEY_FIXED_BITS) + UInt32(rule.destination.prefixLength)
         key.family = UInt8(isV4(rule.client) ? GATEWAY_FAMILY_IPV4 : GATEWAY_FAMILY_IPV6)
-        withUnsafeMutableBytes(of: &key.client) { write(rule.client, to: $0) }
-        withUnsafeMutableBytes(of: &key.destination) { write(network, to: $0) }
+        withUnsafeMutableBytes(of: &key.client) { rule.client.storeZeroPadded(into: $0) }
+        withUnsafeMutableBytes(of: &key.destination) { network.storeZeroPadded(into: $0) }
         return key
     }
 
@@ -43,18 +43,10 @@ package enum KernelRuleLayout {
         let family = Int32(key.family)
         guard key.prefixlen >= fixed, value.flags & UInt8(GATEWAY_RULE_CONFIGURED) != 0 else { return nil }
         let length = Int(key.prefixlen - fixed)
-        let client: SocketAddress.IP
-        let destination: SocketAddress.IP
-        switch family {
-        case GATEWAY_FAMILY_IPV4 where length <= 32:
-            client = withUnsafeBytes(of: key.client) { read(v4: $0) }
-            destination = withUnsafeBytes(of: key.destination) { read(v4: $0) }
-        case GATEWAY_FAMILY_IPV6 where length <= 128:
-            client = withUnsafeBytes(of: key.client) { read(v6: $0) }
-            destination = withUnsafeBytes(of: key.destination) { read(v6: $0) }
-        default:
-            return nil
-        }
+        let isV4 = family == GATEWAY_FAMILY_IPV4
+        guard isV4 ? length <= 32 : (family == GATEWAY_FAMILY_IPV6 && length <= 128),
+              let client = withUnsafeBytes(of: key.client, { SocketAddress.IP(zeroPadded: $0, isV4: isV4) }),
+              let destination = withUnsafeBytes(of: key.destination, { SocketAddress.IP(zeroPadded: $0, isV4: isV4) }) else { return nil }
         var ports = RulePorts()
         ports.allowsAll = value.flags & UInt8(GATEWAY_RULE_ALLOW_ALL) != 0
         ports.icmp = value.flags & UInt8(GATEWAY_RULE_ICMP) != 0
@@ -66,24 +58,6 @@ package enum KernelRuleLayout {
     private static func isV4(_ ip: SocketAddress.IP) -> Bool {
         if case .v4 = ip { return true }
         return false
-    }
-
-    private static func write(_ ip: SocketAddress.IP, to bytes: UnsafeMutableRawBufferPointer) {
-        switch ip {
-        case let .v4(value):
-            bytes.storeBytes(of: value.bigEndian, toByteOffset: 0, as: UInt32.self)
-        case let .v6(high, low):
-            bytes.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
-            bytes.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
-        }
-    }
-
-    private static func read(v4 bytes: UnsafeRawBufferPointer) -> SocketAddress.IP {
-        .v4(UInt32(bigEndian: bytes.loadUnaligned(as: UInt32.self)))
-    }
-
-    private static func read(v6 bytes: UnsafeRawBufferPointer) -> SocketAddress.IP {
-        .v6(UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self)), UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
     }
 
     private static func writeRanges(_ ranges: [ClosedRange<UInt16>], to bytes: UnsafeMutableRawBufferPointer) {

@@ -56,32 +56,13 @@ enum KernelAddress {
     }
 
     static func store(_ ip: SocketAddress.IP, into bytes: inout Bytes) {
-        withUnsafeMutableBytes(of: &bytes) { raw in
-            raw.initializeMemory(as: UInt8.self, repeating: 0)
-            switch ip {
-            case let .v4(address):
-                raw.storeBytes(of: address.bigEndian, toByteOffset: 0, as: UInt32.self)
-            case let .v6(high, low):
-                raw.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
-                raw.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
-            }
-        }
+        withUnsafeMutableBytes(of: &bytes) { ip.storeZeroPadded(into: $0) }
     }
 
     /// Nil for an unknown family byte or an IPv4 entry with non-zero padding (not ours).
     static func load(_ bytes: Bytes, family: UInt8) -> SocketAddress.IP? {
-        withUnsafeBytes(of: bytes) { raw in
-            switch family {
-            case UInt8(RELAY_FAMILY_IPV4):
-                guard raw[4...].allSatisfy({ $0 == 0 }) else { return nil }
-                return .v4(UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self)))
-            case UInt8(RELAY_FAMILY_IPV6):
-                return .v6(UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
-                           UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
-            default:
-                return nil
-            }
-        }
+        guard family == UInt8(RELAY_FAMILY_IPV4) || family == UInt8(RELAY_FAMILY_IPV6) else { return nil }
+        return withUnsafeBytes(of: bytes) { SocketAddress.IP(zeroPadded: $0, isV4: family == UInt8(RELAY_FAMILY_IPV4)) }
     }
 }
 

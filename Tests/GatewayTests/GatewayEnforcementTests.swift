@@ -54,15 +54,9 @@ import Tunnel
         /// An admin API call made inside the gateway's namespace (where the portal listens).
         @discardableResult
         func api(_ method: String, _ path: String, _ body: String = "", expect status: Int? = nil) async throws -> [String: Any] {
-            var command = ["curl", "-s", "-X", method, "-w", "\n%{http_code}", "-H", "Authorization: Bearer \(admin)", "-H",
-                           "Content-Type: application/json", "\(url)/api/v1\(path)"]
-            if !body.isEmpty { command += ["--data-binary", body] }
-            let output = try await gatewayNamespace.exec(command).standardOutput
-            let lines = output.split(separator: "\n", omittingEmptySubsequences: false)
-            let code = Int(lines.last ?? "") ?? 0
-            let text = lines.dropLast().joined(separator: "\n")
-            if let status { #expect(code == status, "\(method) \(path) \(body): \(code) \(text)") }
-            return (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
+            let answer = try await AdminAPIRequest.perform(url: url, token: admin, method, path, body, in: gatewayNamespace)
+            if let status { #expect(answer.status == status, "\(method) \(path) \(body): \(answer.status) \(answer.text)") }
+            return answer.object
         }
 
         func id(_ object: [String: Any]) -> String { object["id"] as? String ?? "" }
