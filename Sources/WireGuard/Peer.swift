@@ -43,6 +43,8 @@ package struct Peer: Sendable {
     private var handshakeStarted: Date?
     private var handshakeSent: Date?
     private var queue: [[UInt8]] = []
+    /// A cookie from the responder's cookie reply, with when it came (valid for two minutes).
+    private var cookie: (value: [UInt8], received: Date)?
     private var greatestTimestamp: [UInt8] = []
     private var lastReceived: Date?
     /// Whether data came in and nothing was sent since (a keepalive is owed KEEPALIVE-TIMEOUT after it).
@@ -141,6 +143,14 @@ package struct Peer: Sendable {
             }
             outputs += flushQueue(now: now)
             return outputs
+        case 3:
+            // A cookie reply to our initiation: the next one carries the cookie in MAC2 (sent at the
+            // next retry, as the paper says, not at once).
+            guard let handshake, datagram.count == CookieResponder.replySize,
+                  (0..<4).reduce(UInt32(0), { $0 | UInt32(datagram[4 + $1]) << (8 * UInt32($1)) }) == handshake.localIndex,
+                  let value = CookieResponder.open(datagram, mac1: Array(handshake.message[116..<132]), remote: remoteStatic) else { return [] }
+            cookie = (value, now)
+            return []
         default:
             return []
         }
@@ -190,8 +200,9 @@ package struct Peer: Sendable {
 
     /// A fresh initiation (new ephemeral, timestamp and index each time, as the paper says).
     private mutating func retransmit(now: Date) -> [PeerOutput] {
+        let validCookie = cookie.flatMap { now.timeIntervalSince($0.received) < CookieResponder.secretLifetime ? $0.value : nil }
         guard let initiator = Handshake.Initiator(local: local, remoteStatic: remoteStatic, presharedKey: presharedKey, localIndex: newIndex(),
-                                                  now: now) else { return [] }
+                                                  now: now, cookie: validCookie) else { return [] }
         handshake = initiator
         handshakeSent = now
         return [.datagram(initiator.message)]

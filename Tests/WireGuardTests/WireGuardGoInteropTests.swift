@@ -129,4 +129,33 @@ import WireGuard
             #expect(payload == Array("queued for gatehouse".utf8))
         }
     }
+
+    /// Under load we answer its initiation with a cookie reply: wireguard-go retries with the cookie
+    /// in MAC2, valid for its source, and the handshake then completes.
+    @Test func itRetriesWithOurCookie() async throws {
+        try await Self.withWireGuardGo { peer, _ in
+            let sender = try peer.namespace.run { try UDPSocket(bindTo: SocketAddress("100.64.0.1", port: 5557)) }
+            _ = try sender.send(Array("after the cookie".utf8), to: SocketAddress("100.64.0.2", port: 40002))
+            let first = try #require(try peer.socket.receive(timeout: .seconds(10)), "wireguard-go sent a handshake initiation")
+            let cookies = CookieResponder(local: peer.ours.publicKey, now: Date())
+            let source = CookieResponder.source(address: [127, 0, 0, 1], port: first.from.port)
+            #expect(!cookies.hasValidMAC2(first.bytes, from: source, now: Date()))
+            _ = try peer.socket.send(try #require(cookies.reply(to: first.bytes, from: source, now: Date())), to: first.from)
+            // It waits REKEY-TIMEOUT (5 s, with jitter) before the next initiation.
+            let second = try #require(try peer.socket.receive(timeout: .seconds(15)), "wireguard-go retried")
+            #expect(second.bytes.first == 1)
+            #expect(cookies.hasValidMAC2(second.bytes, from: source, now: Date()), "its MAC2 is made with our cookie")
+            let response = try #require(Handshake.respond(to: second.bytes, local: peer.ours, localIndex: 77) {
+                $0 == peer.key.publicKey ? peer.psk : nil
+            })
+            _ = try peer.socket.send(response.message, to: second.from)
+            var session = TransportSession(keys: response.keys)
+            var payload: [UInt8]?
+            let deadline = ContinuousClock.now + .seconds(10)
+            while payload == nil, ContinuousClock.now < deadline, let message = try peer.socket.receive(timeout: deadline - ContinuousClock.now) {
+                if let packet = session.open(message.bytes), !packet.isEmpty { payload = Self.udpPayload(packet) }
+            }
+            #expect(payload == Array("after the cookie".utf8))
+        }
+    }
 }
