@@ -80,7 +80,7 @@ let package = Package(
             dependencies: ["STUN", "TURN", "Addresses"],
             swiftSettings: fuzzedSettings
         ),
-        .target(name: "WireGuard", dependencies: ["CSodium"], swiftSettings: swiftSettings),
+        .target(name: "WireGuard", dependencies: ["CSodium"], swiftSettings: fuzzedSettings),
         .target(name: "Policy", dependencies: ["Addresses", "Identifiers"], swiftSettings: swiftSettings),
         // Typed IDs (`SiteID`, `GroupID`, ...) shared by the contracts and the storage.
         .target(name: "Identifiers", swiftSettings: swiftSettings),
@@ -208,6 +208,15 @@ let package = Package(
             dependencies: ["STUN", "TURN", "TURNTesting", "Addresses"],
             path: "Fuzz/TURNFuzz",
             exclude: ["corpus", "make_seeds.py"],
+            swiftSettings: fuzzedSettings,
+            linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer"])] : []
+        ),
+
+        .executableTarget(
+            name: "gatehouse-fuzz-wireguard",
+            dependencies: ["WireGuard"],
+            path: "Fuzz/WireGuardFuzz",
+            exclude: ["corpus"],
             swiftSettings: fuzzedSettings,
             linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer"])] : []
         ),
