@@ -112,8 +112,8 @@ let package = Package(
             swiftSettings: swiftSettings,
             plugins: ["BPFCompiler"]
         ),
-        // The data plane shared by gateway and client: the TUN device (WireGuard transport comes in #15).
-        .target(name: "Tunnel", dependencies: ["CGatehouseSystem", "Addresses"], swiftSettings: swiftSettings),
+        // The data plane shared by gateway and client: the TUN device and the WireGuard engine over it.
+        .target(name: "Tunnel", dependencies: ["CGatehouseSystem", "Addresses", "Actors", "WireGuard"], swiftSettings: swiftSettings),
         .target(
             name: "Persistence",
             dependencies: ["Identifiers", "Addresses", .product(name: "GRDB", package: "GRDB.swift")],
@@ -267,7 +267,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "Policy", "Addresses", "TURN", "BPF", "BPFMaps", "Tunnel", "Actors", "TestSupport", "ControlProtocol", "Identifiers"],
+            dependencies: ["Gateway", "Policy", "Addresses", "TURN", "BPF", "BPFMaps", "Tunnel", "WireGuard", "Actors", "TestSupport", "ControlProtocol", "Identifiers"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -98,11 +98,7 @@ package struct Peer: Sendable {
             guard let response = Handshake.respond(to: datagram, local: local, localIndex: newIndex(), presharedKey: { [remoteStatic, presharedKey] in
                 Sodium.equal($0, remoteStatic) ? presharedKey : nil
             }) else { return [] }
-            // A replayed initiation carries a timestamp we have seen: refused (the paper's 5.1).
-            guard Self.isLater(response.timestamp, than: greatestTimestamp) else { return [] }
-            greatestTimestamp = response.timestamp
-            next = Session(transport: TransportSession(keys: response.keys), established: now, isInitiator: false)
-            return [.datagram(response.message)]
+            return accept(response, now: now)
         case 2:
             guard let handshake, let keys = handshake.consume(response: datagram) else { return [] }
             self.handshake = nil
@@ -154,6 +150,16 @@ package struct Peer: Sendable {
         default:
             return []
         }
+    }
+
+    /// Takes an initiation this peer's responder already answered (a runtime serving many peers
+    /// opens the initiation first to learn whose it is): refused when its timestamp is not later than
+    /// every one seen from this peer (a replay, the paper's 5.1), else the response to send.
+    package mutating func accept(_ response: Handshake.Response, now: Date) -> [PeerOutput] {
+        guard Sodium.equal(response.initiatorStatic, remoteStatic), Self.isLater(response.timestamp, than: greatestTimestamp) else { return [] }
+        greatestTimestamp = response.timestamp
+        next = Session(transport: TransportSession(keys: response.keys), established: now, isInitiator: false)
+        return [.datagram(response.message)]
     }
 
     /// Timers: handshake retries (every REKEY-TIMEOUT, for REKEY-ATTEMPT-TIME), the keepalive owed
