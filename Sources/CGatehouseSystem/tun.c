@@ -101,3 +101,62 @@ int gatehouse_interface_add_ipv6(const char *name, const uint8_t address[16], in
     errno = saved;
     return result;
 }
+
+#include <net/route.h>
+
+/* The kernel's struct in6_rtmsg (linux/ipv6_route.h). */
+struct gatehouse_in6_rtmsg {
+    struct in6_addr dst;
+    struct in6_addr src;
+    struct in6_addr gateway;
+    uint32_t type;
+    uint16_t dst_len;
+    uint16_t src_len;
+    uint32_t metric;
+    unsigned long info;
+    uint32_t flags;
+    int ifindex;
+};
+
+int gatehouse_route(const char *name, int add, int family, const uint8_t *address, int prefix_length)
+{
+    unsigned long command = add ? SIOCADDRT : SIOCDELRT;
+    if (family == 4) {
+        struct rtentry route;
+        memset(&route, 0, sizeof(route));
+        struct sockaddr_in *destination = (struct sockaddr_in *)&route.rt_dst;
+        destination->sin_family = AF_INET;
+        memcpy(&destination->sin_addr.s_addr, address, 4);
+        struct sockaddr_in *mask = (struct sockaddr_in *)&route.rt_genmask;
+        mask->sin_family = AF_INET;
+        mask->sin_addr.s_addr = prefix_length == 0 ? 0 : htonl(~(uint32_t)0 << (32 - prefix_length));
+        route.rt_flags = RTF_UP | (prefix_length == 32 ? RTF_HOST : 0);
+        route.rt_dev = (char *)name;
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -1;
+        int result = ioctl(fd, command, &route);
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return result;
+    }
+    unsigned int index = if_nametoindex(name);
+    if (index == 0)
+        return -1;
+    struct gatehouse_in6_rtmsg route;
+    memset(&route, 0, sizeof(route));
+    memcpy(&route.dst, address, 16);
+    route.dst_len = (uint16_t)prefix_length;
+    route.metric = 1;
+    route.flags = RTF_UP | (prefix_length == 128 ? RTF_HOST : 0);
+    route.ifindex = (int)index;
+    int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int result = ioctl(fd, command, &route);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return result;
+}

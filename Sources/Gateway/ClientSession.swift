@@ -13,6 +13,9 @@ package import Actors
 package actor ClientSession {
     package let clientID: DeviceID
     private let kernel: KernelRules
+    private let dataPlane: (any SessionDataPlane)?
+    /// What the data plane was last told about this client's peer.
+    private var peer: TunnelPeer?
     private let clock: any WallClock
     private let logger: Logger
     package private(set) var interface: Interface
@@ -25,10 +28,12 @@ package actor ClientSession {
     /// Set when a write failed: the next apply writes every entry again.
     private var rewriteAll = false
 
-    package init(clientID: DeviceID, interface: Interface, kernel: KernelRules, clock: any WallClock, logger: Logger) {
+    package init(clientID: DeviceID, interface: Interface, kernel: KernelRules, dataPlane: (any SessionDataPlane)? = nil, clock: any WallClock,
+                 logger: Logger) {
         self.clientID = clientID
         self.interface = interface
         self.kernel = kernel
+        self.dataPlane = dataPlane
         self.clock = clock
         self.logger = logger
     }
@@ -91,6 +96,17 @@ package actor ClientSession {
             logger.error("writing the client's kernel rules failed", metadata: ["client": "\(clientID)", "error": "\(error)"])
         }
         rules = compiled
+        // The tunnel takes the client while it has flows (the kernel's rules are in place first).
+        let latest = flows.values.max { $0.expiresAt < $1.expiresAt }
+        let wanted = latest.flatMap { flow -> TunnelPeer? in
+            guard let key = Data(base64Encoded: flow.clientPublicKey), key.count == 32,
+                  let psk = Data(base64Encoded: flow.presharedKey), psk.count == 32 else { return nil }
+            return TunnelPeer(publicKey: [UInt8](key), presharedKey: [UInt8](psk), addresses: addresses)
+        }
+        if wanted != peer {
+            dataPlane?.peerChanged(client: clientID, from: peer, to: wanted)
+            peer = wanted
+        }
         expiry?.cancel()
         expiry = nil
         if let next = flows.values.map(\.expiresAt).min() {
@@ -145,6 +161,19 @@ package actor ClientSession {
         }
         return GrantedDestination(prefix: prefix, filters: filters)
     }
+}
+
+/// A client's WireGuard peer as the data plane takes it.
+package struct TunnelPeer: Sendable, Equatable {
+    package var publicKey: [UInt8]
+    package var presharedKey: [UInt8]
+    package var addresses: [SocketAddress.IP]
+}
+
+/// Where sessions hand their client's peer: the gateway's WireGuard data plane.
+package protocol SessionDataPlane: Sendable {
+    /// The client's peer changed (`to` nil: it is gone).
+    func peerChanged(client: DeviceID, from old: TunnelPeer?, to new: TunnelPeer?)
 }
 
 enum IPPacketFamily {

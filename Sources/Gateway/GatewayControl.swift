@@ -27,6 +27,7 @@ package actor GatewayControl: PortalSession {
     private let identity: Identity
     private let logger: Logger
     private let kernel: KernelRules
+    private let dataPlane: (any SessionDataPlane)?
     private let clock: any WallClock
     package private(set) var sessions: [DeviceID: ClientSession] = [:]
     package private(set) var relays: [RelayID: RelayCredential] = [:]
@@ -34,10 +35,11 @@ package actor GatewayControl: PortalSession {
     /// Called with the gateway's tunnel addresses from each `init` (to configure the tunnel device).
     private let onInterface: @Sendable (Interface) async -> Void
 
-    package init(identity: Identity, kernel: KernelRules, clock: any WallClock = SystemWallClock(), logger: Logger,
-                 onInterface: @escaping @Sendable (Interface) async -> Void = { _ in }) {
+    package init(identity: Identity, kernel: KernelRules, dataPlane: (any SessionDataPlane)? = nil, clock: any WallClock = SystemWallClock(),
+                 logger: Logger, onInterface: @escaping @Sendable (Interface) async -> Void = { _ in }) {
         self.identity = identity
         self.kernel = kernel
+        self.dataPlane = dataPlane
         self.clock = clock
         self.logger = logger
         self.onInterface = onInterface
@@ -46,7 +48,7 @@ package actor GatewayControl: PortalSession {
     /// The session of `client`, made on first use.
     private func session(_ client: DeviceID, _ interface: Interface) -> ClientSession {
         if let session = sessions[client] { return session }
-        let session = ClientSession(clientID: client, interface: interface, kernel: kernel, clock: clock, logger: logger)
+        let session = ClientSession(clientID: client, interface: interface, kernel: kernel, dataPlane: dataPlane, clock: clock, logger: logger)
         sessions[client] = session
         return session
     }

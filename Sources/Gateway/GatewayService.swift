@@ -2,11 +2,13 @@ package import Actors
 package import BPF
 import Addresses
 import ControlProtocol
+import Identifiers
 import Foundation
 package import Logging
 package import Prometheus
 import Synchronization
 package import Tunnel
+import WireGuard
 
 /// The gateway's data-plane setup and its operations view: the tunnel device, the TC program on its
 /// ingress with the rules of the session actors, the metrics (sessions, rules, kernel verdicts by
@@ -15,13 +17,14 @@ package final class GatewayService: Sendable {
     package let tunnel: TUNDevice
     package let kernel: KernelRules
     package let control: GatewayControl
+    package let engine: TunnelEngine
     private let attachment: TCAttachment
     private let metrics: GatewayMetrics
     private let logger: Logger
 
     /// Loads the TC program, opens the tunnel device `tunName` (MTU `mtu`) and attaches the program to
     /// its ingress. Needs CAP_NET_ADMIN and CAP_BPF; says which step failed and why.
-    package init(identity: GatewayControl.Identity, tunName: String, mtu: Int, registry: PrometheusCollectorRegistry,
+    package init(identity: GatewayControl.Identity, tunName: String, mtu: Int, listenPort: UInt16, registry: PrometheusCollectorRegistry,
                  clock: any WallClock = SystemWallClock(), logger: Logger) throws {
         let program: GatewayTCProgram
         do {
@@ -45,7 +48,23 @@ package final class GatewayService: Sendable {
         metrics = GatewayMetrics(registry: registry)
         self.logger = logger
         let device = tunnel
-        control = GatewayControl(identity: identity, kernel: kernel, clock: clock, logger: logger) { interface in
+        guard let keyBytes = Data(base64Encoded: identity.device.privateKey.reveal()), keyBytes.count == 32 else {
+            throw GatewayStartError("the gateway's WireGuard private key is not 32 bytes of base64")
+        }
+        do {
+            let socket = try UDPSocket(bindTo: SocketAddress("0.0.0.0", port: listenPort))
+            engine = try TunnelEngine(tun: tunnel, socket: socket, local: StaticKey(privateKey: [UInt8](keyBytes)))
+        } catch {
+            try? attachment.detach()
+            tunnel.close()
+            throw GatewayStartError("listening for WireGuard on UDP port \(listenPort): \(error)")
+        }
+        let running = engine
+        let engineThread = Thread { running.run() }
+        engineThread.name = "gatehouse-wireguard"
+        engineThread.start()
+        let dataPlane = GatewayDataPlane(engine: engine, tunnel: tunnel, logger: logger)
+        control = GatewayControl(identity: identity, kernel: kernel, dataPlane: dataPlane, clock: clock, logger: logger) { interface in
             // The gateway's own tunnel addresses, as host addresses of the device.
             var addresses: [AddressRange] = []
             if let ip = try? SocketAddress(interface.ipv4, port: 0).ip { addresses.append(AddressRange(network: ip, prefixLength: 32)) }
@@ -56,11 +75,12 @@ package final class GatewayService: Sendable {
                 logger.error("configuring the tunnel device failed", metadata: ["error": "\(error)"])
             }
         }
-        logger.info("tunnel device ready", metadata: ["tun": "\(tunnel.name)", "mtu": "\(mtu)", "tc": "ingress"])
+        logger.info("tunnel device ready", metadata: ["tun": "\(tunnel.name)", "mtu": "\(mtu)", "tc": "ingress", "wireguard_port": "\(listenPort)"])
     }
 
     /// Detaches the program and closes the device (the device goes with it).
     package func shutdown() {
+        engine.stop()
         do {
             try attachment.detach()
         } catch {
@@ -126,6 +146,34 @@ package final class GatewayService: Sendable {
         if !ports.tcp.isEmpty { parts.append("tcp:" + ranges(ports.tcp)) }
         if !ports.udp.isEmpty { parts.append("udp:" + ranges(ports.udp)) }
         return parts.isEmpty ? "none" : parts.joined(separator: " ")
+    }
+}
+
+/// Sessions' peers into the WireGuard engine, with a route per client address into the tunnel device
+/// (so that what resources answer goes back through the tunnel).
+struct GatewayDataPlane: SessionDataPlane {
+    let engine: TunnelEngine
+    let tunnel: TUNDevice
+    let logger: Logger
+
+    func peerChanged(client: DeviceID, from old: TunnelPeer?, to new: TunnelPeer?) {
+        if let old, old.publicKey != new?.publicKey { engine.remove(publicKey: old.publicKey) }
+        for address in old?.addresses ?? [] where !(new?.addresses.contains(address) ?? false) {
+            try? tunnel.route(AddressRange(network: address, prefixLength: IPPacketFamily.bits(address)), add: false)
+        }
+        guard let new else {
+            logger.info("peer removed", metadata: ["client": "\(client)"])
+            return
+        }
+        engine.authorize(.init(publicKey: new.publicKey, presharedKey: new.presharedKey, addresses: new.addresses))
+        for address in new.addresses {
+            do {
+                try tunnel.route(AddressRange(network: address, prefixLength: IPPacketFamily.bits(address)), add: true)
+            } catch {
+                logger.error("routing a client's address into the tunnel failed", metadata: ["client": "\(client)", "error": "\(error)"])
+            }
+        }
+        logger.info("peer authorised", metadata: ["client": "\(client)", "public_key": "\(Data(new.publicKey).base64EncodedString())"])
     }
 }
 

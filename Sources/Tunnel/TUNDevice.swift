@@ -64,6 +64,18 @@ package final class TUNDevice: Sendable {
         }
     }
 
+    /// Routes `range` into the device (add) or stops doing so; an existing (or, when deleting, a
+    /// missing) route is not an error.
+    package func route(_ range: AddressRange, add: Bool) throws(TunnelError) {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        bytes.withUnsafeMutableBytes { range.network.storeZeroPadded(into: $0) }
+        let family: Int32 = if case .v4 = range.network { 4 } else { 6 }
+        let result = gatehouse_route(name, add ? 1 : 0, family, bytes, Int32(range.prefixLength))
+        if result != 0 && !(add && errno == EEXIST) && !(!add && (errno == ESRCH || errno == ENOENT || errno == ENODEV)) {
+            throw TunnelError(operation: "\(add ? "adding" : "removing") the route to \(range) through \(name)", code: errno)
+        }
+    }
+
     /// Writes one IP packet: it enters the stack as if it had arrived on the device. False when the
     /// queue is full (non-blocking).
     @discardableResult

@@ -38,6 +38,8 @@ struct GatewayCommand: AsyncParsableCommand {
     var tunName: String?
     @Option(help: "MTU of the tunnel device (default 1280). [GATEHOUSE_GATEWAY_MTU]")
     var mtu: Int?
+    @Option(help: "UDP port WireGuard listens on, all IPv4 addresses (default 51820; 0: any free port). [GATEHOUSE_GATEWAY_LISTEN_PORT]")
+    var listenPort: Int?
     @Option(help: "Log format: human or json (default human). [GATEHOUSE_LOG_FORMAT]")
     var logFormat: String?
 
@@ -61,6 +63,10 @@ struct GatewayCommand: AsyncParsableCommand {
         guard let mtu = Int(mtuText), (1280...65535).contains(mtu) else {
             throw ValidationError("--mtu \(mtuText): must be 1280-65535 (IPv6 needs at least 1280)")
         }
+        let portText = environment.string(self.listenPort.map(String.init), "GATEHOUSE_GATEWAY_LISTEN_PORT") ?? "51820"
+        guard let listenPort = UInt16(portText) else {
+            throw ValidationError("--listen-port \(portText): must be 0-65535 (0: any free port)")
+        }
         let directory = environment.string(stateDir, "GATEHOUSE_GATEWAY_STATE_DIR")
             ?? (environment.string(nil, "GATEHOUSE_DATA_DIR") ?? "/var/lib/gatehouse") + "/gateway"
         let identity: DeviceIdentity
@@ -80,7 +86,7 @@ struct GatewayCommand: AsyncParsableCommand {
         let service: GatewayService
         do {
             service = try GatewayService(identity: .init(device: identity, name: name, endpoints: endpoints), tunName: tunName, mtu: mtu,
-                                         registry: registry, logger: logger)
+                                         listenPort: listenPort, registry: registry, logger: logger)
         } catch {
             throw ValidationError("\(error)")
         }

@@ -5,6 +5,7 @@ import Synchronization
 import TestSupport
 import Testing
 import Tunnel
+import WireGuard
 
 /// Issue #14's proof: a real portal and a real `gatehouse gateway` in a network namespace, whose TC
 /// program sits on the ingress of its TUN device, a resource network behind it (another namespace),
@@ -63,10 +64,10 @@ import Tunnel
 
         /// Starts `gatehouse gateway` with a token of the site, in the gateway's namespace, and opens a
         /// queue of its TUN device for the test to write into.
-        func startGateway() async throws {
+        func startGateway(endpoint: String = "198.18.1.1:51820") async throws {
             let token = try await api("POST", "/tokens", #"{"kind": "gateway", "site_id": "\#(site)"}"#, expect: 201)["secret"] as? String ?? ""
             gateway = try network.spawn(in: gatewayNamespace, [
-                "env", "GATEHOUSE_TOKEN=\(token)", Binaries.gatehouse, "gateway", "--portal-url", url, "--name", "gw", "--endpoint", "198.18.1.1:51820",
+                "env", "GATEHOUSE_TOKEN=\(token)", Binaries.gatehouse, "gateway", "--portal-url", url, "--name", "gw", "--endpoint", endpoint,
                 "--state-dir", scratch.appending(path: "gateway").path, "--operations-address", "127.0.0.1:0", "--tun-name", tunName,
                 "--portal-heartbeat-interval", "0.5",
             ])
@@ -93,7 +94,13 @@ import Tunnel
         /// The client of `grant` joins as device `device` and creates a flow to the resource; its tunnel
         /// addresses once `flow_created` came.
         func createFlow(_ grant: Grant, device: String) async throws -> (ipv4: SocketAddress.IP, ipv6: SocketAddress.IP) {
-            let key = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+            let made = try await createFlow(grant, device: device, publicKey: Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString())
+            return (made.ipv4, made.ipv6)
+        }
+
+        /// The same with the device's WireGuard public key, and the `flow_created` payload too.
+        func createFlow(_ grant: Grant, device: String, publicKey key: String) async throws
+            -> (ipv4: SocketAddress.IP, ipv6: SocketAddress.IP, flow: [String: Any]) {
             let frames = [
                 #"{"event": "join", "ref": "j", "payload": {"version": "1.0", "external_id": "\#(device)", "name": "\#(device)", "public_key": "\#(key)"}}"#,
                 #"{"event": "create_flow", "ref": "f", "payload": {"resource_id": "\#(grant.resource)", "connected_gateway_ids": []}}"#,
@@ -113,7 +120,7 @@ import Tunnel
             let interface = (answers.first { $0["event"] as? String == "init" }?["payload"] as? [String: Any])?["interface"] as? [String: Any]
             let ipv4 = try SocketAddress(interface?["ipv4"] as? String ?? "", port: 0).ip
             let ipv6 = try SocketAddress(interface?["ipv6"] as? String ?? "", port: 0).ip
-            return (ipv4, ipv6)
+            return (ipv4, ipv6, created?["payload"] as? [String: Any] ?? [:])
         }
 
         /// A UDP socket bound to `address`:`port` inside the resource network.
@@ -392,6 +399,57 @@ import Tunnel
             try await bed.expectConsistentRules("after the reconnect")
             let rules = try await bed.rules()
             #expect(rules.sessions == 1, "the client with nothing left has no session: \(rules)")
+        }
+    }
+
+    /// Issue #15's proof, first part: wireguard-go, configured with `wg` from what `flow_created` says
+    /// (the gateway's key and endpoint, the preshared key, the client's tunnel address), reaches a
+    /// resource through `gatehouse gateway` and gets the answer back; deleting the policy cuts it.
+    @Test func wireguardGoReachesAResourceThroughTheGateway() async throws {
+        try await TestNetwork.with { network in
+            let bed = try await Bed(network: network)
+            let client = try network.namespace("client")
+            let uplink = try network.connect(client, bed.gatewayNamespace)  // 198.18.2.1 (client) - 198.18.2.2 (gw)
+            // Until the gateway masquerades (left in #15), the resource network routes the tunnel range back to it.
+            try network.route(in: bed.resources, to: "100.64.0.0/10", via: "198.18.1.1")
+            let grant = try await bed.grant("web", address: "198.18.1.10", filters: ["udp:7000"])
+            try await bed.startGateway(endpoint: "\(uplink.b.ipv4):51820")
+            let key = StaticKey.generate()
+            let made = try await bed.createFlow(grant, device: "wg-laptop", publicKey: Data(key.publicKey).base64EncodedString())
+            let gatewayKey = try #require(made.flow["gateway_public_key"] as? String)
+            let psk = try #require(made.flow["preshared_key"] as? String)
+            let endpoints = made.flow["gateway_endpoints"] as? [String] ?? []
+            #expect(endpoints == ["\(uplink.b.ipv4):51820"], "\(made.flow)")
+            let address = SocketAddress(ip: made.ipv4, port: 0).address
+
+            let interface = TestNetwork.uniqueInterfaceName("wgc")
+            defer { try? FileManager.default.removeItem(atPath: "/var/run/wireguard/\(interface).sock") }
+            _ = try network.spawn(in: client, ["env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", "-f", interface])
+            try await Wait.until("wireguard-go made \(interface)", timeout: .seconds(20)) { (try? client.ip("link", "show", interface)) != nil }
+            try Data(Data(key.privateKey).base64EncodedString().utf8).write(to: bed.scratch.appending(path: "wg-key"))
+            try Data(psk.utf8).write(to: bed.scratch.appending(path: "wg-psk"))
+            try await client.exec(["wg", "set", interface, "private-key", bed.scratch.appending(path: "wg-key").path,
+                                   "peer", gatewayKey, "preshared-key", bed.scratch.appending(path: "wg-psk").path,
+                                   "allowed-ips", "198.18.1.10/32", "endpoint", endpoints.first ?? ""])
+            try client.ip("addr", "add", "\(address)/32", "dev", interface)
+            try client.ip("link", "set", interface, "up")
+            try client.ip("route", "add", "198.18.1.10/32", "dev", interface)
+
+            let server = try bed.listener("198.18.1.10", 7000)
+            let app = try client.run { try UDPSocket(bindTo: SocketAddress(address, port: 40000)) }
+            _ = try app.send(Array("hello resource".utf8), to: SocketAddress("198.18.1.10", port: 7000))
+            let arrived = try await Self.onThread { try server.receive(timeout: .seconds(15)) }
+            #expect(arrived?.bytes == Array("hello resource".utf8), "through wireguard-go, the gateway's tunnel and its kernel rules")
+            #expect(arrived?.from.address == address)
+            _ = try server.send(Array("hello client".utf8), to: SocketAddress(address, port: 40000))
+            let answer = try await Self.onThread { try app.receive(timeout: .seconds(10)) }
+            #expect(answer?.bytes == Array("hello client".utf8), "the answer came back through the tunnel")
+
+            try await bed.api("DELETE", "/policies/\(grant.policy)", expect: 204)
+            try await Wait.until("the gateway dropped the client's peer", timeout: .seconds(20)) { bed.gateway.output.contains("peer removed") }
+            _ = try app.send(Array("after the policy".utf8), to: SocketAddress("198.18.1.10", port: 7000))
+            let late = try await Self.onThread { try server.receive(timeout: .seconds(1)) }
+            #expect(late == nil, "deleting the policy cuts the tunnel")
         }
     }
 }
