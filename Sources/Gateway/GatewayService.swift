@@ -18,14 +18,15 @@ package final class GatewayService: Sendable {
     package let kernel: KernelRules
     package let control: GatewayControl
     package let engine: TunnelEngine
+    private let hostNetwork: GatewayForwarding
     private let attachment: TCAttachment
     private let metrics: GatewayMetrics
     private let logger: Logger
 
     /// Loads the TC program, opens the tunnel device `tunName` (MTU `mtu`) and attaches the program to
     /// its ingress. Needs CAP_NET_ADMIN and CAP_BPF; says which step failed and why.
-    package init(identity: GatewayControl.Identity, tunName: String, mtu: Int, listenPort: UInt16, registry: PrometheusCollectorRegistry,
-                 clock: any WallClock = SystemWallClock(), logger: Logger) throws {
+    package init(identity: GatewayControl.Identity, tunName: String, mtu: Int, listenPort: UInt16, forwarding: Bool = true, masquerade: Bool = true,
+                 registry: PrometheusCollectorRegistry, clock: any WallClock = SystemWallClock(), logger: Logger) throws {
         let program: GatewayTCProgram
         do {
             program = try GatewayTCProgram()
@@ -59,6 +60,13 @@ package final class GatewayService: Sendable {
             tunnel.close()
             throw GatewayStartError("listening for WireGuard on UDP port \(listenPort): \(error)")
         }
+        do {
+            hostNetwork = try GatewayForwarding(tunnel: tunnel.name, forwarding: forwarding, masquerade: masquerade, logger: logger)
+        } catch {
+            try? attachment.detach()
+            tunnel.close()
+            throw error
+        }
         let running = engine
         let engineThread = Thread { running.run() }
         engineThread.name = "gatehouse-wireguard"
@@ -75,12 +83,14 @@ package final class GatewayService: Sendable {
                 logger.error("configuring the tunnel device failed", metadata: ["error": "\(error)"])
             }
         }
-        logger.info("tunnel device ready", metadata: ["tun": "\(tunnel.name)", "mtu": "\(mtu)", "tc": "ingress", "wireguard_port": "\(listenPort)"])
+        logger.info("tunnel device ready", metadata: ["tun": "\(tunnel.name)", "mtu": "\(mtu)", "tc": "ingress", "wireguard_port": "\(listenPort)",
+                                                  "forwarding": "\(forwarding)", "masquerade": "\(masquerade)"])
     }
 
     /// Detaches the program and closes the device (the device goes with it).
     package func shutdown() {
         engine.stop()
+        hostNetwork.remove()
         do {
             try attachment.detach()
         } catch {

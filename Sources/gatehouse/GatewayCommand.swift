@@ -40,6 +40,10 @@ struct GatewayCommand: AsyncParsableCommand {
     var mtu: Int?
     @Option(help: "UDP port WireGuard listens on, all IPv4 addresses (default 51820; 0: any free port). [GATEHOUSE_GATEWAY_LISTEN_PORT]")
     var listenPort: Int?
+    @Flag(help: "Do not masquerade what clients send to resources (the resource networks then route the tunnel ranges back to this gateway).")
+    var noMasquerade = false
+    @Flag(help: "Leave IP forwarding and NAT to the host's own configuration (implies --no-masquerade).")
+    var noForwarding = false
     @Option(help: "Log format: human or json (default human). [GATEHOUSE_LOG_FORMAT]")
     var logFormat: String?
 
@@ -86,7 +90,7 @@ struct GatewayCommand: AsyncParsableCommand {
         let service: GatewayService
         do {
             service = try GatewayService(identity: .init(device: identity, name: name, endpoints: endpoints), tunName: tunName, mtu: mtu,
-                                         listenPort: listenPort, registry: registry, logger: logger)
+                                         listenPort: listenPort, forwarding: !noForwarding, masquerade: !noMasquerade && !noForwarding, registry: registry, logger: logger)
         } catch {
             throw ValidationError("\(error)")
         }

@@ -404,14 +404,13 @@ import WireGuard
 
     /// Issue #15's proof, first part: wireguard-go, configured with `wg` from what `flow_created` says
     /// (the gateway's key and endpoint, the preshared key, the client's tunnel address), reaches a
-    /// resource through `gatehouse gateway` and gets the answer back; deleting the policy cuts it.
+    /// resource through `gatehouse gateway` (which forwards and masquerades) and gets the answer back;
+    /// deleting the policy cuts it; the gateway's nftables table goes when it stops.
     @Test func wireguardGoReachesAResourceThroughTheGateway() async throws {
         try await TestNetwork.with { network in
             let bed = try await Bed(network: network)
             let client = try network.namespace("client")
             let uplink = try network.connect(client, bed.gatewayNamespace)  // 198.18.2.1 (client) - 198.18.2.2 (gw)
-            // Until the gateway masquerades (left in #15), the resource network routes the tunnel range back to it.
-            try network.route(in: bed.resources, to: "100.64.0.0/10", via: "198.18.1.1")
             let grant = try await bed.grant("web", address: "198.18.1.10", filters: ["udp:7000"])
             try await bed.startGateway(endpoint: "\(uplink.b.ipv4):51820")
             let key = StaticKey.generate()
@@ -440,8 +439,9 @@ import WireGuard
             _ = try app.send(Array("hello resource".utf8), to: SocketAddress("198.18.1.10", port: 7000))
             let arrived = try await Self.onThread { try server.receive(timeout: .seconds(15)) }
             #expect(arrived?.bytes == Array("hello resource".utf8), "through wireguard-go, the gateway's tunnel and its kernel rules")
-            #expect(arrived?.from.address == address)
-            _ = try server.send(Array("hello client".utf8), to: SocketAddress(address, port: 40000))
+            #expect(arrived?.from.address == "198.18.1.1", "masqueraded to the gateway's address (the resource network has no route to the client)")
+            let replyTo = try #require(arrived?.from)
+            _ = try server.send(Array("hello client".utf8), to: replyTo)
             let answer = try await Self.onThread { try app.receive(timeout: .seconds(10)) }
             #expect(answer?.bytes == Array("hello client".utf8), "the answer came back through the tunnel")
 
@@ -450,6 +450,9 @@ import WireGuard
             _ = try app.send(Array("after the policy".utf8), to: SocketAddress("198.18.1.10", port: 7000))
             let late = try await Self.onThread { try server.receive(timeout: .seconds(1)) }
             #expect(late == nil, "deleting the policy cuts the tunnel")
+            #expect(try await bed.gatewayNamespace.exec(["nft", "list", "tables"]).standardOutput.contains("gatehouse-\(bed.tunName)"))
+            bed.gateway.stop()
+            #expect(try await !bed.gatewayNamespace.exec(["nft", "list", "tables"]).standardOutput.contains("gatehouse-"), "the masquerade is removed on exit")
         }
     }
 }

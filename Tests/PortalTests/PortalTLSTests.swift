@@ -63,7 +63,8 @@ import Testing
         func gateway(_ extra: [String]) throws -> BackgroundProcess {
             try BackgroundProcess(arguments: [Binaries.gatehouse, "gateway", "--portal-url", url, "--name", "gw",
                                               "--state-dir", directory.appending(path: "gw").path, "--operations-address", "127.0.0.1:0",
-                                              "--tun-name", TestNetwork.uniqueInterfaceName("gh"), "--listen-port", "0"] + extra,
+                                              "--tun-name", TestNetwork.uniqueInterfaceName("gh"), "--listen-port", "0",
+                "--no-forwarding"] + extra,
                                   environment: environment)
         }
         let untrusting = try gateway([])

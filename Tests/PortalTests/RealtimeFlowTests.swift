@@ -63,6 +63,7 @@ import Testing
                 Binaries.gatehouse, "gateway", "--portal-url", url, "--name", name, "--endpoint", endpoint,
                 "--state-dir", scratch.appending(path: "gateway-\(name)").path, "--operations-address", "127.0.0.1:0",
                 "--portal-heartbeat-interval", "0.5", "--tun-name", TestNetwork.uniqueInterfaceName("gh"), "--listen-port", "0",
+                "--no-forwarding",
             ], environment: environment)
             try await process.waitForMatch(#"()\[Gateway\] init"#, timeout: .seconds(30))
             return process
