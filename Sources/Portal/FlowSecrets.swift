@@ -43,9 +43,11 @@ package struct FlowSecrets: Sendable {
         return FlowSecrets(bytes: bytes)
     }
 
-    /// The flow's WireGuard preshared key (32 bytes, base64, as `wg` takes it).
-    package func presharedKey(_ flow: AuthorizationID) -> String {
-        Data(derive("preshared-key", flow)).base64EncodedString()
+    /// The WireGuard preshared key of a client's tunnel to a gateway (32 bytes, base64, as `wg` takes
+    /// it): one per client and gateway, not per flow, since WireGuard has one peer per pair and every
+    /// flow of the client through that gateway rides the same tunnel.
+    package func presharedKey(client: DeviceID, gateway: DeviceID) -> String {
+        Data(derive("preshared-key", "\(client) \(gateway)")).base64EncodedString()
     }
 
     /// One end's ICE credentials for the flow: a 16-character username fragment and a 32-character
@@ -57,8 +59,8 @@ package struct FlowSecrets: Sendable {
         return ICECredentials(username: String(text.prefix(16)), password: String(text.suffix(16)) + String(text.prefix(16).reversed()))
     }
 
-    private func derive(_ label: String, _ flow: AuthorizationID) -> [UInt8] {
-        Array(HMAC<SHA256>.authenticationCode(for: Data("gatehouse \(label) \(flow)".utf8), using: SymmetricKey(data: bytes)))
+    private func derive(_ label: String, _ subject: some CustomStringConvertible) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: Data("gatehouse \(label) \(subject)".utf8), using: SymmetricKey(data: bytes)))
     }
 
     private static func bytes(_ hex: String) -> Data? {

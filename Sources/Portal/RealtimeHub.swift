@@ -369,7 +369,7 @@ package actor RealtimeHub {
         else { return nil }
         return FlowAuthorization(
             flowID: authorization.id, clientID: client.id, clientPublicKey: client.publicKey,
-            clientInterface: Interface(ipv4: client.tunnelIPv4, ipv6: client.tunnelIPv6), presharedKey: secrets.presharedKey(authorization.id),
+            clientInterface: Interface(ipv4: client.tunnelIPv4, ipv6: client.tunnelIPv6), presharedKey: secrets.presharedKey(client: client.id, gateway: authorization.gatewayID),
             clientICE: secrets.ice(authorization.id, for: .client), gatewayICE: secrets.ice(authorization.id, for: .gateway),
             resource: Self.gatewayResource(resource), expiresAt: authorization.expiresAt)
     }

@@ -403,18 +403,29 @@ import WireGuard
     }
 
     /// Issue #15's proof, first part: wireguard-go, configured with `wg` from what `flow_created` says
-    /// (the gateway's key and endpoint, the preshared key, the client's tunnel address), reaches a
-    /// resource through `gatehouse gateway` (which forwards and masquerades) and gets the answer back;
-    /// deleting the policy cuts it; the gateway's nftables table goes when it stops.
+    /// (the gateway's key and endpoint, the preshared key, the client's tunnel addresses), reaches a
+    /// resource through `gatehouse gateway` (which forwards and masquerades) and gets the answer back:
+    /// UDP, TCP and ICMP echo, IPv4 and IPv6;
+    /// removing the user from the group cuts it; the gateway's nftables table goes when it stops.
     @Test func wireguardGoReachesAResourceThroughTheGateway() async throws {
         try await TestNetwork.with { network in
             let bed = try await Bed(network: network)
             let client = try network.namespace("client")
             let uplink = try network.connect(client, bed.gatewayNamespace)  // 198.18.2.1 (client) - 198.18.2.2 (gw)
-            let grant = try await bed.grant("web", address: "198.18.1.10", filters: ["udp:7000"])
+            let filters = ["udp:7000", "tcp:5201", "icmp"]
+            let grant = try await bed.grant("web", address: "198.18.1.10", filters: filters)
+            // The same service on IPv6, for the same group.
+            let filterList = filters.map { "\"\($0)\"" }.joined(separator: ",")
+            let resource6 = bed.id(try await bed.api("POST", "/resources", #"{"name": "web6", "type": "cidr", "address": "fd00:6768:0:1::/64", "site_id": "\#(bed.site)", "filters": [\#(filterList)]}"#, expect: 201))
+            try await bed.api("POST", "/policies", #"{"group_id": "\#(grant.group)", "resource_id": "\#(resource6)"}"#, expect: 201)
             try await bed.startGateway(endpoint: "\(uplink.b.ipv4):51820")
             let key = StaticKey.generate()
             let made = try await bed.createFlow(grant, device: "wg-laptop", publicKey: Data(key.publicKey).base64EncodedString())
+            var grant6 = grant
+            grant6.resource = resource6
+            let made6 = try await bed.createFlow(grant6, device: "wg-laptop", publicKey: Data(key.publicKey).base64EncodedString())
+            #expect(made6.flow["preshared_key"] as? String == made.flow["preshared_key"] as? String,
+                    "one tunnel per client and gateway: every flow through it has the same preshared key")
             let gatewayKey = try #require(made.flow["gateway_public_key"] as? String)
             let psk = try #require(made.flow["preshared_key"] as? String)
             let endpoints = made.flow["gateway_endpoints"] as? [String] ?? []
@@ -429,10 +440,13 @@ import WireGuard
             try Data(psk.utf8).write(to: bed.scratch.appending(path: "wg-psk"))
             try await client.exec(["wg", "set", interface, "private-key", bed.scratch.appending(path: "wg-key").path,
                                    "peer", gatewayKey, "preshared-key", bed.scratch.appending(path: "wg-psk").path,
-                                   "allowed-ips", "198.18.1.10/32", "endpoint", endpoints.first ?? ""])
+                                   "allowed-ips", "198.18.1.10/32,fd00:6768:0:1::/64", "endpoint", endpoints.first ?? ""])
+            let address6 = SocketAddress(ip: made.ipv6, port: 0).address
             try client.ip("addr", "add", "\(address)/32", "dev", interface)
+            try client.ip("-6", "addr", "add", "\(address6)/128", "dev", interface, "nodad")
             try client.ip("link", "set", interface, "up")
             try client.ip("route", "add", "198.18.1.10/32", "dev", interface)
+            try client.ip("-6", "route", "add", "fd00:6768:0:1::/64", "dev", interface)
 
             let server = try bed.listener("198.18.1.10", 7000)
             let app = try client.run { try UDPSocket(bindTo: SocketAddress(address, port: 40000)) }
@@ -445,11 +459,41 @@ import WireGuard
             let answer = try await Self.onThread { try app.receive(timeout: .seconds(10)) }
             #expect(answer?.bytes == Array("hello client".utf8), "the answer came back through the tunnel")
 
-            try await bed.api("DELETE", "/policies/\(grant.policy)", expect: 204)
+            // ICMP echo, IPv4 and IPv6.
+            let ping4 = try await client.exec(["ping", "-c", "2", "-W", "5", "198.18.1.10"], check: false)
+            #expect(ping4.succeeded, "\(ping4.standardOutput)\(ping4.standardError)")
+            let ping6 = try await client.exec(["ping", "-6", "-c", "2", "-W", "5", "fd00:6768:0:1::2"], check: false)
+            #expect(ping6.succeeded, "\(ping6.standardOutput)\(ping6.standardError)")
+            // UDP over IPv6.
+            let server6 = try bed.listener("fd00:6768:0:1::2", 7000)
+            let app6 = try client.run { try UDPSocket(bindTo: SocketAddress(address6, port: 40006)) }
+            _ = try app6.send(Array("hello over IPv6".utf8), to: SocketAddress("fd00:6768:0:1::2", port: 7000))
+            let arrived6 = try await Self.onThread { try server6.receive(timeout: .seconds(10)) }
+            #expect(arrived6?.bytes == Array("hello over IPv6".utf8))
+            if let from6 = arrived6?.from {
+                _ = try server6.send(Array("back over IPv6".utf8), to: from6)
+                let answer6 = try await Self.onThread { try app6.receive(timeout: .seconds(10)) }
+                #expect(answer6?.bytes == Array("back over IPv6".utf8))
+            }
+            // TCP, both families: iperf3 for a second each way.
+            let iperfServer = try network.spawn(in: bed.resources, ["iperf3", "-s", "-p", "5201"])
+            try await Wait.until("iperf3 listens", timeout: .seconds(10)) {
+                try bed.resources.exec(["ss", "-tln"]).standardOutput.contains(":5201")
+            }
+            for (target, family) in [("198.18.1.10", "IPv4"), ("fd00:6768:0:1::2", "IPv6")] {
+                let run = try await client.exec(["iperf3", "-c", target, "-p", "5201", "-t", "1", "-J"], check: false)
+                let received = (try? JSONSerialization.jsonObject(with: Data(run.standardOutput.utf8)) as? [String: Any])
+                    .flatMap { ($0["end"] as? [String: Any])?["sum_received"] as? [String: Any] }?["bytes"] as? Int ?? 0
+                #expect(run.succeeded && received > 0, "TCP over \(family): \(run.standardOutput.suffix(400))\(run.standardError)")
+                print("TCP through the gateway over \(family) (debug build): \(received) bytes in 1 s")
+            }
+            iperfServer.stop()
+
+            try await bed.api("DELETE", "/groups/\(grant.group)/members/\(grant.actor)", expect: 204)
             try await Wait.until("the gateway dropped the client's peer", timeout: .seconds(20)) { bed.gateway.output.contains("peer removed") }
             _ = try app.send(Array("after the policy".utf8), to: SocketAddress("198.18.1.10", port: 7000))
             let late = try await Self.onThread { try server.receive(timeout: .seconds(1)) }
-            #expect(late == nil, "deleting the policy cuts the tunnel")
+            #expect(late == nil, "removing the user from the group cuts the tunnel")
             #expect(try await bed.gatewayNamespace.exec(["nft", "list", "tables"]).standardOutput.contains("gatehouse-\(bed.tunName)"))
             bed.gateway.stop()
             #expect(try await !bed.gatewayNamespace.exec(["nft", "list", "tables"]).standardOutput.contains("gatehouse-"), "the masquerade is removed on exit")
