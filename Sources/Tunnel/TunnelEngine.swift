@@ -35,7 +35,13 @@ package final class TunnelEngine: @unchecked Sendable {
         package var droppedSpoofed = 0
         package var droppedNoPeer = 0
         package var droppedInvalid = 0
+        /// Cookie replies sent instead of handshakes while under load.
+        package var cookieReplies = 0
     }
+
+    /// Handshake messages per second above which the engine is under load: it then answers a
+    /// handshake message without a valid MAC2 with a cookie reply instead of doing its DH work.
+    package static let loadThreshold = 64
 
     private struct PeerState {
         var peer: Peer
@@ -51,6 +57,9 @@ package final class TunnelEngine: @unchecked Sendable {
     private let stopped = Atomic<Bool>(false)
     private let counters = Mutex(Counters())
     private let indexes = IndexSource()
+    private let cookies: CookieResponder
+    /// Handshake messages in the current one-second window, and when it began.
+    private var handshakeWindow = (start: Date.distantPast, count: 0)
 
     // Owned by the loop's thread.
     private var peers: [[UInt8]: PeerState] = [:]
@@ -62,6 +71,7 @@ package final class TunnelEngine: @unchecked Sendable {
         self.tun = tun
         self.socket = socket
         self.local = local
+        cookies = CookieResponder(local: local.publicKey, now: Date())
         loop = try EventLoop()
         try loop.add(socket.fileDescriptor)
         try loop.add(tun.fileDescriptor)
@@ -139,9 +149,27 @@ package final class TunnelEngine: @unchecked Sendable {
     private func handle(_ datagram: [UInt8], from source: SocketAddress) {
         let now = Date()
         guard let type = datagram.first else { return }
+        if type == 1 || type == 2 {
+            guard Handshake.hasValidMAC1(datagram, to: local.publicKey) else {
+                counters.withLock { $0.droppedInvalid += 1 }
+                return
+            }
+            if now.timeIntervalSince(handshakeWindow.start) >= 1 { handshakeWindow = (now, 0) }
+            handshakeWindow.count += 1
+            // Under load, only a source that proves it owns its address (MAC2 with our cookie) costs DH work.
+            if handshakeWindow.count > Self.loadThreshold {
+                let sourceBytes = Self.cookieSource(source)
+                if !cookies.hasValidMAC2(datagram, from: sourceBytes, now: now) {
+                    if let reply = cookies.reply(to: datagram, from: sourceBytes, now: now) {
+                        _ = try? socket.send(reply, to: source)
+                        counters.withLock { $0.cookieReplies += 1 }
+                    }
+                    return
+                }
+            }
+        }
         if type == 1 {
-            guard Handshake.hasValidMAC1(datagram, to: local.publicKey),
-                  let response = Handshake.respond(to: datagram, local: local, localIndex: indexes.next(),
+            guard let response = Handshake.respond(to: datagram, local: local, localIndex: indexes.next(),
                                                    presharedKey: { [peers] in peers[$0]?.authorization.presharedKey }),
                   var state = peers[response.initiatorStatic] else {
                 counters.withLock { $0.droppedInvalid += 1 }
@@ -214,6 +242,14 @@ package final class TunnelEngine: @unchecked Sendable {
         }
         // Handshakes make and drop session indexes.
         for index in state.peer.indexes where byIndex[index] == nil { byIndex[index] = key }
+    }
+
+    /// A source address as cookies take it.
+    static func cookieSource(_ source: SocketAddress) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        bytes.withUnsafeMutableBytes { source.ip.storeZeroPadded(into: $0) }
+        let isV4: Bool = if case .v4 = source.ip { true } else { false }
+        return CookieResponder.source(address: Array(bytes.prefix(isV4 ? 4 : 16)), port: source.port)
     }
 
     /// The packet without WireGuard's padding (the IP header's length), and its source address.

@@ -1,17 +1,32 @@
 import Actors
 import Addresses
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 import Tunnel
 import WireGuard
 
 /// The WireGuard data plane against wireguard-go as the client, in network namespaces: client (with
-/// wireguard-go and `wg`), gateway (our engine on a TUN, forwarding) and a resource network. UDP goes
-/// from the client through the tunnel to a resource and the answer comes back; a packet from an
-/// address the client does not own is not let into the TUN; a removed peer's traffic stops.
+/// wireguard-go and `wg`), gateway (our engine on a TUN, forwarding) and a resource network.
 @Suite(.privileged) struct TunnelEngineTests {
-    @Test func wireguardGoReachesAResourceThroughTheEngine() async throws {
+    struct Topology {
+        var network: TestNetwork
+        var client: NetworkNamespace
+        var gateway: NetworkNamespace
+        var resources: NetworkNamespace
+        var gatewayAddress: String
+        var resourceAddress: String
+        var engine: TunnelEngine
+        var clientKey: StaticKey
+        var gatewayKey: StaticKey
+        var interface: String
+    }
+
+    /// Builds the three namespaces, runs the engine on a TUN in the gateway's with wireguard-go's key
+    /// authorised for 100.64.0.7, and starts wireguard-go in the client's with the gateway as its peer
+    /// for the resource network.
+    static func withTopology(_ body: (Topology) async throws -> Void) async throws {
         try await TestNetwork.with { network in
             let client = try network.namespace("client")
             let gateway = try network.namespace("gw")
@@ -19,10 +34,9 @@ import WireGuard
             let uplink = try network.connect(client, gateway)      // 198.18.1.1 (client) - 198.18.1.2 (gw)
             let resourceLink = try network.connect(gateway, resources)  // 198.18.2.1 (gw) - 198.18.2.2 (res)
             try gateway.enableForwarding()
-            // Until the gateway masquerades (#15, left), the resource network routes the tunnel range back to it.
+            // The engine alone does no NAT (the gateway's masquerade is tested with the whole gateway).
             try network.route(in: resources, to: "100.64.0.0/10", via: resourceLink.a.ipv4)
 
-            // The gateway: our engine on a TUN, its UDP socket on 51820.
             let gatewayKey = StaticKey.generate()
             let clientKey = StaticKey.generate()
             let psk = Sodium.randomBytes(32)
@@ -37,7 +51,6 @@ import WireGuard
             thread.start()
             defer { engine.stop() }
 
-            // The client: wireguard-go with the gateway as its peer for the resource network.
             let interface = TestNetwork.uniqueInterfaceName("wgc")
             defer { try? FileManager.default.removeItem(atPath: "/var/run/wireguard/\(interface).sock") }
             _ = try network.spawn(in: client, ["env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", "-f", interface])
@@ -53,34 +66,91 @@ import WireGuard
             try client.ip("addr", "add", "100.64.0.7/32", "dev", interface)
             try client.ip("link", "set", interface, "up")
             try client.ip("route", "add", "198.18.2.0/24", "dev", interface)
+            try await body(Topology(network: network, client: client, gateway: gateway, resources: resources, gatewayAddress: uplink.b.ipv4,
+                                    resourceAddress: resourceLink.b.ipv4, engine: engine, clientKey: clientKey, gatewayKey: gatewayKey,
+                                    interface: interface))
+        }
+    }
 
-            // UDP to the resource and back, through the tunnel.
-            let server = try resources.run { try UDPSocket(bindTo: SocketAddress(resourceLink.b.ipv4, port: 7000)) }
-            let app = try client.run { try UDPSocket(bindTo: SocketAddress("100.64.0.7", port: 40000)) }
-            _ = try app.send(Array("through the tunnel".utf8), to: SocketAddress(resourceLink.b.ipv4, port: 7000))
+    /// UDP goes from the client through the tunnel to a resource and the answer comes back; a packet
+    /// from an address the client does not own is not let into the TUN; a removed peer's traffic stops.
+    @Test func wireguardGoReachesAResourceThroughTheEngine() async throws {
+        try await Self.withTopology { topology in
+            let server = try topology.resources.run { try UDPSocket(bindTo: SocketAddress(topology.resourceAddress, port: 7000)) }
+            let app = try topology.client.run { try UDPSocket(bindTo: SocketAddress("100.64.0.7", port: 40000)) }
+            _ = try app.send(Array("through the tunnel".utf8), to: SocketAddress(topology.resourceAddress, port: 7000))
             let arrived = try await GatewayEnforcementTests.onThread { try server.receive(timeout: .seconds(10)) }
             #expect(arrived?.bytes == Array("through the tunnel".utf8), "the resource got it")
             #expect(arrived?.from.address == "100.64.0.7", "from the client's tunnel address")
             _ = try server.send(Array("and back".utf8), to: SocketAddress("100.64.0.7", port: 40000))
             let answer = try await GatewayEnforcementTests.onThread { try app.receive(timeout: .seconds(10)) }
             #expect(answer?.bytes == Array("and back".utf8), "the answer came back through the tunnel")
-            let statistics = engine.statistics
+            let statistics = topology.engine.statistics
             #expect(statistics.handshakes >= 1 && statistics.packetsIn >= 1 && statistics.packetsOut >= 1, "\(statistics)")
 
             // A packet from an address the client does not own never enters the TUN.
-            try client.ip("addr", "add", "100.64.0.8/32", "dev", interface)
-            let spoofing = try client.run { try UDPSocket(bindTo: SocketAddress("100.64.0.8", port: 40001)) }
-            _ = try spoofing.send(Array("spoofed".utf8), to: SocketAddress(resourceLink.b.ipv4, port: 7000))
+            try topology.client.ip("addr", "add", "100.64.0.8/32", "dev", topology.interface)
+            let spoofing = try topology.client.run { try UDPSocket(bindTo: SocketAddress("100.64.0.8", port: 40001)) }
+            _ = try spoofing.send(Array("spoofed".utf8), to: SocketAddress(topology.resourceAddress, port: 7000))
             let spoofed = try await GatewayEnforcementTests.onThread { try server.receive(timeout: .seconds(1)) }
             #expect(spoofed == nil)
-            try await Wait.until("the engine counted the spoofed packet", timeout: .seconds(5)) { engine.statistics.droppedSpoofed >= 1 }
+            try await Wait.until("the engine counted the spoofed packet", timeout: .seconds(5)) { topology.engine.statistics.droppedSpoofed >= 1 }
 
             // Removed: its traffic stops.
-            engine.remove(publicKey: clientKey.publicKey)
+            topology.engine.remove(publicKey: topology.clientKey.publicKey)
             try await Task.sleep(for: .milliseconds(100))
-            _ = try app.send(Array("after removal".utf8), to: SocketAddress(resourceLink.b.ipv4, port: 7000))
+            _ = try app.send(Array("after removal".utf8), to: SocketAddress(topology.resourceAddress, port: 7000))
             let late = try await GatewayEnforcementTests.onThread { try server.receive(timeout: .seconds(1)) }
             #expect(late == nil, "a removed peer's packets are not let in")
+        }
+    }
+
+    /// Under a flood of initiations (valid MAC1, strangers' keys) the engine answers with cookie replies
+    /// instead of doing the handshakes' DH work, and wireguard-go, which takes the cookie and retries
+    /// with MAC2, still connects; forged and unknown-key handshakes get no response and are counted.
+    @Test func underAFloodOfInitiationsALegitimateClientStillConnects() async throws {
+        try await Self.withTopology { topology in
+            let flooder = try topology.client.run { try UDPSocket(bindTo: SocketAddress("198.18.1.1", port: 0)) }
+            let target = try SocketAddress(topology.gatewayAddress, port: 51820)
+            let strangers = (0..<200).compactMap { index in
+                Handshake.Initiator(local: .generate(), remoteStatic: topology.gatewayKey.publicKey, localIndex: UInt32(index + 1), now: Date())?.message
+            }
+            // A stranger's initiation outside a flood: no response (it is nobody's key), counted.
+            _ = try flooder.send(strangers[0], to: target)
+            #expect(try await GatewayEnforcementTests.onThread { try flooder.receive(timeout: .milliseconds(500)) } == nil)
+            var forged = strangers[1]
+            forged[50] ^= 1
+            _ = try flooder.send(forged, to: target)
+            try await Wait.until("the engine counted both", timeout: .seconds(5)) { topology.engine.statistics.droppedInvalid >= 2 }
+
+            let stop = Atomic<Bool>(false)
+            let flood = Thread {
+                var round = 0
+                while !stop.load(ordering: .relaxed) {
+                    for message in strangers { _ = try? flooder.send(message, to: target) }
+                    while (try? flooder.receive(timeout: .zero)) != nil {}
+                    round += 1
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
+            }
+            flood.start()
+            defer { stop.store(true, ordering: .relaxed) }
+            try await Task.sleep(for: .milliseconds(300))
+
+            let server = try topology.resources.run { try UDPSocket(bindTo: SocketAddress(topology.resourceAddress, port: 7001)) }
+            let app = try topology.client.run { try UDPSocket(bindTo: SocketAddress("100.64.0.7", port: 40010)) }
+            let start = ContinuousClock.now
+            var arrived: (bytes: [UInt8], from: SocketAddress)?
+            while arrived == nil, ContinuousClock.now - start < .seconds(30) {
+                _ = try app.send(Array("during the flood".utf8), to: SocketAddress(topology.resourceAddress, port: 7001))
+                arrived = try await GatewayEnforcementTests.onThread { try server.receive(timeout: .seconds(2)) }
+            }
+            stop.store(true, ordering: .relaxed)
+            let statistics = topology.engine.statistics
+            print("flood: \(statistics.cookieReplies) cookie replies, \(statistics.handshakes) handshakes, connected after \(ContinuousClock.now - start)")
+            #expect(arrived?.bytes == Array("during the flood".utf8), "the legitimate client connected: \(statistics)")
+            #expect(statistics.cookieReplies > 100, "the flood got cookie replies: \(statistics)")
+            #expect(statistics.handshakes >= 1 && statistics.handshakes < 50, "full handshakes were few: \(statistics)")
         }
     }
 }
