@@ -64,7 +64,8 @@ import WireGuard
 
         /// Starts `gatehouse gateway` with a token of the site, in the gateway's namespace, and opens a
         /// queue of its TUN device for the test to write into.
-        func startGateway(endpoint: String = "198.18.1.1:51820") async throws {
+        /// `openQueue`: also open a queue of the TUN for the test to write packets into.
+        func startGateway(endpoint: String = "198.18.1.1:51820", openQueue: Bool = true) async throws {
             let token = try await api("POST", "/tokens", #"{"kind": "gateway", "site_id": "\#(site)"}"#, expect: 201)["secret"] as? String ?? ""
             gateway = try network.spawn(in: gatewayNamespace, [
                 "env", "GATEHOUSE_TOKEN=\(token)", Binaries.gatehouse, "gateway", "--portal-url", url, "--name", "gw", "--endpoint", endpoint,
@@ -73,6 +74,7 @@ import WireGuard
             ])
             operations = try await gateway.waitForMatch(#""?address"?[=:]"?([0-9.]+:\d+).*operations listening"#, timeout: .seconds(30))
             try await gateway.waitForMatch(#"()\[Gateway\] init"#, timeout: .seconds(30))
+            guard openQueue else { return }
             let name = tunName
             tun = try gatewayNamespace.run { try TUNDevice(name: name) }
         }
@@ -405,7 +407,7 @@ import WireGuard
     /// Issue #15's proof, first part: wireguard-go, configured with `wg` from what `flow_created` says
     /// (the gateway's key and endpoint, the preshared key, the client's tunnel addresses), reaches a
     /// resource through `gatehouse gateway` (which forwards and masquerades) and gets the answer back:
-    /// UDP, TCP and ICMP echo, IPv4 and IPv6;
+    /// UDP, TCP and ICMP echo, IPv4 and IPv6; traffic resumes after the gateway restarts;
     /// removing the user from the group cuts it; the gateway's nftables table goes when it stops.
     @Test func wireguardGoReachesAResourceThroughTheGateway() async throws {
         try await TestNetwork.with { network in
@@ -418,7 +420,7 @@ import WireGuard
             let filterList = filters.map { "\"\($0)\"" }.joined(separator: ",")
             let resource6 = bed.id(try await bed.api("POST", "/resources", #"{"name": "web6", "type": "cidr", "address": "fd00:6768:0:1::/64", "site_id": "\#(bed.site)", "filters": [\#(filterList)]}"#, expect: 201))
             try await bed.api("POST", "/policies", #"{"group_id": "\#(grant.group)", "resource_id": "\#(resource6)"}"#, expect: 201)
-            try await bed.startGateway(endpoint: "\(uplink.b.ipv4):51820")
+            try await bed.startGateway(endpoint: "\(uplink.b.ipv4):51820", openQueue: false)
             let key = StaticKey.generate()
             let made = try await bed.createFlow(grant, device: "wg-laptop", publicKey: Data(key.publicKey).base64EncodedString())
             var grant6 = grant
@@ -488,6 +490,19 @@ import WireGuard
                 print("TCP through the gateway over \(family) (debug build): \(received) bytes in 1 s")
             }
             iperfServer.stop()
+
+            // The gateway restarts with its identity: once it rejoined and its init gave the flows back,
+            // wireguard-go, hearing nothing under its old keys, makes a new handshake and traffic resumes.
+            bed.gateway.stop()
+            try await bed.startGateway(endpoint: "\(uplink.b.ipv4):51820", openQueue: false)
+            let restarted = ContinuousClock.now
+            var resumed: (bytes: [UInt8], from: SocketAddress)?
+            while resumed == nil, ContinuousClock.now - restarted < .seconds(60) {
+                _ = try app.send(Array("after the restart".utf8), to: SocketAddress("198.18.1.10", port: 7000))
+                resumed = try await Self.onThread { try server.receive(timeout: .seconds(1)) }
+            }
+            #expect(resumed?.bytes == Array("after the restart".utf8), "traffic resumes after the gateway restarts")
+            print("traffic resumed \(ContinuousClock.now - restarted) after the gateway restarted (wireguard-go's own timers)")
 
             try await bed.api("DELETE", "/groups/\(grant.group)/members/\(grant.actor)", expect: 204)
             try await Wait.until("the gateway dropped the client's peer", timeout: .seconds(20)) { bed.gateway.output.contains("peer removed") }
