@@ -32,17 +32,23 @@ int gatehouse_tun_open(const char *name, char *actual_name)
     return fd;
 }
 
-static int interface_request(const char *name, unsigned long command, struct ifreq *request, int family)
+/* An ioctl on a throw-away socket of `family`, keeping the ioctl's errno. */
+static int socket_ioctl(int family, unsigned long command, void *argument)
 {
     int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    strncpy(request->ifr_name, name, IFNAMSIZ - 1);
-    int result = ioctl(fd, command, request);
+    int result = ioctl(fd, command, argument);
     int saved = errno;
     close(fd);
     errno = saved;
     return result;
+}
+
+static int interface_request(const char *name, unsigned long command, struct ifreq *request, int family)
+{
+    strncpy(request->ifr_name, name, IFNAMSIZ - 1);
+    return socket_ioctl(family, command, request);
 }
 
 int gatehouse_interface_up(const char *name, int mtu)
@@ -92,14 +98,7 @@ int gatehouse_interface_add_ipv6(const char *name, const uint8_t address[16], in
     memcpy(&request.address, address, 16);
     request.prefix_length = (uint32_t)prefix_length;
     request.interface_index = (int)index;
-    int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int result = ioctl(fd, SIOCSIFADDR, &request);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return result;
+    return socket_ioctl(AF_INET6, SIOCSIFADDR, &request);
 }
 
 #include <net/route.h>
@@ -132,14 +131,7 @@ int gatehouse_route(const char *name, int add, int family, const uint8_t *addres
         mask->sin_addr.s_addr = prefix_length == 0 ? 0 : htonl(~(uint32_t)0 << (32 - prefix_length));
         route.rt_flags = RTF_UP | (prefix_length == 32 ? RTF_HOST : 0);
         route.rt_dev = (char *)name;
-        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            return -1;
-        int result = ioctl(fd, command, &route);
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return result;
+        return socket_ioctl(AF_INET, command, &route);
     }
     unsigned int index = if_nametoindex(name);
     if (index == 0)
@@ -151,12 +143,5 @@ int gatehouse_route(const char *name, int add, int family, const uint8_t *addres
     route.metric = 1;
     route.flags = RTF_UP | (prefix_length == 128 ? RTF_HOST : 0);
     route.ifindex = (int)index;
-    int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int result = ioctl(fd, command, &route);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return result;
+    return socket_ioctl(AF_INET6, command, &route);
 }
