@@ -203,9 +203,10 @@ let package = Package(
 
         // MARK: Fuzzing: a libFuzzer target over the STUN codec and the TURN core (scripts/fuzz builds it
         // with -sanitize=fuzzer; an ordinary build replays corpus files with it)
+        .target(name: "FuzzSupport", path: "Fuzz/FuzzSupport", swiftSettings: fuzzedSettings),
         .executableTarget(
             name: "gatehouse-fuzz",
-            dependencies: ["STUN", "TURN", "TURNTesting", "Addresses"],
+            dependencies: ["STUN", "TURN", "TURNTesting", "Addresses", "FuzzSupport"],
             path: "Fuzz/TURNFuzz",
             exclude: ["corpus", "make_seeds.py"],
             swiftSettings: fuzzedSettings,
@@ -214,7 +215,7 @@ let package = Package(
 
         .executableTarget(
             name: "gatehouse-fuzz-wireguard",
-            dependencies: ["WireGuard"],
+            dependencies: ["WireGuard", "FuzzSupport"],
             path: "Fuzz/WireGuardFuzz",
             exclude: ["corpus"],
             swiftSettings: fuzzedSettings,

@@ -1,28 +1,6 @@
 import Foundation
+import FuzzSupport
 import WireGuard
-
-/// Reads operands from the fuzzer's input; past the end every read gives zeros, so any input is valid.
-struct InputReader {
-    private let bytes: [UInt8]
-    private var offset = 0
-
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    var isAtEnd: Bool { offset >= bytes.count }
-
-    mutating func byte() -> UInt8 {
-        defer { offset += 1 }
-        return offset < bytes.count ? bytes[offset] : 0
-    }
-
-    /// A length byte, then that many bytes (fewer at the end of the input).
-    mutating func chunk() -> [UInt8] {
-        let count = Int(byte())
-        let end = min(bytes.count, offset + count)
-        defer { offset = max(offset, end) }
-        return offset < end ? Array(bytes[offset..<end]) : []
-    }
-}
 
 /// What one input made the peers do (the replay prints it, so seeds can be seen to reach deep states).
 struct Summary {
