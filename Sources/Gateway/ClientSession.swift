@@ -149,7 +149,7 @@ package actor ClientSession {
         let prefix: AddressRange?
         switch resource.type {
         case .cidr: prefix = try? AddressRange(resource.address)
-        case .ip: prefix = (try? SocketAddress(resource.address, port: 0)).map { AddressRange(network: $0.ip, prefixLength: IPPacketFamily.bits($0.ip)) }
+        case .ip: prefix = (try? SocketAddress(resource.address, port: 0)).map { AddressRange(network: $0.ip, prefixLength: $0.ip.bitWidth) }
         case .dns: return nil
         }
         let filters = resource.filters.compactMap { try? Filter($0) }
@@ -174,11 +174,4 @@ package struct TunnelPeer: Sendable, Equatable {
 package protocol SessionDataPlane: Sendable {
     /// The client's peer changed (`to` nil: it is gone).
     func peerChanged(client: DeviceID, from old: TunnelPeer?, to new: TunnelPeer?)
-}
-
-enum IPPacketFamily {
-    static func bits(_ ip: SocketAddress.IP) -> Int {
-        if case .v4 = ip { return 32 }
-        return 128
-    }
 }

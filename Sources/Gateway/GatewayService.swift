@@ -125,12 +125,13 @@ package final class GatewayService: Sendable {
             kernelRules = []
             document["kernel_error"] = "\(error)"
         }
+        let dates = ISO8601DateFormatter()
         document["sessions"] = snapshot.map { session in
             [
                 "client": session.client.description,
                 "flows": session.flows.sorted { $0.flowID < $1.flowID }.map { flow in
                     ["flow": flow.flowID.description, "resource": flow.resource.id.description, "address": flow.resource.address,
-                     "filters": flow.resource.filters, "expires_at": ISO8601DateFormatter().string(from: flow.expiresAt)] as [String: Any]
+                     "filters": flow.resource.filters, "expires_at": dates.string(from: flow.expiresAt)] as [String: Any]
                 },
                 "rules": session.rules.map(Self.describe).sorted(),
             ] as [String: Any]
@@ -169,7 +170,7 @@ struct GatewayDataPlane: SessionDataPlane {
     func peerChanged(client: DeviceID, from old: TunnelPeer?, to new: TunnelPeer?) {
         if let old, old.publicKey != new?.publicKey { engine.remove(publicKey: old.publicKey) }
         for address in old?.addresses ?? [] where !(new?.addresses.contains(address) ?? false) {
-            try? tunnel.route(AddressRange(network: address, prefixLength: IPPacketFamily.bits(address)), add: false)
+            try? tunnel.route(AddressRange(network: address, prefixLength: address.bitWidth), add: false)
         }
         guard let new else {
             logger.info("peer removed", metadata: ["client": "\(client)"])
@@ -178,7 +179,7 @@ struct GatewayDataPlane: SessionDataPlane {
         engine.authorize(.init(publicKey: new.publicKey, presharedKey: new.presharedKey, addresses: new.addresses))
         for address in new.addresses {
             do {
-                try tunnel.route(AddressRange(network: address, prefixLength: IPPacketFamily.bits(address)), add: true)
+                try tunnel.route(AddressRange(network: address, prefixLength: address.bitWidth), add: true)
             } catch {
                 logger.error("routing a client's address into the tunnel failed", metadata: ["client": "\(client)", "error": "\(error)"])
             }

@@ -9,7 +9,7 @@ package enum KernelRuleLayout {
         var key = gateway_rule_key()
         let network = rule.destination.network.masked(to: rule.destination.prefixLength)
         key.prefixlen = UInt32(GATEWAY_KEY_FIXED_BITS) + UInt32(rule.destination.prefixLength)
-        key.family = UInt8(isV4(rule.client) ? GATEWAY_FAMILY_IPV4 : GATEWAY_FAMILY_IPV6)
+        key.family = UInt8(rule.client.bitWidth == 32 ? GATEWAY_FAMILY_IPV4 : GATEWAY_FAMILY_IPV6)
         withUnsafeMutableBytes(of: &key.client) { rule.client.storeZeroPadded(into: $0) }
         withUnsafeMutableBytes(of: &key.destination) { network.storeZeroPadded(into: $0) }
         return key
@@ -17,8 +17,7 @@ package enum KernelRuleLayout {
 
     /// The key the kernel looks up for a packet from `source` to `destination`.
     package static func packetKey(source: SocketAddress.IP, destination: SocketAddress.IP) -> gateway_rule_key {
-        let length = isV4(destination) ? 32 : 128
-        return key(KernelRule(client: source, destination: AddressRange(network: destination, prefixLength: length), ports: RulePorts()))
+        return key(KernelRule(client: source, destination: AddressRange(network: destination, prefixLength: destination.bitWidth), ports: RulePorts()))
     }
 
     /// The entry's value: flags and port ranges (at most `GATEWAY_PORT_RANGES` each, as the compiler
@@ -53,11 +52,6 @@ package enum KernelRuleLayout {
         ports.tcp = withUnsafeBytes(of: value.tcp) { readRanges($0, count: Int(value.tcp_count)) }
         ports.udp = withUnsafeBytes(of: value.udp) { readRanges($0, count: Int(value.udp_count)) }
         return KernelRule(client: client, destination: AddressRange(network: destination, prefixLength: length), ports: ports)
-    }
-
-    private static func isV4(_ ip: SocketAddress.IP) -> Bool {
-        if case .v4 = ip { return true }
-        return false
     }
 
     private static func writeRanges(_ ranges: [ClosedRange<UInt16>], to bytes: UnsafeMutableRawBufferPointer) {

@@ -73,7 +73,7 @@ package enum RuleCompiler {
                 covering.append(contentsOf: lists)
             }
             let ports = merge(covering, rangesPerEntry: rangesPerEntry)
-            for client in addresses where sameFamily(client, prefix.network) {
+            for client in addresses where client.bitWidth == prefix.network.bitWidth {
                 rules.append(KernelRule(client: client, destination: prefix, ports: ports))
             }
         }
@@ -152,10 +152,4 @@ package enum RuleCompiler {
         }
     }
 
-    private static func sameFamily(_ left: SocketAddress.IP, _ right: SocketAddress.IP) -> Bool {
-        switch (left, right) {
-        case (.v4, .v4), (.v6, .v6): true
-        default: false
-        }
-    }
 }

@@ -37,6 +37,8 @@ package final class TunnelEngine: @unchecked Sendable {
         package var droppedInvalid = 0
         /// Cookie replies sent instead of handshakes while under load.
         package var cookieReplies = 0
+        /// Peers authorised now.
+        package var peers = 0
     }
 
     /// Handshake messages per second above which the engine is under load: it then answers a
@@ -55,7 +57,9 @@ package final class TunnelEngine: @unchecked Sendable {
     private let loop: EventLoop
     private let pending = Mutex<[(key: [UInt8], authorization: Authorization?)]>([])
     private let stopped = Atomic<Bool>(false)
+    /// What `statistics` reads: the loop's own tally, published once per turn (not a lock per packet).
     private let counters = Mutex(Counters())
+    private var tally = Counters()
     private let indexes = IndexSource()
     private let cookies: CookieResponder
     /// Handshake messages in the current one-second window, and when it began.
@@ -95,13 +99,21 @@ package final class TunnelEngine: @unchecked Sendable {
     package func run() {
         while !stopped.load(ordering: .relaxed) {
             applyPending()
+            publish()
             let now = Date()
             let timeout = peers.values.compactMap { $0.peer.nextDeadline() }.min().map { max(0, $0.timeIntervalSince(now)) } ?? 1
             let ready = (try? loop.wait(timeout: .milliseconds(Int64(min(timeout, 1) * 1000) + 1))) ?? []
             if ready.contains(socket.fileDescriptor) { readDatagrams() }
             if ready.contains(tun.fileDescriptor) { readPackets() }
             runTimers()
+            publish()
         }
+    }
+
+    private func publish() {
+        tally.peers = peers.count
+        let published = tally
+        counters.withLock { $0 = published }
     }
 
     package func stop() {
@@ -151,7 +163,7 @@ package final class TunnelEngine: @unchecked Sendable {
         guard let type = datagram.first else { return }
         if type == 1 || type == 2 {
             guard Handshake.hasValidMAC1(datagram, to: local.publicKey) else {
-                counters.withLock { $0.droppedInvalid += 1 }
+                tally.droppedInvalid += 1
                 return
             }
             if now.timeIntervalSince(handshakeWindow.start) >= 1 { handshakeWindow = (now, 0) }
@@ -162,7 +174,7 @@ package final class TunnelEngine: @unchecked Sendable {
                 if !cookies.hasValidMAC2(datagram, from: sourceBytes, now: now) {
                     if let reply = cookies.reply(to: datagram, from: sourceBytes, now: now) {
                         _ = try? socket.send(reply, to: source)
-                        counters.withLock { $0.cookieReplies += 1 }
+                        tally.cookieReplies += 1
                     }
                     return
                 }
@@ -172,20 +184,20 @@ package final class TunnelEngine: @unchecked Sendable {
             guard let response = Handshake.respond(to: datagram, local: local, localIndex: indexes.next(),
                                                    presharedKey: { [peers] in peers[$0]?.authorization.presharedKey }),
                   var state = peers[response.initiatorStatic] else {
-                counters.withLock { $0.droppedInvalid += 1 }
+                tally.droppedInvalid += 1
                 return
             }
             let outputs = state.peer.accept(response, now: now)
             if !outputs.isEmpty { state.endpoint = source }
             peers[response.initiatorStatic] = state
             perform(outputs, for: response.initiatorStatic)
-            counters.withLock { $0.handshakes += 1 }
+            tally.handshakes += 1
             return
         }
         guard datagram.count >= 8 else { return }
         let index = (0..<4).reduce(UInt32(0)) { $0 | UInt32(datagram[4 + $1]) << (8 * UInt32($1)) }
         guard let key = byIndex[index], var state = peers[key] else {
-            counters.withLock { $0.droppedInvalid += 1 }
+            tally.droppedInvalid += 1
             return
         }
         let outputs = state.peer.receive(datagram, now: now)
@@ -199,12 +211,13 @@ package final class TunnelEngine: @unchecked Sendable {
         for _ in 0..<256 {
             guard let packet = try? tun.read(), !packet.isEmpty else { return }
             guard let destination = Self.destination(of: packet), let key = byAddress[destination], var state = peers[key] else {
-                counters.withLock { $0.droppedNoPeer += 1 }
+                tally.droppedNoPeer += 1
                 continue
             }
             let outputs = state.peer.send(packet, now: now)
             peers[key] = state
-            counters.withLock { $0.packetsOut += 1; $0.bytesOut += packet.count }
+            tally.packetsOut += 1
+            tally.bytesOut += packet.count
             perform(outputs, for: key)
         }
     }
@@ -233,11 +246,12 @@ package final class TunnelEngine: @unchecked Sendable {
                 if let endpoint = state.endpoint { _ = try? socket.send(bytes, to: endpoint) }
             case let .packet(bytes):
                 guard let (packet, source) = Self.trimmed(bytes), state.authorization.addresses.contains(source) else {
-                    counters.withLock { $0.droppedSpoofed += 1 }
+                    tally.droppedSpoofed += 1
                     continue
                 }
                 _ = try? tun.write(packet)
-                counters.withLock { $0.packetsIn += 1; $0.bytesIn += packet.count }
+                tally.packetsIn += 1
+                tally.bytesIn += packet.count
             }
         }
         // Handshakes make and drop session indexes.
