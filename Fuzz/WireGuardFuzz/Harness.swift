@@ -8,6 +8,8 @@ struct Summary {
     var deliveredAtA = 0
     var deliveredAtB = 0
     var cookies = 0
+    /// Datagrams either peer dropped (every reason is a legal outcome of a hostile wire).
+    var dropped = 0
 }
 
 /// Two peers of ours, A and B, joined by a wire the input controls, and a clock it moves. An input is a
@@ -54,6 +56,8 @@ enum Harness {
                     guard sent.contains(where: { bytes.count >= $0.count && bytes.starts(with: $0) && bytes[$0.count...].allSatisfy { $0 == 0 } })
                     else { fatalError("a packet came out of the tunnel that nobody sent: \(bytes)") }
                     if fromA { summary.deliveredAtA += 1 } else { summary.deliveredAtB += 1 }
+                case .dropped:
+                    summary.dropped += 1
                 }
             }
             // The wire holds a bounded number of datagrams (older ones are lost).

@@ -105,6 +105,7 @@ package final class GatewayService: Sendable {
         metrics.sessions.set(Int64(snapshot.count))
         metrics.rules.set(Int64(kernel.entryCount))
         metrics.mapErrors.set(Int64(kernel.errorCount))
+        metrics.record(engine.statistics)
         do {
             metrics.record(try kernel.program.statistics())
         } catch {
@@ -201,13 +202,45 @@ final class GatewayMetrics: Sendable {
     let mapErrors: Gauge
     private let registry: PrometheusCollectorRegistry
     private let previous = Mutex<[GatewayTCReason: BPFCount]>([:])
+    private let previousTunnel = Mutex(TunnelEngine.Counters())
+    private let tunnelPeers: Gauge
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
         sessions = registry.makeGauge(name: "gatehouse_gateway_sessions", help: "Client sessions with authorised flows")
         rules = registry.makeGauge(name: "gatehouse_gateway_kernel_rules", help: "Entries of the kernel's rule trie written by sessions")
         mapErrors = registry.makeGauge(name: "gatehouse_gateway_rule_write_errors", help: "Rule rewrites the kernel refused")
+        tunnelPeers = registry.makeGauge(name: "gatehouse_gateway_wireguard_peers", help: "WireGuard peers authorised now")
         for reason in GatewayTCReason.allCases { _ = counters(reason) }
+        for reason in WireGuardDrop.allCases { _ = dropped(reason) }
+        recordTunnel(TunnelEngine.Counters(), since: TunnelEngine.Counters())
+    }
+
+    private func dropped(_ reason: WireGuardDrop) -> Counter {
+        registry.makeCounter(name: "gatehouse_gateway_wireguard_dropped_total", labels: [("reason", reason.rawValue)],
+                             help: "WireGuard datagrams and tunnel packets dropped, by reason")
+    }
+
+    /// Adds what the WireGuard engine counted since the last call.
+    func record(_ current: TunnelEngine.Counters) {
+        let before = previousTunnel.withLock { previous in defer { previous = current }; return previous }
+        recordTunnel(current, since: before)
+    }
+
+    private func recordTunnel(_ current: TunnelEngine.Counters, since before: TunnelEngine.Counters) {
+        func add(_ name: String, _ help: String, _ labels: [(String, String)] = [], _ value: KeyPath<TunnelEngine.Counters, Int>) {
+            registry.makeCounter(name: name, labels: labels, help: help).increment(by: Int64(max(0, current[keyPath: value] - before[keyPath: value])))
+        }
+        add("gatehouse_gateway_wireguard_handshakes_total", "WireGuard handshakes answered", [], \.handshakes)
+        add("gatehouse_gateway_wireguard_cookie_replies_total", "Cookie replies sent instead of handshakes under load", [], \.cookieReplies)
+        add("gatehouse_gateway_wireguard_packets_total", "Packets through WireGuard tunnels, by direction", [("direction", "from_clients")], \.packetsIn)
+        add("gatehouse_gateway_wireguard_packets_total", "Packets through WireGuard tunnels, by direction", [("direction", "to_clients")], \.packetsOut)
+        add("gatehouse_gateway_wireguard_bytes_total", "IP bytes through WireGuard tunnels, by direction", [("direction", "from_clients")], \.bytesIn)
+        add("gatehouse_gateway_wireguard_bytes_total", "IP bytes through WireGuard tunnels, by direction", [("direction", "to_clients")], \.bytesOut)
+        for reason in WireGuardDrop.allCases {
+            dropped(reason).increment(by: Int64(max(0, current.dropped(reason) - before.dropped(reason))))
+        }
+        tunnelPeers.set(Int64(current.peers))
     }
 
     private func counters(_ reason: GatewayTCReason) -> (packets: Counter, bytes: Counter) {

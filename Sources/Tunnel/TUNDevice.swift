@@ -80,7 +80,13 @@ package final class TUNDevice: Sendable {
     /// queue is full (non-blocking).
     @discardableResult
     package func write(_ packet: [UInt8]) throws(TunnelError) -> Bool {
-        let written = packet.withUnsafeBytes { Glibc.write(fileDescriptor, $0.baseAddress, $0.count) }
+        try packet.withUnsafeBytes { bytes in Result { () throws(TunnelError) in try write(bytes) } }.get()
+    }
+
+    /// The same from memory the caller owns (no copy).
+    @discardableResult
+    package func write(_ packet: UnsafeRawBufferPointer) throws(TunnelError) -> Bool {
+        let written = Glibc.write(fileDescriptor, packet.baseAddress, packet.count)
         if written < 0 {
             if errno == EAGAIN { return false }
             throw TunnelError(operation: "writing to \(name)", code: errno)
@@ -91,11 +97,19 @@ package final class TUNDevice: Sendable {
     /// Reads one IP packet the stack routed into the device, or nil when none is waiting.
     package func read(capacity: Int = 65_535) throws(TunnelError) -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: capacity)
-        let count = buffer.withUnsafeMutableBytes { Glibc.read(fileDescriptor, $0.baseAddress, $0.count) }
+        guard let count = try buffer.withUnsafeMutableBytes({ bytes in Result { () throws(TunnelError) in try read(into: bytes) } }).get() else {
+            return nil
+        }
+        return Array(buffer.prefix(count))
+    }
+
+    /// Reads one IP packet into `buffer`: its length, or nil when none is waiting.
+    package func read(into buffer: UnsafeMutableRawBufferPointer) throws(TunnelError) -> Int? {
+        let count = Glibc.read(fileDescriptor, buffer.baseAddress, buffer.count)
         if count < 0 {
             if errno == EAGAIN { return nil }
             throw TunnelError(operation: "reading from \(name)", code: errno)
         }
-        return Array(buffer.prefix(count))
+        return count
     }
 }

@@ -32,13 +32,16 @@ package final class TunnelEngine: @unchecked Sendable {
         package var bytesIn = 0
         package var packetsOut = 0
         package var bytesOut = 0
-        package var droppedSpoofed = 0
-        package var droppedNoPeer = 0
-        package var droppedInvalid = 0
+        /// What was dropped, by reason.
+        package var dropped: [WireGuardDrop: Int] = [:]
         /// Cookie replies sent instead of handshakes while under load.
         package var cookieReplies = 0
         /// Peers authorised now.
         package var peers = 0
+
+        package init() {}
+
+        package func dropped(_ reason: WireGuardDrop) -> Int { dropped[reason] ?? 0 }
     }
 
     /// Handshake messages per second above which the engine is under load: it then answers a
@@ -60,16 +63,24 @@ package final class TunnelEngine: @unchecked Sendable {
     /// What `statistics` reads: the loop's own tally, published once per turn (not a lock per packet).
     private let counters = Mutex(Counters())
     private var tally = Counters()
+    private var drops = [Int](repeating: 0, count: WireGuardDrop.allCases.count)
     private let indexes = IndexSource()
     private let cookies: CookieResponder
     /// Handshake messages in the current one-second window, and when it began.
     private var handshakeWindow = (start: Date.distantPast, count: 0)
 
-    // Owned by the loop's thread.
-    private var peers: [[UInt8]: PeerState] = [:]
-    private var byIndex: [UInt32: [UInt8]] = [:]
-    private var byAddress: [SocketAddress.IP: [UInt8]] = [:]
+    // Owned by the loop's thread. Peers live in slots; the maps point at slots.
+    private var slots: [PeerState?] = []
+    private var freeSlots: [Int] = []
+    private var slotByKey: [[UInt8]: Int] = [:]
+    private var byIndex: [UInt32: Int] = [:]
+    private var byAddress: [SocketAddress.IP: Int] = [:]
     private var lastReindex = Date()
+    /// Datagrams in (several per entry when the kernel coalesced them), and data messages out, batched.
+    private let received = DatagramBatch(capacity: 64, datagramCapacity: 65_536)
+    private let outbox = DatagramBatch(capacity: 64, datagramCapacity: 65_536)
+    /// Where a packet read from the TUN lands.
+    private let packetBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
 
     package init(tun: TUNDevice, socket: UDPSocket, local: StaticKey) throws(SocketError) {
         self.tun = tun
@@ -79,7 +90,10 @@ package final class TunnelEngine: @unchecked Sendable {
         loop = try EventLoop()
         try loop.add(socket.fileDescriptor)
         try loop.add(tun.fileDescriptor)
+        socket.enableReceiveCoalescing()
     }
+
+    deinit { packetBuffer.deallocate() }
 
     /// Lets a peer connect (or updates its keys and addresses).
     package func authorize(_ authorization: Authorization) {
@@ -101,17 +115,18 @@ package final class TunnelEngine: @unchecked Sendable {
             applyPending()
             publish()
             let now = Date()
-            let timeout = peers.values.compactMap { $0.peer.nextDeadline() }.min().map { max(0, $0.timeIntervalSince(now)) } ?? 1
+            let timeout = slots.compactMap { $0?.peer.nextDeadline() }.min().map { max(0, $0.timeIntervalSince(now)) } ?? 1
             let ready = (try? loop.wait(timeout: .milliseconds(Int64(min(timeout, 1) * 1000) + 1))) ?? []
             if ready.contains(socket.fileDescriptor) { readDatagrams() }
             if ready.contains(tun.fileDescriptor) { readPackets() }
             runTimers()
-            publish()
         }
+        publish()
     }
 
     private func publish() {
-        tally.peers = peers.count
+        tally.peers = slotByKey.count
+        for (reason, count) in zip(WireGuardDrop.allCases, drops) where count > 0 { tally.dropped[reason] = count }
         let published = tally
         counters.withLock { $0 = published }
     }
@@ -121,22 +136,33 @@ package final class TunnelEngine: @unchecked Sendable {
         loop.wake()
     }
 
+    private func count(_ reason: WireGuardDrop) {
+        drops[WireGuardDrop.allCases.firstIndex(of: reason)!] += 1
+    }
+
     private func applyPending() {
         let changes = pending.withLock { changes in defer { changes = [] }; return changes }
         for change in changes {
             if let authorization = change.authorization {
-                if var state = peers[change.key] {
-                    state.authorization = authorization
-                    peers[change.key] = state
+                if let slot = slotByKey[change.key] {
+                    slots[slot]!.authorization = authorization
                 } else {
                     let source = indexes
-                    peers[change.key] = PeerState(
+                    let state = PeerState(
                         peer: Peer(local: local, remoteStatic: authorization.publicKey, presharedKey: authorization.presharedKey,
                                    newIndex: { source.next() }),
                         authorization: authorization)
+                    if let slot = freeSlots.popLast() {
+                        slots[slot] = state
+                        slotByKey[change.key] = slot
+                    } else {
+                        slots.append(state)
+                        slotByKey[change.key] = slots.count - 1
+                    }
                 }
-            } else {
-                peers[change.key] = nil
+            } else if let slot = slotByKey.removeValue(forKey: change.key) {
+                slots[slot] = nil
+                freeSlots.append(slot)
             }
         }
         if !changes.isEmpty { reindex() }
@@ -145,27 +171,63 @@ package final class TunnelEngine: @unchecked Sendable {
     private func reindex() {
         byIndex = [:]
         byAddress = [:]
-        for (key, state) in peers {
-            for index in state.peer.indexes { byIndex[index] = key }
-            for address in state.authorization.addresses { byAddress[address] = key }
+        for (slot, state) in slots.enumerated() {
+            guard let state else { continue }
+            for index in state.peer.indexes { byIndex[index] = slot }
+            for address in state.authorization.addresses { byAddress[address] = slot }
         }
     }
+
+    // MARK: From the network
 
     private func readDatagrams() {
-        for _ in 0..<256 {
-            guard let received = try? socket.receive(timeout: .zero) else { return }
-            handle(received.bytes, from: received.from)
+        guard let count = try? socket.receive(into: received), count > 0 else { return }
+        let now = Date()
+        for entry in 0..<count {
+            guard let source = received.address(entry) else { continue }
+            received.forEachDatagram(entry) { datagram in
+                handle(UnsafeMutableRawBufferPointer(mutating: datagram), from: source, now: now)
+            }
         }
+        flushOutbox()
     }
 
-    private func handle(_ datagram: [UInt8], from source: SocketAddress) {
-        let now = Date()
-        guard let type = datagram.first else { return }
+    private func handle(_ datagram: UnsafeMutableRawBufferPointer, from source: SocketAddress, now: Date) {
+        guard datagram.count >= 4, datagram[1] == 0, datagram[2] == 0, datagram[3] == 0 else { return count(.malformed) }
+        let type = datagram[0]
+        guard type == 4 else { return handleControl(Array(datagram), type: type, from: source, now: now) }
+        // Transport data, the hot path: opened in place, straight into the TUN.
+        guard datagram.count >= 32 else { return count(.malformed) }
+        let index = UInt32(littleEndian: datagram.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        guard let slot = byIndex[index], slots[slot] != nil else { return count(.unknownSession) }
+        var owed: [PeerOutput] = []
+        let range: Range<Int>
+        do {
+            range = try slots[slot]!.peer.open(inPlace: datagram, now: now, outputs: &owed)
+        } catch {
+            return count(error)
+        }
+        slots[slot]!.endpoint = source
+        if !owed.isEmpty { perform(owed, slot: slot) }
+        guard !range.isEmpty else { return }  // a keepalive
+        deliver(UnsafeRawBufferPointer(rebasing: datagram[range]), slot: slot)
+    }
+
+    /// A packet out of a peer's tunnel into the TUN: only from one of the peer's own addresses.
+    private func deliver(_ padded: UnsafeRawBufferPointer, slot: Int) {
+        guard let (length, source) = Self.packetLength(padded), slots[slot]!.authorization.addresses.contains(source) else {
+            return count(.spoofed)
+        }
+        _ = try? tun.write(UnsafeRawBufferPointer(rebasing: padded[..<length]))
+        tally.packetsIn += 1
+        tally.bytesIn += length
+    }
+
+    /// Handshake messages and cookie replies (rare: arrays are fine here).
+    private func handleControl(_ datagram: [UInt8], type: UInt8, from source: SocketAddress, now: Date) {
         if type == 1 || type == 2 {
-            guard Handshake.hasValidMAC1(datagram, to: local.publicKey) else {
-                tally.droppedInvalid += 1
-                return
-            }
+            guard datagram.count == (type == 1 ? Handshake.initiationSize : Handshake.responseSize) else { return count(.malformed) }
+            guard Handshake.hasValidMAC1(datagram, to: local.publicKey) else { return count(.badMAC) }
             if now.timeIntervalSince(handshakeWindow.start) >= 1 { handshakeWindow = (now, 0) }
             handshakeWindow.count += 1
             // Under load, only a source that proves it owns its address (MAC2 with our cookie) costs DH work.
@@ -180,47 +242,87 @@ package final class TunnelEngine: @unchecked Sendable {
                 }
             }
         }
-        if type == 1 {
-            guard let response = Handshake.respond(to: datagram, local: local, localIndex: indexes.next(),
-                                                   presharedKey: { [peers] in peers[$0]?.authorization.presharedKey }),
-                  var state = peers[response.initiatorStatic] else {
-                tally.droppedInvalid += 1
-                return
+        switch type {
+        case 1:
+            var stranger = false
+            guard let response = Handshake.respond(to: datagram, local: local, localIndex: indexes.next(), presharedKey: { [slots, slotByKey] key in
+                guard let slot = slotByKey[key] else {
+                    stranger = true
+                    return nil
+                }
+                return slots[slot]?.authorization.presharedKey
+            }) else { return count(stranger ? .unknownKey : .invalidHandshake) }
+            guard let slot = slotByKey[response.initiatorStatic] else { return count(.unknownKey) }
+            let outputs = slots[slot]!.peer.accept(response, now: now)
+            if outputs.contains(where: { if case .datagram = $0 { true } else { false } }) {
+                slots[slot]!.endpoint = source
+                tally.handshakes += 1
             }
-            let outputs = state.peer.accept(response, now: now)
-            if !outputs.isEmpty { state.endpoint = source }
-            peers[response.initiatorStatic] = state
-            perform(outputs, for: response.initiatorStatic)
-            tally.handshakes += 1
-            return
+            perform(outputs, slot: slot)
+        case 2, 3:
+            let index = Handshake.readLE32(datagram, at: type == 2 ? 8 : 4)
+            guard let slot = byIndex[index], slots[slot] != nil else { return count(.unknownSession) }
+            let outputs = slots[slot]!.peer.receive(datagram, now: now)
+            if type == 2, outputs.contains(where: { if case .datagram = $0 { true } else { false } }) { slots[slot]!.endpoint = source }
+            perform(outputs, slot: slot)
+        default:
+            count(.malformed)
         }
-        guard datagram.count >= 8 else { return }
-        let index = (0..<4).reduce(UInt32(0)) { $0 | UInt32(datagram[4 + $1]) << (8 * UInt32($1)) }
-        guard let key = byIndex[index], var state = peers[key] else {
-            tally.droppedInvalid += 1
-            return
-        }
-        let outputs = state.peer.receive(datagram, now: now)
-        if !outputs.isEmpty || type == 4 { state.endpoint = source }
-        peers[key] = state
-        perform(outputs, for: key)
     }
+
+    // MARK: From the TUN
 
     private func readPackets() {
         let now = Date()
-        for _ in 0..<256 {
-            guard let packet = try? tun.read(), !packet.isEmpty else { return }
-            guard let destination = Self.destination(of: packet), let key = byAddress[destination], var state = peers[key] else {
-                tally.droppedNoPeer += 1
+        for _ in 0..<64 {
+            guard let length = try? tun.read(into: packetBuffer), length > 0 else { break }
+            let packet = UnsafeRawBufferPointer(rebasing: packetBuffer[..<length])
+            guard let destination = Self.destination(of: packet), let slot = byAddress[destination], slots[slot] != nil else {
+                count(.noPeer)
                 continue
             }
-            let outputs = state.peer.send(packet, now: now)
-            peers[key] = state
             tally.packetsOut += 1
-            tally.bytesOut += packet.count
-            perform(outputs, for: key)
+            tally.bytesOut += length
+            if let endpoint = slots[slot]!.endpoint, queue(to: endpoint, size: TransportSession.messageSize(forPacket: length), { message in
+                slots[slot]!.peer.seal(packet, into: message, now: now)
+            }) {
+                continue
+            }
+            // No session to carry it now: the peer holds it and makes a handshake.
+            perform(slots[slot]!.peer.send(Array(packet), now: now), slot: slot)
         }
+        flushOutbox()
     }
+
+    /// Appends a datagram of `size` bytes (at most) that `write` makes to the outbox, first sending
+    /// what it holds when the new one would not go out in the same segmented send (another
+    /// destination, another size, or the whole too big). False when `write` made nothing.
+    private func queue(to destination: SocketAddress, size: Int, _ write: (UnsafeMutableRawBufferPointer) -> Int?) -> Bool {
+        if outbox.count > 0 {
+            let first = outbox.outgoing(0).count
+            let last = outbox.outgoing(outbox.count - 1).count
+            if outbox.count == outbox.capacity || outbox.address(0) != destination || size > first || last < first
+                || (outbox.count + 1) * first > 65_000 {
+                flushOutbox()
+            }
+        }
+        var made = false
+        outbox.append(to: destination) { buffer in
+            guard let length = write(buffer) else { return 0 }
+            made = true
+            return length
+        }
+        if !made { outbox.count -= 1 }
+        return made
+    }
+
+    private func flushOutbox() {
+        guard outbox.count > 0 else { return }
+        _ = try? socket.send(outbox)
+        outbox.removeAll()
+    }
+
+    // MARK: Timers and outputs
 
     private func runTimers() {
         let now = Date()
@@ -229,33 +331,26 @@ package final class TunnelEngine: @unchecked Sendable {
             reindex()
             lastReindex = now
         }
-        for (key, state) in peers {
-            guard let deadline = state.peer.nextDeadline(), deadline <= now else { continue }
-            var state = state
-            let outputs = state.peer.tick(now: now)
-            peers[key] = state
-            perform(outputs, for: key)
+        for slot in slots.indices {
+            guard let deadline = slots[slot]?.peer.nextDeadline(), deadline <= now else { continue }
+            perform(slots[slot]!.peer.tick(now: now), slot: slot)
         }
     }
 
-    private func perform(_ outputs: [PeerOutput], for key: [UInt8]) {
-        guard let state = peers[key] else { return }
+    private func perform(_ outputs: [PeerOutput], slot: Int) {
+        guard let state = slots[slot] else { return }
         for output in outputs {
             switch output {
             case let .datagram(bytes):
                 if let endpoint = state.endpoint { _ = try? socket.send(bytes, to: endpoint) }
             case let .packet(bytes):
-                guard let (packet, source) = Self.trimmed(bytes), state.authorization.addresses.contains(source) else {
-                    tally.droppedSpoofed += 1
-                    continue
-                }
-                _ = try? tun.write(packet)
-                tally.packetsIn += 1
-                tally.bytesIn += packet.count
+                bytes.withUnsafeBytes { deliver($0, slot: slot) }
+            case let .dropped(reason):
+                count(reason)
             }
         }
         // Handshakes make and drop session indexes.
-        for index in state.peer.indexes where byIndex[index] == nil { byIndex[index] = key }
+        for index in state.peer.indexes where byIndex[index] == nil { byIndex[index] = slot }
     }
 
     /// A source address as cookies take it.
@@ -266,29 +361,29 @@ package final class TunnelEngine: @unchecked Sendable {
         return CookieResponder.source(address: Array(bytes.prefix(isV4 ? 4 : 16)), port: source.port)
     }
 
-    /// The packet without WireGuard's padding (the IP header's length), and its source address.
-    static func trimmed(_ bytes: [UInt8]) -> ([UInt8], SocketAddress.IP)? {
+    /// The length of the packet without WireGuard's padding (the IP header's length), and its source
+    /// address; nil when it is no IP packet or claims more than it holds.
+    static func packetLength(_ bytes: UnsafeRawBufferPointer) -> (Int, SocketAddress.IP)? {
         guard let first = bytes.first else { return nil }
         switch first >> 4 {
         case 4 where bytes.count >= 20:
             let length = Int(bytes[2]) << 8 | Int(bytes[3])
             guard length >= 20, length <= bytes.count else { return nil }
-            let source = UInt32(bytes[12]) << 24 | UInt32(bytes[13]) << 16 | UInt32(bytes[14]) << 8 | UInt32(bytes[15])
-            return (Array(bytes[..<length]), .v4(source))
+            return (length, .v4(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: 12, as: UInt32.self))))
         case 6 where bytes.count >= 40:
             let length = 40 + (Int(bytes[4]) << 8 | Int(bytes[5]))
             guard length <= bytes.count else { return nil }
-            return (Array(bytes[..<length]), .v6(read64(bytes, 8), read64(bytes, 16)))
+            return (length, .v6(read64(bytes, 8), read64(bytes, 16)))
         default:
             return nil
         }
     }
 
-    static func destination(of packet: [UInt8]) -> SocketAddress.IP? {
+    static func destination(of packet: UnsafeRawBufferPointer) -> SocketAddress.IP? {
         guard let first = packet.first else { return nil }
         switch first >> 4 {
         case 4 where packet.count >= 20:
-            return .v4(UInt32(packet[16]) << 24 | UInt32(packet[17]) << 16 | UInt32(packet[18]) << 8 | UInt32(packet[19]))
+            return .v4(UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
         case 6 where packet.count >= 40:
             return .v6(read64(packet, 24), read64(packet, 32))
         default:
@@ -296,8 +391,8 @@ package final class TunnelEngine: @unchecked Sendable {
         }
     }
 
-    private static func read64(_ bytes: [UInt8], _ offset: Int) -> UInt64 {
-        (0..<8).reduce(UInt64(0)) { $0 << 8 | UInt64(bytes[offset + $1]) }
+    private static func read64(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UInt64 {
+        UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
     }
 }
 

@@ -61,7 +61,7 @@ package enum Handshake {
     }
 
     static func le32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * UInt32($0))) } }
-    static func readLE32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
+    package static func readLE32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
         (0..<4).reduce(0) { $0 | UInt32(bytes[offset + $1]) << (8 * UInt32($1)) }
     }
 

@@ -1,10 +1,11 @@
 package import Foundation
 
-/// What a peer asks of its runtime: a datagram to send to the remote endpoint, or a packet that came
-/// out of the tunnel for the TUN device.
+/// What a peer asks of its runtime: a datagram to send to the remote endpoint, a packet that came
+/// out of the tunnel for the TUN device, or a note that something was dropped and why (to count).
 package enum PeerOutput: Equatable, Sendable {
     case datagram([UInt8])
     case packet([UInt8])
+    case dropped(WireGuardDrop)
 }
 
 /// One WireGuard peer in the sans-IO shape of the TURN core (the paper's section 6): datagrams,
@@ -46,9 +47,9 @@ package struct Peer: Sendable {
     /// A cookie from the responder's cookie reply, with when it came (valid for two minutes).
     private var cookie: (value: [UInt8], received: Date)?
     private var greatestTimestamp: [UInt8] = []
-    private var lastReceived: Date?
-    /// Whether data came in and nothing was sent since (a keepalive is owed KEEPALIVE-TIMEOUT after it).
-    private var owesKeepalive = false
+    /// When a keepalive is owed: KEEPALIVE-TIMEOUT after the first data that came in since this end
+    /// last sent anything (later data does not push it back; sending anything clears it).
+    private var keepaliveDue: Date?
 
     package init(local: StaticKey, remoteStatic: [UInt8], presharedKey: [UInt8] = [UInt8](repeating: 0, count: 32),
                  newIndex: @escaping @Sendable () -> UInt32 = { UInt32.random(in: 1...UInt32.max) }) {
@@ -75,7 +76,7 @@ package struct Peer: Sendable {
         var outputs: [PeerOutput] = []
         if hasSession(now: now), var session = current, let sealed = session.transport.seal(packet) {
             current = session
-            owesKeepalive = false
+            keepaliveDue = nil
             outputs.append(.datagram(sealed))
             // The initiator of an ageing session makes the next one before it must stop.
             if session.isInitiator, handshake == nil,
@@ -92,74 +93,109 @@ package struct Peer: Sendable {
 
     /// A datagram from the remote endpoint.
     package mutating func receive(_ datagram: [UInt8], now: Date) -> [PeerOutput] {
-        guard let type = datagram.first else { return [] }
-        switch type {
+        guard datagram.count >= 4, datagram[1] == 0, datagram[2] == 0, datagram[3] == 0 else { return [.dropped(.malformed)] }
+        switch datagram[0] {
         case 1:
+            guard datagram.count == Handshake.initiationSize else { return [.dropped(.malformed)] }
+            var stranger = false
             guard let response = Handshake.respond(to: datagram, local: local, localIndex: newIndex(), presharedKey: { [remoteStatic, presharedKey] in
-                Sodium.equal($0, remoteStatic) ? presharedKey : nil
-            }) else { return [] }
+                if Sodium.equal($0, remoteStatic) { return presharedKey }
+                stranger = true
+                return nil
+            }) else { return [.dropped(stranger ? .unknownKey : .invalidHandshake)] }
             return accept(response, now: now)
         case 2:
-            guard let handshake, let keys = handshake.consume(response: datagram) else { return [] }
+            guard datagram.count == Handshake.responseSize else { return [.dropped(.malformed)] }
+            guard let handshake, Handshake.readLE32(datagram, at: 8) == handshake.localIndex else { return [.dropped(.unknownSession)] }
+            guard let keys = handshake.consume(response: datagram) else { return [.dropped(.invalidHandshake)] }
             self.handshake = nil
             handshakeStarted = nil
             handshakeSent = nil
             previous = current
             current = Session(transport: TransportSession(keys: keys), established: now, isInitiator: true)
-            lastReceived = now
             var outputs = flushQueue(now: now)
             // The responder takes the session once data comes: a keepalive confirms it at once.
             if outputs.isEmpty, let keepalive = sealCurrent([], now: now) { outputs.append(keepalive) }
             return outputs
         case 4:
-            guard datagram.count >= 32 else { return [] }
-            let index = (0..<4).reduce(UInt32(0)) { $0 | UInt32(datagram[4 + $1]) << (8 * UInt32($1)) }
-            var packet: [UInt8]?
-            if var session = next, session.transport.keys.localIndex == index, let opened = session.transport.open(datagram) {
-                // The initiator's first data confirms the session we answered.
-                previous = current
-                current = session
-                next = nil
-                packet = opened
-            } else if var session = current, session.transport.keys.localIndex == index,
-                      now.timeIntervalSince(session.established) < Limits.rejectAfterTime, let opened = session.transport.open(datagram) {
-                current = session
-                packet = opened
-            } else if var session = previous, session.transport.keys.localIndex == index,
-                      now.timeIntervalSince(session.established) < Limits.rejectAfterTime, let opened = session.transport.open(datagram) {
-                previous = session
-                packet = opened
-            }
-            guard let packet else { return [] }
-            lastReceived = now
+            var message = datagram
             var outputs: [PeerOutput] = []
-            if !packet.isEmpty {
-                owesKeepalive = true
-                outputs.append(.packet(packet))
+            do {
+                let range = try message.withUnsafeMutableBytes { buffer throws(WireGuardDrop) in try open(inPlace: buffer, now: now, outputs: &outputs) }
+                if !range.isEmpty { outputs.insert(.packet(Array(message[range])), at: 0) }
+            } catch let reason as WireGuardDrop {
+                outputs.append(.dropped(reason))
+            } catch {
+                outputs.append(.dropped(.malformed))
             }
-            outputs += flushQueue(now: now)
             return outputs
         case 3:
             // A cookie reply to our initiation: the next one carries the cookie in MAC2 (sent at the
             // next retry, as the paper says, not at once).
-            guard let handshake, datagram.count == CookieResponder.replySize,
-                  (0..<4).reduce(UInt32(0), { $0 | UInt32(datagram[4 + $1]) << (8 * UInt32($1)) }) == handshake.localIndex,
-                  let value = CookieResponder.open(datagram, mac1: Array(handshake.message[116..<132]), remote: remoteStatic) else { return [] }
+            guard datagram.count == CookieResponder.replySize else { return [.dropped(.malformed)] }
+            guard let handshake, Handshake.readLE32(datagram, at: 4) == handshake.localIndex else { return [.dropped(.unknownSession)] }
+            guard let value = CookieResponder.open(datagram, mac1: Array(handshake.message[116..<132]), remote: remoteStatic) else {
+                return [.dropped(.invalidHandshake)]
+            }
             cookie = (value, now)
             return []
         default:
-            return []
+            return [.dropped(.malformed)]
         }
+    }
+
+    /// Transport data opened where it lies (the runtime's fast path, no copy): the range of the packet
+    /// in `message` (padding included; empty for a keepalive). Datagrams owed now (packets held until
+    /// this session was confirmed) are appended to `outputs`.
+    package mutating func open(inPlace message: UnsafeMutableRawBufferPointer, now: Date,
+                               outputs: inout [PeerOutput]) throws(WireGuardDrop) -> Range<Int> {
+        guard message.count >= 32 else { throw .malformed }
+        let index = UInt32(littleEndian: message.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        let range: Range<Int>
+        if next?.transport.keys.localIndex == index {
+            range = try next!.transport.open(inPlace: message)
+            // The initiator's first data confirms the session we answered.
+            previous = current
+            current = next
+            next = nil
+        } else if current?.transport.keys.localIndex == index {
+            guard now.timeIntervalSince(current!.established) < Limits.rejectAfterTime else { throw .expired }
+            range = try current!.transport.open(inPlace: message)
+        } else if previous?.transport.keys.localIndex == index {
+            guard now.timeIntervalSince(previous!.established) < Limits.rejectAfterTime else { throw .expired }
+            range = try previous!.transport.open(inPlace: message)
+        } else {
+            throw .unknownSession
+        }
+        if !range.isEmpty, keepaliveDue == nil { keepaliveDue = now.addingTimeInterval(Limits.keepaliveTimeout) }
+        if !queue.isEmpty { outputs += flushQueue(now: now) }
+        return range
+    }
+
+    /// Seals a packet into `message` when the current session can carry it now and no handshake is
+    /// due (the runtime's fast path): the message's length; nil when `send` must take the packet.
+    package mutating func seal(_ packet: UnsafeRawBufferPointer, into message: UnsafeMutableRawBufferPointer, now: Date) -> Int? {
+        guard let established = current?.established, let isInitiator = current?.isInitiator,
+              let counter = current?.transport.sendCounter else { return nil }
+        let age = now.timeIntervalSince(established)
+        guard age < Limits.rejectAfterTime, counter < TransportSession.rejectAfterMessages,
+              !(isInitiator && handshake == nil && (age >= Limits.rekeyAfterTime || counter >= Limits.rekeyAfterMessages)),
+              let length = current!.transport.seal(packet, into: message) else { return nil }
+        keepaliveDue = nil
+        return length
     }
 
     /// Takes an initiation this peer's responder already answered (a runtime serving many peers
     /// opens the initiation first to learn whose it is): refused when its timestamp is not later than
     /// every one seen from this peer (a replay, the paper's 5.1), else the response to send.
     package mutating func accept(_ response: Handshake.Response, now: Date) -> [PeerOutput] {
-        guard Sodium.equal(response.initiatorStatic, remoteStatic), Self.isLater(response.timestamp, than: greatestTimestamp) else { return [] }
+        guard Sodium.equal(response.initiatorStatic, remoteStatic) else { return [.dropped(.unknownKey)] }
+        guard Self.isLater(response.timestamp, than: greatestTimestamp) else { return [.dropped(.replayedHandshake)] }
         greatestTimestamp = response.timestamp
+        // A session answered before and never confirmed is replaced (its initiator gave up on it).
+        let unconfirmed: [PeerOutput] = next == nil ? [] : [.dropped(.unconfirmedSession)]
         next = Session(transport: TransportSession(keys: response.keys), established: now, isInitiator: false)
-        return [.datagram(response.message)]
+        return [.datagram(response.message)] + unconfirmed
     }
 
     /// Timers: handshake retries (every REKEY-TIMEOUT, for REKEY-ATTEMPT-TIME), the keepalive owed
@@ -176,9 +212,9 @@ package struct Peer: Sendable {
                 outputs += retransmit(now: now)
             }
         }
-        if owesKeepalive, let received = lastReceived, now.timeIntervalSince(received) >= Limits.keepaliveTimeout,
-           let keepalive = sealCurrent([], now: now) {
-            outputs.append(keepalive)
+        if let due = keepaliveDue, now >= due {
+            keepaliveDue = nil
+            if let keepalive = sealCurrent([], now: now) { outputs.append(keepalive) }
         }
         for keyPath in [\Peer.current, \Peer.previous, \Peer.next] {
             if let session = self[keyPath: keyPath], now.timeIntervalSince(session.established) >= 3 * Limits.rejectAfterTime {
@@ -192,7 +228,7 @@ package struct Peer: Sendable {
     package func nextDeadline() -> Date? {
         var deadlines: [Date] = []
         if handshake != nil, let sent = handshakeSent { deadlines.append(sent.addingTimeInterval(Limits.rekeyTimeout)) }
-        if owesKeepalive, let received = lastReceived { deadlines.append(received.addingTimeInterval(Limits.keepaliveTimeout)) }
+        if let due = keepaliveDue { deadlines.append(due) }
         for session in [current, previous, next].compactMap({ $0 }) {
             deadlines.append(session.established.addingTimeInterval(3 * Limits.rejectAfterTime))
         }
@@ -224,7 +260,7 @@ package struct Peer: Sendable {
     private mutating func sealCurrent(_ packet: [UInt8], now: Date) -> PeerOutput? {
         guard var session = current, let sealed = session.transport.seal(packet) else { return nil }
         current = session
-        owesKeepalive = false
+        keepaliveDue = nil
         return .datagram(sealed)
     }
 

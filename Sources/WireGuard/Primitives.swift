@@ -53,6 +53,31 @@ package enum Sodium {
         return result == 0 ? output : nil
     }
 
+    /// AEAD in place, for transport data: encrypts `buffer` where it lies and writes the 16-byte tag to
+    /// `tag` (no authenticated data, WireGuard's nonce from `counter`).
+    static func sealInPlace(key: UnsafeRawBufferPointer, counter: UInt64, _ buffer: UnsafeMutableRawBufferPointer,
+                            tag: UnsafeMutableRawPointer) {
+        var nonce = (UInt32(0), UInt32(truncatingIfNeeded: counter).littleEndian, UInt32(truncatingIfNeeded: counter >> 32).littleEndian)
+        withUnsafeBytes(of: &nonce) { nonce in
+            let pointer = (buffer.baseAddress ?? tag).assumingMemoryBound(to: UInt8.self)
+            _ = crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+                pointer, tag.assumingMemoryBound(to: UInt8.self), nil, pointer, UInt64(buffer.count), nil, 0, nil,
+                nonce.baseAddress!.assumingMemoryBound(to: UInt8.self), key.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        }
+    }
+
+    /// Opens in place what `sealInPlace` made: false (and `buffer` untouched) when it does not authenticate.
+    static func openInPlace(key: UnsafeRawBufferPointer, counter: UInt64, _ buffer: UnsafeMutableRawBufferPointer,
+                            tag: UnsafeRawPointer) -> Bool {
+        var nonce = (UInt32(0), UInt32(truncatingIfNeeded: counter).littleEndian, UInt32(truncatingIfNeeded: counter >> 32).littleEndian)
+        return withUnsafeBytes(of: &nonce) { nonce in
+            let pointer = (buffer.baseAddress ?? UnsafeMutableRawPointer(mutating: tag)).assumingMemoryBound(to: UInt8.self)
+            return crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+                pointer, nil, pointer, UInt64(buffer.count), tag.assumingMemoryBound(to: UInt8.self), nil, 0,
+                nonce.baseAddress!.assumingMemoryBound(to: UInt8.self), key.baseAddress!.assumingMemoryBound(to: UInt8.self)) == 0
+        }
+    }
+
     /// XAEAD(key, nonce, plaintext, authenticated data): XChaCha20-Poly1305 (the cookie reply).
     package static func xseal(key: [UInt8], nonce: [UInt8], _ plaintext: [UInt8], authenticating data: [UInt8]) -> [UInt8] {
         precondition(initialised && key.count == 32 && nonce.count == 24)

@@ -1,3 +1,5 @@
+import Glibc
+
 /// One direction-pair of transport data (the paper's section 5.4.6): packets sealed with a 64-bit
 /// counter, opened with a sliding replay window.
 package struct TransportSession: Sendable {
@@ -12,27 +14,56 @@ package struct TransportSession: Sendable {
         self.keys = keys
     }
 
+    /// The size of the transport data message that carries a packet of `count` bytes.
+    package static func messageSize(forPacket count: Int) -> Int { 32 + (count + 15) & ~15 }
+
     /// A transport data message carrying `packet` (padded to a multiple of 16 bytes); nil once the
     /// counter is exhausted.
     package mutating func seal(_ packet: [UInt8]) -> [UInt8]? {
-        guard sendCounter < Self.rejectAfterMessages else { return nil }
+        var message = [UInt8](repeating: 0, count: Self.messageSize(forPacket: packet.count))
+        let length = packet.withUnsafeBytes { packet in message.withUnsafeMutableBytes { seal(packet, into: $0) } }
+        return length.map { Array(message.prefix($0)) }
+    }
+
+    /// Seals `packet` into `message` (at least `messageSize(forPacket:)` bytes; it may be the same memory
+    /// as `packet` shifted by 16 bytes): the message's length, or nil once the counter is exhausted.
+    package mutating func seal(_ packet: UnsafeRawBufferPointer, into message: UnsafeMutableRawBufferPointer) -> Int? {
+        let size = Self.messageSize(forPacket: packet.count)
+        guard sendCounter < Self.rejectAfterMessages, message.count >= size else { return nil }
         let counter = sendCounter
         sendCounter += 1
-        let padded = packet + [UInt8](repeating: 0, count: (16 - packet.count % 16) % 16)
-        return [4, 0, 0, 0] + Handshake.le32(keys.remoteIndex) + (0..<8).map { UInt8(truncatingIfNeeded: counter >> (8 * UInt64($0))) }
-            + Sodium.seal(key: keys.sending, counter: counter, padded, authenticating: [])
+        let body = UnsafeMutableRawBufferPointer(rebasing: message[16..<(size - 16)])
+        if let source = packet.baseAddress, let target = body.baseAddress, packet.count > 0 { memmove(target, source, packet.count) }
+        for index in packet.count..<body.count { body[index] = 0 }
+        message.storeBytes(of: UInt32(4).littleEndian, toByteOffset: 0, as: UInt32.self)
+        message.storeBytes(of: keys.remoteIndex.littleEndian, toByteOffset: 4, as: UInt32.self)
+        message.storeBytes(of: counter.littleEndian, toByteOffset: 8, as: UInt64.self)
+        keys.sending.withUnsafeBytes { key in Sodium.sealInPlace(key: key, counter: counter, body, tag: message.baseAddress! + size - 16) }
+        return size
     }
 
     /// The packet inside a transport data message for this session (padding included; the IP header
     /// says the real length); nil when it does not authenticate or was seen before.
     package mutating func open(_ message: [UInt8]) -> [UInt8]? {
-        guard message.count >= 32, message[0] == 4, message[1] == 0, message[2] == 0, message[3] == 0,
-              Handshake.readLE32(message, at: 4) == keys.localIndex else { return nil }
-        let counter = (0..<8).reduce(UInt64(0)) { $0 | UInt64(message[8 + $1]) << (8 * UInt64($1)) }
-        guard counter < Self.rejectAfterMessages, window.mayAccept(counter),
-              let packet = Sodium.open(key: keys.receiving, counter: counter, Array(message[16...]), authenticating: []) else { return nil }
+        var message = message
+        guard let range = message.withUnsafeMutableBytes({ try? open(inPlace: $0) }) else { return nil }
+        return Array(message[range])
+    }
+
+    /// Opens a transport data message where it lies: the range of the packet in it (padding included),
+    /// or why it was refused.
+    package mutating func open(inPlace message: UnsafeMutableRawBufferPointer) throws(WireGuardDrop) -> Range<Int> {
+        guard message.count >= 32, message.loadUnaligned(fromByteOffset: 0, as: UInt32.self) == UInt32(4).littleEndian else { throw .malformed }
+        guard UInt32(littleEndian: message.loadUnaligned(fromByteOffset: 4, as: UInt32.self)) == keys.localIndex else { throw .unknownSession }
+        let counter = UInt64(littleEndian: message.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        guard counter < Self.rejectAfterMessages, window.mayAccept(counter) else { throw .replayed }
+        let body = UnsafeMutableRawBufferPointer(rebasing: message[16..<(message.count - 16)])
+        let opened = keys.receiving.withUnsafeBytes { key in
+            Sodium.openInPlace(key: key, counter: counter, body, tag: UnsafeRawPointer(message.baseAddress! + message.count - 16))
+        }
+        guard opened else { throw .unauthenticated }
         window.accept(counter)
-        return packet
+        return 16..<(message.count - 16)
     }
 }
 

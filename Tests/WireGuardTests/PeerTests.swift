@@ -109,11 +109,25 @@ import WireGuard
         #expect(Self.datagrams(b.tick(now: Self.start.addingTimeInterval(25))).isEmpty, "owed once")
     }
 
+    /// Data that keeps coming does not push the keepalive back: a client that only sends hears from
+    /// us every KEEPALIVE-TIMEOUT (else it would take the silence for a dead session and start over).
+    @Test func aSteadySenderGetsAKeepaliveEveryKeepaliveTimeout() {
+        var (a, b) = Self.pair()
+        _ = Self.carry(a.send([1], now: Self.start), from: &a, to: &b, now: Self.start)
+        var keepalivesAt: [Int] = []
+        for second in 1...30 {
+            let now = Self.start.addingTimeInterval(TimeInterval(second))
+            for datagram in Self.datagrams(a.send([UInt8(second)], now: now)) { _ = b.receive(datagram, now: now) }
+            if !Self.datagrams(b.tick(now: now)).isEmpty { keepalivesAt.append(second) }
+        }
+        #expect(keepalivesAt == [10, 21], "due 10 s after the first data since we last sent: at 0 then at 11")
+    }
+
     @Test func aReplayedInitiationIsRefused() {
         var (a, b) = Self.pair()
         let initiation = Self.datagrams(a.send([1], now: Self.start))[0]
         #expect(Self.datagrams(b.receive(initiation, now: Self.start)).count == 1)
-        #expect(b.receive(initiation, now: Self.start.addingTimeInterval(1)).isEmpty, "the same timestamp again")
+        #expect(b.receive(initiation, now: Self.start.addingTimeInterval(1)) == [.dropped(.replayedHandshake)], "the same timestamp again")
     }
 
     @Test func keysOlderThanRejectAfterTimeCarryNothing() {
@@ -122,7 +136,54 @@ import WireGuard
         let old = Self.start.addingTimeInterval(Peer.Limits.rejectAfterTime + 1)
         #expect(!a.hasSession(now: old))
         let stale = Self.datagrams(b.send([5], now: Self.start.addingTimeInterval(1)))
-        #expect(a.receive(stale[0], now: old).isEmpty, "data under expired keys is dropped")
+        #expect(a.receive(stale[0], now: old) == [.dropped(.expired)], "data under expired keys is dropped")
         #expect(Self.datagrams(a.send([6], now: old)).map(\.first) == [1], "a packet after the keys expired starts a handshake")
+    }
+
+    /// Bad transport data is dropped with its reason and changes nothing: the session carries the
+    /// next packet as before.
+    @Test func badDataIsDroppedForItsReasonAndTheSessionGoesOn() {
+        var (a, b) = Self.pair()
+        _ = Self.carry(a.send([1], now: Self.start), from: &a, to: &b, now: Self.start)
+        let message = Self.datagrams(a.send(Array("payload".utf8), now: Self.start))[0]
+        #expect(Self.packets(b.receive(message, now: Self.start)).count == 1)
+        #expect(b.receive(message, now: Self.start) == [.dropped(.replayed)], "the same counter again")
+        var forged = Self.datagrams(a.send(Array("payload".utf8), now: Self.start))[0]
+        forged[20] ^= 0x40
+        #expect(b.receive(forged, now: Self.start) == [.dropped(.unauthenticated)], "a flipped bit fails the tag")
+        var stranger = forged
+        stranger[4] ^= 0xFF
+        #expect(b.receive(stranger, now: Self.start) == [.dropped(.unknownSession)], "an index nobody holds")
+        #expect(b.receive(Array(message.prefix(20)), now: Self.start) == [.dropped(.malformed)], "truncated")
+        #expect(b.receive([9, 0, 0, 0] + message.dropFirst(4), now: Self.start) == [.dropped(.malformed)], "an unknown type")
+        #expect(b.receive(Array(message.prefix(100)) + [0], now: Self.start) != [], "nothing else came of it")
+        let next = Self.datagrams(a.send(Array("still here".utf8), now: Self.start))[0]
+        #expect(Self.packets(b.receive(next, now: Self.start)).map { Array($0.prefix(10)) } == [Array("still here".utf8)])
+    }
+
+    /// The runtime's fast paths, sealing into and opening in the caller's memory, agree with the
+    /// array ones (the same messages, the same replay window).
+    @Test func sealingAndOpeningInPlaceAgreeWithTheArrayPaths() throws {
+        var (a, b) = Self.pair()
+        _ = Self.carry(a.send([1], now: Self.start), from: &a, to: &b, now: Self.start)
+        for size in [0, 1, 15, 16, 17, 1280, 1420] {
+            let packet = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+            var message = [UInt8](repeating: 0xEE, count: 1500)
+            let sealed = packet.withUnsafeBytes { packet in message.withUnsafeMutableBytes { a.seal(packet, into: $0, now: Self.start) } }
+            let length = try #require(sealed)
+            #expect(length == 32 + (size + 15) / 16 * 16)
+            message = Array(message.prefix(length))
+            var owed: [PeerOutput] = []
+            var copy = message
+            let range = try copy.withUnsafeMutableBytes { try b.open(inPlace: $0, now: Self.start, outputs: &owed) }
+            #expect(Array(copy[range].prefix(size)) == packet && copy[range].dropFirst(size).allSatisfy { $0 == 0 }, "size \(size)")
+            #expect(b.receive(message, now: Self.start) == [.dropped(.replayed)], "the in-place open moved the window")
+        }
+        #expect(throws: WireGuardDrop.unknownSession) {
+            var garbage = [UInt8](repeating: 0, count: 64)
+            garbage[0] = 4
+            var owed: [PeerOutput] = []
+            _ = try garbage.withUnsafeMutableBytes { try b.open(inPlace: $0, now: Self.start, outputs: &owed) }
+        }
     }
 }
