@@ -12,20 +12,29 @@
 #include <linux/if_tun.h>
 #include "CGatehouseSystem.h"
 
-int gatehouse_tun_open(const char *name, char *actual_name)
+int gatehouse_tun_open(const char *name, char *actual_name, int offload)
 {
     int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return -1;
     struct ifreq request;
     memset(&request, 0, sizeof(request));
-    request.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE;
+    request.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE | (offload ? IFF_VNET_HDR : 0);
     strncpy(request.ifr_name, name, IFNAMSIZ - 1);
     if (ioctl(fd, TUNSETIFF, &request) < 0) {
         int saved = errno;
         close(fd);
         errno = saved;
         return -1;
+    }
+    if (offload) {
+        int size = 10; /* struct virtio_net_hdr, no merged buffers */
+        if (ioctl(fd, TUNSETVNETHDRSZ, &size) < 0 || ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) < 0) {
+            int saved = errno;
+            close(fd);
+            errno = saved;
+            return -1;
+        }
     }
     memcpy(actual_name, request.ifr_name, IFNAMSIZ);
     actual_name[IFNAMSIZ - 1] = 0;

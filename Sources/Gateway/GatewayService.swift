@@ -34,7 +34,10 @@ package final class GatewayService: Sendable {
             throw GatewayStartError("loading the gateway's TC program (needs CAP_BPF and CAP_NET_ADMIN): \(error)")
         }
         do {
-            tunnel = try TUNDevice(name: tunName)
+            // With offloads (TCP super-packets both ways) where the kernel has them, else plain.
+            let offloading = try? TUNDevice(name: tunName, offload: true)
+            if offloading == nil { logger.warning("the TUN device has no offloads here: one packet per read and write") }
+            tunnel = try offloading ?? TUNDevice(name: tunName)
             try tunnel.configure(mtu: mtu, addresses: [])
         } catch {
             throw GatewayStartError("\(error)")
@@ -83,7 +86,7 @@ package final class GatewayService: Sendable {
                 logger.error("configuring the tunnel device failed", metadata: ["error": "\(error)"])
             }
         }
-        logger.info("tunnel device ready", metadata: ["tun": "\(tunnel.name)", "mtu": "\(mtu)", "tc": "ingress", "wireguard_port": "\(listenPort)",
+        logger.info("tunnel device ready", metadata: ["tun": "\(tunnel.name)", "mtu": "\(mtu)", "offload": "\(tunnel.offload)", "tc": "ingress", "wireguard_port": "\(listenPort)",
                                                   "forwarding": "\(forwarding)", "masquerade": "\(masquerade)"])
     }
 

@@ -21,18 +21,23 @@ package struct TunnelError: Error, CustomStringConvertible, Equatable {
 package final class TUNDevice: Sendable {
     package let name: String
     package let fileDescriptor: Int32
+    /// Whether every read and write starts with a `VirtioNetHeader` and the device moves TCP
+    /// super-packets (TSO on reads, GRO on writes) with checksums left to the reader.
+    package let offload: Bool
     private let closed = Mutex(false)
 
     /// Opens a queue of the device `name`, making the device if it does not exist (in the calling
-    /// thread's network namespace).
-    package init(name: String) throws(TunnelError) {
+    /// thread's network namespace). `offload` is a setting of the whole device: every queue of one
+    /// device must be opened alike.
+    package init(name: String, offload: Bool = false) throws(TunnelError) {
         guard !name.isEmpty, name.utf8.count < 16, !name.contains("/"), !name.contains(" ") else {
             throw TunnelError(operation: "TUN device name \"\(name)\" (1-15 characters, no / or space)", code: EINVAL)
         }
         var actual = [CChar](repeating: 0, count: 16)
-        let fd = gatehouse_tun_open(name, &actual)
-        guard fd >= 0 else { throw TunnelError(operation: "opening TUN device \(name)", code: errno) }
+        let fd = gatehouse_tun_open(name, &actual, offload ? 1 : 0)
+        guard fd >= 0 else { throw TunnelError(operation: "opening TUN device \(name)\(offload ? " with offloads" : "")", code: errno) }
         fileDescriptor = fd
+        self.offload = offload
         self.name = String(decoding: actual.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
@@ -77,13 +82,15 @@ package final class TUNDevice: Sendable {
     }
 
     /// Writes one IP packet: it enters the stack as if it had arrived on the device. False when the
-    /// queue is full (non-blocking).
+    /// queue is full (non-blocking). (With offloads, a plain header goes in front.)
     @discardableResult
     package func write(_ packet: [UInt8]) throws(TunnelError) -> Bool {
-        try packet.withUnsafeBytes { bytes in Result { () throws(TunnelError) in try write(bytes) } }.get()
+        let framed = offload ? [UInt8](repeating: 0, count: VirtioNetHeader.size) + packet : packet
+        return try framed.withUnsafeBytes { bytes in Result { () throws(TunnelError) in try write(bytes) } }.get()
     }
 
-    /// The same from memory the caller owns (no copy).
+    /// Writes what the caller framed, from memory it owns (no copy): with offloads, a
+    /// `VirtioNetHeader` then the packet.
     @discardableResult
     package func write(_ packet: UnsafeRawBufferPointer) throws(TunnelError) -> Bool {
         let written = Glibc.write(fileDescriptor, packet.baseAddress, packet.count)
@@ -94,16 +101,18 @@ package final class TUNDevice: Sendable {
         return true
     }
 
-    /// Reads one IP packet the stack routed into the device, or nil when none is waiting.
-    package func read(capacity: Int = 65_535) throws(TunnelError) -> [UInt8]? {
+    /// Reads one IP packet the stack routed into the device, or nil when none is waiting. (With
+    /// offloads, the header is left out: a test's reader sees what was written.)
+    package func read(capacity: Int = 65_545) throws(TunnelError) -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: capacity)
         guard let count = try buffer.withUnsafeMutableBytes({ bytes in Result { () throws(TunnelError) in try read(into: bytes) } }).get() else {
             return nil
         }
-        return Array(buffer.prefix(count))
+        return Array(buffer.prefix(count).dropFirst(offload ? VirtioNetHeader.size : 0))
     }
 
-    /// Reads one IP packet into `buffer`: its length, or nil when none is waiting.
+    /// Reads what the device gives into `buffer` (with offloads, a `VirtioNetHeader` then a packet or
+    /// a TCP super-packet): its length, or nil when none is waiting.
     package func read(into buffer: UnsafeMutableRawBufferPointer) throws(TunnelError) -> Int? {
         let count = Glibc.read(fileDescriptor, buffer.baseAddress, buffer.count)
         if count < 0 {

@@ -79,21 +79,28 @@ package final class TunnelEngine: @unchecked Sendable {
     /// Datagrams in (several per entry when the kernel coalesced them), and data messages out, batched.
     private let received = DatagramBatch(capacity: 64, datagramCapacity: 65_536)
     private let outbox = DatagramBatch(capacity: 64, datagramCapacity: 65_536)
-    /// Where a packet read from the TUN lands.
-    private let packetBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
+    /// Where a packet read from the TUN lands, and where a super-packet's segments are made.
+    private let packetBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: VirtioNetHeader.size + 65_536, alignment: 16)
+    private let segmentBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
+    /// Packets out of tunnels into the TUN (joined into super-packets where the device takes them).
+    private let writer: TUNWriter
 
     package init(tun: TUNDevice, socket: UDPSocket, local: StaticKey) throws(SocketError) {
         self.tun = tun
         self.socket = socket
         self.local = local
         cookies = CookieResponder(local: local.publicKey, now: Date())
+        writer = TUNWriter(tun: tun)
         loop = try EventLoop()
         try loop.add(socket.fileDescriptor)
         try loop.add(tun.fileDescriptor)
         socket.enableReceiveCoalescing()
     }
 
-    deinit { packetBuffer.deallocate() }
+    deinit {
+        packetBuffer.deallocate()
+        segmentBuffer.deallocate()
+    }
 
     /// Lets a peer connect (or updates its keys and addresses).
     package func authorize(_ authorization: Authorization) {
@@ -189,6 +196,7 @@ package final class TunnelEngine: @unchecked Sendable {
                 handle(UnsafeMutableRawBufferPointer(mutating: datagram), from: source, now: now)
             }
         }
+        writer.flush()
         flushOutbox()
     }
 
@@ -210,15 +218,22 @@ package final class TunnelEngine: @unchecked Sendable {
         slots[slot]!.endpoint = source
         if !owed.isEmpty { perform(owed, slot: slot) }
         guard !range.isEmpty else { return }  // a keepalive
-        deliver(UnsafeRawBufferPointer(rebasing: datagram[range]), slot: slot)
+        deliver(UnsafeRawBufferPointer(rebasing: datagram[range]), slot: slot, hasRoomInFront: true)
     }
 
     /// A packet out of a peer's tunnel into the TUN: only from one of the peer's own addresses.
-    private func deliver(_ padded: UnsafeRawBufferPointer, slot: Int) {
+    /// `hasRoomInFront`: the bytes before it (the WireGuard header it came under) may be overwritten.
+    private func deliver(_ padded: UnsafeRawBufferPointer, slot: Int, hasRoomInFront: Bool) {
         guard let (length, source) = Self.packetLength(padded), slots[slot]!.authorization.addresses.contains(source) else {
             return count(.spoofed)
         }
-        _ = try? tun.write(UnsafeRawBufferPointer(rebasing: padded[..<length]))
+        let packet = UnsafeRawBufferPointer(rebasing: padded[..<length])
+        if hasRoomInFront {
+            writer.write(packet)
+        } else {
+            writer.flush()
+            _ = try? tun.write(Array(packet))
+        }
         tally.packetsIn += 1
         tally.bytesIn += length
     }
@@ -276,22 +291,32 @@ package final class TunnelEngine: @unchecked Sendable {
         let now = Date()
         for _ in 0..<64 {
             guard let length = try? tun.read(into: packetBuffer), length > 0 else { break }
-            let packet = UnsafeRawBufferPointer(rebasing: packetBuffer[..<length])
-            guard let destination = Self.destination(of: packet), let slot = byAddress[destination], slots[slot] != nil else {
-                count(.noPeer)
-                continue
+            let read = UnsafeMutableRawBufferPointer(rebasing: packetBuffer[..<length])
+            if tun.offload {
+                // A TCP super-packet comes out as its segments, each sealed on its own.
+                if !Offload.forEachPacket(in: read, scratch: segmentBuffer, { send($0, now: now) }) { count(.malformed) }
+            } else {
+                send(UnsafeRawBufferPointer(read), now: now)
             }
-            tally.packetsOut += 1
-            tally.bytesOut += length
-            if let endpoint = slots[slot]!.endpoint, queue(to: endpoint, size: TransportSession.messageSize(forPacket: length), { message in
-                slots[slot]!.peer.seal(packet, into: message, now: now)
-            }) {
-                continue
-            }
-            // No session to carry it now: the peer holds it and makes a handshake.
-            perform(slots[slot]!.peer.send(Array(packet), now: now), slot: slot)
         }
         flushOutbox()
+    }
+
+    /// A packet for a client: sealed into the outbox for its peer's endpoint, or held by the peer
+    /// while it makes a handshake.
+    private func send(_ packet: UnsafeRawBufferPointer, now: Date) {
+        guard let destination = Self.destination(of: packet), let slot = byAddress[destination], slots[slot] != nil else {
+            return count(.noPeer)
+        }
+        tally.packetsOut += 1
+        tally.bytesOut += packet.count
+        if let endpoint = slots[slot]!.endpoint, queue(to: endpoint, size: TransportSession.messageSize(forPacket: packet.count), { message in
+            slots[slot]!.peer.seal(packet, into: message, now: now)
+        }) {
+            return
+        }
+        // No session to carry it now: the peer holds it and makes a handshake.
+        perform(slots[slot]!.peer.send(Array(packet), now: now), slot: slot)
     }
 
     /// Appends a datagram of `size` bytes (at most) that `write` makes to the outbox, first sending
@@ -344,7 +369,7 @@ package final class TunnelEngine: @unchecked Sendable {
             case let .datagram(bytes):
                 if let endpoint = state.endpoint { _ = try? socket.send(bytes, to: endpoint) }
             case let .packet(bytes):
-                bytes.withUnsafeBytes { deliver($0, slot: slot) }
+                bytes.withUnsafeBytes { deliver($0, slot: slot, hasRoomInFront: false) }
             case let .dropped(reason):
                 count(reason)
             }

@@ -76,7 +76,7 @@ import WireGuard
             try await gateway.waitForMatch(#"()\[Gateway\] init"#, timeout: .seconds(30))
             guard openQueue else { return }
             let name = tunName
-            tun = try gatewayNamespace.run { try TUNDevice(name: name) }
+            tun = try gatewayNamespace.run { try TUNDevice(name: name, offload: true) }  // as the gateway opened it
         }
 
         /// A resource `address` (type ip or cidr) of the site with `filters`, granted to a new group
