@@ -12,14 +12,19 @@
 #include <linux/if_tun.h>
 #include "CGatehouseSystem.h"
 
-int gatehouse_tun_open(const char *name, char *actual_name, int offload)
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#define TUN_F_USO6 0x40
+#endif
+
+int gatehouse_tun_open(const char *name, char *actual_name, int *offload)
 {
     int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return -1;
     struct ifreq request;
     memset(&request, 0, sizeof(request));
-    request.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE | (offload ? IFF_VNET_HDR : 0);
+    request.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE | (*offload ? IFF_VNET_HDR : 0);
     strncpy(request.ifr_name, name, IFNAMSIZ - 1);
     if (ioctl(fd, TUNSETIFF, &request) < 0) {
         int saved = errno;
@@ -27,9 +32,14 @@ int gatehouse_tun_open(const char *name, char *actual_name, int offload)
         errno = saved;
         return -1;
     }
-    if (offload) {
+    if (*offload) {
         int size = 10; /* struct virtio_net_hdr, no merged buffers */
-        if (ioctl(fd, TUNSETVNETHDRSZ, &size) < 0 || ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) < 0) {
+        const unsigned tso = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+        /* UDP segmentation offload (Linux 6.2 and later) where the kernel has it. */
+        *offload = 1;
+        if (ioctl(fd, TUNSETVNETHDRSZ, &size) == 0 && ioctl(fd, TUNSETOFFLOAD, tso | TUN_F_USO4 | TUN_F_USO6) == 0)
+            *offload = 3;
+        else if (ioctl(fd, TUNSETVNETHDRSZ, &size) < 0 || ioctl(fd, TUNSETOFFLOAD, tso) < 0) {
             int saved = errno;
             close(fd);
             errno = saved;

@@ -86,7 +86,7 @@ package final class GatewayService: Sendable {
                 logger.error("configuring the tunnel device failed", metadata: ["error": "\(error)"])
             }
         }
-        logger.info("tunnel device ready", metadata: ["tun": "\(tunnel.name)", "mtu": "\(mtu)", "offload": "\(tunnel.offload)", "tc": "ingress", "wireguard_port": "\(listenPort)",
+        logger.info("tunnel device ready", metadata: ["tun": "\(tunnel.name)", "mtu": "\(mtu)", "offload": "\(tunnel.offload ? (tunnel.udpOffload ? "tcp+udp" : "tcp") : "none")", "tc": "ingress", "wireguard_port": "\(listenPort)",
                                                   "forwarding": "\(forwarding)", "masquerade": "\(masquerade)"])
     }
 

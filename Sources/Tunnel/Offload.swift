@@ -10,6 +10,7 @@ package struct VirtioNetHeader: Equatable, Sendable {
     package static let gsoNone: UInt8 = 0
     package static let gsoTCPv4: UInt8 = 1
     package static let gsoTCPv6: UInt8 = 4
+    package static let gsoUDP: UInt8 = 5
     /// The ECN flag that may be or-ed into the GSO type.
     package static let gsoECN: UInt8 = 0x80
 
@@ -103,6 +104,8 @@ package enum Offload {
             return true
         case VirtioNetHeader.gsoTCPv4, VirtioNetHeader.gsoTCPv6:
             return segment(UnsafeRawBufferPointer(packet), size: Int(header.gsoSize), scratch: scratch, body)
+        case VirtioNetHeader.gsoUDP:
+            return segmentUDP(UnsafeRawBufferPointer(packet), size: Int(header.gsoSize), scratch: scratch, body)
         default:
             return false
         }
@@ -127,16 +130,79 @@ package enum Offload {
         return (ip, tcp)
     }
 
+    /// The IP header length of a UDP packet (IPv6 without extension headers), or nil.
+    static func udpHeaders(_ packet: UnsafeRawBufferPointer) -> Int? {
+        guard let first = packet.first else { return nil }
+        switch first >> 4 {
+        case 4:
+            let ip = Int(first & 0x0F) * 4
+            return ip >= 20 && packet.count >= ip + 8 && packet[9] == 17 ? ip : nil
+        case 6:
+            return packet.count >= 48 && packet[6] == 17 ? 40 : nil
+        default:
+            return nil
+        }
+    }
+
+    /// Whether a TCP or UDP packet's checksum is right (a UDP checksum of zero, "none", is not).
+    static func checksumIsValid(_ packet: UnsafeRawBufferPointer, ip: Int, protocolNumber: UInt8) -> Bool {
+        let transport = UnsafeRawBufferPointer(rebasing: packet[ip...])
+        if protocolNumber == 17, transport.loadUnaligned(fromByteOffset: 6, as: UInt16.self) == 0 { return false }
+        let sum = InternetChecksum.sum(transport, initial: InternetChecksum.pseudoHeader(packet, protocolNumber: protocolNumber, length: transport.count))
+        return InternetChecksum.fold(sum) == 0xFFFF
+    }
+
+    /// Sets an IPv4 header's total length (and checksum) or an IPv6 header's payload length.
+    static func setLength(_ packet: UnsafeMutableRawBufferPointer, total: Int, ip: Int, identification: UInt16? = nil) {
+        if packet[0] >> 4 == 4 {
+            packet.storeBytes(of: UInt16(total).bigEndian, toByteOffset: 2, as: UInt16.self)
+            if let identification { packet.storeBytes(of: identification.bigEndian, toByteOffset: 4, as: UInt16.self) }
+            packet.storeBytes(of: UInt16(0), toByteOffset: 10, as: UInt16.self)
+            let checksum = ~InternetChecksum.fold(InternetChecksum.sum(UnsafeRawBufferPointer(rebasing: packet[..<ip])))
+            packet.storeBytes(of: checksum.bigEndian, toByteOffset: 10, as: UInt16.self)
+        } else {
+            packet.storeBytes(of: UInt16(total - 40).bigEndian, toByteOffset: 4, as: UInt16.self)
+        }
+    }
+
+    /// Cuts a UDP super-packet into datagrams of `size` payload bytes, as the kernel's USO would.
+    static func segmentUDP(_ packet: UnsafeRawBufferPointer, size: Int, scratch: UnsafeMutableRawBufferPointer,
+                           _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
+        guard size > 0, let ip = udpHeaders(packet), scratch.count >= ip + 8 + size else { return false }
+        let headers = ip + 8
+        let payload = packet.count - headers
+        let identification = packet[0] >> 4 == 4 ? UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 4, as: UInt16.self)) : 0
+        var offset = 0
+        var index: UInt16 = 0
+        repeat {
+            let length = min(size, payload - offset)
+            scratch.baseAddress!.copyMemory(from: packet.baseAddress!, byteCount: headers)
+            (scratch.baseAddress! + headers).copyMemory(from: packet.baseAddress! + headers + offset, byteCount: length)
+            let total = headers + length
+            setLength(scratch, total: total, ip: ip, identification: identification &+ index)
+            scratch.storeBytes(of: UInt16(8 + length).bigEndian, toByteOffset: ip + 4, as: UInt16.self)
+            scratch.storeBytes(of: UInt16(0), toByteOffset: ip + 6, as: UInt16.self)
+            let segment = UnsafeRawBufferPointer(rebasing: scratch[..<total])
+            let sum = InternetChecksum.sum(UnsafeRawBufferPointer(rebasing: segment[ip...]),
+                                           initial: InternetChecksum.pseudoHeader(segment, protocolNumber: 17, length: 8 + length))
+            let checksum = ~InternetChecksum.fold(sum)
+            scratch.storeBytes(of: (checksum == 0 ? 0xFFFF : checksum).bigEndian, toByteOffset: ip + 6, as: UInt16.self)
+            body(segment)
+            offset += length
+            index &+= 1
+        } while offset < payload
+        return true
+    }
+
     /// Cuts a TCP super-packet into segments of `size` payload bytes, as the kernel's TSO would.
     static func segment(_ packet: UnsafeRawBufferPointer, size: Int, scratch: UnsafeMutableRawBufferPointer,
                         _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
         guard size > 0, let (ip, tcp) = tcpHeaders(packet) else { return false }
         let headers = ip + tcp
         guard scratch.count >= headers + size else { return false }
-        let isV4 = packet[0] >> 4 == 4
         let payload = packet.count - headers
         let sequence = UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: ip + 4, as: UInt32.self))
-        let identification = isV4 ? UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 4, as: UInt16.self)) : 0
+        let identification = packet[0] >> 4 == 4 ? UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 4, as: UInt16.self)) : 0
         let flags = packet[ip + 13]
         var offset = 0
         var index = 0
@@ -146,15 +212,7 @@ package enum Offload {
             scratch.baseAddress!.copyMemory(from: packet.baseAddress!, byteCount: headers)
             (scratch.baseAddress! + headers).copyMemory(from: packet.baseAddress! + headers + offset, byteCount: length)
             let total = headers + length
-            if isV4 {
-                scratch.storeBytes(of: UInt16(total).bigEndian, toByteOffset: 2, as: UInt16.self)
-                scratch.storeBytes(of: (identification &+ UInt16(truncatingIfNeeded: index)).bigEndian, toByteOffset: 4, as: UInt16.self)
-                scratch.storeBytes(of: UInt16(0), toByteOffset: 10, as: UInt16.self)
-                let checksum = ~InternetChecksum.fold(InternetChecksum.sum(UnsafeRawBufferPointer(rebasing: scratch[..<ip])))
-                scratch.storeBytes(of: checksum.bigEndian, toByteOffset: 10, as: UInt16.self)
-            } else {
-                scratch.storeBytes(of: UInt16(total - 40).bigEndian, toByteOffset: 4, as: UInt16.self)
-            }
+            setLength(scratch, total: total, ip: ip, identification: identification &+ UInt16(truncatingIfNeeded: index))
             scratch.storeBytes(of: (sequence &+ UInt32(truncatingIfNeeded: offset)).bigEndian, toByteOffset: ip + 4, as: UInt32.self)
             // FIN and PSH belong to the last segment, CWR to the first.
             var segmentFlags = flags
@@ -174,12 +232,16 @@ package enum Offload {
     }
 }
 
-/// Writes packets out of tunnels into an offloading TUN, joining TCP segments of one flow that come
-/// one after another (the next sequence number, the same acknowledgement, window and options, no
-/// flag but ACK, PSH only on the last) into one super-packet, as the kernel's GRO would. Anything
-/// else is written as it is, in order. Owned by one thread.
+/// Writes packets out of tunnels into an offloading TUN, joining segments of one flow that come one
+/// after another into one super-packet, as the kernel's GRO would: TCP segments (the next sequence
+/// number, the same acknowledgement, window and options, no flag but ACK, PSH only on the last) and,
+/// where the device takes them, UDP datagrams (all the size of the first but a shorter last). Only
+/// packets whose checksums are right are joined (the kernel remakes the checksums of what it cuts, so
+/// a wrong one would otherwise be made right). Anything else is written as it is, in order. Owned by
+/// one thread.
 package final class TUNWriter {
     private let offload: Bool
+    private let udpOffload: Bool
     /// Writes one framed packet (false: refused, the device's queue was full).
     private let sink: (UnsafeRawBufferPointer) -> Bool
     /// The super-packet being joined (after room for its header), or nothing.
@@ -187,24 +249,31 @@ package final class TUNWriter {
     private var length = 0
     private var segments = 0
     private var segmentSize = 0
-    private var headers = (ip: 0, tcp: 0)
+    private var protocolNumber: UInt8 = 0
+    /// IP and transport header lengths of what is being joined.
+    private var headers = (ip: 0, transport: 0)
     private var nextSequence: UInt32 = 0
     /// Writes refused because the device's queue was full.
     package private(set) var dropped = 0
 
     /// For `tun`'s queue.
     package convenience init(tun: TUNDevice) {
-        self.init(offload: tun.offload) { (try? tun.write($0)) == true }
+        self.init(offload: tun.offload, udpOffload: tun.udpOffload) { (try? tun.write($0)) == true }
     }
 
     /// For any sink of framed packets (a `VirtioNetHeader` in front of each when `offload`).
-    package init(offload: Bool, sink: @escaping (UnsafeRawBufferPointer) -> Bool) {
+    package init(offload: Bool, udpOffload: Bool = false, sink: @escaping (UnsafeRawBufferPointer) -> Bool) {
         self.offload = offload
+        self.udpOffload = offload && udpOffload
         self.sink = sink
         buffer = .allocate(byteCount: VirtioNetHeader.size + 65_535, alignment: 16)
     }
 
     deinit { buffer.deallocate() }
+
+    private var joined: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: buffer.baseAddress! + VirtioNetHeader.size, count: length)
+    }
 
     /// Takes one packet. `packet` must have `VirtioNetHeader.size` bytes of room in front of it that
     /// may be overwritten (the WireGuard header it came under).
@@ -212,14 +281,15 @@ package final class TUNWriter {
         guard offload else { return put(packet) }
         if length > 0, append(packet) { return }
         flush()
-        if let found = Offload.tcpHeaders(packet), Self.mayJoin(packet, found), packet.count > found.ip + found.tcp {
-            headers = found
-            let base = buffer.baseAddress! + VirtioNetHeader.size
-            base.copyMemory(from: packet.baseAddress!, byteCount: packet.count)
+        if let found = startable(packet) {
+            (protocolNumber, headers) = found
+            buffer.baseAddress!.advanced(by: VirtioNetHeader.size).copyMemory(from: packet.baseAddress!, byteCount: packet.count)
             length = packet.count
             segments = 1
-            segmentSize = packet.count - found.ip - found.tcp
-            nextSequence = UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: found.ip + 4, as: UInt32.self)) &+ UInt32(segmentSize)
+            segmentSize = packet.count - found.headers.ip - found.headers.transport
+            if protocolNumber == 6 {
+                nextSequence = UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: found.headers.ip + 4, as: UInt32.self)) &+ UInt32(segmentSize)
+            }
             return
         }
         put(packet)
@@ -229,68 +299,75 @@ package final class TUNWriter {
     package func flush() {
         guard length > 0 else { return }
         defer { length = 0; segments = 0 }
-        let packet = UnsafeMutableRawBufferPointer(start: buffer.baseAddress! + VirtioNetHeader.size, count: length)
+        let packet = joined
         guard segments > 1 else { return put(UnsafeRawBufferPointer(packet)) }
-        var header = VirtioNetHeader()
-        let isV4 = packet[0] >> 4 == 4
-        if isV4 {
-            packet.storeBytes(of: UInt16(length).bigEndian, toByteOffset: 2, as: UInt16.self)
-            packet.storeBytes(of: UInt16(0), toByteOffset: 10, as: UInt16.self)
-            let checksum = ~InternetChecksum.fold(InternetChecksum.sum(UnsafeRawBufferPointer(rebasing: packet[..<headers.ip])))
-            packet.storeBytes(of: checksum.bigEndian, toByteOffset: 10, as: UInt16.self)
-        } else {
-            packet.storeBytes(of: UInt16(length - 40).bigEndian, toByteOffset: 4, as: UInt16.self)
-        }
+        Offload.setLength(packet, total: length, ip: headers.ip)
+        let isUDP = protocolNumber == 17
+        if isUDP { packet.storeBytes(of: UInt16(length - headers.ip).bigEndian, toByteOffset: headers.ip + 4, as: UInt16.self) }
         // The kernel finishes each segment's checksum from the pseudo-header's sum.
-        let pseudo = InternetChecksum.fold(InternetChecksum.pseudoHeader(UnsafeRawBufferPointer(packet), protocolNumber: 6, length: length - headers.ip))
-        packet.storeBytes(of: pseudo.bigEndian, toByteOffset: headers.ip + 16, as: UInt16.self)
+        let pseudo = InternetChecksum.fold(InternetChecksum.pseudoHeader(UnsafeRawBufferPointer(packet), protocolNumber: protocolNumber,
+                                                                         length: length - headers.ip))
+        let field = headers.ip + (isUDP ? 6 : 16)
+        packet.storeBytes(of: pseudo.bigEndian, toByteOffset: field, as: UInt16.self)
+        var header = VirtioNetHeader()
         header.flags = VirtioNetHeader.needsChecksum
-        header.gsoType = isV4 ? VirtioNetHeader.gsoTCPv4 : VirtioNetHeader.gsoTCPv6
-        header.headerLength = UInt16(headers.ip + headers.tcp)
+        header.gsoType = isUDP ? VirtioNetHeader.gsoUDP : packet[0] >> 4 == 4 ? VirtioNetHeader.gsoTCPv4 : VirtioNetHeader.gsoTCPv6
+        header.headerLength = UInt16(headers.ip + headers.transport)
         header.gsoSize = UInt16(segmentSize)
         header.checksumStart = UInt16(headers.ip)
-        header.checksumOffset = 16
+        header.checksumOffset = UInt16(field - headers.ip)
         header.write(to: buffer.baseAddress!)
         send(UnsafeRawBufferPointer(start: buffer.baseAddress!, count: VirtioNetHeader.size + length))
     }
 
-    /// A segment that may start or join a super-packet: ACK, perhaps PSH, nothing else.
-    private static func mayJoin(_ packet: UnsafeRawBufferPointer, _ headers: (ip: Int, tcp: Int)) -> Bool {
-        let flags = packet[headers.ip + 13]
-        guard flags & ~0x08 == 0x10 else { return false }
-        // IPv4: no fragment, no options beyond the header we copy as they are.
+    /// What a packet that may start a super-packet is: TCP with ACK (and perhaps PSH) and nothing
+    /// else, or UDP where the device takes it; a payload, no IPv4 fragment or options, a right checksum.
+    private func startable(_ packet: UnsafeRawBufferPointer) -> (UInt8, headers: (ip: Int, transport: Int))? {
+        let found: (UInt8, headers: (ip: Int, transport: Int))
+        if let tcp = Offload.tcpHeaders(packet) {
+            guard packet[tcp.ip + 13] & ~0x08 == 0x10 else { return nil }
+            found = (6, (tcp.ip, tcp.tcp))
+        } else if udpOffload, let ip = Offload.udpHeaders(packet) {
+            found = (17, (ip, 8))
+        } else {
+            return nil
+        }
+        guard packet.count > found.headers.ip + found.headers.transport else { return nil }
         if packet[0] >> 4 == 4 {
             let fragment = UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 6, as: UInt16.self))
-            guard fragment & 0x3FFF == 0, headers.ip == 20 else { return false }
+            guard fragment & 0x3FFF == 0, found.headers.ip == 20 else { return nil }
         }
-        return true
+        guard Offload.checksumIsValid(packet, ip: found.headers.ip, protocolNumber: found.0) else { return nil }
+        return found
     }
 
     private func append(_ packet: UnsafeRawBufferPointer) -> Bool {
-        guard let found = Offload.tcpHeaders(packet), found == headers, Self.mayJoin(packet, found) else { return false }
-        let base = UnsafeRawBufferPointer(start: buffer.baseAddress! + VirtioNetHeader.size, count: length)
-        let payload = packet.count - found.ip - found.tcp
-        // The last one joined was full-sized and carried no PSH; this one is no bigger and fits.
-        guard payload > 0, payload <= segmentSize, length + payload <= 65_535, base[found.ip + 13] & 0x08 == 0,
-              length == found.ip + found.tcp + segments * segmentSize else { return false }
-        guard UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: found.ip + 4, as: UInt32.self)) == nextSequence else { return false }
-        // The same flow and the same everything else: addresses, ports, acknowledgement, window, options.
+        guard let found = startable(packet), found.0 == protocolNumber, found.headers == headers else { return false }
+        let base = UnsafeRawBufferPointer(joined)
+        let ip = headers.ip
+        let payload = packet.count - ip - headers.transport
+        // Everything joined so far was full-sized; this one is no bigger and fits.
+        guard payload <= segmentSize, length + payload <= 65_535, length == ip + headers.transport + segments * segmentSize else { return false }
+        // The same flow: addresses, ports, and the IP fields GRO compares.
         let isV4 = packet[0] >> 4 == 4
         let addresses = isV4 ? 12..<20 : 8..<40
         guard packet[0] == base[0], packet[1] == base[1], isV4 ? packet[8] == base[8] : packet[7] == base[7],
               memcmp(packet.baseAddress! + addresses.lowerBound, base.baseAddress! + addresses.lowerBound, addresses.count) == 0,
-              memcmp(packet.baseAddress! + found.ip, base.baseAddress! + found.ip, 4) == 0,
-              memcmp(packet.baseAddress! + found.ip + 8, base.baseAddress! + found.ip + 8, 5) == 0,
-              memcmp(packet.baseAddress! + found.ip + 14, base.baseAddress! + found.ip + 14, 2) == 0,
-              memcmp(packet.baseAddress! + found.ip + 18, base.baseAddress! + found.ip + 18, found.tcp - 18) == 0 else { return false }
-        (buffer.baseAddress! + VirtioNetHeader.size + length).copyMemory(from: packet.baseAddress! + found.ip + found.tcp, byteCount: payload)
+              memcmp(packet.baseAddress! + ip, base.baseAddress! + ip, 4) == 0 else { return false }
+        if protocolNumber == 6 {
+            // PSH ends a run; the acknowledgement, window and options match; the sequence follows on.
+            guard base[ip + 13] & 0x08 == 0,
+                  UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: ip + 4, as: UInt32.self)) == nextSequence,
+                  memcmp(packet.baseAddress! + ip + 8, base.baseAddress! + ip + 8, 5) == 0,
+                  memcmp(packet.baseAddress! + ip + 14, base.baseAddress! + ip + 14, 2) == 0,
+                  memcmp(packet.baseAddress! + ip + 18, base.baseAddress! + ip + 18, headers.transport - 18) == 0 else { return false }
+            nextSequence &+= UInt32(payload)
+            if packet[ip + 13] & 0x08 != 0 { buffer.storeBytes(of: base[ip + 13] | 0x08, toByteOffset: VirtioNetHeader.size + ip + 13, as: UInt8.self) }
+        }
+        let end = buffer.baseAddress! + VirtioNetHeader.size + length
+        end.copyMemory(from: packet.baseAddress! + ip + headers.transport, byteCount: payload)
         length += payload
         segments += 1
-        nextSequence &+= UInt32(payload)
-        // The last segment's PSH goes with the whole.
-        if packet[found.ip + 13] & 0x08 != 0 {
-            (buffer.baseAddress! + VirtioNetHeader.size + found.ip + 13).storeBytes(of: base[found.ip + 13] | 0x08, as: UInt8.self)
-        }
         if payload < segmentSize { flush() }
         return true
     }

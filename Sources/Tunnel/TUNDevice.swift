@@ -24,6 +24,8 @@ package final class TUNDevice: Sendable {
     /// Whether every read and write starts with a `VirtioNetHeader` and the device moves TCP
     /// super-packets (TSO on reads, GRO on writes) with checksums left to the reader.
     package let offload: Bool
+    /// Whether UDP super-packets (USO) go both ways too (Linux 6.2 and later).
+    package let udpOffload: Bool
     private let closed = Mutex(false)
 
     /// Opens a queue of the device `name`, making the device if it does not exist (in the calling
@@ -34,10 +36,12 @@ package final class TUNDevice: Sendable {
             throw TunnelError(operation: "TUN device name \"\(name)\" (1-15 characters, no / or space)", code: EINVAL)
         }
         var actual = [CChar](repeating: 0, count: 16)
-        let fd = gatehouse_tun_open(name, &actual, offload ? 1 : 0)
+        var offloads: Int32 = offload ? 1 : 0
+        let fd = gatehouse_tun_open(name, &actual, &offloads)
         guard fd >= 0 else { throw TunnelError(operation: "opening TUN device \(name)\(offload ? " with offloads" : "")", code: errno) }
         fileDescriptor = fd
         self.offload = offload
+        udpOffload = offload && offloads & 2 != 0
         self.name = String(decoding: actual.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 

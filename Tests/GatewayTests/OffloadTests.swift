@@ -112,7 +112,69 @@ import Tunnel
         #expect(written.allSatisfy { $0.prefix(room).allSatisfy { $0 == 0 } }, "plain headers")
     }
 
+    @Test(arguments: [false, true]) func datagramsOfOneFlowAreJoinedWhereTheDeviceTakesThemAndCutBackTheSame(v6: Bool) throws {
+        let room = VirtioNetHeader.size
+        let sizes = [1300, 1300, 1300, 700]
+        let datagrams = sizes.enumerated().map { index, size in
+            Self.udp(v6: v6, identification: UInt16(index), payload: (0..<size).map { UInt8(truncatingIfNeeded: $0 &+ index) })
+        }
+        for udpOffload in [true, false] {
+            var written: [[UInt8]] = []
+            let writer = TUNWriter(offload: true, udpOffload: udpOffload) { written.append(Array($0)); return true }
+            for datagram in datagrams {
+                var buffer = [UInt8](repeating: 0xEE, count: room) + datagram
+                buffer.withUnsafeMutableBytes { writer.write(UnsafeRawBufferPointer(rebasing: $0[room...])) }
+            }
+            writer.flush()
+            if udpOffload {
+                #expect(written.count == 1, "one super-packet")
+                let header = written[0].withUnsafeBytes { VirtioNetHeader($0) }
+                #expect(header.gsoType == VirtioNetHeader.gsoUDP && header.gsoSize == 1300 && header.checksumOffset == 6)
+                let cut = try #require(Self.cut(written[0]))
+                #expect(cut.count == 4 && cut.allSatisfy(Self.checksumsAreValid))
+                let ip = v6 ? 40 : 20
+                #expect(cut.map { Array($0[(ip + 8)...]) } == datagrams.map { Array($0[(ip + 8)...]) }, "the same payloads")
+            } else {
+                #expect(written.map { Array($0.dropFirst(room)) } == datagrams, "without USO each goes as it is")
+            }
+        }
+    }
+
+    @Test func packetsWithWrongChecksumsAreNeverJoined() {
+        let room = VirtioNetHeader.size
+        var first = Self.tcp(v6: false, sequence: 100, payload: Array(repeating: 1, count: 1000))
+        let second = Self.tcp(v6: false, sequence: 1100, payload: Array(repeating: 2, count: 1000))
+        first[40] ^= 0xFF  // the payload changed under its checksum
+        var noChecksum = Self.udp(v6: false, identification: 1, payload: [1, 2, 3])
+        noChecksum[26] = 0
+        noChecksum[27] = 0  // IPv4 UDP without a checksum
+        var written: [[UInt8]] = []
+        let writer = TUNWriter(offload: true, udpOffload: true) { written.append(Array($0)); return true }
+        for packet in [first, second, noChecksum, noChecksum] {
+            var buffer = [UInt8](repeating: 0, count: room) + packet
+            buffer.withUnsafeMutableBytes { writer.write(UnsafeRawBufferPointer(rebasing: $0[room...])) }
+        }
+        writer.flush()
+        #expect(written.map { Array($0.dropFirst(room)) } == [first, second, noChecksum, noChecksum], "each as it is, the kernel judges them")
+    }
+
     // MARK: Helpers
+
+    /// A UDP datagram from 100.64.0.7:40000 to a resource's port 7000, its checksum valid.
+    static func udp(v6: Bool, identification: UInt16, payload: [UInt8]) -> [UInt8] {
+        var datagram = IPPacket.be16(40000) + IPPacket.be16(7000) + IPPacket.be16(UInt16(8 + payload.count)) + [0, 0] + payload
+        var header: [UInt8]
+        if v6 {
+            header = [0x60, 0, 0, 0] + IPPacket.be16(UInt16(datagram.count)) + [17, 64] + [0xFD, 0, 0x64] + [UInt8](repeating: 0, count: 12) + [7]
+                + [0xFD, 0, 0x67, 0x68] + [UInt8](repeating: 0, count: 11) + [2]
+        } else {
+            header = [0x45, 0] + IPPacket.be16(UInt16(20 + datagram.count)) + IPPacket.be16(identification) + [0x40, 0, 64, 17, 0, 0, 100, 64, 0, 7, 198, 18, 1, 2]
+            header.replaceSubrange(10..<12, with: IPPacket.be16(~fold(header)))
+        }
+        let addresses = v6 ? Array(header[8..<40]) : Array(header[12..<20])
+        datagram.replaceSubrange(6..<8, with: IPPacket.be16(~fold(addresses + [0, 17] + IPPacket.be16(UInt16(datagram.count)) + datagram)))
+        return header + datagram
+    }
 
     static func checksumsAreValid(_ packet: [UInt8]) -> Bool {
         let ip = packet[0] >> 4 == 4 ? 20 : 40
@@ -122,7 +184,8 @@ import Tunnel
 
     static func pseudo(_ header: [UInt8], length: Int) -> [UInt8] {
         let addresses = header[0] >> 4 == 4 ? Array(header[12..<20]) : Array(header[8..<40])
-        return addresses + [0, 6] + IPPacket.be16(UInt16(length))
+        let protocolNumber = header[0] >> 4 == 4 ? header[9] : header[6]
+        return addresses + [0, protocolNumber] + IPPacket.be16(UInt16(length))
     }
 
     static func fold(_ bytes: [UInt8]) -> UInt16 {

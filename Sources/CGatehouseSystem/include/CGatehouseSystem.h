@@ -59,10 +59,11 @@ int gatehouse_limit_malloc_arenas(int count);
  * `name` (made if missing; "" lets the kernel pick), non-blocking, without packet information: every
  * read or write is one IP packet. Writes the device's name (IFNAMSIZ bytes) to `actual_name`. Several
  * queues of one device may be open at once; the device goes when the last is closed. -1 and errno.
- * With `offload`, every read and write starts with a 10-byte struct virtio_net_hdr and the device takes
- * and gives TCP super-packets (TSO/GRO, checksums left to the reader) - a device-wide setting: every
- * queue of one device must be opened alike. */
-int gatehouse_tun_open(const char *name, char *actual_name, int offload);
+ * With `*offload` non-zero, every read and write starts with a 10-byte struct virtio_net_hdr and the
+ * device takes and gives TCP super-packets (TSO/GRO, checksums left to the reader), and UDP ones too
+ * where the kernel has USO: `*offload` becomes 1 (TCP) or 3 (TCP and UDP). A device-wide setting:
+ * every queue of one device must be opened alike. */
+int gatehouse_tun_open(const char *name, char *actual_name, int *offload);
 /* Sets the MTU (when > 0) and brings the interface up. 0, or -1 and errno. */
 int gatehouse_interface_up(const char *name, int mtu);
 /* Adds an address to an interface (network byte order for IPv4). 0, or -1 and errno. */
