@@ -124,26 +124,29 @@ pids+=($!)
 for _ in $(seq 100); do in_ns "$ns_res" ss -tln | grep -q ':5201' && break; sleep 0.1; done
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Datagrams the gateway namespace's UDP sockets dropped for a full receive buffer.
+gateway_drops() { in_ns "$ns_gw" awk '/^Udp:/ && $2 ~ /^[0-9]+$/ {print $6}' /proc/net/snmp; }
 ticks_per_second=$(getconf CLK_TCK)
 # measure LABEL GATEWAY_PID IPERF_ARGS...: one iperf3 run; prints Gbit/s and each endpoint's CPU ns per byte.
 measure() {
     local label=$1 gateway_pid=$2; shift 2
     local c0 g0 c1 g1 out bytes
-    c0=$(cpu_ticks "$client_pid"); g0=$(cpu_ticks "$gateway_pid")
+    local d0 d1
+    c0=$(cpu_ticks "$client_pid"); g0=$(cpu_ticks "$gateway_pid"); d0=$(gateway_drops)
     out=$(in_ns "$ns_client" iperf3 -c 198.18.1.2 -t "$seconds" -J "$@")
-    c1=$(cpu_ticks "$client_pid"); g1=$(cpu_ticks "$gateway_pid")
+    c1=$(cpu_ticks "$client_pid"); g1=$(cpu_ticks "$gateway_pid"); d1=$(gateway_drops)
     "$python" -c '
 import json, sys
-label, seconds, tps, cpu_client, cpu_gateway = sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+label, seconds, tps, cpu_client, cpu_gateway, drops = sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 end = json.loads(sys.argv[1])["end"]
 summary = end.get("sum_received") or end.get("sum")
 received = summary["bytes"]
 lost = summary.get("lost_percent")
 rate = received * 8 / summary["seconds"] / 1e9
 per_byte = lambda ticks: ticks / tps * 1e9 / max(received, 1)
-extra = f"  loss {lost:.1f} %" if lost is not None else ""
+extra = f"  loss {lost:.1f} % ({drops} dropped at the gateway socket)" if lost is not None else ""
 print(f"  {label:<34} {rate:6.2f} Gbit/s   client {per_byte(cpu_client):6.2f} ns/B   gateway {per_byte(cpu_gateway):6.2f} ns/B{extra}")
-' "$out" "$label" "$seconds" "$ticks_per_second" "$((c1 - c0))" "$((g1 - g0))"
+' "$out" "$label" "$seconds" "$ticks_per_second" "$((c1 - c0))" "$((g1 - g0))" "$((d1 - d0))"
 }
 run_suite() {  # run_suite NAME GATEWAY_PID
     measure "$1 TCP upload" "$2"
@@ -175,6 +178,7 @@ for run in $(seq "$runs"); do
     echo "run $run:"
     configure_client "$gatehouse_public" "$work/psk"
     in_ns "$ns_client" iperf3 -c 198.18.1.2 -t 1 >/dev/null  # the handshake, and a warm-up
+    echo "  (gatehouse gateway TUN offloads: $(grep -oE 'offload=[a-z+]+' "$work/gateway.log" | head -1 | cut -d= -f2))"
     run_suite "gatehouse gateway" "$gatehouse_pid"
     remove_peer "$gatehouse_public"
     kill "$gatehouse_pid"; wait "$gatehouse_pid" 2>/dev/null || true

@@ -158,6 +158,15 @@ import Tunnel
         #expect(written.map { Array($0.dropFirst(room)) } == [first, second, noChecksum, noChecksum], "each as it is, the kernel judges them")
     }
 
+    @Test func theFastChecksumAgreesWithTheTextbookOne() {
+        var generator = SystemRandomNumberGenerator()
+        for length in Array(0...40) + [1279, 1280, 1500, 9000] {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let fast = bytes.withUnsafeBytes { InternetChecksum.fold(InternetChecksum.sum($0, initial: 0x1_2345)) }
+            #expect(fast == InternetChecksum.fold(UInt64(Self.fold(bytes)) + 0x1_2345), "length \(length)")
+        }
+    }
+
     // MARK: Helpers
 
     /// A UDP datagram from 100.64.0.7:40000 to a resource's port 7000, its checksum valid.
