@@ -40,6 +40,22 @@ import Testing
         #expect(badMTU.status != 0 && badMTU.standardError.contains("1280"), "\(badMTU.standardError)")
     }
 
+    /// Without the privileges it needs, a gateway says which, and leaves nothing behind. (Root with
+    /// every capability dropped, for good: what a container or a service without them would be.)
+    @Test(.privileged) func aGatewayWithoutPrivilegesSaysWhatItNeeds() throws {
+        let state = FileManager.default.temporaryDirectory.appending(path: "gatehouse-unprivileged-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let device = TestNetwork.uniqueInterfaceName("ghp")
+        let output = try Command.runBlocking([
+            "setpriv", "--bounding-set=-all", "--inh-caps=-all", "--securebits=+noroot,+noroot_locked",
+            "env", "GATEHOUSE_TOKEN=gh_gateway_x", Binaries.gatehouse, "gateway", "--portal-url", "http://127.0.0.1:1", "--tun-name", device,
+            "--state-dir", state,
+        ], check: false)
+        #expect(output.status != 0)
+        #expect(output.standardError.contains("needs CAP_BPF and CAP_NET_ADMIN"), "\(output.standardError)")
+        #expect(try Command.runBlocking(["ip", "link", "show", device], check: false).status != 0, "no tunnel device left behind")
+    }
+
     @Test func anUnknownSubcommandFailsWithUsage() throws {
         let output = try Command.runBlocking([Binaries.gatehouse, "teleport"], check: false)
         #expect(output.status != 0)
