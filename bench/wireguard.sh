@@ -97,13 +97,16 @@ for _ in $(seq 100); do in_ns "$ns_client" ip link show "$client_if" >/dev/null 
 (umask 077; wg genkey >"$work/client.key")
 client_public=$(wg pubkey <"$work/client.key")
 
-# The gatehouse gateway, and the flow the portal authorises.
-ip netns exec "$ns_gw" env GATEHOUSE_TOKEN="$gateway_token" "$bin/gatehouse" gateway --portal-url "http://$portal" --name bench \
-    --endpoint 198.18.2.2:51820 --state-dir "$work/gateway" --operations-address 127.0.0.1:0 --tun-name "${tag}g" \
-    --mtu 1420 --no-masquerade >"$work/gateway.log" 2>&1 &
-gatehouse_pid=$!
-pids+=($gatehouse_pid)
-wait_for "$work/gateway.log" '\[Gateway\] init'
+# The gatehouse gateway (same identity each start), and the flow the portal authorises.
+start_gatehouse_gateway() {
+    ip netns exec "$ns_gw" env GATEHOUSE_TOKEN="$gateway_token" "$bin/gatehouse" gateway --portal-url "http://$portal" --name bench \
+        --endpoint 198.18.2.2:51820 --state-dir "$work/gateway" --operations-address 127.0.0.1:0 --tun-name "${tag}g" \
+        --mtu 1420 --no-masquerade >"$work/gateway.log" 2>&1 &
+    gatehouse_pid=$!
+    pids+=($gatehouse_pid)
+    wait_for "$work/gateway.log" '\[Gateway\] init'
+}
+start_gatehouse_gateway
 printf '%s\n' "{\"event\": \"join\", \"ref\": \"j\", \"payload\": {\"version\": \"1.0\", \"external_id\": \"bench-laptop\", \"name\": \"bench-laptop\", \"public_key\": \"$client_public\"}}" \
     "{\"event\": \"create_flow\", \"ref\": \"f\", \"payload\": {\"resource_id\": \"$resource\", \"connected_gateway_ids\": []}}" >"$work/frames"
 in_ns "$ns_gw" "$python" Tests/Interop/realtime_client.py "ws://$portal/api/client" "$client_token" --answers 3 --frames "$work/frames" \
@@ -189,12 +192,5 @@ for run in $(seq "$runs"); do
     remove_peer "$wggo_public"
     kill "$wggo_pid"; wait "$wggo_pid" 2>/dev/null || true
     rm -f "/var/run/wireguard/${tag}g.sock"
-    if [ "$run" -lt "$runs" ]; then
-        ip netns exec "$ns_gw" env GATEHOUSE_TOKEN="$gateway_token" "$bin/gatehouse" gateway --portal-url "http://$portal" --name bench \
-            --endpoint 198.18.2.2:51820 --state-dir "$work/gateway" --operations-address 127.0.0.1:0 --tun-name "${tag}g" \
-            --mtu 1420 --no-masquerade >"$work/gateway.log" 2>&1 &
-        gatehouse_pid=$!
-        pids+=($gatehouse_pid)
-        wait_for "$work/gateway.log" '\[Gateway\] init'
-    fi
+    if [ "$run" -lt "$runs" ]; then start_gatehouse_gateway; fi
 done

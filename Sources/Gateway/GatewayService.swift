@@ -57,7 +57,14 @@ package final class GatewayService: Sendable {
         }
         do {
             let socket = try UDPSocket(bindTo: SocketAddress("0.0.0.0", port: listenPort))
-            engine = try TunnelEngine(tun: tunnel, socket: socket, local: StaticKey(privateKey: [UInt8](keyBytes)))
+            var sockets = [socket]
+            // IPv6 on the same port, where the host has IPv6.
+            do {
+                sockets.append(try UDPSocket(bindTo: SocketAddress("::", port: socket.localPort)))
+            } catch {
+                logger.warning("WireGuard listens on IPv4 only", metadata: ["error": "\(error)"])
+            }
+            engine = try TunnelEngine(tun: tunnel, sockets: sockets, local: StaticKey(privateKey: [UInt8](keyBytes)))
         } catch {
             try? attachment.detach()
             tunnel.close()
@@ -86,7 +93,7 @@ package final class GatewayService: Sendable {
                 logger.error("configuring the tunnel device failed", metadata: ["error": "\(error)"])
             }
         }
-        logger.info("tunnel device ready", metadata: ["tun": "\(tunnel.name)", "mtu": "\(mtu)", "offload": "\(tunnel.offload ? (tunnel.udpOffload ? "tcp+udp" : "tcp") : "none")", "tc": "ingress", "wireguard_port": "\(listenPort)",
+        logger.info("tunnel device ready", metadata: ["tun": "\(tunnel.name)", "mtu": "\(mtu)", "offload": "\(tunnel.offload ? (tunnel.udpOffload ? "tcp+udp" : "tcp") : "none")", "tc": "ingress", "wireguard_port": "\(engine.port)",
                                                   "forwarding": "\(forwarding)", "masquerade": "\(masquerade)"])
     }
 

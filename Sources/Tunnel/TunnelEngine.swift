@@ -5,7 +5,7 @@ import Synchronization
 package import WireGuard
 
 /// The WireGuard data plane (gateway spec, "WireGuard"): one thread runs a readiness loop over the
-/// UDP socket and a queue of the TUN device and drives every peer's state inline, with no actor hop
+/// UDP sockets (IPv4, and IPv6 where the host has it) and a queue of the TUN device and drives every peer's state inline, with no actor hop
 /// per packet. Control (who may connect, with which keys and tunnel addresses) comes from any thread
 /// through `authorize`/`remove`, which the loop applies between batches.
 ///
@@ -55,7 +55,8 @@ package final class TunnelEngine: @unchecked Sendable {
     }
 
     private let tun: TUNDevice
-    private let socket: UDPSocket
+    /// The sockets WireGuard listens on, one per address family.
+    private let sockets: [UDPSocket]
     private let local: StaticKey
     private let loop: EventLoop
     private let pending = Mutex<[(key: [UInt8], authorization: Authorization?)]>([])
@@ -85,16 +86,25 @@ package final class TunnelEngine: @unchecked Sendable {
     /// Packets out of tunnels into the TUN (joined into super-packets where the device takes them).
     private let writer: TUNWriter
 
-    package init(tun: TUNDevice, socket: UDPSocket, local: StaticKey) throws(SocketError) {
+    package convenience init(tun: TUNDevice, socket: UDPSocket, local: StaticKey) throws(SocketError) {
+        try self.init(tun: tun, sockets: [socket], local: local)
+    }
+
+    /// Listens on `sockets` (at most one per address family: replies leave by the one of their
+    /// destination's family).
+    package init(tun: TUNDevice, sockets: [UDPSocket], local: StaticKey) throws(SocketError) {
+        precondition(!sockets.isEmpty)
         self.tun = tun
-        self.socket = socket
+        self.sockets = sockets
         self.local = local
         cookies = CookieResponder(local: local.publicKey, now: Date())
         writer = TUNWriter(tun: tun)
         loop = try EventLoop()
-        try loop.add(socket.fileDescriptor)
+        for socket in sockets {
+            try loop.add(socket.fileDescriptor)
+            socket.enableReceiveCoalescing()
+        }
         try loop.add(tun.fileDescriptor)
-        socket.enableReceiveCoalescing()
     }
 
     deinit {
@@ -116,6 +126,9 @@ package final class TunnelEngine: @unchecked Sendable {
 
     package var statistics: Counters { counters.withLock { $0 } }
 
+    /// The UDP port WireGuard listens on.
+    package var port: UInt16 { sockets[0].localPort }
+
     /// Runs the loop on the calling thread until `stop()`.
     package func run() {
         while !stopped.load(ordering: .relaxed) {
@@ -124,7 +137,7 @@ package final class TunnelEngine: @unchecked Sendable {
             let now = Date()
             let timeout = slots.compactMap { $0?.peer.nextDeadline() }.min().map { max(0, $0.timeIntervalSince(now)) } ?? 1
             let ready = (try? loop.wait(timeout: .milliseconds(Int64(min(timeout, 1) * 1000) + 1))) ?? []
-            if ready.contains(socket.fileDescriptor) { readDatagrams() }
+            for socket in sockets where ready.contains(socket.fileDescriptor) { readDatagrams(from: socket) }
             if ready.contains(tun.fileDescriptor) { readPackets() }
             runTimers()
         }
@@ -187,7 +200,12 @@ package final class TunnelEngine: @unchecked Sendable {
 
     // MARK: From the network
 
-    private func readDatagrams() {
+    /// The socket that sends to `destination`.
+    private func socket(for destination: SocketAddress) -> UDPSocket {
+        sockets.first { $0.localAddress.isIPv6 == destination.isIPv6 } ?? sockets[0]
+    }
+
+    private func readDatagrams(from socket: UDPSocket) {
         guard let count = try? socket.receive(into: received), count > 0 else { return }
         let now = Date()
         for entry in 0..<count {
@@ -250,7 +268,7 @@ package final class TunnelEngine: @unchecked Sendable {
                 let sourceBytes = Self.cookieSource(source)
                 if !cookies.hasValidMAC2(datagram, from: sourceBytes, now: now) {
                     if let reply = cookies.reply(to: datagram, from: sourceBytes, now: now) {
-                        _ = try? socket.send(reply, to: source)
+                        _ = try? socket(for: source).send(reply, to: source)
                         tally.cookieReplies += 1
                     }
                     return
@@ -343,7 +361,7 @@ package final class TunnelEngine: @unchecked Sendable {
 
     private func flushOutbox() {
         guard outbox.count > 0 else { return }
-        _ = try? socket.send(outbox)
+        if let destination = outbox.address(0) { _ = try? socket(for: destination).send(outbox) }
         outbox.removeAll()
     }
 
@@ -367,7 +385,7 @@ package final class TunnelEngine: @unchecked Sendable {
         for output in outputs {
             switch output {
             case let .datagram(bytes):
-                if let endpoint = state.endpoint { _ = try? socket.send(bytes, to: endpoint) }
+                if let endpoint = state.endpoint { _ = try? socket(for: endpoint).send(bytes, to: endpoint) }
             case let .packet(bytes):
                 bytes.withUnsafeBytes { deliver($0, slot: slot, hasRoomInFront: false) }
             case let .dropped(reason):

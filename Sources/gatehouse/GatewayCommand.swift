@@ -38,7 +38,7 @@ struct GatewayCommand: AsyncParsableCommand {
     var tunName: String?
     @Option(help: "MTU of the tunnel device (default 1280). [GATEHOUSE_GATEWAY_MTU]")
     var mtu: Int?
-    @Option(help: "UDP port WireGuard listens on, all IPv4 addresses (default 51820; 0: any free port). [GATEHOUSE_GATEWAY_LISTEN_PORT]")
+    @Option(help: "UDP port WireGuard listens on, all IPv4 and IPv6 addresses (default 51820; 0: any free port). [GATEHOUSE_GATEWAY_LISTEN_PORT]")
     var listenPort: Int?
     @Flag(help: "Do not masquerade what clients send to resources (the resource networks then route the tunnel ranges back to this gateway).")
     var noMasquerade = false

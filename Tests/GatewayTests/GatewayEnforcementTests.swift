@@ -552,14 +552,14 @@ import WireGuard
 
     /// Issue #15: wireguard-go makes a second handshake once its session is older than
     /// REKEY-AFTER-TIME (120 s, waited out once here); the gateway answers it and a datagram sent every
-    /// second meanwhile all arrive.
+    /// second meanwhile all arrive. The client reaches the gateway at an IPv6 endpoint.
     @Test func aSecondHandshakeAfterRekeyAfterTime() async throws {
         try await TestNetwork.with { network in
             let bed = try await Bed(network: network)
             let client = try network.namespace("client")
             let uplink = try network.connect(client, bed.gatewayNamespace)
             let grant = try await bed.grant("rekey", address: "198.18.1.11", filters: ["udp:7000"])
-            try await bed.startGateway(endpoint: "\(uplink.b.ipv4):51820", openQueue: false)
+            try await bed.startGateway(endpoint: "[\(uplink.b.ipv6)]:51820", openQueue: false)
             let key = StaticKey.generate()
             let made = try await bed.createFlow(grant, device: "rekey-laptop", publicKey: Data(key.publicKey).base64EncodedString())
             let interface = try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["198.18.1.11/32"], addresses: [made.ipv4])
