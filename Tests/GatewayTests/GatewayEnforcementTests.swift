@@ -157,15 +157,17 @@ import WireGuard
             return interface
         }
 
-        /// The gateway's WireGuard drop counters from its `/metrics`, by reason, and its handshakes.
-        func wireguardCounts() async throws -> (dropped: [String: Int], handshakes: Int) {
+        /// The gateway's WireGuard drop counters from its `/metrics`, by reason, its handshakes and its
+        /// cookie replies.
+        func wireguardCounts() async throws -> (dropped: [String: Int], handshakes: Int, cookieReplies: Int) {
             let metrics = try await gatewayNamespace.exec(["curl", "-s", "http://\(operations)/metrics"]).standardOutput
             var dropped: [String: Int] = [:]
             for match in metrics.matches(of: /gatehouse_gateway_wireguard_dropped_total\{reason="([a-z_]+)"\} (\d+)/) {
                 dropped[String(match.1)] = Int(match.2) ?? 0
             }
             let handshakes = metrics.firstMatch(of: /gatehouse_gateway_wireguard_handshakes_total (\d+)/).flatMap { Int($0.1) } ?? 0
-            return (dropped, handshakes)
+            let cookies = metrics.firstMatch(of: /gatehouse_gateway_wireguard_cookie_replies_total (\d+)/).flatMap { Int($0.1) } ?? 0
+            return (dropped, handshakes, cookies)
         }
 
         /// A UDP socket bound to `address`:`port` inside the resource network.
@@ -669,6 +671,10 @@ import WireGuard
             let spoofed = try #require(sealedSpoofed)
             #expect(try await !delivered(spoofed, "spoofed"), "a source that is not the client's")
 
+            // An initiation not made for this gateway's key (a byte under MAC1 changed).
+            var notForUs = try #require(Handshake.Initiator(local: probeKey, remoteStatic: gatewayKey, presharedKey: psk, localIndex: 999, now: Date())).message
+            notForUs[50] ^= 1
+            _ = try raw.send(notForUs, to: target)
             // A key nobody authorised: no response at all.
             #expect(try await initiate(.generate(), psk: psk).1 == nil, "a never-authorised key gets no handshake response")
             // The right key with a wrong preshared key: the gateway cannot tell at the initiation and
@@ -684,7 +690,7 @@ import WireGuard
             #expect(try await initiate(probeKey, psk: psk).1 == nil, "a revoked client gets no handshake response")
 
             #expect(try await steadyPasses("after"), "the other session never noticed")
-            let expected = ["replayed": 1, "unauthenticated": 1, "malformed": 2, "unknown_session": 1, "spoofed": 1, "unknown_key": 2,
+            let expected = ["replayed": 1, "unauthenticated": 1, "malformed": 2, "unknown_session": 1, "spoofed": 1, "unknown_key": 2, "bad_mac": 1,
                             "unconfirmed_session": 1]
             // The engine publishes its counters once per turn of its loop: shortly.
             var counted: [String: Int] = [:]
@@ -699,6 +705,72 @@ import WireGuard
             } while counted != expected && ContinuousClock.now < deadline
             #expect(counted == expected)
             print("dropped and counted by the gateway, by reason: \(counted.sorted { $0.key < $1.key })")
+        }
+    }
+
+    /// Issue #15: under a flood of initiations (valid MAC1, strangers' keys) the gateway answers with
+    /// cookie replies instead of doing the handshakes' DH work, and wireguard-go, which takes the cookie
+    /// and retries with MAC2, still connects and reaches its resource.
+    @Test func underAFloodOfInitiationsALegitimateClientStillConnects() async throws {
+        try await TestNetwork.with { network in
+            let bed = try await Bed(network: network)
+            let client = try network.namespace("client")
+            let uplink = try network.connect(client, bed.gatewayNamespace)
+            let grant = try await bed.grant("flooded", address: "198.18.1.14", filters: ["udp:7000"])
+            try await bed.startGateway(endpoint: "\(uplink.b.ipv4):51820", openQueue: false)
+            let key = StaticKey.generate()
+            let made = try await bed.createFlow(grant, device: "flooded-laptop", publicKey: Data(key.publicKey).base64EncodedString())
+            let gatewayKey = [UInt8](try #require(Data(base64Encoded: made.flow["gateway_public_key"] as? String ?? "")))
+            let target = try SocketAddress(uplink.b.ipv4, port: 51820)
+            let flooder = try client.run { try UDPSocket(bindTo: SocketAddress(uplink.a.ipv4, port: 0)) }
+            let strangers = (0..<200).compactMap { index in
+                Handshake.Initiator(local: .generate(), remoteStatic: gatewayKey, localIndex: UInt32(index + 1), now: Date())?.message
+            }
+            let stop = Atomic<Bool>(false)
+            let flood = Thread {
+                // 25 initiations every 50 ms (500 a second, eight times the load threshold); between
+                // rounds the flooder reads the cookie replies until the next round is due. Faster than
+                // the gateway answers, a flood fills its socket buffer and any datagram, the legitimate
+                // client's too, may be lost there: a link flood, which cookies are not meant to solve.
+                let start = ContinuousClock.now
+                var round = 0
+                while !stop.load(ordering: .relaxed) {
+                    for index in 0..<25 { _ = try? flooder.send(strangers[(round * 25 + index) % strangers.count], to: target) }
+                    round += 1
+                    let due = start + .milliseconds(50 * round)
+                    while ContinuousClock.now < due, (try? flooder.receive(timeout: due - ContinuousClock.now)) != nil {}
+                }
+            }
+            flood.start()
+            defer { stop.store(true, ordering: .relaxed) }
+            try await Wait.until("the gateway is under load", timeout: .seconds(10), interval: .milliseconds(100)) {
+                try await bed.wireguardCounts().cookieReplies > 0
+            }
+
+            // Only now does wireguard-go make its handshake (on its first packet).
+            let interface = try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["198.18.1.14/32"], addresses: [made.ipv4])
+            defer { try? FileManager.default.removeItem(atPath: "/var/run/wireguard/\(interface).sock") }
+            let server = try bed.listener("198.18.1.14", 7000)
+            let app = try client.run { try UDPSocket(bindTo: SocketAddress(SocketAddress(ip: made.ipv4, port: 0).address, port: 40010)) }
+            let start = ContinuousClock.now
+            var arrived: (bytes: [UInt8], from: SocketAddress)?
+            while arrived == nil, ContinuousClock.now - start < .seconds(30) {
+                _ = try app.send(Array("during the flood".utf8), to: SocketAddress("198.18.1.14", port: 7000))
+                arrived = try await Self.onThread { try server.receive(timeout: .seconds(2)) }
+            }
+            let connectedAfter = ContinuousClock.now - start
+            if arrived != nil {
+                // The flood goes on a little: it keeps getting cookie replies, not handshakes.
+                try await Wait.until("the flood got many cookie replies", timeout: .seconds(15), interval: .milliseconds(200)) {
+                    try await bed.wireguardCounts().cookieReplies > 1000
+                }
+            }
+            stop.store(true, ordering: .relaxed)
+            let counts = try await bed.wireguardCounts()
+            print("flood: \(counts.cookieReplies) cookie replies, \(counts.handshakes) handshakes, connected after \(connectedAfter)")
+            #expect(arrived?.bytes == Array("during the flood".utf8), "the legitimate client connected")
+            #expect(counts.cookieReplies > 1000, "the flood got cookie replies")
+            #expect(counts.handshakes >= 1 && counts.handshakes < 50, "full handshakes were few: \(counts.handshakes)")
         }
     }
 }
