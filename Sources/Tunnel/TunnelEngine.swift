@@ -5,8 +5,8 @@ import Synchronization
 package import WireGuard
 
 /// The WireGuard data plane (gateway spec, "WireGuard"): one thread runs a readiness loop over the
-/// UDP sockets (IPv4, and IPv6 where the host has it) and a queue of the TUN device and drives every peer's state inline, with no actor hop
-/// per packet. Control (who may connect, with which keys and tunnel addresses) comes from any thread
+/// UDP sockets (IPv4, and IPv6 where the host has it) and a queue of the TUN device and drives every
+/// peer's state inline, with no actor hop per packet. Control (who may connect, with which keys and tunnel addresses) comes from any thread
 /// through `authorize`/`remove`, which the loop applies between batches.
 ///
 /// A packet out of a peer's tunnel enters the TUN only when its source is one of that peer's tunnel
@@ -77,6 +77,10 @@ package final class TunnelEngine: @unchecked Sendable {
     private var byIndex: [UInt32: Int] = [:]
     private var byAddress: [SocketAddress.IP: Int] = [:]
     private var lastReindex = Date()
+    /// When the peers' timers are looked at next: their earliest deadline, at least once a second (a
+    /// deadline made while packets pass is never sooner than REKEY-TIMEOUT away), so that a turn of the
+    /// loop does not walk every peer.
+    private var timersDue = Date()
     /// Datagrams in (several per entry when the kernel coalesced them), and data messages out, batched.
     private let received = DatagramBatch(capacity: 64, datagramCapacity: 65_536)
     private let outbox = DatagramBatch(capacity: 64, datagramCapacity: 65_536)
@@ -134,12 +138,11 @@ package final class TunnelEngine: @unchecked Sendable {
         while !stopped.load(ordering: .relaxed) {
             applyPending()
             publish()
-            let now = Date()
-            let timeout = slots.compactMap { $0?.peer.nextDeadline() }.min().map { max(0, $0.timeIntervalSince(now)) } ?? 1
-            let ready = (try? loop.wait(timeout: .milliseconds(Int64(min(timeout, 1) * 1000) + 1))) ?? []
+            let timeout = max(0, min(timersDue.timeIntervalSinceNow, 1))
+            let ready = (try? loop.wait(timeout: .milliseconds(Int64(timeout * 1000) + 1))) ?? []
             for socket in sockets where ready.contains(socket.fileDescriptor) { readDatagrams(from: socket) }
             if ready.contains(tun.fileDescriptor) { readPackets() }
-            runTimers()
+            if timersDue.timeIntervalSinceNow <= 0 { runTimers() }
         }
         publish()
     }
@@ -374,10 +377,17 @@ package final class TunnelEngine: @unchecked Sendable {
             reindex()
             lastReindex = now
         }
+        var earliest = now.addingTimeInterval(1)
         for slot in slots.indices {
-            guard let deadline = slots[slot]?.peer.nextDeadline(), deadline <= now else { continue }
-            perform(slots[slot]!.peer.tick(now: now), slot: slot)
+            guard let deadline = slots[slot]?.peer.nextDeadline() else { continue }
+            if deadline <= now {
+                perform(slots[slot]!.peer.tick(now: now), slot: slot)
+                if let next = slots[slot]?.peer.nextDeadline() { earliest = min(earliest, next) }
+            } else {
+                earliest = min(earliest, deadline)
+            }
         }
+        timersDue = earliest
     }
 
     private func perform(_ outputs: [PeerOutput], slot: Int) {
