@@ -639,7 +639,16 @@ import WireGuard
                 nextIndex += 1
                 let initiator = try #require(Handshake.Initiator(local: key, remoteStatic: gatewayKey, presharedKey: psk, localIndex: nextIndex, now: Date()))
                 _ = try raw.send(initiator.message, to: target)
-                return (initiator, try await Self.onThread { try raw.receive(timeout: .seconds(1)) }?.bytes)
+                // The answer to it, if any: a handshake response. (The gateway's keepalives for the
+                // session this socket made are not answers.)
+                let answer = try await Self.onThread { () -> [UInt8]? in
+                    let deadline = ContinuousClock.now + .seconds(1)
+                    while let datagram = try raw.receive(timeout: max(.zero, deadline - ContinuousClock.now)) {
+                        if datagram.bytes.first != 4 { return datagram.bytes }
+                    }
+                    return nil
+                }
+                return (initiator, answer)
             }
             func delivered(_ message: [UInt8], _ payload: String) async throws -> Bool {
                 _ = try raw.send(message, to: target)
