@@ -1,6 +1,7 @@
 package import Addresses
 package import ControlProtocol
 package import Foundation
+package import Tunnel
 package import Identifiers
 package import Logging
 import Policy
@@ -101,7 +102,10 @@ package actor ClientSession {
         let wanted = latest.flatMap { flow -> TunnelPeer? in
             guard let key = Data(base64Encoded: flow.clientPublicKey), key.count == 32,
                   let psk = Data(base64Encoded: flow.presharedKey), psk.count == 32 else { return nil }
-            return TunnelPeer(publicKey: [UInt8](key), presharedKey: [UInt8](psk), addresses: addresses)
+            // User space checks exactly what the policy says (no port ranges joined to fit an entry).
+            let exact = RuleCompiler.compile(client: addresses, destinations(), rangesPerEntry: .max)
+            return TunnelPeer(publicKey: [UInt8](key), presharedKey: [UInt8](psk), addresses: addresses,
+                              rules: AccessRules(exact.map { ($0.destination, $0.ports) }))
         }
         if wanted != peer {
             dataPlane?.peerChanged(client: clientID, from: peer, to: wanted)
@@ -168,6 +172,8 @@ package struct TunnelPeer: Sendable, Equatable {
     package var publicKey: [UInt8]
     package var presharedKey: [UInt8]
     package var addresses: [SocketAddress.IP]
+    /// What the client may reach, as user space checks it.
+    package var rules: AccessRules
 }
 
 /// Where sessions hand their client's peer: the gateway's WireGuard data plane.

@@ -25,8 +25,10 @@ package final class GatewayService: Sendable {
 
     /// Loads the TC program, opens the tunnel device `tunName` (MTU `mtu`) and attaches the program to
     /// its ingress. Needs CAP_NET_ADMIN and CAP_BPF; says which step failed and why.
+    /// `userSpaceChecks` false leaves the judging of what clients send to the kernel's TC program alone
+    /// (a test's switch, to show that the program enforces by itself).
     package init(identity: GatewayControl.Identity, tunName: String, mtu: Int, listenPort: UInt16, forwarding: Bool = true, masquerade: Bool = true,
-                 registry: PrometheusCollectorRegistry, clock: any WallClock = SystemWallClock(), logger: Logger) throws {
+                 userSpaceChecks: Bool = true, registry: PrometheusCollectorRegistry, clock: any WallClock = SystemWallClock(), logger: Logger) throws {
         let program: GatewayTCProgram
         do {
             program = try GatewayTCProgram()
@@ -81,7 +83,8 @@ package final class GatewayService: Sendable {
         let engineThread = Thread { running.run() }
         engineThread.name = "gatehouse-wireguard"
         engineThread.start()
-        let dataPlane = GatewayDataPlane(engine: engine, tunnel: tunnel, logger: logger)
+        let dataPlane = GatewayDataPlane(engine: engine, tunnel: tunnel, userSpaceChecks: userSpaceChecks, logger: logger)
+        if !userSpaceChecks { logger.warning("user-space checks are off: only the kernel's TC program judges what clients send") }
         control = GatewayControl(identity: identity, kernel: kernel, dataPlane: dataPlane, clock: clock, logger: logger) { interface in
             // The gateway's own tunnel addresses, as host addresses of the device.
             var addresses: [AddressRange] = []
@@ -176,6 +179,7 @@ package final class GatewayService: Sendable {
 struct GatewayDataPlane: SessionDataPlane {
     let engine: TunnelEngine
     let tunnel: TUNDevice
+    let userSpaceChecks: Bool
     let logger: Logger
 
     func peerChanged(client: DeviceID, from old: TunnelPeer?, to new: TunnelPeer?) {
@@ -187,7 +191,8 @@ struct GatewayDataPlane: SessionDataPlane {
             logger.info("peer removed", metadata: ["client": "\(client)"])
             return
         }
-        engine.authorize(.init(publicKey: new.publicKey, presharedKey: new.presharedKey, addresses: new.addresses))
+        engine.authorize(.init(publicKey: new.publicKey, presharedKey: new.presharedKey, addresses: new.addresses,
+                               rules: userSpaceChecks ? new.rules : nil))
         for address in new.addresses {
             do {
                 try tunnel.route(AddressRange(network: address, prefixLength: address.bitWidth), add: true)
@@ -195,7 +200,11 @@ struct GatewayDataPlane: SessionDataPlane {
                 logger.error("routing a client's address into the tunnel failed", metadata: ["client": "\(client)", "error": "\(error)"])
             }
         }
-        logger.info("peer authorised", metadata: ["client": "\(client)", "public_key": "\(Data(new.publicKey).base64EncodedString())"])
+        if old?.publicKey != new.publicKey {
+            logger.info("peer authorised", metadata: ["client": "\(client)", "public_key": "\(Data(new.publicKey).base64EncodedString())"])
+        } else {
+            logger.debug("peer's rules changed", metadata: ["client": "\(client)"])
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 package import Addresses
+package import Tunnel
 package import BPFMaps
 
 /// `KernelRule` in the layouts of `gatehouse_maps.h` (`gateway_rule_key`, `gateway_rule`), both ways:

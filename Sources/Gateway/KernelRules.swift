@@ -1,4 +1,5 @@
 package import Addresses
+package import Tunnel
 package import BPF
 import BPFMaps
 import Synchronization

@@ -1,5 +1,6 @@
 package import Addresses
 package import Policy
+package import Tunnel
 
 /// A destination a client is authorised for, as the gateway enforces it: the resource's prefix and its
 /// filters (an empty list allows all traffic, as in `Policy.Filter`).
@@ -10,27 +11,6 @@ package struct GrantedDestination: Hashable, Sendable {
     package init(prefix: AddressRange, filters: [Filter]) {
         self.prefix = prefix
         self.filters = filters
-    }
-}
-
-/// What one kernel rule lets through: everything, or ICMP and bounded lists of TCP and UDP port ranges.
-package struct RulePorts: Hashable, Sendable {
-    package var allowsAll = false
-    package var icmp = false
-    package var tcp: [ClosedRange<UInt16>] = []
-    package var udp: [ClosedRange<UInt16>] = []
-    /// Whether ranges were joined across gaps to fit an entry's bound: the kernel then lets through a
-    /// little more than the policy (never less); user space stays exact.
-    package var widened = false
-
-    package func allows(protocolNumber: UInt8, port: UInt16) -> Bool {
-        if allowsAll { return true }
-        switch protocolNumber {
-        case 1, 58: return icmp
-        case 6: return tcp.contains { $0.contains(port) }
-        case 17: return udp.contains { $0.contains(port) }
-        default: return false
-        }
     }
 }
 

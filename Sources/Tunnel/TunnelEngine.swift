@@ -17,11 +17,15 @@ package final class TunnelEngine: @unchecked Sendable {
         package var publicKey: [UInt8]
         package var presharedKey: [UInt8]
         package var addresses: [SocketAddress.IP]
+        /// What the peer may reach, checked on every packet each way; nil: no check here (the kernel's
+        /// TC program still judges what enters the TUN).
+        package var rules: AccessRules?
 
-        package init(publicKey: [UInt8], presharedKey: [UInt8], addresses: [SocketAddress.IP]) {
+        package init(publicKey: [UInt8], presharedKey: [UInt8], addresses: [SocketAddress.IP], rules: AccessRules? = nil) {
             self.publicKey = publicKey
             self.presharedKey = presharedKey
             self.addresses = addresses
+            self.rules = rules
         }
     }
 
@@ -249,6 +253,13 @@ package final class TunnelEngine: @unchecked Sendable {
             return count(.spoofed)
         }
         let packet = UnsafeRawBufferPointer(rebasing: padded[..<length])
+        if let rules = slots[slot]!.authorization.rules, let refusal = rules.refusal(outbound: packet) {
+            // Refused: the client hears so through its tunnel (it may ask the portal again), and the
+            // packet goes no further.
+            count(refusal)
+            if let reply = AdministrativelyProhibited.reply(to: packet) { sendThroughTunnel(reply, slot: slot, now: Date()) }
+            return
+        }
         if hasRoomInFront {
             writer.write(packet)
         } else {
@@ -329,15 +340,25 @@ package final class TunnelEngine: @unchecked Sendable {
         guard let destination = Self.destination(of: packet), let slot = byAddress[destination], slots[slot] != nil else {
             return count(.noPeer)
         }
+        // Only what belongs to the client's authorised flows goes to it.
+        if let rules = slots[slot]!.authorization.rules, let refusal = rules.refusal(inbound: packet) { return count(refusal) }
         tally.packetsOut += 1
         tally.bytesOut += packet.count
+        sendThroughTunnel(packet, slot: slot, now: now)
+    }
+
+    /// Seals a packet for a peer into the outbox, or has the peer hold it while it makes a handshake.
+    private func sendThroughTunnel(_ packet: UnsafeRawBufferPointer, slot: Int, now: Date) {
         if let endpoint = slots[slot]!.endpoint, queue(to: endpoint, size: TransportSession.messageSize(forPacket: packet.count), { message in
             slots[slot]!.peer.seal(packet, into: message, now: now)
         }) {
             return
         }
-        // No session to carry it now: the peer holds it and makes a handshake.
         perform(slots[slot]!.peer.send(Array(packet), now: now), slot: slot)
+    }
+
+    private func sendThroughTunnel(_ packet: [UInt8], slot: Int, now: Date) {
+        packet.withUnsafeBytes { sendThroughTunnel($0, slot: slot, now: now) }
     }
 
     /// Appends a datagram of `size` bytes (at most) that `write` makes to the outbox, first sending

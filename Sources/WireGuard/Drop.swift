@@ -23,6 +23,12 @@ package enum WireGuardDrop: String, Error, CaseIterable, Sendable {
     case spoofed
     /// A packet for a tunnel address no peer holds.
     case noPeer = "no_peer"
+    /// A packet out of a tunnel to an address outside every resource its client may reach (or, from a
+    /// resource, from such an address).
+    case noRule = "no_rule"
+    /// A packet to an authorised resource that its filters refuse (a protocol or port, or a later
+    /// fragment where not everything is allowed).
+    case filtered
     /// A session this end answered that its initiator never confirmed (a wrong preshared key looks
     /// like this: the initiator cannot open the response).
     case unconfirmedSession = "unconfirmed_session"

@@ -44,6 +44,7 @@ struct GatewayCommand: AsyncParsableCommand {
     var noMasquerade = false
     @Flag(help: "Leave IP forwarding and NAT to the host's own configuration (implies --no-masquerade).")
     var noForwarding = false
+    @Flag(help: .hidden) var testNoUserSpaceChecks = false
     @Option(help: "Log format: human or json (default human). [GATEHOUSE_LOG_FORMAT]")
     var logFormat: String?
 
@@ -90,7 +91,8 @@ struct GatewayCommand: AsyncParsableCommand {
         let service: GatewayService
         do {
             service = try GatewayService(identity: .init(device: identity, name: name, endpoints: endpoints), tunName: tunName, mtu: mtu,
-                                         listenPort: listenPort, forwarding: !noForwarding, masquerade: !noMasquerade && !noForwarding, registry: registry, logger: logger)
+                                         listenPort: listenPort, forwarding: !noForwarding, masquerade: !noMasquerade && !noForwarding,
+                                         userSpaceChecks: !testNoUserSpaceChecks, registry: registry, logger: logger)
         } catch {
             throw ValidationError("\(error)")
         }

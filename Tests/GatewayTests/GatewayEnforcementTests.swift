@@ -65,13 +65,13 @@ import WireGuard
         /// Starts `gatehouse gateway` with a token of the site, in the gateway's namespace, and opens a
         /// queue of its TUN device for the test to write into.
         /// `openQueue`: also open a queue of the TUN for the test to write packets into.
-        func startGateway(endpoint: String = "198.18.1.1:51820", openQueue: Bool = true) async throws {
+        func startGateway(endpoint: String = "198.18.1.1:51820", openQueue: Bool = true, extraArguments: [String] = []) async throws {
             let token = try await api("POST", "/tokens", #"{"kind": "gateway", "site_id": "\#(site)"}"#, expect: 201)["secret"] as? String ?? ""
             gateway = try network.spawn(in: gatewayNamespace, [
                 "env", "GATEHOUSE_TOKEN=\(token)", Binaries.gatehouse, "gateway", "--portal-url", url, "--name", "gw", "--endpoint", endpoint,
                 "--state-dir", scratch.appending(path: "gateway").path, "--operations-address", "127.0.0.1:0", "--tun-name", tunName,
                 "--portal-heartbeat-interval", "0.5",
-            ])
+            ] + extraArguments)
             operations = try await gateway.waitForMatch(#""?address"?[=:]"?([0-9.]+:\d+).*operations listening"#, timeout: .seconds(30))
             try await gateway.waitForMatch(#"()\[Gateway\] init"#, timeout: .seconds(30))
             guard openQueue else { return }
@@ -780,6 +780,79 @@ import WireGuard
             #expect(arrived?.bytes == Array("during the flood".utf8), "the legitimate client connected")
             #expect(counts.cookieReplies > 1000, "the flood got cookie replies")
             #expect(counts.handshakes >= 1 && counts.handshakes < 50, "full handshakes were few: \(counts.handshakes)")
+        }
+    }
+
+    /// Issue #16, first part: the gateway checks in user space what clients send. With wireguard-go as
+    /// the client: an allowed port works; a port outside the resource's filter, and an address outside
+    /// every resource, get ICMP "administratively prohibited" back through the tunnel, so a TCP connect
+    /// fails at once (curl: "Couldn't connect", within milliseconds) instead of timing out, and never
+    /// reaches the resource network (a server listens there); each is counted by reason. With the
+    /// user-space check switched off, the kernel's TC program still drops the forbidden packet (and
+    /// nobody answers).
+    @Test func refusedPacketsGetAdministrativelyProhibitedBackAndTheKernelStillDrops() async throws {
+        try await TestNetwork.with { network in
+            let bed = try await Bed(network: network)
+            let client = try network.namespace("client")
+            let uplink = try network.connect(client, bed.gatewayNamespace)
+            try bed.resources.ip("addr", "add", "198.18.1.99/24", "dev", "eth0")
+            let grant = try await bed.grant("web", address: "198.18.1.10", filters: ["udp:7000", "tcp:5201"])
+            let endpoint = "\(uplink.b.ipv4):51820"
+            try await bed.startGateway(endpoint: endpoint, openQueue: false)
+            let key = StaticKey.generate()
+            let made = try await bed.createFlow(grant, device: "checked-laptop", publicKey: Data(key.publicKey).base64EncodedString())
+            // The whole resource network goes into the tunnel, IPv4 and IPv6: what is not granted is the gateway's to refuse.
+            let interface = try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["198.18.1.0/24", "fd00:6768:0:1::/64"],
+                                                           addresses: [made.ipv4, made.ipv6])
+            defer { try? FileManager.default.removeItem(atPath: "/var/run/wireguard/\(interface).sock") }
+            _ = try network.spawn(in: bed.resources, ["python3", "-m", "http.server", "8080", "--bind", "::"])
+            try await Wait.until("the resource network's web server listens", timeout: .seconds(10)) {
+                try bed.resources.exec(["ss", "-tln"]).standardOutput.contains(":8080")
+            }
+            let server = try bed.listener("198.18.1.10", 7000)
+            let app = try client.run { try UDPSocket(bindTo: SocketAddress(SocketAddress(ip: made.ipv4, port: 0).address, port: 40000)) }
+            func allowedPasses() async throws -> Bool {
+                _ = try app.send(Array("allowed".utf8), to: SocketAddress("198.18.1.10", port: 7000))
+                return try await Self.onThread { try server.receive(timeout: .seconds(1)) }?.bytes == Array("allowed".utf8)
+            }
+            func connect(_ url: String, timeout: Int = 10) async throws -> (status: Int32, error: String, seconds: Double) {
+                let start = ContinuousClock.now
+                let run = try await client.exec(["curl", "-sS", "-o", "/dev/null", "--connect-timeout", "\(timeout)", url], check: false)
+                let elapsed = ContinuousClock.now - start
+                return (run.status, run.standardError, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            }
+            var passed = false
+            for _ in 0..<10 where !passed { passed = try await allowedPasses() }
+            #expect(passed, "the allowed port works")
+            let before = try await bed.wireguardCounts().dropped
+
+            let filtered = try await connect("http://198.18.1.10:8080/")
+            #expect(filtered.status == 7 && filtered.seconds < 5,
+                    "a port outside the filter: refused at once, \(filtered)")
+            let outside = try await connect("http://198.18.1.99:8080/")
+            #expect(outside.status == 7 && outside.seconds < 5,
+                    "an address outside every resource: refused at once, \(outside)")
+            let outside6 = try await connect("http://[fd00:6768:0:1::2]:8080/")
+            #expect(outside6.status == 7 && outside6.seconds < 5, "IPv6 outside every resource: refused at once, \(outside6)")
+            print("refused by the gateway: port \(filtered.seconds) s (\(filtered.error.trimmingCharacters(in: .whitespacesAndNewlines))); " +
+                  "address \(outside.seconds) s; IPv6 \(outside6.seconds) s (\(outside6.error.trimmingCharacters(in: .whitespacesAndNewlines)))")
+            let after = try await bed.wireguardCounts().dropped
+            #expect((after["filtered"] ?? 0) - (before["filtered"] ?? 0) >= 1 && (after["no_rule"] ?? 0) - (before["no_rule"] ?? 0) >= 2,
+                    "counted by reason: \(after)")
+            #expect(try await allowedPasses(), "the allowed port still works")
+
+            // The user-space check off: the kernel alone drops the forbidden SYN, and nobody answers.
+            bed.gateway.stop()
+            try await bed.startGateway(endpoint: endpoint, openQueue: false, extraArguments: ["--test-no-user-space-checks"])
+            passed = false
+            let restarted = ContinuousClock.now
+            while !passed, ContinuousClock.now - restarted < .seconds(60) { passed = try await allowedPasses() }
+            #expect(passed, "the allowed port works again after the restart")
+            let kernelBefore = try await bed.kernelCounts()["filtered"] ?? 0
+            let silent = try await connect("http://198.18.1.10:8080/", timeout: 3)
+            #expect(silent.status == 28, "no answer, the connect times out: \(silent)")
+            let kernelAfter = try await bed.kernelCounts()["filtered"] ?? 0
+            #expect(kernelAfter > kernelBefore, "the TC program dropped it: \(kernelBefore) -> \(kernelAfter)")
         }
     }
 }

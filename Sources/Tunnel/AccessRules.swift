@@ -1,0 +1,168 @@
+package import Addresses
+package import WireGuard
+
+/// What one rule lets through: everything, or ICMP and lists of TCP and UDP port ranges.
+package struct RulePorts: Hashable, Sendable {
+    package var allowsAll = false
+    package var icmp = false
+    package var tcp: [ClosedRange<UInt16>] = []
+    package var udp: [ClosedRange<UInt16>] = []
+    /// Whether ranges were joined across gaps to fit a kernel entry's bound: the kernel then lets
+    /// through a little more than the policy (never less); user space stays exact.
+    package var widened = false
+
+    package init(allowsAll: Bool = false, icmp: Bool = false, tcp: [ClosedRange<UInt16>] = [], udp: [ClosedRange<UInt16>] = []) {
+        self.allowsAll = allowsAll
+        self.icmp = icmp
+        self.tcp = tcp
+        self.udp = udp
+    }
+
+    /// The mark of an address family with no resource (the compiler's entry at /0): nothing passes.
+    package var allowsNothing: Bool { !allowsAll && !icmp && tcp.isEmpty && udp.isEmpty }
+
+    package func allows(protocolNumber: UInt8, port: UInt16) -> Bool {
+        if allowsAll { return true }
+        switch protocolNumber {
+        case 1, 58: return icmp
+        case 6: return tcp.contains { $0.contains(port) }
+        case 17: return udp.contains { $0.contains(port) }
+        default: return false
+        }
+    }
+}
+
+/// A client's rules as the data plane checks them in user space (gateway spec, "Sessions and
+/// enforcement"): for each destination prefix the client may reach, what passes. The longest prefix
+/// holding an address decides (the compiler gives each prefix the filters of every prefix covering it),
+/// as the kernel's trie does.
+package struct AccessRules: Sendable, Equatable {
+    /// Longest prefixes first.
+    private let rules: [(destination: AddressRange, ports: RulePorts)]
+
+    package init(_ rules: [(destination: AddressRange, ports: RulePorts)]) {
+        self.rules = rules.sorted { $0.destination.prefixLength > $1.destination.prefixLength }
+    }
+
+    package static func == (left: AccessRules, right: AccessRules) -> Bool {
+        left.rules.count == right.rules.count && zip(left.rules, right.rules).allSatisfy { $0.destination == $1.destination && $0.ports == $1.ports }
+    }
+
+    /// What the longest prefix holding `address` lets through, or nil when none holds it.
+    package func ports(for address: SocketAddress.IP) -> RulePorts? {
+        rules.first { $0.destination.contains(address) }?.ports
+    }
+
+    /// Why a packet out of the client's tunnel may not pass, or nil when it may.
+    package func refusal(outbound packet: UnsafeRawBufferPointer) -> WireGuardDrop? {
+        guard let header = PacketHeader(packet) else { return .filtered }
+        guard let ports = ports(for: header.destination), !ports.allowsNothing else { return .noRule }
+        // A later fragment carries no ports: only a rule that allows everything lets it through.
+        if header.isLaterFragment { return ports.allowsAll ? nil : .filtered }
+        return ports.allows(protocolNumber: header.protocolNumber, port: header.destinationPort) ? nil : .filtered
+    }
+
+    /// Why a packet from a resource to the client may not pass, or nil when it belongs to what the
+    /// client may reach: its source inside an authorised prefix and, for TCP and UDP, from an allowed
+    /// port; ICMP errors about such traffic (unreachable, time exceeded, parameter problem) pass with
+    /// the prefix alone.
+    package func refusal(inbound packet: UnsafeRawBufferPointer) -> WireGuardDrop? {
+        guard let header = PacketHeader(packet) else { return .filtered }
+        guard let ports = ports(for: header.source), !ports.allowsNothing else { return .noRule }
+        if ports.allowsAll || header.isICMPError && !header.isLaterFragment { return nil }
+        if header.isLaterFragment { return .filtered }
+        return ports.allows(protocolNumber: header.protocolNumber, port: header.sourcePort) ? nil : .filtered
+    }
+}
+
+/// The few header fields rules look at, from an IPv4 or IPv6 packet (IPv6 without extension headers;
+/// anything else has protocol 0 and passes only where everything is allowed).
+struct PacketHeader {
+    var source: SocketAddress.IP
+    var destination: SocketAddress.IP
+    var protocolNumber: UInt8
+    var sourcePort: UInt16 = 0
+    var destinationPort: UInt16 = 0
+    var isLaterFragment = false
+    var isICMPError = false
+
+    init?(_ packet: UnsafeRawBufferPointer) {
+        guard let first = packet.first else { return nil }
+        let transport: Int
+        switch first >> 4 {
+        case 4:
+            guard packet.count >= 20 else { return nil }
+            transport = Int(first & 0x0F) * 4
+            guard transport >= 20 else { return nil }
+            source = .v4(UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
+            destination = .v4(UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
+            protocolNumber = packet[9]
+            isLaterFragment = UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: 6, as: UInt16.self)) & 0x1FFF != 0
+        case 6:
+            guard packet.count >= 40 else { return nil }
+            transport = 40
+            source = .v6(UInt64(bigEndian: packet.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+                         UInt64(bigEndian: packet.loadUnaligned(fromByteOffset: 16, as: UInt64.self)))
+            destination = .v6(UInt64(bigEndian: packet.loadUnaligned(fromByteOffset: 24, as: UInt64.self)),
+                              UInt64(bigEndian: packet.loadUnaligned(fromByteOffset: 32, as: UInt64.self)))
+            protocolNumber = packet[6]
+        default:
+            return nil
+        }
+        guard !isLaterFragment else { return }
+        switch protocolNumber {
+        case 6, 17:
+            guard packet.count >= transport + 4 else { return }
+            sourcePort = UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: transport, as: UInt16.self))
+            destinationPort = UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: transport + 2, as: UInt16.self))
+        case 1:
+            isICMPError = packet.count > transport && [3, 11, 12].contains(packet[transport])
+        case 58:
+            isICMPError = packet.count > transport && (1...4).contains(packet[transport])
+        default:
+            break
+        }
+    }
+}
+
+/// ICMP "destination unreachable, administratively prohibited" (ICMPv4 type 3 code 13, ICMPv6 type 1
+/// code 1) about a refused packet, for the client that sent it. It comes from the address the packet
+/// was for (inside the routes the client sends to the gateway, so a standard WireGuard client, which
+/// takes in only sources within its peer's allowed IPs, accepts it) and quotes as much of the packet as
+/// the minimum MTU allows (RFC 792/1812, RFC 4443).
+package enum AdministrativelyProhibited {
+    package static func reply(to packet: UnsafeRawBufferPointer) -> [UInt8]? {
+        guard let header = PacketHeader(packet) else { return nil }
+        // Never an error about an error (RFC 1812 4.3.2.7, RFC 4443 2.4).
+        if header.isICMPError { return nil }
+        switch (header.destination, header.source) {
+        case let (.v4(from), .v4(to)):
+            let quoted = Array(packet.prefix(576 - 28))
+            var icmp: [UInt8] = [3, 13, 0, 0, 0, 0, 0, 0] + quoted
+            store(~InternetChecksum.fold(icmp.withUnsafeBytes { InternetChecksum.sum($0) }), in: &icmp, at: 2)
+            var ip: [UInt8] = [0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0] + bytes(from) + bytes(to)
+            store(UInt16(20 + icmp.count), in: &ip, at: 2)
+            store(~InternetChecksum.fold(ip.withUnsafeBytes { InternetChecksum.sum($0) }), in: &ip, at: 10)
+            return ip + icmp
+        case let (.v6(fromHigh, fromLow), .v6(toHigh, toLow)):
+            let quoted = Array(packet.prefix(1280 - 48))
+            var icmp: [UInt8] = [1, 1, 0, 0, 0, 0, 0, 0] + quoted
+            var ip: [UInt8] = [0x60, 0, 0, 0, 0, 0, 58, 64] + bytes(fromHigh) + bytes(fromLow) + bytes(toHigh) + bytes(toLow)
+            store(UInt16(icmp.count), in: &ip, at: 4)
+            let pseudo = ip.withUnsafeBytes { InternetChecksum.pseudoHeader($0, protocolNumber: 58, length: icmp.count) }
+            store(~InternetChecksum.fold(icmp.withUnsafeBytes { InternetChecksum.sum($0, initial: pseudo) }), in: &icmp, at: 2)
+            return ip + icmp
+        default:
+            return nil
+        }
+    }
+
+    private static func store(_ value: UInt16, in bytes: inout [UInt8], at offset: Int) {
+        bytes[offset] = UInt8(value >> 8)
+        bytes[offset + 1] = UInt8(value & 0xFF)
+    }
+
+    private static func bytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+        withUnsafeBytes(of: value.bigEndian, Array.init)
+    }
+}
