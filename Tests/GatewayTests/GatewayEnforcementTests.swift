@@ -855,4 +855,54 @@ import WireGuard
             #expect(kernelAfter > kernelBefore, "the TC program dropped it: \(kernelBefore) -> \(kernelAfter)")
         }
     }
+
+    /// Issue #16: deleting the policy with an admin command cuts an established TCP flow through the
+    /// tunnel at once (wireguard-go client, a stream of small writes): the time from the command to the
+    /// last byte the resource received is printed.
+    @Test func deletingThePolicyCutsAnEstablishedTCPFlow() async throws {
+        try await TestNetwork.with { network in
+            let bed = try await Bed(network: network)
+            let client = try network.namespace("client")
+            let uplink = try network.connect(client, bed.gatewayNamespace)
+            let grant = try await bed.grant("stream", address: "198.18.1.15", filters: ["tcp:5301"])
+            try await bed.startGateway(endpoint: "\(uplink.b.ipv4):51820", openQueue: false)
+            let key = StaticKey.generate()
+            let made = try await bed.createFlow(grant, device: "stream-laptop", publicKey: Data(key.publicKey).base64EncodedString())
+            let interface = try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["198.18.1.15/32"], addresses: [made.ipv4])
+            defer { try? FileManager.default.removeItem(atPath: "/var/run/wireguard/\(interface).sock") }
+            // The resource: notes when the last byte came (after 3 s of silence, or the end).
+            let receiver = try network.spawn(in: bed.resources, ["python3", "-c", """
+                import socket, time
+                s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("198.18.1.15", 5301)); s.listen(1)
+                print("listening", flush=True)
+                c, _ = s.accept(); c.settimeout(3); last = None; total = 0
+                try:
+                    while True:
+                        d = c.recv(65536)
+                        if not d: break
+                        last = time.time(); total += len(d)
+                except socket.timeout:
+                    pass
+                print(f"last {last:.6f} bytes {total}", flush=True)
+                """])
+            try await receiver.waitForOutput(containing: "listening", timeout: .seconds(10))
+            _ = try network.spawn(in: client, ["python3", "-c", """
+                import socket, time
+                c = socket.create_connection(("198.18.1.15", 5301), timeout=10)
+                while True:
+                    c.sendall(b"x" * 1000); time.sleep(0.002)
+                """])
+            try await Task.sleep(for: .seconds(2))  // the stream runs a while before the change
+            let command = Date()
+            try await bed.api("DELETE", "/policies/\(grant.policy)", expect: 204)
+            let line = try await receiver.waitForMatch(#"(last [0-9.]+ bytes \d+)"#, timeout: .seconds(30))
+            let fields = line.split(separator: " ")
+            let last = Double(fields[1]) ?? 0
+            let bytes = Int(fields[3]) ?? 0
+            let cut = last - command.timeIntervalSince1970
+            print(String(format: "policy deleted: the last byte reached the resource %.1f ms after the admin command started (%d bytes before)", cut * 1000, bytes))
+            #expect(bytes > 100_000, "the stream flowed before the change: \(bytes) bytes")
+            #expect(cut > -0.5 && cut < 2, "cut at once: \(cut) s")
+        }
+    }
 }
