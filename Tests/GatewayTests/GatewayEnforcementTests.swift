@@ -856,15 +856,22 @@ import WireGuard
         }
     }
 
-    /// Issue #16: deleting the policy with an admin command cuts an established TCP flow through the
-    /// tunnel at once (wireguard-go client, a stream of small writes): the time from the command to the
-    /// last byte the resource received is printed.
-    @Test func deletingThePolicyCutsAnEstablishedTCPFlow() async throws {
+    /// Issue #16: deleting the policy with an admin command, or the flow's expiry (its client token
+    /// expires: the portal bounds the authorisation by it), cuts an established TCP flow through the
+    /// tunnel at once (wireguard-go client, a stream of small writes): the time from the command, or
+    /// from the expiry, to the last byte the resource received is printed.
+    @Test(arguments: ["policy-deleted", "flow-expired"]) func aChangeCutsAnEstablishedTCPFlow(change: String) async throws {
         try await TestNetwork.with { network in
             let bed = try await Bed(network: network)
             let client = try network.namespace("client")
             let uplink = try network.connect(client, bed.gatewayNamespace)
-            let grant = try await bed.grant("stream", address: "198.18.1.15", filters: ["tcp:5301"])
+            var grant = try await bed.grant("stream", address: "198.18.1.15", filters: ["tcp:5301"])
+            var expiry: Date?
+            if change == "flow-expired" {
+                let token = try await bed.api("POST", "/tokens", #"{"kind": "client", "actor_id": "\#(grant.actor)", "expires_in_seconds": 60}"#, expect: 201)
+                grant.token = token["secret"] as? String ?? ""
+                expiry = (token["expires_at"] as? String).flatMap { try? Date($0, strategy: .iso8601) }
+            }
             try await bed.startGateway(endpoint: "\(uplink.b.ipv4):51820", openQueue: false)
             let key = StaticKey.generate()
             let made = try await bed.createFlow(grant, device: "stream-laptop", publicKey: Data(key.publicKey).base64EncodedString())
@@ -892,15 +899,21 @@ import WireGuard
                 while True:
                     c.sendall(b"x" * 1000); time.sleep(0.002)
                 """])
-            try await Task.sleep(for: .seconds(2))  // the stream runs a while before the change
-            let command = Date()
-            try await bed.api("DELETE", "/policies/\(grant.policy)", expect: 204)
-            let line = try await receiver.waitForMatch(#"(last [0-9.]+ bytes \d+)"#, timeout: .seconds(30))
+            let from: Date
+            if let expiry {
+                from = expiry  // the stream runs until the flow expires
+            } else {
+                try await Task.sleep(for: .seconds(2))  // the stream runs a while before the change
+                from = Date()
+                try await bed.api("DELETE", "/policies/\(grant.policy)", expect: 204)
+            }
+            let line = try await receiver.waitForMatch(#"(last [0-9.]+ bytes \d+)"#, timeout: .seconds(100))
             let fields = line.split(separator: " ")
             let last = Double(fields[1]) ?? 0
             let bytes = Int(fields[3]) ?? 0
-            let cut = last - command.timeIntervalSince1970
-            print(String(format: "policy deleted: the last byte reached the resource %.1f ms after the admin command started (%d bytes before)", cut * 1000, bytes))
+            let cut = last - from.timeIntervalSince1970
+            print(String(format: "%@: the last byte reached the resource %.1f ms after %@ (%d bytes before)", change, cut * 1000,
+                         expiry == nil ? "the admin command started" : "the flow's expiry", bytes))
             #expect(bytes > 100_000, "the stream flowed before the change: \(bytes) bytes")
             #expect(cut > -0.5 && cut < 2, "cut at once: \(cut) s")
         }
