@@ -143,9 +143,14 @@ package struct FlowAuthorization: Codable, Sendable, Equatable {
     package var gatewayICE: ICECredentials
     package var resource: GatewayResource
     package var expiresAt: Date
+    /// Who the client acts for and the policy that grants the flow (for the gateway's flow log); absent
+    /// from portals before protocol 1.1.
+    package var actorID: ActorID?
+    package var policyID: PolicyID?
 
     package init(flowID: AuthorizationID, clientID: DeviceID, clientPublicKey: String, clientInterface: Interface, presharedKey: String,
-                 clientICE: ICECredentials, gatewayICE: ICECredentials, resource: GatewayResource, expiresAt: Date) {
+                 clientICE: ICECredentials, gatewayICE: ICECredentials, resource: GatewayResource, expiresAt: Date,
+                 actorID: ActorID? = nil, policyID: PolicyID? = nil) {
         self.flowID = flowID
         self.clientID = clientID
         self.clientPublicKey = clientPublicKey
@@ -155,10 +160,14 @@ package struct FlowAuthorization: Codable, Sendable, Equatable {
         self.gatewayICE = gatewayICE
         self.resource = resource
         self.expiresAt = expiresAt
+        self.actorID = actorID
+        self.policyID = policyID
     }
 
     enum CodingKeys: String, CodingKey {
         case resource
+        case actorID = "actor_id"
+        case policyID = "policy_id"
         case flowID = "flow_id"
         case clientID = "client_id"
         case clientPublicKey = "client_public_key"

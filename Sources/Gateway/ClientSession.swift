@@ -104,8 +104,19 @@ package actor ClientSession {
                   let psk = Data(base64Encoded: flow.presharedKey), psk.count == 32 else { return nil }
             // User space checks exactly what the policy says (no port ranges joined to fit an entry).
             let exact = RuleCompiler.compile(client: addresses, destinations(), rangesPerEntry: .max)
+            // Each rule's flows are logged under the flow whose resource is exactly its prefix.
+            var labels: [FlowLabel] = []
+            var labelByPrefix: [AddressRange: Int] = [:]
+            for flow in flows.values.sorted(by: { $0.flowID < $1.flowID }) {
+                guard let prefix = parsed[flow.resource.id]?.destination?.prefix, labelByPrefix[prefix] == nil else { continue }
+                labelByPrefix[prefix] = labels.count
+                labels.append(FlowLabel(client: clientID.description, actor: flow.actorID?.description ?? "",
+                                        resource: flow.resource.id.description, policy: flow.policyID?.description ?? ""))
+            }
             return TunnelPeer(publicKey: [UInt8](key), presharedKey: [UInt8](psk), addresses: addresses,
-                              rules: AccessRules(exact.map { ($0.destination, $0.ports) }))
+                              rules: AccessRules(labelled: exact.map { ($0.destination, $0.ports, labelByPrefix[$0.destination] ?? -1) }),
+                              labels: labels, unlabelled: FlowLabel(client: clientID.description,
+                                                                    actor: flow.actorID?.description ?? ""))
         }
         if wanted != peer {
             dataPlane?.peerChanged(client: clientID, from: peer, to: wanted)
@@ -172,8 +183,10 @@ package struct TunnelPeer: Sendable, Equatable {
     package var publicKey: [UInt8]
     package var presharedKey: [UInt8]
     package var addresses: [SocketAddress.IP]
-    /// What the client may reach, as user space checks it.
+    /// What the client may reach, as user space checks it, and who its flows belong to.
     package var rules: AccessRules
+    package var labels: [FlowLabel]
+    package var unlabelled: FlowLabel
 }
 
 /// Where sessions hand their client's peer: the gateway's WireGuard data plane.

@@ -28,7 +28,7 @@ package final class GatewayService: Sendable {
     /// `userSpaceChecks` false leaves the judging of what clients send to the kernel's TC program alone
     /// (a test's switch, to show that the program enforces by itself).
     package init(identity: GatewayControl.Identity, tunName: String, mtu: Int, listenPort: UInt16, forwarding: Bool = true, masquerade: Bool = true,
-                 userSpaceChecks: Bool = true, registry: PrometheusCollectorRegistry, clock: any WallClock = SystemWallClock(), logger: Logger) throws {
+                 userSpaceChecks: Bool = true, flowLogPath: String? = nil, registry: PrometheusCollectorRegistry, clock: any WallClock = SystemWallClock(), logger: Logger) throws {
         let program: GatewayTCProgram
         do {
             program = try GatewayTCProgram()
@@ -66,7 +66,14 @@ package final class GatewayService: Sendable {
             } catch {
                 logger.warning("WireGuard listens on IPv4 only", metadata: ["error": "\(error)"])
             }
-            engine = try TunnelEngine(tun: tunnel, sockets: sockets, local: StaticKey(privateKey: [UInt8](keyBytes)))
+            let flowLog = try flowLogPath.map { path in
+                do {
+                    return try FlowLog(path: path)
+                } catch {
+                    throw GatewayStartError("opening the flow log \(path): \(error)")
+                }
+            }
+            engine = try TunnelEngine(tun: tunnel, sockets: sockets, local: StaticKey(privateKey: [UInt8](keyBytes)), flowLog: flowLog)
         } catch {
             try? attachment.detach()
             tunnel.close()
@@ -102,7 +109,7 @@ package final class GatewayService: Sendable {
 
     /// Detaches the program and closes the device (the device goes with it).
     package func shutdown() {
-        engine.stop()
+        engine.stopAndWait()  // the flows going on are written to the flow log
         hostNetwork.remove()
         do {
             try attachment.detach()
@@ -192,7 +199,7 @@ struct GatewayDataPlane: SessionDataPlane {
             return
         }
         engine.authorize(.init(publicKey: new.publicKey, presharedKey: new.presharedKey, addresses: new.addresses,
-                               rules: userSpaceChecks ? new.rules : nil))
+                               rules: userSpaceChecks ? new.rules : nil, labels: new.labels, unlabelled: new.unlabelled))
         for address in new.addresses {
             do {
                 try tunnel.route(AddressRange(network: address, prefixLength: address.bitWidth), add: true)
@@ -256,6 +263,8 @@ final class GatewayMetrics: Sendable {
         add("gatehouse_gateway_wireguard_packets_total", "Packets through WireGuard tunnels, by direction", [("direction", "to_clients")], \.packetsOut)
         add("gatehouse_gateway_wireguard_bytes_total", "IP bytes through WireGuard tunnels, by direction", [("direction", "from_clients")], \.bytesIn)
         add("gatehouse_gateway_wireguard_bytes_total", "IP bytes through WireGuard tunnels, by direction", [("direction", "to_clients")], \.bytesOut)
+        add("gatehouse_gateway_flows_total", "Flows written to the flow log, by verdict", [("verdict", "allowed")], \.flowsAllowed)
+        add("gatehouse_gateway_flows_total", "Flows written to the flow log, by verdict", [("verdict", "refused")], \.flowsRefused)
         for reason in WireGuardDrop.allCases {
             dropped(reason).increment(by: Int64(max(0, current.dropped(reason) - before.dropped(reason))))
         }

@@ -371,7 +371,7 @@ package actor RealtimeHub {
             flowID: authorization.id, clientID: client.id, clientPublicKey: client.publicKey,
             clientInterface: Interface(ipv4: client.tunnelIPv4, ipv6: client.tunnelIPv6), presharedKey: secrets.presharedKey(client: client.id, gateway: authorization.gatewayID),
             clientICE: secrets.ice(authorization.id, for: .client), gatewayICE: secrets.ice(authorization.id, for: .gateway),
-            resource: Self.gatewayResource(resource), expiresAt: authorization.expiresAt)
+            resource: Self.gatewayResource(resource), expiresAt: authorization.expiresAt, actorID: client.actorID, policyID: authorization.policyID)
     }
 
     static func gatewayResource(_ resource: ResourceRecord) -> GatewayResource {

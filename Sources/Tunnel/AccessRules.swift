@@ -37,20 +37,31 @@ package struct RulePorts: Hashable, Sendable {
 /// holding an address decides (the compiler gives each prefix the filters of every prefix covering it),
 /// as the kernel's trie does.
 package struct AccessRules: Sendable, Equatable {
-    /// Longest prefixes first.
-    private let rules: [(destination: AddressRange, ports: RulePorts)]
+    /// Longest prefixes first; each with the index of its flow label (-1: none).
+    private let rules: [(destination: AddressRange, ports: RulePorts, label: Int)]
 
     package init(_ rules: [(destination: AddressRange, ports: RulePorts)]) {
+        self.init(labelled: rules.map { ($0.destination, $0.ports, -1) })
+    }
+
+    /// Rules with the index of the label their flows are logged under.
+    package init(labelled rules: [(destination: AddressRange, ports: RulePorts, label: Int)]) {
         self.rules = rules.sorted { $0.destination.prefixLength > $1.destination.prefixLength }
     }
 
     package static func == (left: AccessRules, right: AccessRules) -> Bool {
-        left.rules.count == right.rules.count && zip(left.rules, right.rules).allSatisfy { $0.destination == $1.destination && $0.ports == $1.ports }
+        left.rules.count == right.rules.count
+            && zip(left.rules, right.rules).allSatisfy { $0.destination == $1.destination && $0.ports == $1.ports && $0.label == $1.label }
     }
 
     /// What the longest prefix holding `address` lets through, or nil when none holds it.
     package func ports(for address: SocketAddress.IP) -> RulePorts? {
         rules.first { $0.destination.contains(address) }?.ports
+    }
+
+    /// The label index of the longest prefix holding `address` (-1: none).
+    func label(for address: SocketAddress.IP) -> Int {
+        rules.first { $0.destination.contains(address) }?.label ?? -1
     }
 
     /// Why a packet out of the client's tunnel may not pass, or nil when it may.
@@ -85,6 +96,8 @@ struct PacketHeader {
     var destinationPort: UInt16 = 0
     var isLaterFragment = false
     var isICMPError = false
+    /// TCP's flags byte (FIN 0x01, SYN 0x02, RST 0x04, ...), 0 for anything else.
+    var tcpFlags: UInt8 = 0
 
     init?(_ packet: UnsafeRawBufferPointer) {
         guard let first = packet.first else { return nil }
@@ -115,6 +128,7 @@ struct PacketHeader {
             guard packet.count >= transport + 4 else { return }
             sourcePort = UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: transport, as: UInt16.self))
             destinationPort = UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: transport + 2, as: UInt16.self))
+            if protocolNumber == 6, packet.count >= transport + 14 { tcpFlags = packet[transport + 13] }
         case 1:
             isICMPError = packet.count > transport && [3, 11, 12].contains(packet[transport])
         case 58:

@@ -20,12 +20,19 @@ package final class TunnelEngine: @unchecked Sendable {
         /// What the peer may reach, checked on every packet each way; nil: no check here (the kernel's
         /// TC program still judges what enters the TUN).
         package var rules: AccessRules?
+        /// Who the flows of the rules belong to, for the flow log (indexed by the rules' labels), and
+        /// the label of what no rule holds.
+        package var labels: [FlowLabel]
+        package var unlabelled: FlowLabel
 
-        package init(publicKey: [UInt8], presharedKey: [UInt8], addresses: [SocketAddress.IP], rules: AccessRules? = nil) {
+        package init(publicKey: [UInt8], presharedKey: [UInt8], addresses: [SocketAddress.IP], rules: AccessRules? = nil,
+                     labels: [FlowLabel] = [], unlabelled: FlowLabel = FlowLabel(client: "")) {
             self.publicKey = publicKey
             self.presharedKey = presharedKey
             self.addresses = addresses
             self.rules = rules
+            self.labels = labels
+            self.unlabelled = unlabelled
         }
     }
 
@@ -42,6 +49,9 @@ package final class TunnelEngine: @unchecked Sendable {
         package var cookieReplies = 0
         /// Peers authorised now.
         package var peers = 0
+        /// Flows ended and handed to the flow log, by verdict.
+        package var flowsAllowed = 0
+        package var flowsRefused = 0
 
         package init() {}
 
@@ -93,15 +103,44 @@ package final class TunnelEngine: @unchecked Sendable {
     private let segmentBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
     /// Packets out of tunnels into the TUN (joined into super-packets where the device takes them).
     private let writer: TUNWriter
+    /// The flow log, and the flows going on (a 5-tuple per peer slot), kept only when there is a log.
+    private let flowLog: FlowLog?
+    private var flows: [FlowKey: FlowState] = [:]
+    private var finished: [FlowRecord] = []
+    private var lastFlowSweep = Date()
+    private let stoppedRunning = DispatchSemaphore(value: 0)
 
-    package convenience init(tun: TUNDevice, socket: UDPSocket, local: StaticKey) throws(SocketError) {
-        try self.init(tun: tun, sockets: [socket], local: local)
+    private struct FlowKey: Hashable {
+        var slot: Int
+        var protocolNumber: UInt8
+        var client: SocketAddress.IP
+        var clientPort: UInt16
+        var resource: SocketAddress.IP
+        var resourcePort: UInt16
+    }
+
+    private struct FlowState {
+        var record: FlowRecord
+        var last: Date
+        var finFromClient = false
+        var finFromResource = false
+    }
+
+    /// How long a flow may be idle before it ends in the log: refused 5-tuples are gathered for 10 s,
+    /// TCP for two hours, the rest for two minutes.
+    static func idleLimit(protocolNumber: UInt8, refused: Bool) -> TimeInterval {
+        refused ? 10 : protocolNumber == 6 ? 7200 : 120
+    }
+
+    package convenience init(tun: TUNDevice, socket: UDPSocket, local: StaticKey, flowLog: FlowLog? = nil) throws(SocketError) {
+        try self.init(tun: tun, sockets: [socket], local: local, flowLog: flowLog)
     }
 
     /// Listens on `sockets` (at most one per address family: replies leave by the one of their
     /// destination's family).
-    package init(tun: TUNDevice, sockets: [UDPSocket], local: StaticKey) throws(SocketError) {
+    package init(tun: TUNDevice, sockets: [UDPSocket], local: StaticKey, flowLog: FlowLog? = nil) throws(SocketError) {
         precondition(!sockets.isEmpty)
+        self.flowLog = flowLog
         self.tun = tun
         self.sockets = sockets
         self.local = local
@@ -148,7 +187,20 @@ package final class TunnelEngine: @unchecked Sendable {
             if ready.contains(tun.fileDescriptor) { readPackets() }
             if timersDue.timeIntervalSinceNow <= 0 { runTimers() }
         }
+        // What is going on ends here: the log gets it all.
+        let now = Date()
+        for key in Array(flows.keys) { finishFlow(key, reason: "shutdown", now: now) }
+        handOverFinished()
+        flowLog?.flush()
         publish()
+        stoppedRunning.signal()
+    }
+
+    /// Stops the loop and waits until it has handed every flow to the log (call once, from another
+    /// thread than the loop's, after `run()` started).
+    package func stopAndWait() {
+        stop()
+        stoppedRunning.wait()
     }
 
     private func publish() {
@@ -188,6 +240,8 @@ package final class TunnelEngine: @unchecked Sendable {
                     }
                 }
             } else if let slot = slotByKey.removeValue(forKey: change.key) {
+                let now = Date()
+                for key in flows.keys where key.slot == slot { finishFlow(key, reason: "revoked", now: now) }
                 slots[slot] = nil
                 freeSlots.append(slot)
             }
@@ -257,9 +311,11 @@ package final class TunnelEngine: @unchecked Sendable {
             // Refused: the client hears so through its tunnel (it may ask the portal again), and the
             // packet goes no further.
             count(refusal)
+            noteOutbound(packet, slot: slot, refusal: refusal)
             if let reply = AdministrativelyProhibited.reply(to: packet) { sendThroughTunnel(reply, slot: slot, now: Date()) }
             return
         }
+        noteOutbound(packet, slot: slot, refusal: nil)
         if hasRoomInFront {
             writer.write(packet)
         } else {
@@ -342,6 +398,7 @@ package final class TunnelEngine: @unchecked Sendable {
         }
         // Only what belongs to the client's authorised flows goes to it.
         if let rules = slots[slot]!.authorization.rules, let refusal = rules.refusal(inbound: packet) { return count(refusal) }
+        noteInbound(packet, slot: slot, now: now)
         tally.packetsOut += 1
         tally.bytesOut += packet.count
         sendThroughTunnel(packet, slot: slot, now: now)
@@ -398,6 +455,14 @@ package final class TunnelEngine: @unchecked Sendable {
             reindex()
             lastReindex = now
         }
+        if flowLog != nil, now.timeIntervalSince(lastFlowSweep) >= 1 {
+            lastFlowSweep = now
+            for (key, state) in flows where now.timeIntervalSince(state.last) >= Self.idleLimit(protocolNumber: key.protocolNumber,
+                                                                                               refused: state.record.verdict == .refused) {
+                finishFlow(key, reason: state.record.verdict == .refused ? state.record.reason : "idle", now: now)
+            }
+            handOverFinished()
+        }
         var earliest = now.addingTimeInterval(1)
         for slot in slots.indices {
             guard let deadline = slots[slot]?.peer.nextDeadline() else { continue }
@@ -425,6 +490,60 @@ package final class TunnelEngine: @unchecked Sendable {
         }
         // Handshakes make and drop session indexes.
         for index in state.peer.indexes where byIndex[index] == nil { byIndex[index] = slot }
+    }
+
+    // MARK: Flow log
+
+    /// A packet from a client, allowed or refused: its flow starts or goes on.
+    private func noteOutbound(_ packet: UnsafeRawBufferPointer, slot: Int, refusal: WireGuardDrop?) {
+        guard flowLog != nil, let header = PacketHeader(packet) else { return }
+        let now = Date()
+        let key = FlowKey(slot: slot, protocolNumber: header.protocolNumber, client: header.source, clientPort: header.sourcePort,
+                          resource: header.destination, resourcePort: header.destinationPort)
+        if flows[key] == nil {
+            let authorization = slots[slot]!.authorization
+            let index = refusal == .noRule ? -1 : authorization.rules?.label(for: header.destination) ?? -1
+            let label = authorization.labels.indices.contains(index) ? authorization.labels[index] : authorization.unlabelled
+            flows[key] = FlowState(
+                record: FlowRecord(label: label, protocolNumber: header.protocolNumber, clientAddress: header.source, clientPort: header.sourcePort,
+                                   resourceAddress: header.destination, resourcePort: header.destinationPort, start: now, end: now,
+                                   verdict: refusal == nil ? .allowed : .refused, reason: refusal?.rawValue ?? ""),
+                last: now)
+        }
+        flows[key]!.record.bytesFromClient += packet.count
+        flows[key]!.record.packetsFromClient += 1
+        flows[key]!.last = now
+        if header.tcpFlags & 0x01 != 0 { flows[key]!.finFromClient = true }
+        if header.tcpFlags & 0x04 != 0 || flows[key]!.finFromClient && flows[key]!.finFromResource, refusal == nil {
+            finishFlow(key, reason: "closed", now: now)
+        }
+    }
+
+    /// A packet for a client: it counts toward the flow the client began (a resource begins none).
+    private func noteInbound(_ packet: UnsafeRawBufferPointer, slot: Int, now: Date) {
+        guard flowLog != nil, let header = PacketHeader(packet) else { return }
+        let key = FlowKey(slot: slot, protocolNumber: header.protocolNumber, client: header.destination, clientPort: header.destinationPort,
+                          resource: header.source, resourcePort: header.sourcePort)
+        guard flows[key] != nil else { return }
+        flows[key]!.record.bytesToClient += packet.count
+        flows[key]!.record.packetsToClient += 1
+        flows[key]!.last = now
+        if header.tcpFlags & 0x01 != 0 { flows[key]!.finFromResource = true }
+        if header.tcpFlags & 0x04 != 0 || flows[key]!.finFromClient && flows[key]!.finFromResource { finishFlow(key, reason: "closed", now: now) }
+    }
+
+    private func finishFlow(_ key: FlowKey, reason: String, now: Date) {
+        guard var state = flows.removeValue(forKey: key) else { return }
+        state.record.end = state.record.verdict == .refused ? state.last : now
+        if state.record.verdict == .allowed { state.record.reason = reason }
+        if state.record.verdict == .allowed { tally.flowsAllowed += 1 } else { tally.flowsRefused += 1 }
+        finished.append(state.record)
+    }
+
+    private func handOverFinished() {
+        guard !finished.isEmpty else { return }
+        flowLog?.append(finished)
+        finished = []
     }
 
     /// A source address as cookies take it.

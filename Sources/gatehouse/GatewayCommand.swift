@@ -45,6 +45,8 @@ struct GatewayCommand: AsyncParsableCommand {
     @Flag(help: "Leave IP forwarding and NAT to the host's own configuration (implies --no-masquerade).")
     var noForwarding = false
     @Flag(help: .hidden) var testNoUserSpaceChecks = false
+    @Option(help: "The flow log: a JSON line per flow allowed or refused, rotated at 64 MiB with five kept (default: flows.jsonl in the state directory; \"off\": none). [GATEHOUSE_GATEWAY_FLOW_LOG]")
+    var flowLog: String?
     @Option(help: "Log format: human or json (default human). [GATEHOUSE_LOG_FORMAT]")
     var logFormat: String?
 
@@ -80,6 +82,7 @@ struct GatewayCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
+        let flowLogPath = environment.string(flowLog, "GATEHOUSE_GATEWAY_FLOW_LOG") ?? directory + "/flows.jsonl"
         let name = environment.string(self.name, "GATEHOUSE_GATEWAY_NAME") ?? ProcessInfo.processInfo.hostName
         guard !name.isEmpty, name.count <= 200 else { throw ValidationError("--name must be 1-200 characters") }
         let (host, port) = try ListenAddress.parse(environment.string(operationsAddress, "GATEHOUSE_GATEWAY_OPERATIONS_ADDRESS") ?? "127.0.0.1:9479",
@@ -92,7 +95,8 @@ struct GatewayCommand: AsyncParsableCommand {
         do {
             service = try GatewayService(identity: .init(device: identity, name: name, endpoints: endpoints), tunName: tunName, mtu: mtu,
                                          listenPort: listenPort, forwarding: !noForwarding, masquerade: !noMasquerade && !noForwarding,
-                                         userSpaceChecks: !testNoUserSpaceChecks, registry: registry, logger: logger)
+                                         userSpaceChecks: !testNoUserSpaceChecks, flowLogPath: flowLogPath == "off" ? nil : flowLogPath,
+                                         registry: registry, logger: logger)
         } catch {
             throw ValidationError("\(error)")
         }

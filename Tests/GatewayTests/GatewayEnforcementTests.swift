@@ -918,4 +918,64 @@ import WireGuard
             #expect(cut > -0.5 && cut < 2, "cut at once: \(cut) s")
         }
     }
+
+    /// Issue #16: the flow log holds exactly the flows of the test, with the right verdicts, reasons,
+    /// labels and counts: an allowed UDP exchange (three datagrams out, two back; it ends with the
+    /// gateway), and two refused 5-tuples (a port outside the filter, twice; an address outside every
+    /// resource), each refused one ended after 10 s idle and counted in `/metrics`.
+    @Test func theFlowLogHoldsExactlyTheFlowsOfTheTest() async throws {
+        try await TestNetwork.with { network in
+            let bed = try await Bed(network: network)
+            let client = try network.namespace("client")
+            let uplink = try network.connect(client, bed.gatewayNamespace)
+            try bed.resources.ip("addr", "add", "198.18.1.99/24", "dev", "eth0")
+            let grant = try await bed.grant("logged", address: "198.18.1.16", filters: ["udp:7000"])
+            try await bed.startGateway(endpoint: "\(uplink.b.ipv4):51820", openQueue: false)
+            let key = StaticKey.generate()
+            let made = try await bed.createFlow(grant, device: "logged-laptop", publicKey: Data(key.publicKey).base64EncodedString())
+            let interface = try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["198.18.1.0/24"], addresses: [made.ipv4])
+            defer { try? FileManager.default.removeItem(atPath: "/var/run/wireguard/\(interface).sock") }
+            let server = try bed.listener("198.18.1.16", 7000)
+            let address = SocketAddress(ip: made.ipv4, port: 0).address
+            let app = try client.run { try UDPSocket(bindTo: SocketAddress(address, port: 40000)) }
+            for text in ["one", "two", "six"] {
+                _ = try app.send(Array(text.utf8), to: SocketAddress("198.18.1.16", port: 7000))
+                let arrived = try await Self.onThread { try server.receive(timeout: .seconds(10)) }
+                #expect(arrived?.bytes == Array(text.utf8))
+                if text != "six", let from = arrived?.from {
+                    _ = try server.send([1], to: from)
+                    #expect(try await Self.onThread { try app.receive(timeout: .seconds(5)) } != nil)
+                }
+            }
+            for _ in 0..<2 { _ = try app.send(Array("refused".utf8), to: SocketAddress("198.18.1.16", port: 7001)) }
+            _ = try app.send(Array("nowhere".utf8), to: SocketAddress("198.18.1.99", port: 7000))
+            // Refused 5-tuples end after 10 s without packets, and are counted.
+            try await Wait.until("both refused flows were logged", timeout: .seconds(30), interval: .milliseconds(500)) {
+                let metrics = try await bed.gatewayNamespace.exec(["curl", "-s", "http://\(bed.operations)/metrics"]).standardOutput
+                return metrics.contains(#"gatehouse_gateway_flows_total{verdict="refused"} 2"#)
+            }
+            bed.gateway.stop()  // the allowed flow ends with the gateway
+
+            let log = bed.scratch.appending(path: "gateway/flows.jsonl")
+            let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+            let records = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            #expect(records.count == 3, "exactly the flows of the test: \(lines)")
+            let allowed = records.first { $0["verdict"] as? String == "allowed" }
+            #expect(allowed?["protocol"] as? String == "udp" && allowed?["client_address"] as? String == address
+                    && allowed?["client_port"] as? Int == 40000 && allowed?["resource_address"] as? String == "198.18.1.16"
+                    && allowed?["resource_port"] as? Int == 7000, "the 5-tuple: \(allowed ?? [:])")
+            #expect(allowed?["packets_from_client"] as? Int == 3 && allowed?["bytes_from_client"] as? Int == 3 * 31
+                    && allowed?["packets_to_client"] as? Int == 2 && allowed?["bytes_to_client"] as? Int == 2 * 29, "counts: \(allowed ?? [:])")
+            #expect(allowed?["resource"] as? String == grant.resource && allowed?["policy"] as? String == grant.policy
+                    && allowed?["actor"] as? String == grant.actor && (allowed?["client"] as? String ?? "").count == 36, "labels: \(allowed ?? [:])")
+            #expect(allowed?["reason"] as? String == "shutdown")
+            let filtered = records.first { $0["reason"] as? String == "filtered" }
+            #expect(filtered?["verdict"] as? String == "refused" && filtered?["resource_port"] as? Int == 7001
+                    && filtered?["packets_from_client"] as? Int == 2 && filtered?["resource"] as? String == grant.resource, "\(filtered ?? [:])")
+            let nowhere = records.first { $0["reason"] as? String == "no_rule" }
+            #expect(nowhere?["verdict"] as? String == "refused" && nowhere?["resource_address"] as? String == "198.18.1.99"
+                    && nowhere?["resource"] as? String == "" && nowhere?["actor"] as? String == grant.actor, "\(nowhere ?? [:])")
+            print("flow log: \(lines.joined(separator: "\n"))")
+        }
+    }
 }
