@@ -67,6 +67,10 @@ package struct AccessRules: Sendable, Equatable {
     /// Why a packet out of the client's tunnel may not pass, or nil when it may.
     package func refusal(outbound packet: UnsafeRawBufferPointer) -> WireGuardDrop? {
         guard let header = PacketHeader(packet) else { return .filtered }
+        return refusal(outbound: header)
+    }
+
+    func refusal(outbound header: PacketHeader) -> WireGuardDrop? {
         guard let ports = ports(for: header.destination), !ports.allowsNothing else { return .noRule }
         // A later fragment carries no ports: only a rule that allows everything lets it through.
         if header.isLaterFragment { return ports.allowsAll ? nil : .filtered }
@@ -79,6 +83,10 @@ package struct AccessRules: Sendable, Equatable {
     /// the prefix alone.
     package func refusal(inbound packet: UnsafeRawBufferPointer) -> WireGuardDrop? {
         guard let header = PacketHeader(packet) else { return .filtered }
+        return refusal(inbound: header)
+    }
+
+    func refusal(inbound header: PacketHeader) -> WireGuardDrop? {
         guard let ports = ports(for: header.source), !ports.allowsNothing else { return .noRule }
         if ports.allowsAll || header.isICMPError && !header.isLaterFragment { return nil }
         if header.isLaterFragment { return .filtered }

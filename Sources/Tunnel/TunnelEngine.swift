@@ -307,15 +307,20 @@ package final class TunnelEngine: @unchecked Sendable {
             return count(.spoofed)
         }
         let packet = UnsafeRawBufferPointer(rebasing: padded[..<length])
-        if let rules = slots[slot]!.authorization.rules, let refusal = rules.refusal(outbound: packet) {
-            // Refused: the client hears so through its tunnel (it may ask the portal again), and the
-            // packet goes no further.
-            count(refusal)
-            noteOutbound(packet, slot: slot, refusal: refusal)
-            if let reply = AdministrativelyProhibited.reply(to: packet) { sendThroughTunnel(reply, slot: slot, now: Date()) }
-            return
+        let rules = slots[slot]!.authorization.rules
+        let header = rules != nil || flowLog != nil ? PacketHeader(packet) : nil
+        if let rules {
+            guard let header else { return count(.filtered) }
+            if let refusal = rules.refusal(outbound: header) {
+                // Refused: the client hears so through its tunnel (it may ask the portal again), and
+                // the packet goes no further.
+                count(refusal)
+                noteOutbound(header, bytes: packet.count, slot: slot, refusal: refusal)
+                if let reply = AdministrativelyProhibited.reply(to: packet) { sendThroughTunnel(reply, slot: slot, now: Date()) }
+                return
+            }
         }
-        noteOutbound(packet, slot: slot, refusal: nil)
+        if let header { noteOutbound(header, bytes: packet.count, slot: slot, refusal: nil) }
         if hasRoomInFront {
             writer.write(packet)
         } else {
@@ -380,28 +385,48 @@ package final class TunnelEngine: @unchecked Sendable {
         for _ in 0..<64 {
             guard let length = try? tun.read(into: packetBuffer), length > 0 else { break }
             let read = UnsafeMutableRawBufferPointer(rebasing: packetBuffer[..<length])
+            let packet = UnsafeRawBufferPointer(rebasing: read[(tun.offload ? VirtioNetHeader.size : 0)...])
+            // Judged once per read: a super-packet's segments share its addresses and ports.
+            guard let (slot, header) = admit(packet) else { continue }
+            var segments = 0
+            var bytes = 0
             if tun.offload {
-                // A TCP super-packet comes out as its segments, each sealed on its own.
-                if !Offload.forEachPacket(in: read, scratch: segmentBuffer, { send($0, now: now) }) { count(.malformed) }
+                // A super-packet comes out as its segments, each sealed on its own.
+                let cut = Offload.forEachPacket(in: read, scratch: segmentBuffer) { segment in
+                    segments += 1
+                    bytes += segment.count
+                    sendThroughTunnel(segment, slot: slot, now: now)
+                }
+                if !cut { count(.malformed) }
             } else {
-                send(UnsafeRawBufferPointer(read), now: now)
+                segments = 1
+                bytes = packet.count
+                sendThroughTunnel(packet, slot: slot, now: now)
             }
+            tally.packetsOut += segments
+            tally.bytesOut += bytes
+            if let header { noteInbound(header, slot: slot, packets: segments, bytes: bytes, now: now) }
         }
         flushOutbox()
     }
 
-    /// A packet for a client: sealed into the outbox for its peer's endpoint, or held by the peer
-    /// while it makes a handshake.
-    private func send(_ packet: UnsafeRawBufferPointer, now: Date) {
+    /// The peer a packet from the TUN is for, when it may have it: its destination one of the peer's
+    /// tunnel addresses, and (where there are rules) from what the client may reach.
+    private func admit(_ packet: UnsafeRawBufferPointer) -> (slot: Int, header: PacketHeader?)? {
         guard let destination = Self.destination(of: packet), let slot = byAddress[destination], slots[slot] != nil else {
-            return count(.noPeer)
+            count(.noPeer)
+            return nil
         }
-        // Only what belongs to the client's authorised flows goes to it.
-        if let rules = slots[slot]!.authorization.rules, let refusal = rules.refusal(inbound: packet) { return count(refusal) }
-        noteInbound(packet, slot: slot, now: now)
-        tally.packetsOut += 1
-        tally.bytesOut += packet.count
-        sendThroughTunnel(packet, slot: slot, now: now)
+        guard slots[slot]!.authorization.rules != nil || flowLog != nil else { return (slot, nil) }
+        guard let header = PacketHeader(packet) else {
+            count(.filtered)
+            return nil
+        }
+        if let refusal = slots[slot]!.authorization.rules?.refusal(inbound: header) {
+            count(refusal)
+            return nil
+        }
+        return (slot, header)
     }
 
     /// Seals a packet for a peer into the outbox, or has the peer hold it while it makes a handshake.
@@ -495,8 +520,8 @@ package final class TunnelEngine: @unchecked Sendable {
     // MARK: Flow log
 
     /// A packet from a client, allowed or refused: its flow starts or goes on.
-    private func noteOutbound(_ packet: UnsafeRawBufferPointer, slot: Int, refusal: WireGuardDrop?) {
-        guard flowLog != nil, let header = PacketHeader(packet) else { return }
+    private func noteOutbound(_ header: PacketHeader, bytes: Int, slot: Int, refusal: WireGuardDrop?) {
+        guard flowLog != nil else { return }
         let now = Date()
         let key = FlowKey(slot: slot, protocolNumber: header.protocolNumber, client: header.source, clientPort: header.sourcePort,
                           resource: header.destination, resourcePort: header.destinationPort)
@@ -510,7 +535,7 @@ package final class TunnelEngine: @unchecked Sendable {
                                    verdict: refusal == nil ? .allowed : .refused, reason: refusal?.rawValue ?? ""),
                 last: now)
         }
-        flows[key]!.record.bytesFromClient += packet.count
+        flows[key]!.record.bytesFromClient += bytes
         flows[key]!.record.packetsFromClient += 1
         flows[key]!.last = now
         if header.tcpFlags & 0x01 != 0 { flows[key]!.finFromClient = true }
@@ -520,13 +545,13 @@ package final class TunnelEngine: @unchecked Sendable {
     }
 
     /// A packet for a client: it counts toward the flow the client began (a resource begins none).
-    private func noteInbound(_ packet: UnsafeRawBufferPointer, slot: Int, now: Date) {
-        guard flowLog != nil, let header = PacketHeader(packet) else { return }
+    private func noteInbound(_ header: PacketHeader, slot: Int, packets: Int, bytes: Int, now: Date) {
+        guard flowLog != nil else { return }
         let key = FlowKey(slot: slot, protocolNumber: header.protocolNumber, client: header.destination, clientPort: header.destinationPort,
                           resource: header.source, resourcePort: header.sourcePort)
         guard flows[key] != nil else { return }
-        flows[key]!.record.bytesToClient += packet.count
-        flows[key]!.record.packetsToClient += 1
+        flows[key]!.record.bytesToClient += bytes
+        flows[key]!.record.packetsToClient += packets
         flows[key]!.last = now
         if header.tcpFlags & 0x01 != 0 { flows[key]!.finFromResource = true }
         if header.tcpFlags & 0x04 != 0 || flows[key]!.finFromClient && flows[key]!.finFromResource { finishFlow(key, reason: "closed", now: now) }
