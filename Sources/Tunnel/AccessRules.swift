@@ -39,6 +39,9 @@ package struct RulePorts: Hashable, Sendable {
 package struct AccessRules: Sendable, Equatable {
     /// Longest prefixes first; each with the index of its flow label (-1: none).
     private let rules: [(destination: AddressRange, ports: RulePorts, label: Int)]
+    /// The same per address family as one table per prefix length, longest first: a lookup masks the
+    /// address to each length in turn (a handful of hash lookups, however many resources there are).
+    private let tables: (v4: [(length: Int, entries: [SocketAddress.IP: Int])], v6: [(length: Int, entries: [SocketAddress.IP: Int])])
 
     package init(_ rules: [(destination: AddressRange, ports: RulePorts)]) {
         self.init(labelled: rules.map { ($0.destination, $0.ports, -1) })
@@ -47,6 +50,19 @@ package struct AccessRules: Sendable, Equatable {
     /// Rules with the index of the label their flows are logged under.
     package init(labelled rules: [(destination: AddressRange, ports: RulePorts, label: Int)]) {
         self.rules = rules.sorted { $0.destination.prefixLength > $1.destination.prefixLength }
+        var v4: [Int: [SocketAddress.IP: Int]] = [:]
+        var v6: [Int: [SocketAddress.IP: Int]] = [:]
+        for (index, rule) in self.rules.enumerated() {
+            let length = rule.destination.prefixLength
+            let key = rule.destination.network.masked(to: length)
+            // The first of equal prefixes wins, as the linear order would have it.
+            if case .v4 = key {
+                if v4[length]?[key] == nil { v4[length, default: [:]][key] = index }
+            } else if v6[length]?[key] == nil {
+                v6[length, default: [:]][key] = index
+            }
+        }
+        tables = (v4.sorted { $0.key > $1.key }.map { ($0.key, $0.value) }, v6.sorted { $0.key > $1.key }.map { ($0.key, $0.value) })
     }
 
     package static func == (left: AccessRules, right: AccessRules) -> Bool {
@@ -54,14 +70,23 @@ package struct AccessRules: Sendable, Equatable {
             && zip(left.rules, right.rules).allSatisfy { $0.destination == $1.destination && $0.ports == $1.ports && $0.label == $1.label }
     }
 
+    /// The rule of the longest prefix holding `address`.
+    private func rule(for address: SocketAddress.IP) -> (destination: AddressRange, ports: RulePorts, label: Int)? {
+        let table = if case .v4 = address { tables.v4 } else { tables.v6 }
+        for (length, entries) in table {
+            if let index = entries[address.masked(to: length)] { return rules[index] }
+        }
+        return nil
+    }
+
     /// What the longest prefix holding `address` lets through, or nil when none holds it.
     package func ports(for address: SocketAddress.IP) -> RulePorts? {
-        rules.first { $0.destination.contains(address) }?.ports
+        rule(for: address)?.ports
     }
 
     /// The label index of the longest prefix holding `address` (-1: none).
     func label(for address: SocketAddress.IP) -> Int {
-        rules.first { $0.destination.contains(address) }?.label ?? -1
+        rule(for: address)?.label ?? -1
     }
 
     /// Why a packet out of the client's tunnel may not pass, or nil when it may.

@@ -35,6 +35,29 @@ import WireGuard
         #expect(Self.refusal([0x45, 0, 0]) == .filtered, "not a packet")
     }
 
+    /// Hundreds of rules of every prefix length, both families: the lookup by tables answers what a
+    /// scan for the longest holding prefix answers, for addresses inside and outside them.
+    @Test func theLookupAgreesWithALongestPrefixScan() {
+        var generator = SystemRandomNumberGenerator()
+        var rules: [(destination: AddressRange, ports: RulePorts)] = []
+        for index in 0..<400 {
+            let v6 = index % 3 == 0
+            let network: SocketAddress.IP = v6 ? .v6(0xFD00_6768_0000_0000 | UInt64.random(in: 0...0xFF, using: &generator) << 16, UInt64.random(in: 0...3, using: &generator))
+                : .v4(0xC612_0000 | UInt32.random(in: 0...0xFFFF, using: &generator) & 0xFF0F)
+            let length = v6 ? [48, 56, 64, 120, 128].randomElement(using: &generator)! : [16, 20, 24, 28, 32].randomElement(using: &generator)!
+            rules.append((AddressRange(network: network.masked(to: length), prefixLength: length), RulePorts(udp: [UInt16(index)...UInt16(index)])))
+        }
+        let table = AccessRules(rules)
+        let sorted = rules.enumerated().sorted { ($0.element.destination.prefixLength, -$0.offset) > ($1.element.destination.prefixLength, -$1.offset) }
+        for _ in 0..<2000 {
+            let probe: SocketAddress.IP = Bool.random(using: &generator)
+                ? .v6(0xFD00_6768_0000_0000 | UInt64.random(in: 0...0xFF, using: &generator) << 16, UInt64.random(in: 0...3, using: &generator))
+                : .v4(0xC612_0000 | UInt32.random(in: 0...0xFFFF, using: &generator))
+            let scanned = sorted.first { $0.element.destination.contains(probe) }?.element.ports
+            #expect(table.ports(for: probe) == scanned, "\(SocketAddress(ip: probe, port: 0).address)")
+        }
+    }
+
     @Test func onlyWhatTheClientMayReachComesBack() {
         #expect(Self.inbound(IPPacket.make(from: Self.ip("198.18.1.20"), to: Self.client, protocolNumber: 6, port: 40000, sourcePort: 443)) == nil)
         #expect(Self.inbound(IPPacket.make(from: Self.ip("198.18.1.20"), to: Self.client, protocolNumber: 6, port: 40000, sourcePort: 80)) == .filtered)
