@@ -8,7 +8,10 @@
 #   client ns (wireguard-go, iperf3 -c) -- veth -- gateway ns (gatehouse gateway | wireguard-go)
 #                                                   -- veth -- resources ns (iperf3 -s)
 #
-#   bench/wireguard.sh [--seconds 10] [--runs 1] [--debug]
+#   bench/wireguard.sh [--seconds 10] [--runs 1] [--resources 1] [--debug]
+#
+# --resources N: the client holds flows to N resources through the gatehouse gateway (N - 1 more, each
+# a /32 with filters, besides the iperf3 host), so that every packet is judged against N rules.
 #
 # Needs root (namespaces, TUN). Builds in release (--debug: the debug build). Both gateways forward
 # without NAT (the resource network routes the tunnel range back), so only the tunnel differs.
@@ -17,13 +20,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=10
 runs=1
+resources=1
 configuration=release
 while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) seconds="$2"; shift 2 ;;
         --runs) runs="$2"; shift 2 ;;
+        --resources) resources="$2"; shift 2 ;;
         --debug) configuration=debug; shift ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "wireguard.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -83,6 +88,12 @@ site=$(api POST /sites '{"name": "bench"}' | field '["id"]')
 resource=$(api POST /resources "{\"name\": \"iperf\", \"type\": \"ip\", \"address\": \"198.18.1.2\", \"site_id\": \"$site\", \"filters\": []}" | field '["id"]')
 group=$(api POST /groups '{"name": "bench"}' | field '["id"]')
 api POST /policies "{\"group_id\": \"$group\", \"resource_id\": \"$resource\"}" >/dev/null
+extra=()
+for index in $(seq 2 "$resources"); do
+    id=$(api POST /resources "{\"name\": \"r$index\", \"type\": \"ip\", \"address\": \"10.200.$((index / 250)).$((index % 250 + 1))\", \"site_id\": \"$site\", \"filters\": [\"tcp:443\", \"tcp:8000-8100\", \"udp:$((5000 + index))\"]}" | field '["id"]')
+    api POST /policies "{\"group_id\": \"$group\", \"resource_id\": \"$id\"}" >/dev/null
+    extra+=("$id")
+done
 actor=$(api POST /actors '{"type": "user", "name": "bench", "email": "bench@bench.test"}' | field '["id"]')
 api PUT "/groups/$group/members/$actor" >/dev/null
 client_token=$(api POST /tokens "{\"kind\": \"client\", \"actor_id\": \"$actor\"}" | field '["secret"]')
@@ -107,10 +118,18 @@ start_gatehouse_gateway() {
     wait_for "$work/gateway.log" '\[Gateway\] init'
 }
 start_gatehouse_gateway
-printf '%s\n' "{\"event\": \"join\", \"ref\": \"j\", \"payload\": {\"version\": \"1.0\", \"external_id\": \"bench-laptop\", \"name\": \"bench-laptop\", \"public_key\": \"$client_public\"}}" \
-    "{\"event\": \"create_flow\", \"ref\": \"f\", \"payload\": {\"resource_id\": \"$resource\", \"connected_gateway_ids\": []}}" >"$work/frames"
+join_frame="{\"event\": \"join\", \"ref\": \"j\", \"payload\": {\"version\": \"1.0\", \"external_id\": \"bench-laptop\", \"name\": \"bench-laptop\", \"public_key\": \"$client_public\"}}"
+flow_frame() { echo "{\"event\": \"create_flow\", \"ref\": \"f$1\", \"payload\": {\"resource_id\": \"$1\", \"connected_gateway_ids\": []}}"; }
+printf '%s\n' "$join_frame" "$(flow_frame "$resource")" >"$work/frames"
 in_ns "$ns_gw" "$python" Tests/Interop/realtime_client.py "ws://$portal/api/client" "$client_token" --answers 3 --frames "$work/frames" \
     | tail -1 >"$work/flow.json"
+# The other resources' flows, 30 at a time (the portal creates at most 32 at once per device).
+for ((start = 0; start < ${#extra[@]}; start += 30)); do
+    chunk=("${extra[@]:start:30}")
+    { echo "$join_frame"; for id in "${chunk[@]}"; do flow_frame "$id"; done; } >"$work/frames"
+    in_ns "$ns_gw" "$python" Tests/Interop/realtime_client.py "ws://$portal/api/client" "$client_token" --answers $((${#chunk[@]} + 2)) \
+        --frames "$work/frames" >/dev/null
+done
 read -r client_address gatehouse_public psk < <("$python" -c '
 import json, sys
 answers = json.load(open(sys.argv[1]))["answers"]
@@ -118,6 +137,8 @@ init = next(a for a in answers if a["event"] == "init")["payload"]
 flow = next(a for a in answers if a["event"] == "flow_created")["payload"]
 print(init["interface"]["ipv4"], flow["gateway_public_key"], flow["preshared_key"])' "$work/flow.json")
 (umask 077; printf '%s' "$psk" >"$work/psk")
+operations=$(grep -oE '127\.0\.0\.1:[0-9]+.*operations listening' "$work/gateway.log" | head -1 | cut -d' ' -f1)
+echo "the gatehouse gateway holds $(in_ns "$ns_gw" curl -s "http://${operations%%[^0-9.:]*}/metrics" | awk '/^gatehouse_gateway_kernel_rules / {printf "%d", $2}') kernel rule entries for the client"
 in_ns "$ns_client" ip addr add "$client_address/32" dev "$client_if"
 in_ns "$ns_client" ip link set "$client_if" up
 in_ns "$ns_client" ip route add 198.18.1.2/32 dev "$client_if"
@@ -176,7 +197,7 @@ start_wireguard_go_gateway() {
 }
 
 echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), $configuration build"
-echo "wireguard-go $(wireguard-go --version 2>&1 | head -1 | awk '{print $NF}'), iperf3 $(iperf3 --version | head -1 | awk '{print $2}'), $seconds s per run"
+echo "wireguard-go $(wireguard-go --version 2>&1 | head -1 | awk '{print $NF}'), iperf3 $(iperf3 --version | head -1 | awk '{print $2}'), $seconds s per run, the client holds $resources resource(s)"
 for run in $(seq "$runs"); do
     echo "run $run:"
     configure_client "$gatehouse_public" "$work/psk"
