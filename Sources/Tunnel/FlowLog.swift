@@ -132,16 +132,13 @@ package final class FlowLog: Sendable {
 
     private func write(_ records: [FlowRecord]) {
         let lines = Data(records.map { $0.json() + "\n" }.joined().utf8)
-        file.withLock { file in
+        let written = file.withLock { file -> Bool in
             if file.size > 0, file.size + lines.count > maximumBytes { rotate(&file) }
-            guard let handle = file.handle else { return }
-            do {
-                try handle.write(contentsOf: lines)
-                file.size += lines.count
-            } catch {
-                return
-            }
+            guard let handle = file.handle, (try? handle.write(contentsOf: lines)) != nil else { return false }
+            file.size += lines.count
+            return true
         }
+        guard written else { return }
         counts.withLock { counts in for record in records { counts[record.verdict, default: 0] += 1 } }
     }
 

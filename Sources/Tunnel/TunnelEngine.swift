@@ -78,7 +78,6 @@ package final class TunnelEngine: @unchecked Sendable {
     /// What `statistics` reads: the loop's own tally, published once per turn (not a lock per packet).
     private let counters = Mutex(Counters())
     private var tally = Counters()
-    private var drops = [Int](repeating: 0, count: WireGuardDrop.allCases.count)
     private let indexes = IndexSource()
     private let cookies: CookieResponder
     /// Handshake messages in the current one-second window, and when it began.
@@ -205,7 +204,6 @@ package final class TunnelEngine: @unchecked Sendable {
 
     private func publish() {
         tally.peers = slotByKey.count
-        for (reason, count) in zip(WireGuardDrop.allCases, drops) where count > 0 { tally.dropped[reason] = count }
         let published = tally
         counters.withLock { $0 = published }
     }
@@ -216,7 +214,7 @@ package final class TunnelEngine: @unchecked Sendable {
     }
 
     private func count(_ reason: WireGuardDrop) {
-        drops[WireGuardDrop.allCases.firstIndex(of: reason)!] += 1
+        tally.dropped[reason, default: 0] += 1
     }
 
     private func applyPending() {
@@ -405,21 +403,16 @@ package final class TunnelEngine: @unchecked Sendable {
             }
             tally.packetsOut += segments
             tally.bytesOut += bytes
-            if let header { noteInbound(header, slot: slot, packets: segments, bytes: bytes, now: now) }
+            noteInbound(header, slot: slot, packets: segments, bytes: bytes, now: now)
         }
         flushOutbox()
     }
 
     /// The peer a packet from the TUN is for, when it may have it: its destination one of the peer's
     /// tunnel addresses, and (where there are rules) from what the client may reach.
-    private func admit(_ packet: UnsafeRawBufferPointer) -> (slot: Int, header: PacketHeader?)? {
-        guard let destination = Self.destination(of: packet), let slot = byAddress[destination], slots[slot] != nil else {
+    private func admit(_ packet: UnsafeRawBufferPointer) -> (slot: Int, header: PacketHeader)? {
+        guard let header = PacketHeader(packet), let slot = byAddress[header.destination], slots[slot] != nil else {
             count(.noPeer)
-            return nil
-        }
-        guard slots[slot]!.authorization.rules != nil || flowLog != nil else { return (slot, nil) }
-        guard let header = PacketHeader(packet) else {
-            count(.filtered)
             return nil
         }
         if let refusal = slots[slot]!.authorization.rules?.refusal(inbound: header) {
@@ -592,18 +585,6 @@ package final class TunnelEngine: @unchecked Sendable {
             let length = 40 + (Int(bytes[4]) << 8 | Int(bytes[5]))
             guard length <= bytes.count else { return nil }
             return (length, .v6(read64(bytes, 8), read64(bytes, 16)))
-        default:
-            return nil
-        }
-    }
-
-    static func destination(of packet: UnsafeRawBufferPointer) -> SocketAddress.IP? {
-        guard let first = packet.first else { return nil }
-        switch first >> 4 {
-        case 4 where packet.count >= 20:
-            return .v4(UInt32(bigEndian: packet.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
-        case 6 where packet.count >= 40:
-            return .v6(read64(packet, 24), read64(packet, 32))
         default:
             return nil
         }

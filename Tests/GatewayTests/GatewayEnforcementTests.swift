@@ -48,7 +48,14 @@ import WireGuard
             site = id(try await api("POST", "/sites", #"{"name": "hq"}"#, expect: 201))
         }
 
-        deinit { try? FileManager.default.removeItem(at: scratch) }
+        /// wireguard-go interfaces started for the case (their control sockets share one directory
+        /// across namespaces and outlive the namespace: removed when the bed goes).
+        private let wireguardInterfaces = Mutex<[String]>([])
+
+        deinit {
+            try? FileManager.default.removeItem(at: scratch)
+            for interface in wireguardInterfaces.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: "/var/run/wireguard/\(interface).sock") }
+        }
 
         var url: String { "http://127.0.0.1:\(portalPort)" }
 
@@ -127,13 +134,15 @@ import WireGuard
 
         /// Starts wireguard-go in `namespace` and configures it with `wg` from what `flow_created` said
         /// (the gateway's key and endpoint, the preshared key) and the client's tunnel `addresses`,
-        /// routing `allowedIPs` into it; the interface's name (its control socket is the caller's to remove).
+        /// routing `allowedIPs` into it; the interface's name (its control socket goes with the bed).
+        @discardableResult
         func startWireGuardGo(in namespace: NetworkNamespace, key: StaticKey, flow: [String: Any], allowedIPs: [String],
                               addresses: [SocketAddress.IP]) async throws -> String {
             let gatewayKey = try #require(flow["gateway_public_key"] as? String)
             let psk = try #require(flow["preshared_key"] as? String)
             let endpoint = try #require((flow["gateway_endpoints"] as? [String])?.first)
             let interface = TestNetwork.uniqueInterfaceName("wgc")
+            wireguardInterfaces.withLock { $0.append(interface) }
             _ = try network.spawn(in: namespace, ["env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", "-f", interface])
             try await Wait.until("wireguard-go made \(interface)", timeout: .seconds(20)) { (try? namespace.ip("link", "show", interface)) != nil }
             let keyFile = scratch.appending(path: "wg-key-\(interface)")
@@ -483,9 +492,8 @@ import WireGuard
             #expect(endpoints == ["\(uplink.b.ipv4):51820"], "\(made.flow)")
             let address = SocketAddress(ip: made.ipv4, port: 0).address
 
-            let interface = try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["198.18.1.10/32", "fd00:6768:0:1::/64"],
+            try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["198.18.1.10/32", "fd00:6768:0:1::/64"],
                                                            addresses: [made.ipv4, made.ipv6])
-            defer { try? FileManager.default.removeItem(atPath: "/var/run/wireguard/\(interface).sock") }
             let address6 = SocketAddress(ip: made.ipv6, port: 0).address
 
             let server = try bed.listener("198.18.1.10", 7000)
@@ -565,8 +573,7 @@ import WireGuard
             try await bed.startGateway(endpoint: "[\(uplink.b.ipv6)]:51820", openQueue: false)
             let key = StaticKey.generate()
             let made = try await bed.createFlow(grant, device: "rekey-laptop", publicKey: Data(key.publicKey).base64EncodedString())
-            let interface = try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["198.18.1.11/32"], addresses: [made.ipv4])
-            defer { try? FileManager.default.removeItem(atPath: "/var/run/wireguard/\(interface).sock") }
+            try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["198.18.1.11/32"], addresses: [made.ipv4])
             let server = try bed.listener("198.18.1.11", 7000)
             let address = SocketAddress(ip: made.ipv4, port: 0).address
             let app = try client.run { try UDPSocket(bindTo: SocketAddress(address, port: 40000)) }
@@ -574,22 +581,21 @@ import WireGuard
             var sent = 0
             var arrived = 0
             var handshakes = 0
-            var rekeyedAt: Duration?
-            var afterRekey = 0
-            // Until the second handshake and ten datagrams after it (wireguard-go rekeys on the first
-            // packet it sends after 120 s).
-            while ContinuousClock.now - start < .seconds(170), afterRekey < 10 {
+            func tick() async throws {
                 sent += 1
                 let text = Array("tick \(sent)".utf8)
                 _ = try app.send(text, to: SocketAddress("198.18.1.11", port: 7000))
                 if try await Self.onThread({ try server.receive(timeout: .seconds(2)) })?.bytes == text { arrived += 1 }
-                handshakes = try await bed.wireguardCounts().handshakes
-                if handshakes >= 2 {
-                    if rekeyedAt == nil { rekeyedAt = ContinuousClock.now - start }
-                    afterRekey += 1
-                }
-                try await Task.sleep(for: .seconds(1))  // pacing the traffic, not waiting for a condition
             }
+            // A datagram a second until the second handshake (wireguard-go rekeys on the first packet
+            // it sends after 120 s), then ten more.
+            try await Wait.until("a second handshake", timeout: .seconds(170), interval: .seconds(1)) {
+                try await tick()
+                handshakes = try await bed.wireguardCounts().handshakes
+                return handshakes >= 2
+            }
+            let rekeyedAt: Duration? = handshakes >= 2 ? ContinuousClock.now - start : nil
+            for _ in 0..<10 { try await tick() }
             #expect(handshakes >= 2, "a second handshake after REKEY-AFTER-TIME (after \(ContinuousClock.now - start))")
             // Not earlier: the gateway's keepalives keep a client that only sends from starting over.
             #expect((rekeyedAt ?? .zero) >= .seconds(115), "the second handshake came after \(rekeyedAt.map { "\($0)" } ?? "-")")
@@ -615,9 +621,8 @@ import WireGuard
             // The wireguard-go client, whose traffic must pass before and after everything.
             let steadyKey = StaticKey.generate()
             let steadyFlow = try await bed.createFlow(steady, device: "steady-laptop", publicKey: Data(steadyKey.publicKey).base64EncodedString())
-            let interface = try await bed.startWireGuardGo(in: client, key: steadyKey, flow: steadyFlow.flow, allowedIPs: ["198.18.1.12/32"],
+            try await bed.startWireGuardGo(in: client, key: steadyKey, flow: steadyFlow.flow, allowedIPs: ["198.18.1.12/32"],
                                                            addresses: [steadyFlow.ipv4])
-            defer { try? FileManager.default.removeItem(atPath: "/var/run/wireguard/\(interface).sock") }
             let steadyServer = try bed.listener("198.18.1.12", 7000)
             let steadyApp = try client.run { try UDPSocket(bindTo: SocketAddress(SocketAddress(ip: steadyFlow.ipv4, port: 0).address, port: 40000)) }
             func steadyPasses(_ text: String) async throws -> Bool {
@@ -704,15 +709,14 @@ import WireGuard
                             "unconfirmed_session": 1]
             // The engine publishes its counters once per turn of its loop: shortly.
             var counted: [String: Int] = [:]
-            let deadline = ContinuousClock.now + .seconds(10)
-            repeat {
+            try? await Wait.until("the gateway counted every drop", timeout: .seconds(10), interval: .milliseconds(200)) {
                 let after = try await bed.wireguardCounts().dropped
                 // (`no_peer` counts packets the TUN side gives to nobody, such as the kernel's own IPv6
                 // multicast listener reports on the device: not what this test sends.)
                 counted = Dictionary(uniqueKeysWithValues: after.map { ($0.key, $0.value - (before[$0.key] ?? 0)) })
                     .filter { $0.value != 0 && $0.key != "no_peer" }
-                if counted != expected { try await Task.sleep(for: .milliseconds(200)) }
-            } while counted != expected && ContinuousClock.now < deadline
+                return counted == expected
+            }
             #expect(counted == expected)
             print("dropped and counted by the gateway, by reason: \(counted.sorted { $0.key < $1.key })")
         }
@@ -758,8 +762,7 @@ import WireGuard
             }
 
             // Only now does wireguard-go make its handshake (on its first packet).
-            let interface = try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["198.18.1.14/32"], addresses: [made.ipv4])
-            defer { try? FileManager.default.removeItem(atPath: "/var/run/wireguard/\(interface).sock") }
+            try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["198.18.1.14/32"], addresses: [made.ipv4])
             let server = try bed.listener("198.18.1.14", 7000)
             let app = try client.run { try UDPSocket(bindTo: SocketAddress(SocketAddress(ip: made.ipv4, port: 0).address, port: 40010)) }
             let start = ContinuousClock.now
@@ -803,9 +806,8 @@ import WireGuard
             let key = StaticKey.generate()
             let made = try await bed.createFlow(grant, device: "checked-laptop", publicKey: Data(key.publicKey).base64EncodedString())
             // The whole resource network goes into the tunnel, IPv4 and IPv6: what is not granted is the gateway's to refuse.
-            let interface = try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["198.18.1.0/24", "fd00:6768:0:1::/64"],
+            try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["198.18.1.0/24", "fd00:6768:0:1::/64"],
                                                            addresses: [made.ipv4, made.ipv6])
-            defer { try? FileManager.default.removeItem(atPath: "/var/run/wireguard/\(interface).sock") }
             _ = try network.spawn(in: bed.resources, ["python3", "-m", "http.server", "8080", "--bind", "::"])
             try await Wait.until("the resource network's web server listens", timeout: .seconds(10)) {
                 try bed.resources.exec(["ss", "-tln"]).standardOutput.contains(":8080")
@@ -860,7 +862,7 @@ import WireGuard
 
     /// Issue #16: deleting the policy with an admin command, or the flow's expiry (its client token
     /// expires: the portal bounds the authorisation by it), cuts an established TCP flow through the
-    /// tunnel at once (wireguard-go client, a stream of small writes): the time from the command, or
+    /// tunnel at once (wireguard-go client, a stream of writes): the time from the command, or
     /// from the expiry, to the last byte the resource received is printed.
     @Test(arguments: ["policy-deleted", "flow-expired"]) func aChangeCutsAnEstablishedTCPFlow(change: String) async throws {
         try await TestNetwork.with { network in
@@ -877,8 +879,7 @@ import WireGuard
             try await bed.startGateway(endpoint: "\(uplink.b.ipv4):51820", openQueue: false)
             let key = StaticKey.generate()
             let made = try await bed.createFlow(grant, device: "stream-laptop", publicKey: Data(key.publicKey).base64EncodedString())
-            let interface = try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["198.18.1.15/32"], addresses: [made.ipv4])
-            defer { try? FileManager.default.removeItem(atPath: "/var/run/wireguard/\(interface).sock") }
+            try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["198.18.1.15/32"], addresses: [made.ipv4])
             // The resource: notes when the last byte came (after 3 s of silence, or the end).
             let receiver = try network.spawn(in: bed.resources, ["python3", "-c", """
                 import socket, time
@@ -896,16 +897,21 @@ import WireGuard
                 """])
             try await receiver.waitForOutput(containing: "listening", timeout: .seconds(10))
             _ = try network.spawn(in: client, ["python3", "-c", """
-                import socket, time
+                import socket
                 c = socket.create_connection(("198.18.1.15", 5301), timeout=10)
                 while True:
-                    c.sendall(b"x" * 1000); time.sleep(0.002)
+                    c.sendall(b"x" * 1000)
                 """])
             let from: Date
             if let expiry {
                 from = expiry  // the stream runs until the flow expires
             } else {
-                try await Task.sleep(for: .seconds(2))  // the stream runs a while before the change
+                // The stream flows through the tunnel before the change.
+                try await Wait.until("the stream flows", timeout: .seconds(30), interval: .milliseconds(100)) {
+                    let metrics = try await bed.gatewayNamespace.exec(["curl", "-s", "http://\(bed.operations)/metrics"]).standardOutput
+                    let bytes = metrics.firstMatch(of: /gatehouse_gateway_wireguard_bytes_total\{direction="from_clients"\} (\d+)/).flatMap { Int($0.1) } ?? 0
+                    return bytes > 200_000
+                }
                 from = Date()
                 try await bed.api("DELETE", "/policies/\(grant.policy)", expect: 204)
             }
@@ -935,8 +941,7 @@ import WireGuard
             try await bed.startGateway(endpoint: "\(uplink.b.ipv4):51820", openQueue: false)
             let key = StaticKey.generate()
             let made = try await bed.createFlow(grant, device: "logged-laptop", publicKey: Data(key.publicKey).base64EncodedString())
-            let interface = try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["198.18.1.0/24"], addresses: [made.ipv4])
-            defer { try? FileManager.default.removeItem(atPath: "/var/run/wireguard/\(interface).sock") }
+            try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["198.18.1.0/24"], addresses: [made.ipv4])
             let server = try bed.listener("198.18.1.16", 7000)
             let address = SocketAddress(ip: made.ipv4, port: 0).address
             let app = try client.run { try UDPSocket(bindTo: SocketAddress(address, port: 40000)) }
