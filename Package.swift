@@ -81,12 +81,14 @@ let package = Package(
             swiftSettings: fuzzedSettings
         ),
         .target(name: "WireGuard", dependencies: ["CSodium"], swiftSettings: fuzzedSettings),
+        // DNS messages as far as a stub resolver needs them (the gateway's DNS resources).
+        .target(name: "DNS", dependencies: ["Addresses"], swiftSettings: fuzzedSettings),
         .target(name: "Policy", dependencies: ["Addresses", "Identifiers"], swiftSettings: swiftSettings),
         // Typed IDs (`SiteID`, `GroupID`, ...) shared by the contracts and the storage.
         .target(name: "Identifiers", swiftSettings: swiftSettings),
         // The admin API's contract: request and answer types with their schemas, and the route table.
         .target(name: "AdminAPI", dependencies: ["Identifiers"], swiftSettings: swiftSettings),
-        .target(name: "ControlProtocol", dependencies: ["Policy", "Identifiers"], swiftSettings: swiftSettings),
+        .target(name: "ControlProtocol", dependencies: ["Policy", "Identifiers", "Addresses"], swiftSettings: swiftSettings),
 
         // MARK: Runtime modules
         .target(
@@ -151,7 +153,7 @@ let package = Package(
         ),
         .target(
             name: "Gateway",
-            dependencies: ["Actors", "Addresses", "BPF", "BPFMaps", "Tunnel", "WireGuard", "Policy", "ControlProtocol", "Identifiers", .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            dependencies: ["Actors", "Addresses", "BPF", "BPFMaps", "DNS", "Tunnel", "WireGuard", "Policy", "ControlProtocol", "Identifiers", .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -268,7 +270,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "Policy", "Addresses", "TURN", "BPF", "BPFMaps", "Tunnel", "WireGuard", "Actors", "TestSupport", "ControlProtocol", "Identifiers"],
+            dependencies: ["Gateway", "Policy", "Addresses", "DNS", "TURN", "BPF", "BPFMaps", "Tunnel", "WireGuard", "Actors", "TestSupport", "ControlProtocol", "Identifiers"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

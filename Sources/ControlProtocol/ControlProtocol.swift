@@ -4,7 +4,7 @@ import Identifiers
 /// The realtime API's protocol version: `major.minor`. A portal refuses a `join` whose major version it
 /// does not speak; minor versions only add what the other side may ignore.
 package enum ProtocolVersion {
-    package static let current = "1.0"
+    package static let current = "1.1"
     package static let major = 1
 
     /// Whether a peer announcing `version` can be spoken to.

@@ -1,5 +1,7 @@
 package import Foundation
 package import Identifiers
+import Addresses
+import Policy
 
 // The payloads of the realtime API's messages (portal spec, "Realtime API"; docs/protocol.md). Field
 // names on the wire are snake_case; IDs are typed; times are ISO 8601.
@@ -131,6 +133,23 @@ package struct GatewayResource: Codable, Sendable, Equatable {
     }
 }
 
+/// For a flow to a DNS resource: the name the client resolved (matched by the resource's pattern) and
+/// the proxy addresses it gave that name (portal spec's proxy ranges, `100.96.0.0/11` and
+/// `fd00:6761:7465:8000::/64`). The gateway resolves the name itself and maps the i-th proxy address of
+/// a family to the i-th real address of that family.
+package struct DNSProxy: Codable, Sendable, Equatable, Hashable {
+    package var name: String
+    package var addresses: [String]
+
+    package init(name: String, addresses: [String]) {
+        self.name = name
+        self.addresses = addresses
+    }
+
+    /// At most this many proxy addresses per name.
+    package static let addressLimit = 8
+}
+
 /// A flow the gateway is to accept (`authorize_flow`, and each entry of its `init`): the client's side of
 /// the tunnel, the resource, and until when.
 package struct FlowAuthorization: Codable, Sendable, Equatable {
@@ -147,10 +166,12 @@ package struct FlowAuthorization: Codable, Sendable, Equatable {
     /// from portals before protocol 1.1.
     package var actorID: ActorID?
     package var policyID: PolicyID?
+    /// For a DNS resource: the name and the client's proxy addresses for it (protocol 1.1).
+    package var dns: DNSProxy?
 
     package init(flowID: AuthorizationID, clientID: DeviceID, clientPublicKey: String, clientInterface: Interface, presharedKey: String,
                  clientICE: ICECredentials, gatewayICE: ICECredentials, resource: GatewayResource, expiresAt: Date,
-                 actorID: ActorID? = nil, policyID: PolicyID? = nil) {
+                 actorID: ActorID? = nil, policyID: PolicyID? = nil, dns: DNSProxy? = nil) {
         self.flowID = flowID
         self.clientID = clientID
         self.clientPublicKey = clientPublicKey
@@ -162,10 +183,11 @@ package struct FlowAuthorization: Codable, Sendable, Equatable {
         self.expiresAt = expiresAt
         self.actorID = actorID
         self.policyID = policyID
+        self.dns = dns
     }
 
     enum CodingKeys: String, CodingKey {
-        case resource
+        case resource, dns
         case actorID = "actor_id"
         case policyID = "policy_id"
         case flowID = "flow_id"
@@ -276,13 +298,18 @@ package struct ResourceDeleted: Codable, Sendable, Equatable {
 package struct CreateFlow: Codable, Sendable, Equatable {
     package var resourceID: ResourceID
     package var connectedGatewayIDs: [DeviceID]
+    /// Required for a DNS resource, refused for any other: the name and the proxy addresses the client
+    /// gave it.
+    package var dns: DNSProxy?
 
-    package init(resourceID: ResourceID, connectedGatewayIDs: [DeviceID] = []) {
+    package init(resourceID: ResourceID, connectedGatewayIDs: [DeviceID] = [], dns: DNSProxy? = nil) {
         self.resourceID = resourceID
         self.connectedGatewayIDs = connectedGatewayIDs
+        self.dns = dns
     }
 
     enum CodingKeys: String, CodingKey {
+        case dns
         case resourceID = "resource_id"
         case connectedGatewayIDs = "connected_gateway_ids"
     }
@@ -391,5 +418,27 @@ package struct Reply: Codable, Sendable, Equatable {
 
     package static func error(_ code: String, _ message: String) -> Reply {
         Reply(status: .error, code: code, message: message)
+    }
+}
+
+extension DNSProxy {
+    /// What is wrong with the DNS part of a `create_flow` for a resource of `pattern`, if anything: the
+    /// name must be a plain name the pattern matches, and the addresses 1 to 8 distinct addresses
+    /// inside the DNS proxy ranges.
+    package func problem(forPattern pattern: String) -> String? {
+        guard let parsed = try? DNSPattern(name), parsed.specificity == 3 else { return "\"dns.name\": \"\(name)\" is not a DNS name" }
+        guard let resourcePattern = try? DNSPattern(pattern), resourcePattern.matches(name) else {
+            return "\"dns.name\": \"\(name)\" does not match the resource's pattern \(pattern)"
+        }
+        guard (1...Self.addressLimit).contains(addresses.count) else { return "\"dns.addresses\": 1 to \(Self.addressLimit) addresses" }
+        let ranges = ResourceAddress.dnsProxyRanges.compactMap { try? AddressRange($0) }
+        var seen = Set<SocketAddress.IP>()
+        for text in addresses {
+            guard let ip = (try? SocketAddress(text, port: 0))?.ip, ranges.contains(where: { $0.contains(ip) }) else {
+                return "\"dns.addresses\": \(text) is not inside the DNS proxy ranges (\(ResourceAddress.dnsProxyRanges.joined(separator: ", ")))"
+            }
+            guard seen.insert(ip).inserted else { return "\"dns.addresses\": \(text) is given twice" }
+        }
+        return nil
     }
 }

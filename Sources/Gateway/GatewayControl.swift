@@ -1,4 +1,5 @@
 package import Actors
+import Addresses
 package import ControlProtocol
 import Foundation
 package import Identifiers
@@ -29,6 +30,8 @@ package actor GatewayControl: PortalSession {
     private let kernel: KernelRules
     private let dataPlane: (any SessionDataPlane)?
     private let clock: any WallClock
+    /// Resolves DNS resources' names (the gateway's own resolver, gateway spec "DNS resources").
+    private let resolver: NameResolver
     package private(set) var sessions: [DeviceID: ClientSession] = [:]
     package private(set) var relays: [RelayID: RelayCredential] = [:]
     package private(set) var interface: Interface?
@@ -36,8 +39,9 @@ package actor GatewayControl: PortalSession {
     private let onInterface: @Sendable (Interface) async -> Void
 
     package init(identity: Identity, kernel: KernelRules, dataPlane: (any SessionDataPlane)? = nil, clock: any WallClock = SystemWallClock(),
-                 logger: Logger, onInterface: @escaping @Sendable (Interface) async -> Void = { _ in }) {
+                 resolver: NameResolver = .system(), logger: Logger, onInterface: @escaping @Sendable (Interface) async -> Void = { _ in }) {
         self.identity = identity
+        self.resolver = resolver
         self.kernel = kernel
         self.dataPlane = dataPlane
         self.clock = clock
@@ -70,6 +74,37 @@ package actor GatewayControl: PortalSession {
         return result.sorted { $0.client < $1.client }
     }
 
+    /// The addresses of each DNS flow's name (each name asked once, all at once); a name that does not
+    /// resolve is logged, and its flow's proxy addresses lead nowhere until the flow is made again.
+    private func resolve(_ flows: [FlowAuthorization]) async -> [AuthorizationID: NameResolver.Resolved] {
+        let names = Set(flows.compactMap { $0.dns?.name.lowercased() })
+        guard !names.isEmpty else { return [:] }
+        let resolver = self.resolver
+        let logger = self.logger
+        let byName = await withTaskGroup(of: (String, NameResolver.Resolved?).self) { group in
+            for name in names {
+                group.addTask {
+                    do {
+                        let found = try await resolver.resolve(name)
+                        if found.ipv4.isEmpty && found.ipv6.isEmpty { logger.warning("a DNS resource's name has no address", metadata: ["name": "\(name)"]) }
+                        return (name, found)
+                    } catch {
+                        logger.warning("a DNS resource's name did not resolve", metadata: ["name": "\(name)", "error": "\(error)"])
+                        return (name, nil)
+                    }
+                }
+            }
+            var result: [String: NameResolver.Resolved] = [:]
+            for await (name, found) in group { result[name] = found }
+            return result
+        }
+        var result: [AuthorizationID: NameResolver.Resolved] = [:]
+        for flow in flows {
+            if let name = flow.dns?.name.lowercased(), let found = byName[name] { result[flow.flowID] = found }
+        }
+        return result
+    }
+
     package nonisolated func join() async -> ControlMessage {
         .join(DeviceJoin(externalID: identity.device.externalID, name: identity.name, publicKey: identity.device.publicKey,
                          endpoints: identity.endpoints))
@@ -90,9 +125,10 @@ package actor GatewayControl: PortalSession {
                 if byClient[client] == nil { await session.close() }
             }
             // Sessions compile and write in parallel (each owns its client's entries).
+            let resolved = await resolve(initial.authorizations)
             let updates = byClient.map { client, flows in (session(client, flows[0].clientInterface), flows) }
             await withTaskGroup(of: Void.self) { group in
-                for (session, flows) in updates { group.addTask { await session.replace(with: flows) } }
+                for (session, flows) in updates { group.addTask { await session.replace(with: flows, resolved: resolved) } }
             }
             await closeEmptySessions()
             relays = Dictionary(initial.relays.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
@@ -101,14 +137,18 @@ package actor GatewayControl: PortalSession {
                 "dropped": "\(dropped)", "sessions": "\(sessions.count)", "relays": "\(initial.relays.map(\.name).joined(separator: ","))",
             ])
         case let .authorizeFlow(flow):
-            // Confirmed once the kernel lets the flow through.
-            await session(flow.clientID, flow.clientInterface).authorize(flow)
+            // Confirmed once the kernel lets the flow through (a DNS resource's name resolved first).
+            let resolved = await resolve([flow])[flow.flowID]
+            await session(flow.clientID, flow.clientInterface).authorize(flow, resolved: resolved)
             await closeEmptySessions()
             sender.send(.flowAuthorized(FlowAuthorized(flowID: flow.flowID)), ref: frame.ref)
             logger.info("authorize_flow", metadata: [
                 "flow": "\(flow.flowID)", "client": "\(flow.clientID)", "resource": "\(flow.resource.id)",
                 "address": "\(flow.resource.address)", "expires_at": "\(flow.expiresAt)",
-            ])
+            ].merging(flow.dns.map { dns in
+                let found = resolved.map { ($0.ipv4 + $0.ipv6).map { SocketAddress(ip: $0, port: 0).address }.joined(separator: ",") } ?? "unresolved"
+                return ["name": "\(dns.name)", "proxies": "\(dns.addresses.joined(separator: ","))", "resolved": "\(found)"]
+            } ?? [:]) { first, _ in first })
         case let .rejectAccess(rejection):
             let ended = await sessions[rejection.clientID]?.reject(resourceID: rejection.resourceID) ?? 0
             await closeEmptySessions()
@@ -119,6 +159,7 @@ package actor GatewayControl: PortalSession {
             await withTaskGroup(of: Void.self) { group in
                 for session in sessions.values { group.addTask { await session.update(resource) } }
             }
+            await closeEmptySessions()
             logger.info("resource_updated", metadata: ["resource": "\(resource.id)", "filters": "\(resource.filters.joined(separator: ","))"])
         case let .relaysPresence(presence):
             for gone in presence.disconnected { relays[gone] = nil }

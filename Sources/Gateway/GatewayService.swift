@@ -3,7 +3,7 @@ package import BPF
 import Addresses
 import ControlProtocol
 import Identifiers
-import Foundation
+package import Foundation
 package import Logging
 package import Prometheus
 import Synchronization
@@ -28,7 +28,8 @@ package final class GatewayService: Sendable {
     /// `userSpaceChecks` false leaves the judging of what clients send to the kernel's TC program alone
     /// (a test's switch, to show that the program enforces by itself).
     package init(identity: GatewayControl.Identity, tunName: String, mtu: Int, listenPort: UInt16, forwarding: Bool = true, masquerade: Bool = true,
-                 userSpaceChecks: Bool = true, flowLogPath: String? = nil, registry: PrometheusCollectorRegistry, clock: any WallClock = SystemWallClock(), logger: Logger) throws {
+                 userSpaceChecks: Bool = true, flowLogPath: String? = nil, resolver: NameResolver = .system(), natIdleLimit: TimeInterval? = nil,
+                 registry: PrometheusCollectorRegistry, clock: any WallClock = SystemWallClock(), logger: Logger) throws {
         let program: GatewayTCProgram
         do {
             program = try GatewayTCProgram()
@@ -73,7 +74,8 @@ package final class GatewayService: Sendable {
                     throw GatewayStartError("opening the flow log \(path): \(error)")
                 }
             }
-            engine = try TunnelEngine(tun: tunnel, sockets: sockets, local: StaticKey(privateKey: [UInt8](keyBytes)), flowLog: flowLog)
+            engine = try TunnelEngine(tun: tunnel, sockets: sockets, local: StaticKey(privateKey: [UInt8](keyBytes)), flowLog: flowLog,
+                                  natIdleLimit: natIdleLimit)
         } catch {
             try? attachment.detach()
             tunnel.close()
@@ -92,7 +94,8 @@ package final class GatewayService: Sendable {
         engineThread.start()
         let dataPlane = GatewayDataPlane(engine: engine, tunnel: tunnel, userSpaceChecks: userSpaceChecks, logger: logger)
         if !userSpaceChecks { logger.warning("user-space checks are off: only the kernel's TC program judges what clients send") }
-        control = GatewayControl(identity: identity, kernel: kernel, dataPlane: dataPlane, clock: clock, logger: logger) { interface in
+        if resolver.servers.isEmpty { logger.warning("no DNS server: DNS resources will not resolve (none in /etc/resolv.conf; see --dns-server)") }
+        control = GatewayControl(identity: identity, kernel: kernel, dataPlane: dataPlane, clock: clock, resolver: resolver, logger: logger) { interface in
             // The gateway's own tunnel addresses, as host addresses of the device.
             var addresses: [AddressRange] = []
             if let ip = try? SocketAddress(interface.ipv4, port: 0).ip { addresses.append(AddressRange(network: ip, prefixLength: 32)) }
@@ -199,7 +202,8 @@ struct GatewayDataPlane: SessionDataPlane {
             return
         }
         engine.authorize(.init(publicKey: new.publicKey, presharedKey: new.presharedKey, addresses: new.addresses,
-                               rules: userSpaceChecks ? new.rules : nil, labels: new.labels, unlabelled: new.unlabelled))
+                               rules: userSpaceChecks ? new.rules : nil, labels: new.labels, unlabelled: new.unlabelled,
+                               translations: new.translations))
         for address in new.addresses {
             do {
                 try tunnel.route(AddressRange(network: address, prefixLength: address.bitWidth), add: true)
@@ -230,6 +234,7 @@ final class GatewayMetrics: Sendable {
     private let previous = Mutex<[GatewayTCReason: BPFCount]>([:])
     private let previousTunnel = Mutex(TunnelEngine.Counters())
     private let tunnelPeers: Gauge
+    private let translations: Gauge
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
@@ -237,6 +242,8 @@ final class GatewayMetrics: Sendable {
         rules = registry.makeGauge(name: "gatehouse_gateway_kernel_rules", help: "Entries of the kernel's rule trie written by sessions")
         mapErrors = registry.makeGauge(name: "gatehouse_gateway_rule_write_errors", help: "Rule rewrites the kernel refused")
         tunnelPeers = registry.makeGauge(name: "gatehouse_gateway_wireguard_peers", help: "WireGuard peers authorised now")
+        translations = registry.makeGauge(name: "gatehouse_gateway_dns_translations",
+                                          help: "DNS proxy translations in use (one per flow from a client to a proxy address)")
         for reason in GatewayTCReason.allCases { _ = counters(reason) }
         for reason in WireGuardDrop.allCases { _ = dropped(reason) }
         recordTunnel(TunnelEngine.Counters(), since: TunnelEngine.Counters())
@@ -268,7 +275,9 @@ final class GatewayMetrics: Sendable {
         for reason in WireGuardDrop.allCases {
             dropped(reason).increment(by: Int64(max(0, current.dropped(reason) - before.dropped(reason))))
         }
+        add("gatehouse_gateway_dns_translations_expired_total", "DNS proxy translations that ended idle", [], \.natExpired)
         tunnelPeers.set(Int64(current.peers))
+        translations.set(Int64(current.natEntries))
     }
 
     private func counters(_ reason: GatewayTCReason) -> (packets: Counter, bytes: Counter) {

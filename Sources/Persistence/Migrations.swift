@@ -38,6 +38,14 @@ enum Migrations {
             // (a trigger, since a foreign key would cascade or refuse).
             try db.execute(sql: authorizationOutlivesPolicy)
         }
+        migrator.registerMigration("005_authorization_dns_proxy") { db in
+            // A flow to a DNS resource carries the name the client resolved and the proxy addresses it
+            // gave it (space-separated), so that a gateway's `init` after a reconnect has them too.
+            try db.execute(sql: """
+                ALTER TABLE authorization ADD COLUMN dns_name TEXT CHECK (dns_name IS NULL OR length(dns_name) BETWEEN 1 AND 253);
+                ALTER TABLE authorization ADD COLUMN dns_proxies TEXT CHECK ((dns_name IS NULL) = (dns_proxies IS NULL));
+                """)
+        }
         return migrator
     }
 

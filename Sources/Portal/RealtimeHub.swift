@@ -235,12 +235,15 @@ package actor RealtimeHub {
         switch outcome {
         case let .success(created): mailbox.send(.flowCreated(created), ref: ref)
         case let .failure(reason): mailbox.send(.flowCreationFailed(FlowCreationFailed(resourceID: request.resourceID, reason: reason)), ref: ref)
+        case let .invalid(problem): mailbox.send(.reply(.error("invalid_payload", "create_flow: \(problem)")), ref: ref)
         }
     }
 
     private enum FlowOutcome {
         case success(FlowCreated)
         case failure(FlowCreationFailed.Reason)
+        /// The request does not fit the resource (a DNS resource's name and proxy addresses).
+        case invalid(String)
     }
 
     private func authorize(_ member: Member, _ request: CreateFlow) async -> FlowOutcome {
@@ -263,12 +266,20 @@ package actor RealtimeHub {
         case .allowed: break
         }
         guard let policyID = evaluation.chosenPolicy, let resource = view.data.resources[request.resourceID] else { return .failure(.notFound) }
+        // A DNS resource's flow is for one name the client resolved, at the proxy addresses it chose.
+        if resource.type == .dns {
+            guard let dns = request.dns else { return .invalid("\"dns\" (the name and its proxy addresses) is required for DNS resource \(resource.id)") }
+            if let problem = dns.problem(forPattern: resource.address) { return .invalid(problem) }
+        } else if request.dns != nil {
+            return .invalid("\"dns\" is only for DNS resources; \(resource.id) is a \(resource.type.rawValue) resource")
+        }
         guard let gateway = chooseGateway(site: resource.siteID, account: accountID, preferring: request.connectedGatewayIDs) else {
             return .failure(.offline)
         }
         let expiresAt = evaluation.expiresAt ?? now.addingTimeInterval(configuration.unboundedFlowLifetime)
         let record = AuthorizationRecord(accountID: accountID, clientID: client.id, gatewayID: gateway.device.id, resourceID: resource.id,
-                                         policyID: policyID, expiresAt: expiresAt, createdAt: now)
+                                         policyID: policyID, expiresAt: expiresAt, createdAt: now, dnsName: request.dns?.name,
+                                         dnsProxies: request.dns?.addresses.joined(separator: " "))
         do {
             try await store(record)
         } catch {
@@ -371,7 +382,8 @@ package actor RealtimeHub {
             flowID: authorization.id, clientID: client.id, clientPublicKey: client.publicKey,
             clientInterface: Interface(ipv4: client.tunnelIPv4, ipv6: client.tunnelIPv6), presharedKey: secrets.presharedKey(client: client.id, gateway: authorization.gatewayID),
             clientICE: secrets.ice(authorization.id, for: .client), gatewayICE: secrets.ice(authorization.id, for: .gateway),
-            resource: Self.gatewayResource(resource), expiresAt: authorization.expiresAt, actorID: client.actorID, policyID: authorization.policyID)
+            resource: Self.gatewayResource(resource), expiresAt: authorization.expiresAt, actorID: client.actorID, policyID: authorization.policyID,
+            dns: authorization.dnsName.map { DNSProxy(name: $0, addresses: (authorization.dnsProxies ?? "").split(separator: " ").map(String.init)) })
     }
 
     static func gatewayResource(_ resource: ResourceRecord) -> GatewayResource {

@@ -125,6 +125,7 @@ struct PacketHeader {
     var source: SocketAddress.IP
     var destination: SocketAddress.IP
     var protocolNumber: UInt8
+    /// TCP and UDP ports; for an ICMP echo, its identifier in both.
     var sourcePort: UInt16 = 0
     var destinationPort: UInt16 = 0
     var isLaterFragment = false
@@ -162,10 +163,16 @@ struct PacketHeader {
             sourcePort = UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: transport, as: UInt16.self))
             destinationPort = UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: transport + 2, as: UInt16.self))
             if protocolNumber == 6, packet.count >= transport + 14 { tcpFlags = packet[transport + 13] }
-        case 1:
-            isICMPError = packet.count > transport && [3, 11, 12].contains(packet[transport])
-        case 58:
-            isICMPError = packet.count > transport && (1...4).contains(packet[transport])
+        case 1, 58:
+            guard packet.count > transport else { return }
+            let type = packet[transport]
+            isICMPError = protocolNumber == 1 ? [3, 11, 12].contains(type) : (1...4).contains(type)
+            // An echo's identifier stands for both ports: it tells one ping's flow (and NAT entry) from another's.
+            let isEcho = protocolNumber == 1 ? type == 8 || type == 0 : type == 128 || type == 129
+            if isEcho, packet.count >= transport + 6 {
+                sourcePort = UInt16(bigEndian: packet.loadUnaligned(fromByteOffset: transport + 4, as: UInt16.self))
+                destinationPort = sourcePort
+            }
         default:
             break
         }

@@ -40,6 +40,9 @@ package struct FlowRecord: Sendable, Equatable {
     package var verdict: Verdict
     /// Refused: `no_rule` or `filtered`. Allowed: how it ended (`closed`, `idle`, `revoked`, `shutdown`).
     package var reason: String
+    /// For a flow to a DNS resource: the proxy address the client sent to (`resource_address` is the
+    /// real address it went to).
+    package var proxyAddress: SocketAddress.IP?
 
     package init(label: FlowLabel, protocolNumber: UInt8, clientAddress: SocketAddress.IP, clientPort: UInt16, resourceAddress: SocketAddress.IP,
                  resourcePort: UInt16, start: Date, end: Date, verdict: Verdict, reason: String) {
@@ -57,7 +60,7 @@ package struct FlowRecord: Sendable, Equatable {
 
     /// The record as one line of JSON.
     package func json() -> String {
-        let object: [String: Any] = [
+        var object: [String: Any] = [
             "client": label.client, "actor": label.actor, "resource": label.resource, "policy": label.policy,
             "protocol": Self.protocolName(protocolNumber),
             "client_address": SocketAddress(ip: clientAddress, port: 0).address, "client_port": Int(clientPort),
@@ -67,6 +70,7 @@ package struct FlowRecord: Sendable, Equatable {
             "bytes_to_client": bytesToClient, "packets_to_client": packetsToClient,
             "verdict": verdict.rawValue, "reason": reason,
         ]
+        if let proxyAddress { object["proxy_address"] = SocketAddress(ip: proxyAddress, port: 0).address }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }

@@ -1,6 +1,6 @@
 package import Actors
 package import Addresses
-import Foundation
+package import Foundation
 import Synchronization
 package import WireGuard
 
@@ -24,15 +24,19 @@ package final class TunnelEngine: @unchecked Sendable {
         /// the label of what no rule holds.
         package var labels: [FlowLabel]
         package var unlabelled: FlowLabel
+        /// DNS proxy address → the real address it stands for (gateway spec, "DNS resources").
+        package var translations: [SocketAddress.IP: SocketAddress.IP]
 
         package init(publicKey: [UInt8], presharedKey: [UInt8], addresses: [SocketAddress.IP], rules: AccessRules? = nil,
-                     labels: [FlowLabel] = [], unlabelled: FlowLabel = FlowLabel(client: "")) {
+                     labels: [FlowLabel] = [], unlabelled: FlowLabel = FlowLabel(client: ""),
+                     translations: [SocketAddress.IP: SocketAddress.IP] = [:]) {
             self.publicKey = publicKey
             self.presharedKey = presharedKey
             self.addresses = addresses
             self.rules = rules
             self.labels = labels
             self.unlabelled = unlabelled
+            self.translations = translations
         }
     }
 
@@ -52,6 +56,9 @@ package final class TunnelEngine: @unchecked Sendable {
         /// Flows ended and handed to the flow log, by verdict.
         package var flowsAllowed = 0
         package var flowsRefused = 0
+        /// DNS proxy translations in use (one per flow to a proxy address), and those that ended idle.
+        package var natEntries = 0
+        package var natExpired = 0
 
         package init() {}
 
@@ -105,6 +112,13 @@ package final class TunnelEngine: @unchecked Sendable {
     /// The flow log, and the flows going on (a 5-tuple per peer slot), kept only when there is a log.
     private let flowLog: FlowLog?
     private var flows: [FlowKey: FlowState] = [:]
+    /// The DNS proxy NAT: per flow from a client to a proxy address, the real address it went to (keyed
+    /// with the proxy address as the resource), and the way back (keyed with the real address).
+    private var natOut: [FlowKey: (real: SocketAddress.IP, last: Date)] = [:]
+    private var natIn: [FlowKey: SocketAddress.IP] = [:]
+    private var lastNATSweep = Date()
+    /// How long a translation may be idle, when not the spec's (tests make it short).
+    private let natIdleOverride: TimeInterval?
     private var finished: [FlowRecord] = []
     private var lastFlowSweep = Date()
     private let stoppedRunning = DispatchSemaphore(value: 0)
@@ -131,14 +145,22 @@ package final class TunnelEngine: @unchecked Sendable {
         refused ? 10 : protocolNumber == 6 ? 7200 : 120
     }
 
+    /// How long a DNS proxy translation may be idle: TCP about two hours, UDP and ICMP two minutes.
+    package static func natIdleLimit(protocolNumber: UInt8) -> TimeInterval {
+        protocolNumber == 6 ? 7200 : 120
+    }
+
     package convenience init(tun: TUNDevice, socket: UDPSocket, local: StaticKey, flowLog: FlowLog? = nil) throws(SocketError) {
         try self.init(tun: tun, sockets: [socket], local: local, flowLog: flowLog)
     }
 
     /// Listens on `sockets` (at most one per address family: replies leave by the one of their
     /// destination's family).
-    package init(tun: TUNDevice, sockets: [UDPSocket], local: StaticKey, flowLog: FlowLog? = nil) throws(SocketError) {
+    /// `natIdleLimit`: how long a DNS proxy translation may be idle, in place of the spec's (for tests).
+    package init(tun: TUNDevice, sockets: [UDPSocket], local: StaticKey, flowLog: FlowLog? = nil,
+                 natIdleLimit: TimeInterval? = nil) throws(SocketError) {
         precondition(!sockets.isEmpty)
+        natIdleOverride = natIdleLimit
         self.flowLog = flowLog
         self.tun = tun
         self.sockets = sockets
@@ -204,6 +226,7 @@ package final class TunnelEngine: @unchecked Sendable {
 
     private func publish() {
         tally.peers = slotByKey.count
+        tally.natEntries = natOut.count
         let published = tally
         counters.withLock { $0 = published }
     }
@@ -240,6 +263,8 @@ package final class TunnelEngine: @unchecked Sendable {
             } else if let slot = slotByKey.removeValue(forKey: change.key) {
                 let now = Date()
                 for key in flows.keys where key.slot == slot { finishFlow(key, reason: "revoked", now: now) }
+                natOut = natOut.filter { $0.key.slot != slot }
+                natIn = natIn.filter { $0.key.slot != slot }
                 slots[slot] = nil
                 freeSlots.append(slot)
             }
@@ -295,16 +320,17 @@ package final class TunnelEngine: @unchecked Sendable {
         slots[slot]!.endpoint = source
         if !owed.isEmpty { perform(owed, slot: slot) }
         guard !range.isEmpty else { return }  // a keepalive
-        deliver(UnsafeRawBufferPointer(rebasing: datagram[range]), slot: slot, hasRoomInFront: true)
+        deliver(UnsafeMutableRawBufferPointer(rebasing: datagram[range]), slot: slot, hasRoomInFront: true)
     }
 
     /// A packet out of a peer's tunnel into the TUN: only from one of the peer's own addresses.
     /// `hasRoomInFront`: the bytes before it (the WireGuard header it came under) may be overwritten.
-    private func deliver(_ padded: UnsafeRawBufferPointer, slot: Int, hasRoomInFront: Bool) {
-        guard let (length, source) = Self.packetLength(padded), slots[slot]!.authorization.addresses.contains(source) else {
+    private func deliver(_ padded: UnsafeMutableRawBufferPointer, slot: Int, hasRoomInFront: Bool) {
+        guard let (length, source) = Self.packetLength(UnsafeRawBufferPointer(padded)), slots[slot]!.authorization.addresses.contains(source) else {
             return count(.spoofed)
         }
-        let packet = UnsafeRawBufferPointer(rebasing: padded[..<length])
+        let writable = UnsafeMutableRawBufferPointer(rebasing: padded[..<length])
+        let packet = UnsafeRawBufferPointer(writable)
         let rules = slots[slot]!.authorization.rules
         let header = rules != nil || flowLog != nil ? PacketHeader(packet) : nil
         if let rules {
@@ -318,7 +344,19 @@ package final class TunnelEngine: @unchecked Sendable {
                 return
             }
         }
-        if let header { noteOutbound(header, bytes: packet.count, slot: slot, refusal: nil) }
+        if let header, AddressTranslation.isProxyAddress(header.destination) {
+            // To a DNS resource's proxy address: on to the real address it stands for.
+            guard let real = translate(header, slot: slot) else {
+                count(.unresolved)
+                noteOutbound(header, bytes: packet.count, slot: slot, refusal: .unresolved)
+                if let reply = AdministrativelyProhibited.reply(to: packet) { sendThroughTunnel(reply, slot: slot, now: Date()) }
+                return
+            }
+            noteOutbound(header, bytes: packet.count, slot: slot, refusal: nil, real: real)
+            AddressTranslation.rewrite(writable, source: false, to: real)
+        } else if let header {
+            noteOutbound(header, bytes: packet.count, slot: slot, refusal: nil)
+        }
         if hasRoomInFront {
             writer.write(packet)
         } else {
@@ -385,7 +423,7 @@ package final class TunnelEngine: @unchecked Sendable {
             let read = UnsafeMutableRawBufferPointer(rebasing: packetBuffer[..<length])
             let packet = UnsafeRawBufferPointer(rebasing: read[(tun.offload ? VirtioNetHeader.size : 0)...])
             // Judged once per read: a super-packet's segments share its addresses and ports.
-            guard let (slot, header) = admit(packet) else { continue }
+            guard let (slot, header, translation) = admit(packet, now: now) else { continue }
             var segments = 0
             var bytes = 0
             if tun.offload {
@@ -393,12 +431,14 @@ package final class TunnelEngine: @unchecked Sendable {
                 let cut = Offload.forEachPacket(in: read, scratch: segmentBuffer) { segment in
                     segments += 1
                     bytes += segment.count
+                    if let translation { Self.untranslate(UnsafeMutableRawBufferPointer(mutating: segment), translation) }
                     sendThroughTunnel(segment, slot: slot, now: now)
                 }
                 if !cut { count(.malformed) }
             } else {
                 segments = 1
                 bytes = packet.count
+                if let translation { Self.untranslate(UnsafeMutableRawBufferPointer(mutating: packet), translation) }
                 sendThroughTunnel(packet, slot: slot, now: now)
             }
             tally.packetsOut += segments
@@ -410,16 +450,68 @@ package final class TunnelEngine: @unchecked Sendable {
 
     /// The peer a packet from the TUN is for, when it may have it: its destination one of the peer's
     /// tunnel addresses, and (where there are rules) from what the client may reach.
-    private func admit(_ packet: UnsafeRawBufferPointer) -> (slot: Int, header: PacketHeader)? {
-        guard let header = PacketHeader(packet), let slot = byAddress[header.destination], slots[slot] != nil else {
+    /// A reply through the DNS proxy NAT is judged (and logged) as coming from the proxy address the
+    /// client used; `translation` says what to rewrite.
+    private func admit(_ packet: UnsafeRawBufferPointer, now: Date)
+        -> (slot: Int, header: PacketHeader, translation: (real: SocketAddress.IP, proxy: SocketAddress.IP, isError: Bool)?)? {
+        guard var header = PacketHeader(packet), let slot = byAddress[header.destination], slots[slot] != nil else {
             count(.noPeer)
             return nil
+        }
+        var translation: (real: SocketAddress.IP, proxy: SocketAddress.IP, isError: Bool)?
+        if !natIn.isEmpty {
+            if header.isICMPError, let range = AddressTranslation.quoted(in: packet),
+               let quoted = PacketHeader(UnsafeRawBufferPointer(rebasing: packet[range])) {
+                // An error about a packet the client sent through the NAT: it is about the proxy address.
+                let key = FlowKey(slot: slot, protocolNumber: quoted.protocolNumber, client: quoted.source, clientPort: quoted.sourcePort,
+                                  resource: quoted.destination, resourcePort: quoted.destinationPort)
+                if let proxy = natIn[key] {
+                    translation = (quoted.destination, proxy, true)
+                    if header.source == quoted.destination { header.source = proxy }
+                }
+            } else {
+                let key = FlowKey(slot: slot, protocolNumber: header.protocolNumber, client: header.destination, clientPort: header.destinationPort,
+                                  resource: header.source, resourcePort: header.sourcePort)
+                if let proxy = natIn[key] {
+                    translation = (header.source, proxy, false)
+                    let outward = FlowKey(slot: slot, protocolNumber: key.protocolNumber, client: key.client, clientPort: key.clientPort,
+                                          resource: proxy, resourcePort: key.resourcePort)
+                    natOut[outward]?.last = now
+                    header.source = proxy
+                }
+            }
         }
         if let refusal = slots[slot]!.authorization.rules?.refusal(inbound: header) {
             count(refusal)
             return nil
         }
-        return (slot, header)
+        return (slot, header, translation)
+    }
+
+    /// The real address a packet to a proxy address goes to: its flow's translation, made now from the
+    /// client's translations when the flow is new; nil when no address stands behind the proxy.
+    private func translate(_ header: PacketHeader, slot: Int) -> SocketAddress.IP? {
+        let key = FlowKey(slot: slot, protocolNumber: header.protocolNumber, client: header.source, clientPort: header.sourcePort,
+                          resource: header.destination, resourcePort: header.destinationPort)
+        let now = Date()
+        if let entry = natOut[key] {
+            natOut[key]!.last = now
+            return entry.real
+        }
+        guard let real = slots[slot]!.authorization.translations[header.destination] else { return nil }
+        natOut[key] = (real, now)
+        natIn[FlowKey(slot: slot, protocolNumber: key.protocolNumber, client: key.client, clientPort: key.clientPort,
+                      resource: real, resourcePort: key.resourcePort)] = header.destination
+        return real
+    }
+
+    /// A packet from a resource back through the DNS proxy NAT: from the proxy address again.
+    private static func untranslate(_ packet: UnsafeMutableRawBufferPointer, _ translation: (real: SocketAddress.IP, proxy: SocketAddress.IP, isError: Bool)) {
+        if translation.isError {
+            AddressTranslation.translateError(packet, real: translation.real, proxy: translation.proxy)
+        } else {
+            AddressTranslation.rewrite(packet, source: true, to: translation.proxy)
+        }
     }
 
     /// Seals a packet for a peer into the outbox, or has the peer hold it while it makes a handshake.
@@ -473,6 +565,15 @@ package final class TunnelEngine: @unchecked Sendable {
             reindex()
             lastReindex = now
         }
+        if !natOut.isEmpty, now.timeIntervalSince(lastNATSweep) >= 1 {
+            lastNATSweep = now
+            for (key, entry) in natOut where now.timeIntervalSince(entry.last) >= natIdleOverride ?? Self.natIdleLimit(protocolNumber: key.protocolNumber) {
+                natOut[key] = nil
+                natIn[FlowKey(slot: key.slot, protocolNumber: key.protocolNumber, client: key.client, clientPort: key.clientPort,
+                              resource: entry.real, resourcePort: key.resourcePort)] = nil
+                tally.natExpired += 1
+            }
+        }
         if flowLog != nil, now.timeIntervalSince(lastFlowSweep) >= 1 {
             lastFlowSweep = now
             for (key, state) in flows where now.timeIntervalSince(state.last) >= Self.idleLimit(protocolNumber: key.protocolNumber,
@@ -501,7 +602,8 @@ package final class TunnelEngine: @unchecked Sendable {
             case let .datagram(bytes):
                 if let endpoint = state.endpoint { _ = try? socket(for: endpoint).send(bytes, to: endpoint) }
             case let .packet(bytes):
-                bytes.withUnsafeBytes { deliver($0, slot: slot, hasRoomInFront: false) }
+                var copy = bytes
+                copy.withUnsafeMutableBytes { deliver($0, slot: slot, hasRoomInFront: false) }
             case let .dropped(reason):
                 count(reason)
             }
@@ -513,7 +615,7 @@ package final class TunnelEngine: @unchecked Sendable {
     // MARK: Flow log
 
     /// A packet from a client, allowed or refused: its flow starts or goes on.
-    private func noteOutbound(_ header: PacketHeader, bytes: Int, slot: Int, refusal: WireGuardDrop?) {
+    private func noteOutbound(_ header: PacketHeader, bytes: Int, slot: Int, refusal: WireGuardDrop?, real: SocketAddress.IP? = nil) {
         guard flowLog != nil else { return }
         let now = Date()
         let key = FlowKey(slot: slot, protocolNumber: header.protocolNumber, client: header.source, clientPort: header.sourcePort,
@@ -527,6 +629,10 @@ package final class TunnelEngine: @unchecked Sendable {
                                    resourceAddress: header.destination, resourcePort: header.destinationPort, start: now, end: now,
                                    verdict: refusal == nil ? .allowed : .refused, reason: refusal?.rawValue ?? ""),
                 last: now)
+            if let real {
+                flows[key]!.record.resourceAddress = real
+                flows[key]!.record.proxyAddress = header.destination
+            }
         }
         flows[key]!.record.bytesFromClient += bytes
         flows[key]!.record.packetsFromClient += 1

@@ -32,4 +32,7 @@ package enum WireGuardDrop: String, Error, CaseIterable, Sendable {
     /// A session this end answered that its initiator never confirmed (a wrong preshared key looks
     /// like this: the initiator cannot open the response).
     case unconfirmedSession = "unconfirmed_session"
+    /// A packet to a DNS resource's proxy address that no resolved address stands behind (the name did
+    /// not resolve, or has no address of that family).
+    case unresolved
 }

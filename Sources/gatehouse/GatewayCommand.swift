@@ -45,6 +45,9 @@ struct GatewayCommand: AsyncParsableCommand {
     @Flag(help: "Leave IP forwarding and NAT to the host's own configuration (implies --no-masquerade).")
     var noForwarding = false
     @Flag(help: .hidden) var testNoUserSpaceChecks = false
+    @Option(help: "DNS server that resolves DNS resources' names, IP[:PORT] (IPv6 in brackets with a port); repeatable (default: the nameservers of /etc/resolv.conf). [GATEHOUSE_GATEWAY_DNS_SERVER, comma-separated]")
+    var dnsServer: [String] = []
+    @Option(help: .hidden) var testTranslationIdleSeconds: Double?
     @Option(help: "The flow log: a JSON line per flow allowed or refused, rotated at 64 MiB with five kept (default: flows.jsonl in the state directory; \"off\": none). [GATEHOUSE_GATEWAY_FLOW_LOG]")
     var flowLog: String?
     @Option(help: "Log format: human or json (default human). [GATEHOUSE_LOG_FORMAT]")
@@ -74,6 +77,14 @@ struct GatewayCommand: AsyncParsableCommand {
         guard let listenPort = UInt16(portText) else {
             throw ValidationError("--listen-port \(portText): must be 0-65535 (0: any free port)")
         }
+        var dnsServers: [SocketAddress] = []
+        for text in environment.list(self.dnsServer, "GATEHOUSE_GATEWAY_DNS_SERVER") {
+            guard let server = SocketAddress(endpoint: text) ?? (try? SocketAddress(text, port: 53)) else {
+                throw ValidationError("--dns-server \"\(text)\": expected an IP address, or IP:PORT (IPv6 in brackets with a port)")
+            }
+            dnsServers.append(server)
+        }
+        if let seconds = testTranslationIdleSeconds, !(seconds > 0) { throw ValidationError("--test-translation-idle-seconds must be above 0") }
         let directory = environment.string(stateDir, "GATEHOUSE_GATEWAY_STATE_DIR")
             ?? (environment.string(nil, "GATEHOUSE_DATA_DIR") ?? "/var/lib/gatehouse") + "/gateway"
         let identity: DeviceIdentity
@@ -96,7 +107,8 @@ struct GatewayCommand: AsyncParsableCommand {
             service = try GatewayService(identity: .init(device: identity, name: name, endpoints: endpoints), tunName: tunName, mtu: mtu,
                                          listenPort: listenPort, forwarding: !noForwarding, masquerade: !noMasquerade && !noForwarding,
                                          userSpaceChecks: !testNoUserSpaceChecks, flowLogPath: flowLogPath == "off" ? nil : flowLogPath,
-                                         registry: registry, logger: logger)
+                                         resolver: dnsServers.isEmpty ? .system() : NameResolver(servers: dnsServers),
+                                         natIdleLimit: testTranslationIdleSeconds, registry: registry, logger: logger)
         } catch {
             throw ValidationError("\(error)")
         }

@@ -107,12 +107,13 @@ import WireGuard
             return (made.ipv4, made.ipv6)
         }
 
-        /// The same with the device's WireGuard public key, and the `flow_created` payload too.
-        func createFlow(_ grant: Grant, device: String, publicKey key: String) async throws
+        /// The same with the device's WireGuard public key, and the `flow_created` payload too; `dns`:
+        /// the name and proxy addresses of a DNS resource's flow (`{"name": ..., "addresses": [...]}`).
+        func createFlow(_ grant: Grant, device: String, publicKey key: String, dns: String? = nil) async throws
             -> (ipv4: SocketAddress.IP, ipv6: SocketAddress.IP, flow: [String: Any]) {
             let frames = [
-                #"{"event": "join", "ref": "j", "payload": {"version": "1.0", "external_id": "\#(device)", "name": "\#(device)", "public_key": "\#(key)"}}"#,
-                #"{"event": "create_flow", "ref": "f", "payload": {"resource_id": "\#(grant.resource)", "connected_gateway_ids": []}}"#,
+                #"{"event": "join", "ref": "j", "payload": {"version": "1.1", "external_id": "\#(device)", "name": "\#(device)", "public_key": "\#(key)"}}"#,
+                #"{"event": "create_flow", "ref": "f", "payload": {"resource_id": "\#(grant.resource)", "connected_gateway_ids": []\#(dns.map { ", \"dns\": \($0)" } ?? "")}}"#,
             ]
             let file = scratch.appending(path: "frames-\(UUID().uuidString)")
             FileManager.default.createFile(atPath: file.path, contents: Data(frames.joined(separator: "\n").utf8))
@@ -983,6 +984,92 @@ import WireGuard
             #expect(nowhere?["verdict"] as? String == "refused" && nowhere?["resource_address"] as? String == "198.18.1.99"
                     && nowhere?["resource"] as? String == "" && nowhere?["actor"] as? String == grant.actor, "\(nowhere ?? [:])")
             print("flow log: \(lines.joined(separator: "\n"))")
+        }
+    }
+
+    /// Issue #16: a DNS resource through its proxy addresses. dnsmasq serves the resource network's
+    /// names; the client (wireguard-go, as the portal authorised it) sends to the proxy addresses it gave
+    /// `db.corp.test` in `create_flow`, IPv4 and IPv6; the gateway resolves the name itself and
+    /// translates: HTTP over TCP both families, UDP whose reply comes back from the proxy address, and
+    /// ping. The translations end after their idle time (short under a test option): a late datagram
+    /// from the resource no longer reaches the client, and a new one from the client makes a new entry.
+    @Test func aDNSResourceWorksThroughItsProxyAddressesAndItsTranslationsExpire() async throws {
+        try await TestNetwork.with { network in
+            let bed = try await Bed(network: network)
+            let client = try network.namespace("client")
+            let uplink = try network.connect(client, bed.gatewayNamespace)
+            try bed.resources.ip("-6", "addr", "add", "fd00:6768:0:1::17/64", "dev", "eth0", "nodad")
+            // dnsmasq as the daemon it is (it goes with the namespace); its log says what it was asked.
+            let dnsLog = bed.scratch.appending(path: "dnsmasq.log")
+            try await bed.resources.exec([
+                "dnsmasq", "--no-resolv", "--no-hosts", "--pid-file=", "--user=root", "--log-facility=\(dnsLog.path)", "--log-queries",
+                "--listen-address=198.18.1.2", "--bind-interfaces", "--host-record=db.corp.test,198.18.1.17,fd00:6768:0:1::17",
+            ])
+            try await Wait.until("dnsmasq listens", timeout: .seconds(10)) {
+                try await bed.resources.exec(["ss", "-uln"]).standardOutput.contains("198.18.1.2:53")
+            }
+            let grant = try await bed.grant("corp", type: "dns", address: "*.corp.test", filters: ["tcp:8080", "udp:7000", "icmp"])
+            try await bed.startGateway(endpoint: "\(uplink.b.ipv4):51820", openQueue: false,
+                                       extraArguments: ["--dns-server", "198.18.1.2", "--test-translation-idle-seconds", "3"])
+            let key = StaticKey.generate()
+            let proxy4 = "100.96.0.5"
+            let proxy6 = "fd00:6761:7465:8000::5"
+            let made = try await bed.createFlow(grant, device: "dns-laptop", publicKey: Data(key.publicKey).base64EncodedString(),
+                                                dns: #"{"name": "db.corp.test", "addresses": ["\#(proxy4)", "\#(proxy6)"]}"#)
+            let asked = (try? String(contentsOf: dnsLog, encoding: .utf8)) ?? ""
+            #expect(asked.contains("query[A] db.corp.test") && asked.contains("query[AAAA] db.corp.test"), "the gateway asked the DNS server: \(asked)")
+            try await bed.startWireGuardGo(in: client, key: key, flow: made.flow, allowedIPs: ["100.96.0.0/11", "fd00:6761:7465:8000::/64"],
+                                           addresses: [made.ipv4, made.ipv6])
+            _ = try network.spawn(in: bed.resources, ["python3", "-m", "http.server", "8080", "--bind", "::"])
+            try await Wait.until("the resource's web server listens", timeout: .seconds(10)) {
+                try bed.resources.exec(["ss", "-tln"]).standardOutput.contains(":8080")
+            }
+            for url in ["http://\(proxy4):8080/", "http://[\(proxy6)]:8080/"] {
+                let fetched = try await client.exec(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--connect-timeout", "20", url], check: false)
+                #expect(fetched.standardOutput == "200", "\(url) through the proxy address: \(fetched.status) \(fetched.standardError)")
+            }
+            let ping = try await client.exec(["ping", "-c", "1", "-W", "5", proxy4], check: false)
+            #expect(ping.status == 0, "ping through the proxy address: \(ping.standardOutput) \(ping.standardError)")
+
+            // UDP: the reply comes back from the proxy address the client sent to.
+            let proxyEndpoint = try SocketAddress(proxy4, port: 7000)
+            let server = try bed.listener("198.18.1.17", 7000)
+            let app = try client.run { try UDPSocket(bindTo: SocketAddress(SocketAddress(ip: made.ipv4, port: 0).address, port: 40000)) }
+            _ = try app.send(Array("query".utf8), to: SocketAddress(proxy4, port: 7000))
+            let arrived = try #require(try await Self.onThread { try server.receive(timeout: .seconds(10)) }, "the datagram reached the real address")
+            #expect(arrived.bytes == Array("query".utf8))
+            _ = try server.send(Array("answer".utf8), to: arrived.from)
+            let answer = try await Self.onThread { try app.receive(timeout: .seconds(5)) }
+            #expect(answer?.bytes == Array("answer".utf8) && answer?.from == proxyEndpoint,
+                    "the answer comes from the proxy address: \(String(describing: answer?.from))")
+            func metric(_ name: String) async throws -> Int {
+                let metrics = try await bed.gatewayNamespace.exec(["curl", "-s", "http://\(bed.operations)/metrics"]).standardOutput
+                return metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+                    .map { Int($0) } ?? -1
+            }
+            #expect(try await metric("gatehouse_gateway_dns_translations") >= 1)
+
+            // Idle: the translations end, and what the resource sends late is not the client's any more.
+            try await Wait.until("the translations expired", timeout: .seconds(30), interval: .milliseconds(250)) {
+                try await metric("gatehouse_gateway_dns_translations") == 0
+            }
+            #expect(try await metric("gatehouse_gateway_dns_translations_expired_total") >= 4, "TCP ×2, ICMP and UDP entries ended idle")
+            _ = try server.send(Array("late".utf8), to: arrived.from)
+            let late = try await Self.onThread { try app.receive(timeout: .seconds(2)) }
+            #expect(late == nil, "a datagram after the translation expired does not reach the client")
+            _ = try app.send(Array("again".utf8), to: SocketAddress(proxy4, port: 7000))
+            let again = try await Self.onThread { try server.receive(timeout: .seconds(10)) }
+            #expect(again?.bytes == Array("again".utf8), "a new datagram makes a new translation")
+            _ = try server.send(Array("answer".utf8), to: try #require(again?.from))
+            let second = try await Self.onThread { try app.receive(timeout: .seconds(5)) }
+            #expect(second?.from == proxyEndpoint)
+
+            bed.gateway.stop()
+            let lines = try String(contentsOf: bed.scratch.appending(path: "gateway/flows.jsonl"), encoding: .utf8).split(separator: "\n")
+            let records = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            let udp = records.filter { $0["protocol"] as? String == "udp" && $0["resource_port"] as? Int == 7000 }
+            #expect(!udp.isEmpty && udp.allSatisfy { $0["proxy_address"] as? String == proxy4 && $0["resource_address"] as? String == "198.18.1.17" },
+                    "the flow log names the proxy and the real address: \(udp)")
         }
     }
 }

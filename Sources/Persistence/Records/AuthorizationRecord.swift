@@ -13,6 +13,9 @@ package struct AuthorizationRecord: GatehouseRecord, Equatable, Hashable {
     package var policyID: PolicyID
     package var expiresAt: Date
     package var createdAt: Date
+    /// For a DNS resource: the name the client resolved, and its proxy addresses, space-separated.
+    package var dnsName: String?
+    package var dnsProxies: String?
 
     package enum CodingKeys: String, CodingKey {
         case id
@@ -23,10 +26,12 @@ package struct AuthorizationRecord: GatehouseRecord, Equatable, Hashable {
         case policyID = "policy_id"
         case expiresAt = "expires_at"
         case createdAt = "created_at"
+        case dnsName = "dns_name"
+        case dnsProxies = "dns_proxies"
     }
 
     package init(id: AuthorizationID = AuthorizationID(), accountID: AccountID, clientID: DeviceID, gatewayID: DeviceID, resourceID: ResourceID, policyID: PolicyID,
-                 expiresAt: Date, createdAt: Date) {
+                 expiresAt: Date, createdAt: Date, dnsName: String? = nil, dnsProxies: String? = nil) {
         self.id = id
         self.accountID = accountID
         self.clientID = clientID
@@ -35,6 +40,8 @@ package struct AuthorizationRecord: GatehouseRecord, Equatable, Hashable {
         self.policyID = policyID
         self.expiresAt = expiresAt
         self.createdAt = createdAt
+        self.dnsName = dnsName
+        self.dnsProxies = dnsProxies
     }
 }
 
