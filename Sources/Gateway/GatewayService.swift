@@ -154,8 +154,11 @@ package final class GatewayService: Sendable {
             [
                 "client": session.client.description,
                 "flows": session.flows.sorted { $0.flowID < $1.flowID }.map { flow in
-                    ["flow": flow.flowID.description, "resource": flow.resource.id.description, "address": flow.resource.address,
-                     "filters": flow.resource.filters, "expires_at": dates.string(from: flow.expiresAt)] as [String: Any]
+                    var entry: [String: Any] = ["flow": flow.flowID.description, "resource": flow.resource.id.description,
+                                                "address": flow.resource.address, "filters": flow.resource.filters,
+                                                "expires_at": dates.string(from: flow.expiresAt)]
+                    if let dns = flow.dns { entry["dns"] = ["name": dns.name, "proxies": dns.addresses] }
+                    return entry
                 },
                 "rules": session.rules.map(Self.describe).sorted(),
             ] as [String: Any]

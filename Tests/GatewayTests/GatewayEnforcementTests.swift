@@ -1064,6 +1064,19 @@ import WireGuard
             let second = try await Self.onThread { try app.receive(timeout: .seconds(5)) }
             #expect(second?.from == proxyEndpoint)
 
+            // A restarted gateway gets the flow's name and proxy addresses again in its init, and resolves anew.
+            bed.gateway.stop()
+            try await bed.startGateway(endpoint: "\(uplink.b.ipv4):51820", openQueue: false, extraArguments: ["--dns-server", "198.18.1.2"])
+            var restored = false
+            let restarted = ContinuousClock.now
+            while !restored, ContinuousClock.now - restarted < .seconds(60) {
+                _ = try app.send(Array("restarted".utf8), to: proxyEndpoint)
+                restored = try await Self.onThread { try server.receive(timeout: .seconds(1)) }?.bytes == Array("restarted".utf8)
+            }
+            #expect(restored, "the DNS resource works through its proxy address after the gateway restarted")
+            let document = try await bed.gatewayNamespace.exec(["curl", "-s", "http://\(bed.operations)/rules"]).standardOutput
+            #expect(document.contains("db.corp.test") && document.contains(proxy6), "GET /rules shows the flow's name and proxies: \(document)")
+
             bed.gateway.stop()
             let lines = try String(contentsOf: bed.scratch.appending(path: "gateway/flows.jsonl"), encoding: .utf8).split(separator: "\n")
             let records = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }

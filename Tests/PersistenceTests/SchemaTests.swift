@@ -64,7 +64,8 @@ import Testing
 
     @Test func aNewFileIsMigratedInWALModeAndKeepsItsDataWhenReopened() throws {
         try withDatabase { database, path in
-            #expect(try database.appliedMigrations() == ["001_initial_schema", "002_device_token", "003_account_keys", "004_authorization_outlives_policy"])
+            #expect(try database.appliedMigrations() == ["001_initial_schema", "002_device_token", "003_account_keys", "004_authorization_outlives_policy",
+                                                       "005_authorization_dns_proxy"])
             let mode = try database.writer.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
             #expect(mode == "wal")
             let fixture = try database.writer.write { db in try seed(db) }
@@ -251,10 +252,13 @@ import Testing
             }
         }
         let migrated = try AppDatabase(path: path)
-        #expect(try migrated.appliedMigrations() == ["001_initial_schema", "002_device_token", "003_account_keys", "004_authorization_outlives_policy"])
+        #expect(try migrated.appliedMigrations() == ["001_initial_schema", "002_device_token", "003_account_keys", "004_authorization_outlives_policy",
+                                                       "005_authorization_dns_proxy"])
         try migrated.writer.read { db in
             for table in tables {
-                let rows = try Row.fetchAll(db, sql: "SELECT * FROM \"\(table)\" ORDER BY 1, 2")
+                // The columns the table had (later migrations add some).
+                let columns = before[table]?.first.map { Array($0.columnNames).map { "\"\($0)\"" }.joined(separator: ", ") } ?? "*"
+                let rows = try Row.fetchAll(db, sql: "SELECT \(columns) FROM \"\(table)\" ORDER BY 1, 2")
                 #expect(rows == before[table], "\(table) kept its rows")
             }
             #expect(try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").isEmpty)

@@ -71,14 +71,15 @@ import Testing
 
         /// A client device (`external`) joins and asks for a flow to `resource`; its `flow_created` or
         /// `flow_creation_failed` payload, with the event's name under "event".
-        func createFlow(_ token: String, device external: String, resource: String) async throws -> [String: Any] {
+        /// `dns`: the JSON of create_flow's `dns` field.
+        func createFlow(_ token: String, device external: String, resource: String, dns: String? = nil) async throws -> [String: Any] {
             let key = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
             let frames = [
                 #"{"event": "join", "ref": "j", "payload": {"version": "1.0", "external_id": "\#(external)", "name": "\#(external)", "public_key": "\#(key)"}}"#,
-                #"{"event": "create_flow", "ref": "f", "payload": {"resource_id": "\#(resource)", "connected_gateway_ids": []}}"#,
+                #"{"event": "create_flow", "ref": "f", "payload": {"resource_id": "\#(resource)", "connected_gateway_ids": []\#(dns.map { ", \"dns\": \($0)" } ?? "")}}"#,
             ]
             let result = try await RealtimeEndpointTests.converse(port, "/api/client", token: token, frames, answers: 3)
-            let answer = result.answers.first { ["flow_created", "flow_creation_failed"].contains($0["event"] as? String) }
+            let answer = result.answers.first { ["flow_created", "flow_creation_failed", "reply"].contains($0["event"] as? String) && $0["ref"] as? String == "f" }
             var payload = answer?["payload"] as? [String: Any] ?? [:]
             payload["event"] = answer?["event"] ?? "none: \(result.answers)"
             #expect(answer?["ref"] as? String == "f", "the answer echoes create_flow's ref: \(result.answers)")
@@ -88,6 +89,32 @@ import Testing
         /// Whether the admin API lists gateway `id` as online.
         func online(_ id: String) async throws -> Bool {
             try await api("GET", "/gateways/\(id)")["online"] as? Bool ?? false
+        }
+    }
+
+    /// A DNS resource's `create_flow` names the name and the proxy addresses the client gave it; what
+    /// does not fit the resource is refused with what is wrong (the connection goes on).
+    @Test func aDNSResourcesFlowNeedsAMatchingNameAndProxyAddresses() async throws {
+        try await Cluster.with { cluster in
+            let (site, ipResource, engineers, _) = try await cluster.grantedResource()
+            let dnsResource = cluster.id(try await cluster.api(
+                "POST", "/resources", #"{"name": "corp", "type": "dns", "address": "*.corp.test", "site_id": "\#(site)"}"#, expect: 201))
+            try await cluster.api("POST", "/policies", #"{"group_id": "\#(engineers)", "resource_id": "\#(dnsResource)"}"#, expect: 201)
+            let ann = try await cluster.user("ann", groups: [engineers])
+            func refusal(_ resource: String, _ dns: String?) async throws -> String {
+                let answer = try await cluster.createFlow(ann.token, device: "ann-laptop", resource: resource, dns: dns)
+                #expect(answer["event"] as? String == "reply" && answer["status"] as? String == "error" && answer["code"] as? String == "invalid_payload",
+                        "\(answer)")
+                return answer["message"] as? String ?? ""
+            }
+            #expect(try await refusal(dnsResource, nil).contains("\"dns\""))
+            #expect(try await refusal(dnsResource, #"{"name": "db.other.test", "addresses": ["100.96.0.5"]}"#).contains("does not match"))
+            #expect(try await refusal(dnsResource, #"{"name": "db.corp.test", "addresses": ["10.1.0.5"]}"#).contains("DNS proxy ranges"))
+            #expect(try await refusal(ipResource, #"{"name": "db.corp.test", "addresses": ["100.96.0.5"]}"#).contains("only for DNS resources"))
+            let fitting = try await cluster.createFlow(ann.token, device: "ann-laptop", resource: dnsResource,
+                                                       dns: #"{"name": "DB.corp.test", "addresses": ["100.96.0.5", "fd00:6761:7465:8000::5"]}"#)
+            #expect(fitting["event"] as? String == "flow_creation_failed" && fitting["reason"] as? String == "offline",
+                    "what fits goes on to find a gateway (none is online here): \(fitting)")
         }
     }
 

@@ -46,3 +46,20 @@ package struct AuthorizationRecord: GatehouseRecord, Equatable, Hashable {
 }
 
 extension AuthorizationRecord: Identified {}
+
+extension AuthorizationRecord {
+    /// The DNS columns only when set: a row of a flow to a CIDR or IP resource names only the columns
+    /// every schema version has.
+    package func encode(to container: inout PersistenceContainer) throws {
+        container[CodingKeys.id.rawValue] = id
+        container[CodingKeys.accountID.rawValue] = accountID
+        container[CodingKeys.clientID.rawValue] = clientID
+        container[CodingKeys.gatewayID.rawValue] = gatewayID
+        container[CodingKeys.resourceID.rawValue] = resourceID
+        container[CodingKeys.policyID.rawValue] = policyID
+        container[CodingKeys.expiresAt.rawValue] = expiresAt
+        container[CodingKeys.createdAt.rawValue] = createdAt
+        if let dnsName { container[CodingKeys.dnsName.rawValue] = dnsName }
+        if let dnsProxies { container[CodingKeys.dnsProxies.rawValue] = dnsProxies }
+    }
+}
