@@ -8,10 +8,15 @@
 #   client ns (wireguard-go, iperf3 -c) -- veth -- gateway ns (gatehouse gateway | wireguard-go)
 #                                                   -- veth -- resources ns (iperf3 -s)
 #
-#   bench/wireguard.sh [--seconds 10] [--runs 1] [--resources 1] [--debug]
+#   bench/wireguard.sh [--seconds 10] [--runs 1] [--resources 1] [--sessions 0] [--debug]
 #
 # --resources N: the client holds flows to N resources through the gatehouse gateway (N - 1 more, each
 # a /32 with filters, besides the iperf3 host), so that every packet is judged against N rules.
+# --sessions N: N other clients (devices of another user) hold a flow each to a shared resource with
+# filters, which the measured client holds too: N + 1 sessions at the gatehouse gateway. The cost of
+# one rule update across all of them is then measured: the shared resource's filters are changed with
+# the admin API three times, and the gateway's time to recompile and rewrite every session's rules
+# (from its `resource_updated` log line) is printed, with the time from the API call to that line.
 #
 # Needs root (namespaces, TUN). Builds in release (--debug: the debug build). Both gateways forward
 # without NAT (the resource network routes the tunnel range back), so only the tunnel differs.
@@ -21,14 +26,16 @@ cd "$(dirname "$0")/.."
 seconds=10
 runs=1
 resources=1
+sessions=0
 configuration=release
 while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) seconds="$2"; shift 2 ;;
         --runs) runs="$2"; shift 2 ;;
         --resources) resources="$2"; shift 2 ;;
+        --sessions) sessions="$2"; shift 2 ;;
         --debug) configuration=debug; shift ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "wireguard.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -94,6 +101,11 @@ for index in $(seq 2 "$resources"); do
     api POST /policies "{\"group_id\": \"$group\", \"resource_id\": \"$id\"}" >/dev/null
     extra+=("$id")
 done
+if [ "$sessions" -gt 0 ]; then
+    shared=$(api POST /resources "{\"name\": \"shared\", \"type\": \"ip\", \"address\": \"10.201.0.1\", \"site_id\": \"$site\", \"filters\": [\"tcp:443\"]}" | field '["id"]')
+    api POST /policies "{\"group_id\": \"$group\", \"resource_id\": \"$shared\"}" >/dev/null
+    extra+=("$shared")
+fi
 actor=$(api POST /actors '{"type": "user", "name": "bench", "email": "bench@bench.test"}' | field '["id"]')
 api PUT "/groups/$group/members/$actor" >/dev/null
 client_token=$(api POST /tokens "{\"kind\": \"client\", \"actor_id\": \"$actor\"}" | field '["secret"]')
@@ -130,6 +142,14 @@ for ((start = 0; start < ${#extra[@]}; start += 30)); do
     in_ns "$ns_gw" "$python" Tests/Interop/realtime_client.py "ws://$portal/api/client" "$client_token" --answers $((${#chunk[@]} + 2)) \
         --frames "$work/frames" >/dev/null
 done
+if [ "$sessions" -gt 0 ]; then
+    others=$(api POST /actors '{"type": "user", "name": "others", "email": "others@bench.test"}' | field '["id"]')
+    api PUT "/groups/$group/members/$others" >/dev/null
+    others_token=$(api POST /tokens "{\"kind\": \"client\", \"actor_id\": \"$others\"}" | field '["secret"]')
+    made=$(in_ns "$ns_gw" "$python" bench/sessions.py "ws://$portal/api/client" "$others_token" "$sessions" "$shared" 2>"$work/sessions.err") \
+        || { echo "wireguard.sh: not every session got its flow: $made" >&2; head -5 "$work/sessions.err" >&2; exit 1; }
+    echo "other sessions: $made"
+fi
 read -r client_address gatehouse_public psk < <("$python" -c '
 import json, sys
 answers = json.load(open(sys.argv[1]))["answers"]
@@ -138,7 +158,21 @@ flow = next(a for a in answers if a["event"] == "flow_created")["payload"]
 print(init["interface"]["ipv4"], flow["gateway_public_key"], flow["preshared_key"])' "$work/flow.json")
 (umask 077; printf '%s' "$psk" >"$work/psk")
 operations=$(grep -oE '127\.0\.0\.1:[0-9]+.*operations listening' "$work/gateway.log" | head -1 | cut -d' ' -f1)
-echo "the gatehouse gateway holds $(in_ns "$ns_gw" curl -s "http://${operations%%[^0-9.:]*}/metrics" | awk '/^gatehouse_gateway_kernel_rules / {printf "%d", $2}') kernel rule entries for the client"
+metric() { in_ns "$ns_gw" curl -s "http://${operations%%[^0-9.:]*}/metrics" | awk -v name="$1" '$1 == name {printf "%d", $2}'; }
+echo "the gatehouse gateway holds $(metric gatehouse_gateway_sessions) session(s), $(metric gatehouse_gateway_kernel_rules) kernel rule entries"
+if [ "$sessions" -gt 0 ]; then
+    # One rule update across every session: the shared resource's filters change.
+    for filters in '"tcp:443", "udp:53"' '"tcp:443", "tcp:8443"' '"tcp:443"'; do
+        before=$(grep -c 'resource_updated' "$work/gateway.log" || true)
+        sent=$(date +%s.%N)
+        api PATCH "/resources/$shared" "{\"filters\": [$filters]}" >/dev/null
+        for _ in $(seq 300); do [ "$(grep -c 'resource_updated' "$work/gateway.log" || true)" -gt "$before" ] && break; sleep 0.01; done
+        seen=$(date +%s.%N)
+        line=$(grep 'resource_updated' "$work/gateway.log" | tail -1)
+        echo "  rule update ($filters) across $(echo "$line" | grep -oE 'sessions=[0-9]+' | cut -d= -f2) session(s):" \
+            "gateway $(echo "$line" | grep -oE 'took_ms=[0-9.]+' | cut -d= -f2) ms, API call to the gateway's log line $("$python" -c "print(round(($seen - $sent) * 1000))") ms"
+    done
+fi
 in_ns "$ns_client" ip addr add "$client_address/32" dev "$client_if"
 in_ns "$ns_client" ip link set "$client_if" up
 in_ns "$ns_client" ip route add 198.18.1.2/32 dev "$client_if"

@@ -73,8 +73,9 @@ package actor ClientSession {
     }
 
     /// A resource's address or filters changed. A DNS flow whose name the new pattern no longer
-    /// matches ends.
-    package func update(_ resource: GatewayResource) {
+    /// matches ends. Whether the session holds the resource.
+    @discardableResult
+    package func update(_ resource: GatewayResource) -> Bool {
         var changed = false
         let pattern = resource.type == .dns ? try? DNSPattern(resource.address) : nil
         for (id, flow) in flows where flow.resource.id == resource.id {
@@ -90,6 +91,7 @@ package actor ClientSession {
             changed = true
         }
         if changed { apply() }
+        return changed
     }
 
     /// Removes every entry of the client (the session is over).

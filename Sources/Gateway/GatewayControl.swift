@@ -156,11 +156,20 @@ package actor GatewayControl: PortalSession {
                 "client": "\(rejection.clientID)", "resource": "\(rejection.resourceID)", "flows": "\(ended)",
             ])
         case let .resourceUpdated(resource):
-            await withTaskGroup(of: Void.self) { group in
+            // Every session holding the resource recompiles and rewrites its rules (in parallel).
+            let started = ContinuousClock.now
+            let touched = await withTaskGroup(of: Bool.self) { group in
                 for session in sessions.values { group.addTask { await session.update(resource) } }
+                var count = 0
+                for await held in group where held { count += 1 }
+                return count
             }
+            let took = ContinuousClock.now - started
             await closeEmptySessions()
-            logger.info("resource_updated", metadata: ["resource": "\(resource.id)", "filters": "\(resource.filters.joined(separator: ","))"])
+            logger.info("resource_updated", metadata: [
+                "resource": "\(resource.id)", "filters": "\(resource.filters.joined(separator: ","))", "sessions": "\(touched)",
+                "took_ms": "\(String(format: "%.1f", Double(took.components.attoseconds) / 1e15 + Double(took.components.seconds) * 1000))",
+            ])
         case let .relaysPresence(presence):
             for gone in presence.disconnected { relays[gone] = nil }
             for relay in presence.connected { relays[relay.id] = relay }
