@@ -147,7 +147,7 @@ if [ "$sessions" -gt 0 ]; then
     api PUT "/groups/$group/members/$others" >/dev/null
     others_token=$(api POST /tokens "{\"kind\": \"client\", \"actor_id\": \"$others\"}" | field '["secret"]')
     made=$(in_ns "$ns_gw" "$python" bench/sessions.py "ws://$portal/api/client" "$others_token" "$sessions" "$shared" 2>"$work/sessions.err") \
-        || { echo "wireguard.sh: not every session got its flow: $made" >&2; head -5 "$work/sessions.err" >&2; exit 1; }
+        || { echo "wireguard.sh: not every session got its flow: $made" >&2; tail -8 "$work/sessions.err" >&2; exit 1; }
     echo "other sessions: $made"
 fi
 read -r client_address gatehouse_public psk < <("$python" -c '

@@ -279,6 +279,7 @@ final class GatewayMetrics: Sendable {
             dropped(reason).increment(by: Int64(max(0, current.dropped(reason) - before.dropped(reason))))
         }
         add("gatehouse_gateway_dns_translations_expired_total", "DNS proxy translations that ended idle", [], \.natExpired)
+        add("gatehouse_gateway_tun_write_errors_total", "Packets out of tunnels the TUN device refused (its queue full)", [], \.tunWriteErrors)
         tunnelPeers.set(Int64(current.peers))
         translations.set(Int64(current.natEntries))
     }

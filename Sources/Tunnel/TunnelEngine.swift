@@ -59,6 +59,8 @@ package final class TunnelEngine: @unchecked Sendable {
         /// DNS proxy translations in use (one per flow to a proxy address), and those that ended idle.
         package var natEntries = 0
         package var natExpired = 0
+        /// Writes into the TUN the device refused (its queue full, or a packet it would not take).
+        package var tunWriteErrors = 0
 
         package init() {}
 
@@ -227,6 +229,7 @@ package final class TunnelEngine: @unchecked Sendable {
     private func publish() {
         tally.peers = slotByKey.count
         tally.natEntries = natOut.count
+        tally.tunWriteErrors = writer.dropped
         let published = tally
         counters.withLock { $0 = published }
     }
@@ -332,7 +335,7 @@ package final class TunnelEngine: @unchecked Sendable {
         let writable = UnsafeMutableRawBufferPointer(rebasing: padded[..<length])
         let packet = UnsafeRawBufferPointer(writable)
         let rules = slots[slot]!.authorization.rules
-        let header = rules != nil || flowLog != nil ? PacketHeader(packet) : nil
+        let header = rules != nil || flowLog != nil || !slots[slot]!.authorization.translations.isEmpty ? PacketHeader(packet) : nil
         if let rules {
             guard let header else { return count(.filtered) }
             if let refusal = rules.refusal(outbound: header) {
