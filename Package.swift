@@ -83,6 +83,8 @@ let package = Package(
         .target(name: "WireGuard", dependencies: ["CSodium"], swiftSettings: fuzzedSettings),
         // DNS messages as far as a stub resolver needs them (the gateway's DNS resources).
         .target(name: "DNS", dependencies: ["Addresses"], swiftSettings: fuzzedSettings),
+        // ICE (RFC 8445) for the client and the gateway: candidates, priorities, the checklist.
+        .target(name: "ICE", dependencies: ["Addresses"], swiftSettings: swiftSettings),
         .target(name: "Policy", dependencies: ["Addresses", "Identifiers"], swiftSettings: swiftSettings),
         // Typed IDs (`SiteID`, `GroupID`, ...) shared by the contracts and the storage.
         .target(name: "Identifiers", swiftSettings: swiftSettings),
@@ -296,6 +298,11 @@ let package = Package(
         .testTarget(
             name: "PersistenceTests",
             dependencies: ["Persistence", "Identifiers", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ICETests",
+            dependencies: ["ICE", "Addresses", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -290,7 +290,7 @@ extension RealtimeFlowTests {
             #expect(initial.compactMap { $0["id"] as? String } == [db], "init lists what the client may reach: \(initial)")
 
             try await cluster.api("PATCH", "/resources/\(db)", #"{"filters": ["tcp:443"]}"#, expect: 200)
-            let updated = try await gateway.waitForMatch(#"(filters=tcp:443 resource=\#(db) \[Gateway\] resource_updated)"#)
+            let updated = try await gateway.waitForMatch(#"(filters=tcp:443 resource=\#(db) sessions=1 .*\[Gateway\] resource_updated)"#)
             print("gateway: \(updated)")
             try await Wait.until("the client sees the new filters", timeout: .seconds(10)) {
                 frames("resource_created_or_updated").contains { (payload: [String: Any]) -> Bool in
