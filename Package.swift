@@ -84,7 +84,7 @@ let package = Package(
         // DNS messages as far as a stub resolver needs them (the gateway's DNS resources).
         .target(name: "DNS", dependencies: ["Addresses"], swiftSettings: fuzzedSettings),
         // ICE (RFC 8445) for the client and the gateway: candidates, priorities, the checklist.
-        .target(name: "ICE", dependencies: ["Addresses"], swiftSettings: swiftSettings),
+        .target(name: "ICE", dependencies: ["Addresses", "STUN"], swiftSettings: swiftSettings),
         .target(name: "Policy", dependencies: ["Addresses", "Identifiers"], swiftSettings: swiftSettings),
         // Typed IDs (`SiteID`, `GroupID`, ...) shared by the contracts and the storage.
         .target(name: "Identifiers", swiftSettings: swiftSettings),
