@@ -87,13 +87,9 @@ package struct ICEAgent {
         rebuild()
     }
 
-    private static func key(_ pair: ICEPair) -> String {
-        "\(pair.local.address)|\(pair.local.kind == .relayed ? "relay" : "base")|\(pair.remote.address)"
-    }
-
     private mutating func rebuild() {
         for pair in ICEChecklist.pairs(local: localCandidates, remote: remoteCandidates, controlling: controlling) {
-            let key = Self.key(pair)
+            let key = pair.redundancyKey
             if entries[key] == nil { entries[key] = Entry(pair: pair, priority: pair.priority(controlling: controlling)) }
         }
         reportedFailure = false
@@ -153,7 +149,7 @@ package struct ICEAgent {
         let remoteCandidate = remoteCandidates.first { $0.address == source }!
         let localCandidate = base.kind == .relayed ? base : ICECandidate(foundation: base.foundation, priority: base.priority, address: base.address, kind: .host)
         let pair = ICEPair(local: localCandidate, remote: remoteCandidate)
-        let key = Self.key(pair)
+        let key = pair.redundancyKey
         if entries[key] == nil { entries[key] = Entry(pair: pair, priority: pair.priority(controlling: controlling)) }
         if request.useCandidate && !controlling { entries[key]!.nominated = true }
         // A triggered check (section 7.3.1.4), unless the pair already works.
@@ -186,7 +182,7 @@ package struct ICEAgent {
 
     private mutating func select(_ key: String) -> [Output] {
         guard let pair = entries[key]?.pair, selected != pair else { return [] }
-        if let selected, let current = entries[Self.key(selected)], current.priority > entries[key]!.priority { return [] }
+        if let selected, let current = entries[selected.redundancyKey], current.priority > entries[key]!.priority { return [] }
         selected = pair
         return [.selected(pair)]
     }

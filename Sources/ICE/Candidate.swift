@@ -129,6 +129,12 @@ package struct ICEPair: Hashable, Sendable {
         return (min(g, d) << 32) + 2 * max(g, d) + (g > d ? 1 : 0)
     }
 
+    /// Pairs with the same key are redundant (section 6.1.2.4): the same local base (a relayed
+    /// candidate is its own base) and the same remote address.
+    package var redundancyKey: String {
+        "\(local.address)|\(local.kind == .relayed ? "relay" : "base")|\(remote.address)"
+    }
+
     /// `local:foundation/remote:foundation`, which the checks' unfreezing goes by (section 6.1.2.6).
     package var foundation: String { "\(local.foundation)/\(remote.foundation)" }
 }
@@ -151,7 +157,7 @@ package enum ICEChecklist {
             for theirs in remote where theirs.component == sent.component && theirs.address.isIPv6 == sent.address.isIPv6 {
                 let pair = ICEPair(local: sent, remote: theirs)
                 let priority = pair.priority(controlling: controlling)
-                let key = "\(sent.address)|\(sent.kind == .relayed ? "relay" : "base")|\(theirs.address)|\(theirs.kind.rawValue)"
+                let key = pair.redundancyKey
                 if let existing = byKey[key], let existingPriority = best[existing], existingPriority >= priority { continue }
                 if let existing = byKey[key] { best[existing] = nil }
                 byKey[key] = pair
