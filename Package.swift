@@ -160,7 +160,8 @@ let package = Package(
         ),
         .target(
             name: "Client",
-            dependencies: ["Actors", "WireGuard", "STUN", "Policy", "ControlProtocol"],
+            dependencies: ["Actors", "Addresses", "ICE", "Identifiers", "Tunnel", "WireGuard", "STUN", "ControlProtocol",
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
 
@@ -273,6 +274,11 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: ["Gateway", "Policy", "Addresses", "DNS", "TURN", "BPF", "BPFMaps", "Tunnel", "WireGuard", "Actors", "TestSupport", "ControlProtocol", "Identifiers"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ClientTests",
+            dependencies: ["Client", "Addresses", "ICE", "Tunnel", "WireGuard", "Actors", "TestSupport", "ControlProtocol", "Identifiers"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -41,6 +41,27 @@ package struct AddressRange: Hashable, Sendable, CustomStringConvertible {
     }
 
     package var description: String { "\(SocketAddress(ip: network, port: 0).address)/\(prefixLength)" }
+
+    /// The two halves one bit longer (nil for a single address).
+    package var halves: (AddressRange, AddressRange)? {
+        guard prefixLength < network.bitWidth else { return nil }
+        let upper: SocketAddress.IP = switch network {
+        case let .v4(value): .v4(value | UInt32(1) << (31 - prefixLength))
+        case let .v6(high, low):
+            prefixLength < 64 ? .v6(high | UInt64(1) << (63 - prefixLength), low) : .v6(high, low | UInt64(1) << (127 - prefixLength))
+        }
+        return (AddressRange(network: network, prefixLength: prefixLength + 1), AddressRange(network: upper, prefixLength: prefixLength + 1))
+    }
+
+    /// This range without `addresses`: the fewest prefixes that cover the rest (at most one per bit of
+    /// the prefix for each address taken out). A client routes its resources into its tunnel this way,
+    /// leaving out the addresses its tunnel itself travels to.
+    package func excluding(_ addresses: [SocketAddress.IP]) -> [AddressRange] {
+        let inside = addresses.filter(contains)
+        guard !inside.isEmpty else { return [self] }
+        guard let (lower, upper) = halves else { return [] }
+        return lower.excluding(inside) + upper.excluding(inside)
+    }
 }
 
 package enum AddressRangeError: Error, Equatable, CustomStringConvertible {

@@ -121,19 +121,21 @@ package struct AccessRules: Sendable, Equatable {
 
 /// The few header fields rules look at, from an IPv4 or IPv6 packet (IPv6 without extension headers;
 /// anything else has protocol 0 and passes only where everything is allowed).
-struct PacketHeader {
-    var source: SocketAddress.IP
-    var destination: SocketAddress.IP
-    var protocolNumber: UInt8
+package struct PacketHeader {
+    package var source: SocketAddress.IP
+    package var destination: SocketAddress.IP
+    package var protocolNumber: UInt8
     /// TCP and UDP ports; for an ICMP echo, its identifier in both.
-    var sourcePort: UInt16 = 0
-    var destinationPort: UInt16 = 0
-    var isLaterFragment = false
-    var isICMPError = false
+    package var sourcePort: UInt16 = 0
+    package var destinationPort: UInt16 = 0
+    package var isLaterFragment = false
+    package var isICMPError = false
+    /// ICMP's or ICMPv6's type and code (nil for anything else).
+    package var icmp: (type: UInt8, code: UInt8)?
     /// TCP's flags byte (FIN 0x01, SYN 0x02, RST 0x04, ...), 0 for anything else.
-    var tcpFlags: UInt8 = 0
+    package var tcpFlags: UInt8 = 0
 
-    init?(_ packet: UnsafeRawBufferPointer) {
+    package init?(_ packet: UnsafeRawBufferPointer) {
         guard let first = packet.first else { return nil }
         let transport: Int
         switch first >> 4 {
@@ -166,6 +168,7 @@ struct PacketHeader {
         case 1, 58:
             guard packet.count > transport else { return }
             let type = packet[transport]
+            if packet.count > transport + 1 { icmp = (type, packet[transport + 1]) }
             isICMPError = protocolNumber == 1 ? [3, 11, 12].contains(type) : (1...4).contains(type)
             // An echo's identifier stands for both ports: it tells one ping's flow (and NAT entry) from another's.
             let isEcho = protocolNumber == 1 ? type == 8 || type == 0 : type == 128 || type == 129
@@ -186,13 +189,40 @@ struct PacketHeader {
 /// the minimum MTU allows (RFC 792/1812, RFC 4443).
 package enum AdministrativelyProhibited {
     package static func reply(to packet: UnsafeRawBufferPointer) -> [UInt8]? {
+        ICMPUnreachable.reply(to: packet, reason: .prohibited)
+    }
+
+    /// Whether `packet` is such an error (what a client takes as "ask the portal again").
+    package static func matches(_ packet: UnsafeRawBufferPointer) -> Bool {
+        guard let header = PacketHeader(packet), let icmp = header.icmp else { return false }
+        return header.protocolNumber == 1 ? icmp.type == 3 && icmp.code == 13 : header.protocolNumber == 58 && icmp.type == 1 && icmp.code == 1
+    }
+}
+
+/// ICMP "destination unreachable" about a packet that cannot be delivered, from the address it was for.
+package enum ICMPUnreachable {
+    package enum Reason: Sendable {
+        /// Administratively prohibited: ICMPv4 type 3 code 13, ICMPv6 type 1 code 1.
+        case prohibited
+        /// No way there now: host unreachable (ICMPv4 code 1), address unreachable (ICMPv6 code 3).
+        case unreachable
+
+        var codes: (v4: UInt8, v6: UInt8) {
+            switch self {
+            case .prohibited: (13, 1)
+            case .unreachable: (1, 3)
+            }
+        }
+    }
+
+    package static func reply(to packet: UnsafeRawBufferPointer, reason: Reason) -> [UInt8]? {
         guard let header = PacketHeader(packet) else { return nil }
         // Never an error about an error (RFC 1812 4.3.2.7, RFC 4443 2.4).
         if header.isICMPError { return nil }
         switch (header.destination, header.source) {
         case let (.v4(from), .v4(to)):
             let quoted = Array(packet.prefix(576 - 28))
-            var icmp: [UInt8] = [3, 13, 0, 0, 0, 0, 0, 0] + quoted
+            var icmp: [UInt8] = [3, reason.codes.v4, 0, 0, 0, 0, 0, 0] + quoted
             store(~InternetChecksum.fold(icmp.withUnsafeBytes { InternetChecksum.sum($0) }), in: &icmp, at: 2)
             var ip: [UInt8] = [0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0] + bytes(from) + bytes(to)
             store(UInt16(20 + icmp.count), in: &ip, at: 2)
@@ -200,7 +230,7 @@ package enum AdministrativelyProhibited {
             return ip + icmp
         case let (.v6(fromHigh, fromLow), .v6(toHigh, toLow)):
             let quoted = Array(packet.prefix(1280 - 48))
-            var icmp: [UInt8] = [1, 1, 0, 0, 0, 0, 0, 0] + quoted
+            var icmp: [UInt8] = [1, reason.codes.v6, 0, 0, 0, 0, 0, 0] + quoted
             var ip: [UInt8] = [0x60, 0, 0, 0, 0, 0, 58, 64] + bytes(fromHigh) + bytes(fromLow) + bytes(toHigh) + bytes(toLow)
             store(UInt16(icmp.count), in: &ip, at: 4)
             let pseudo = ip.withUnsafeBytes { InternetChecksum.pseudoHeader($0, protocolNumber: 58, length: icmp.count) }

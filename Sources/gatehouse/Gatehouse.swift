@@ -29,13 +29,6 @@ extension NotYetImplemented {
     }
 }
 
-struct ClientCommand: NotYetImplemented {
-    static let configuration = CommandConfiguration(
-        commandName: "client",
-        abstract: "Run the headless client (not yet implemented)."
-    )
-}
-
 /// Exits with status 1 and one line on stderr, without ArgumentParser's usage text (the arguments
 /// were fine; the command is what is missing).
 struct ValidationErrorExit: Error, CustomStringConvertible {

@@ -1,0 +1,419 @@
+package import Actors
+package import Addresses
+package import Foundation
+import ICE
+package import Identifiers
+import Synchronization
+package import Tunnel
+package import WireGuard
+
+/// The client's data plane (client spec, "Headless client"): one thread runs a readiness loop over the
+/// TUN device and the UDP sockets and drives a WireGuard peer per gateway, initiator side. A packet
+/// the TUN gives is for the resource whose range holds its destination (the most specific): sealed
+/// to the gateway of that resource's flow; without a flow it waits (at most `Limits.heldPackets`, for
+/// at most `Limits.flowWait`) while the control side asks the portal for one (`Event.needFlow`); a
+/// flow the portal refused answers what waits, and what comes for a while after, with ICMP
+/// unreachable. A packet out of a gateway's tunnel reaches the TUN only when it is for one of the
+/// client's tunnel addresses and from a resource whose flow goes through that gateway.
+package final class ClientTunnel: @unchecked Sendable {
+    package enum Limits {
+        /// Packets held per resource while its flow is made.
+        package static let heldPackets = 64
+        /// How long packets wait for a flow (the portal gives up on a gateway's confirmation after 15 s).
+        package static let flowWait: TimeInterval = 20
+        /// How long packets to a refused resource are answered at once before the portal is asked again.
+        package static let refusalMemory: TimeInterval = 5
+    }
+
+    /// What the loop asks of the control side (called on the loop's thread: hand it over, do not block).
+    package enum Event: Sendable, Equatable {
+        /// A packet is waiting for a flow to this resource.
+        case needFlow(ResourceID)
+        /// The gateway answered a packet to this resource with "administratively prohibited".
+        case prohibited(ResourceID)
+    }
+
+    /// A flow the portal made: through which gateway, with what keys, until when.
+    package struct Flow: Sendable, Equatable {
+        package var resource: ResourceID
+        package var gateway: DeviceID
+        package var gatewayPublicKey: [UInt8]
+        package var presharedKey: [UInt8]
+        package var endpoint: SocketAddress
+        package var expiresAt: Date
+
+        package init(resource: ResourceID, gateway: DeviceID, gatewayPublicKey: [UInt8], presharedKey: [UInt8], endpoint: SocketAddress,
+                     expiresAt: Date) {
+            self.resource = resource
+            self.gateway = gateway
+            self.gatewayPublicKey = gatewayPublicKey
+            self.presharedKey = presharedKey
+            self.endpoint = endpoint
+            self.expiresAt = expiresAt
+        }
+    }
+
+    /// What `status` shows of one gateway's tunnel.
+    package struct GatewayStatus: Sendable, Equatable {
+        package var gateway: DeviceID
+        package var endpoint: SocketAddress
+        package var established: Bool
+        package var lastHandshake: Date?
+        package var packetsSent = 0
+        package var bytesSent = 0
+        package var packetsReceived = 0
+        package var bytesReceived = 0
+    }
+
+    /// Counters for `status` and the logs.
+    package struct Counters: Sendable, Equatable {
+        package var gateways: [DeviceID: GatewayStatus] = [:]
+        /// Packets answered with ICMP unreachable because no flow could be had.
+        package var refusedPackets = 0
+        /// What was dropped, by reason.
+        package var dropped: [String: Int] = [:]
+    }
+
+    private enum FlowState {
+        case pending(since: Date, held: [[UInt8]])
+        case ready(key: [UInt8], expiresAt: Date)
+        case refused(until: Date, reason: ICMPUnreachable.Reason)
+    }
+
+    private struct GatewayState {
+        var peer: Peer
+        var id: DeviceID
+        var endpoint: SocketAddress
+        var status: GatewayStatus
+    }
+
+    private enum Command {
+        case routes([(range: AddressRange, resource: ResourceID)])
+        case addresses([SocketAddress.IP])
+        case flow(Flow)
+        case refused(ResourceID, ICMPUnreachable.Reason)
+        case forget(ResourceID)
+    }
+
+    private let tun: TUNDevice
+    private let sockets: [UDPSocket]
+    private let local: StaticKey
+    private let loop: EventLoop
+    private let onEvent: @Sendable (Event) -> Void
+    private let pending = Mutex<[Command]>([])
+    private let stopped = Atomic<Bool>(false)
+    private let stoppedRunning = DispatchSemaphore(value: 0)
+    private let published = Mutex(Counters())
+    private let indexes = IndexCounter()
+
+    // Owned by the loop's thread.
+    private var routes: [(range: AddressRange, resource: ResourceID)] = []
+    private var ownAddresses: Set<SocketAddress.IP> = []
+    private var flows: [ResourceID: FlowState] = [:]
+    /// Resources whose "administratively prohibited" already made the client ask again (once per flow).
+    private var askedAgain: Set<ResourceID> = []
+    private var gateways: [[UInt8]: GatewayState] = [:]
+    private var byIndex: [UInt32: [UInt8]] = [:]
+    private var tally = Counters()
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
+
+    /// `sockets`: one per address family the host has (bound to any port); `onEvent` is called on the
+    /// loop's thread.
+    package init(tun: TUNDevice, sockets: [UDPSocket], local: StaticKey, onEvent: @escaping @Sendable (Event) -> Void) throws(SocketError) {
+        precondition(!sockets.isEmpty)
+        self.tun = tun
+        self.sockets = sockets
+        self.local = local
+        self.onEvent = onEvent
+        loop = try EventLoop()
+        for socket in sockets { try loop.add(socket.fileDescriptor) }
+        try loop.add(tun.fileDescriptor)
+    }
+
+    deinit { buffer.deallocate() }
+
+    // MARK: Control (any thread)
+
+    /// The resources' ranges (each packet goes to the most specific one holding its destination).
+    package func setRoutes(_ routes: [(range: AddressRange, resource: ResourceID)]) { command(.routes(routes)) }
+    /// The client's tunnel addresses (what comes out of a tunnel must be for one of them).
+    package func setAddresses(_ addresses: [SocketAddress.IP]) { command(.addresses(addresses)) }
+    /// A flow the portal made: what waits for it goes now.
+    package func flowCreated(_ flow: Flow) { command(.flow(flow)) }
+    /// The portal refused a flow (or could not make one): what waits gets ICMP unreachable.
+    package func flowRefused(_ resource: ResourceID, reason: ICMPUnreachable.Reason) { command(.refused(resource, reason)) }
+    /// The resource is gone or changed: its flow ends; the next packet asks again.
+    package func forget(_ resource: ResourceID) { command(.forget(resource)) }
+
+    package var statistics: Counters { published.withLock { $0 } }
+
+    /// The UDP ports the tunnel's sockets are bound to.
+    package var ports: [UInt16] { sockets.map(\.localPort) }
+
+    private func command(_ command: Command) {
+        pending.withLock { $0.append(command) }
+        loop.wake()
+    }
+
+    /// Runs the loop on the calling thread until `stopAndWait()`.
+    package func run() {
+        var timersDue = Date()
+        while !stopped.load(ordering: .relaxed) {
+            applyPending()
+            let wait = max(0, min(timersDue.timeIntervalSinceNow, 1))
+            let ready = (try? loop.wait(timeout: .milliseconds(Int64(wait * 1000) + 1))) ?? []
+            for socket in sockets where ready.contains(socket.fileDescriptor) { readDatagrams(from: socket) }
+            if ready.contains(tun.fileDescriptor) { readPackets() }
+            if timersDue.timeIntervalSinceNow <= 0 { timersDue = runTimers() }
+            publish()
+        }
+        stoppedRunning.signal()
+    }
+
+    package func stopAndWait() {
+        stopped.store(true, ordering: .relaxed)
+        loop.wake()
+        stoppedRunning.wait()
+    }
+
+    private func publish() {
+        let counters = tally
+        published.withLock { $0 = counters }
+    }
+
+    private func drop(_ reason: String) { tally.dropped[reason, default: 0] += 1 }
+
+    private func applyPending() {
+        let commands = pending.withLock { commands in defer { commands = [] }; return commands }
+        let now = Date()
+        for command in commands {
+            switch command {
+            case let .routes(list):
+                routes = list.sorted { $0.range.prefixLength > $1.range.prefixLength }
+            case let .addresses(list):
+                ownAddresses = Set(list)
+            case let .flow(flow):
+                var state = gateways[flow.gatewayPublicKey]
+                if state == nil || state!.peer.presharedKey != flow.presharedKey {
+                    let counter = indexes
+                    state = GatewayState(peer: Peer(local: local, remoteStatic: flow.gatewayPublicKey, presharedKey: flow.presharedKey,
+                                                    newIndex: { counter.next() }),
+                                         id: flow.gateway, endpoint: flow.endpoint,
+                                         status: GatewayStatus(gateway: flow.gateway, endpoint: flow.endpoint, established: false))
+                }
+                state!.endpoint = flow.endpoint
+                state!.status.endpoint = flow.endpoint
+                gateways[flow.gatewayPublicKey] = state
+                let held: [[UInt8]] = if case let .pending(_, held) = flows[flow.resource] { held } else { [] }
+                flows[flow.resource] = .ready(key: flow.gatewayPublicKey, expiresAt: flow.expiresAt)
+                askedAgain.remove(flow.resource)
+                for packet in held { send(packet, to: flow.gatewayPublicKey, now: now) }
+            case let .refused(resource, reason):
+                if case let .pending(_, held) = flows[resource] {
+                    for packet in held { refuse(packet, reason: reason) }
+                }
+                flows[resource] = .refused(until: now.addingTimeInterval(Limits.refusalMemory), reason: reason)
+            case let .forget(resource):
+                flows[resource] = nil
+                askedAgain.remove(resource)
+            }
+        }
+        if !commands.isEmpty { forgetUnusedGateways() }
+    }
+
+    /// Gateways no flow goes through any more are forgotten (their sessions end).
+    private func forgetUnusedGateways() {
+        var used = Set<[UInt8]>()
+        for state in flows.values { if case let .ready(key, _) = state { used.insert(key) } }
+        for key in gateways.keys where !used.contains(key) {
+            tally.gateways[gateways[key]!.id] = nil
+            gateways[key] = nil
+        }
+        reindex()
+    }
+
+    private func reindex() {
+        byIndex = [:]
+        for (key, state) in gateways {
+            for index in state.peer.indexes { byIndex[index] = key }
+            tally.gateways[state.id] = state.status
+        }
+    }
+
+    /// The resource whose range holds `destination`, the most specific first.
+    private func resource(for destination: SocketAddress.IP) -> ResourceID? {
+        routes.first { $0.range.contains(destination) }?.resource
+    }
+
+    // MARK: From the TUN
+
+    private func readPackets() {
+        let now = Date()
+        for _ in 0..<64 {
+            guard let length = try? tun.read(into: buffer), length > 0 else { break }
+            let packet = UnsafeRawBufferPointer(rebasing: buffer[..<length])
+            guard let header = PacketHeader(packet) else {
+                drop("malformed")
+                continue
+            }
+            guard let resource = resource(for: header.destination) else {
+                drop("no_resource")
+                continue
+            }
+            switch flows[resource] {
+            case let .ready(key, expiresAt) where now < expiresAt && gateways[key] != nil:
+                send(Array(packet), to: key, now: now)
+            case let .pending(since, held):
+                flows[resource] = .pending(since: since, held: Array((held + [Array(packet)]).suffix(Limits.heldPackets)))
+            case let .refused(until, reason) where now < until:
+                refuse(Array(packet), reason: reason)
+            default:
+                // No flow yet, an expired one, or a refusal long enough ago: the portal is asked.
+                flows[resource] = .pending(since: now, held: [Array(packet)])
+                onEvent(.needFlow(resource))
+            }
+        }
+    }
+
+    /// ICMP unreachable back into the TUN for a packet that cannot go.
+    private func refuse(_ packet: [UInt8], reason: ICMPUnreachable.Reason) {
+        tally.refusedPackets += 1
+        guard let reply = packet.withUnsafeBytes({ ICMPUnreachable.reply(to: $0, reason: reason) }) else { return }
+        _ = try? tun.write(reply)
+    }
+
+    private func send(_ packet: [UInt8], to key: [UInt8], now: Date) {
+        guard gateways[key] != nil else { return }
+        let outputs = gateways[key]!.peer.send(packet, now: now)
+        gateways[key]!.status.packetsSent += 1
+        gateways[key]!.status.bytesSent += packet.count
+        perform(outputs, key: key, now: now)
+    }
+
+    private func perform(_ outputs: [PeerOutput], key: [UInt8], now: Date) {
+        var handshake = false
+        for output in outputs {
+            switch output {
+            case let .datagram(bytes):
+                guard let endpoint = gateways[key]?.endpoint else { continue }
+                if bytes.first != 4 { handshake = true }
+                let socket = sockets.first { $0.localAddress.isIPv6 == endpoint.isIPv6 } ?? sockets[0]
+                if (try? socket.send(bytes, to: endpoint)) != true { drop("send_failed") }
+            case let .packet(bytes):
+                deliver(bytes, from: key)
+            case let .dropped(reason):
+                drop(reason.rawValue)
+            }
+        }
+        if handshake { reindex() }
+        gateways[key].map { tally.gateways[$0.id] = $0.status }
+        if let state = gateways[key], state.peer.hasSession(now: now), !state.status.established {
+            gateways[key]!.status.established = true
+            gateways[key]!.status.lastHandshake = now
+            tally.gateways[state.id] = gateways[key]!.status
+        }
+    }
+
+    // MARK: From the network
+
+    private func readDatagrams(from socket: UDPSocket) {
+        let now = Date()
+        for _ in 0..<64 {
+            guard let received = try? socket.receive(timeout: .zero) else { break }
+            handle(received.bytes, from: received.from, now: now)
+        }
+    }
+
+    private func handle(_ datagram: [UInt8], from source: SocketAddress, now: Date) {
+        switch DatagramKind(datagram) {
+        case .wireGuard:
+            break
+        case .stun, .channelData:
+            return drop("not_yet_handled")  // ICE and relayed paths: the rest of issue #17
+        case .unknown:
+            return drop("malformed")
+        }
+        let key: [UInt8]?
+        switch datagram[0] {
+        case 1:
+            // A gateway's initiation (it had packets for us and no session): answered as its peer would.
+            guard datagram.count == Handshake.initiationSize,
+                  let response = Handshake.respond(to: datagram, local: local, localIndex: indexes.next(), presharedKey: { [gateways] key in
+                      gateways[key]?.peer.presharedKey
+                  }) else { return drop("invalid_handshake") }
+            key = gateways[response.initiatorStatic] == nil ? nil : response.initiatorStatic
+            if let key {
+                gateways[key]!.endpoint = source
+                perform(gateways[key]!.peer.accept(response, now: now), key: key, now: now)
+                reindex()
+            }
+            return
+        case 2:
+            key = datagram.count >= 12 ? byIndex[Handshake.readLE32(datagram, at: 8)] : nil
+        case 3:
+            key = datagram.count >= 8 ? byIndex[Handshake.readLE32(datagram, at: 4)] : nil
+        default:
+            key = datagram.count >= 8 ? byIndex[Handshake.readLE32(datagram, at: 4)] : nil
+        }
+        guard let key, gateways[key] != nil else { return drop("unknown_session") }
+        let outputs = gateways[key]!.peer.receive(datagram, now: now)
+        if datagram[0] == 2, outputs.contains(where: { if case .datagram = $0 { true } else { false } }) {
+            gateways[key]!.status.lastHandshake = now
+        }
+        perform(outputs, key: key, now: now)
+    }
+
+    /// A packet out of a gateway's tunnel: into the TUN when it is for this client and from a resource
+    /// whose flow goes through that gateway.
+    private func deliver(_ packet: [UInt8], from key: [UInt8]) {
+        let checked: (header: PacketHeader, resource: ResourceID)? = packet.withUnsafeBytes { bytes in
+            guard let header = PacketHeader(bytes), ownAddresses.contains(header.destination),
+                  let resource = resource(for: header.source), case let .ready(flowKey, _) = flows[resource], flowKey == key
+            else { return nil }
+            return (header, resource)
+        }
+        guard let (header, resource) = checked else { return drop("spoofed") }
+        gateways[key]!.status.packetsReceived += 1
+        gateways[key]!.status.bytesReceived += packet.count
+        if header.icmp != nil, packet.withUnsafeBytes(AdministrativelyProhibited.matches), !askedAgain.contains(resource) {
+            // The gateway does not hold this flow (it restarted, or its filters changed): ask once more.
+            askedAgain.insert(resource)
+            flows[resource] = nil
+            onEvent(.prohibited(resource))
+        }
+        if (try? tun.write(packet)) != true { drop("tun_full") }
+    }
+
+    // MARK: Timers
+
+    /// Handshake retries, keepalives, and packets that waited too long for a flow; when to come back.
+    private func runTimers() -> Date {
+        let now = Date()
+        var next = now.addingTimeInterval(1)
+        for key in Array(gateways.keys) {
+            let outputs = gateways[key]!.peer.tick(now: now)
+            if !outputs.isEmpty { perform(outputs, key: key, now: now) }
+            if let deadline = gateways[key]?.peer.nextDeadline() { next = min(next, deadline) }
+            if let state = gateways[key], state.status.established, !state.peer.hasSession(now: now) {
+                gateways[key]!.status.established = false
+                tally.gateways[state.id] = gateways[key]!.status
+            }
+        }
+        for (resource, state) in flows {
+            guard case let .pending(since, held) = state else { continue }
+            if now.timeIntervalSince(since) >= Limits.flowWait {
+                for packet in held { refuse(packet, reason: .unreachable) }
+                flows[resource] = .refused(until: now.addingTimeInterval(Limits.refusalMemory), reason: .unreachable)
+            } else {
+                next = min(next, since.addingTimeInterval(Limits.flowWait))
+            }
+        }
+        return next
+    }
+}
+
+/// Session indexes for the client's handshakes (random start, then counting).
+final class IndexCounter: Sendable {
+    private let value = Atomic<UInt32>(UInt32.random(in: 1...UInt32.max / 2))
+    func next() -> UInt32 { value.add(1, ordering: .relaxed).newValue }
+}
