@@ -160,12 +160,12 @@ package final class ClientTunnel: @unchecked Sendable {
         var timersDue = Date()
         while !stopped.load(ordering: .relaxed) {
             applyPending()
+            publish()
             let wait = max(0, min(timersDue.timeIntervalSinceNow, 1))
             let ready = (try? loop.wait(timeout: .milliseconds(Int64(wait * 1000) + 1))) ?? []
             for socket in sockets where ready.contains(socket.fileDescriptor) { readDatagrams(from: socket) }
             if ready.contains(tun.fileDescriptor) { readPackets() }
             if timersDue.timeIntervalSinceNow <= 0 { timersDue = runTimers() }
-            publish()
         }
         stoppedRunning.signal()
     }

@@ -16,11 +16,25 @@ import Testing
         }
     }
 
-    @Test(arguments: ["client"])
-    func unbuiltRolesSaySoAndFail(role: String) throws {
-        let output = try Command.runBlocking([Binaries.gatehouse, role], check: false)
-        #expect(output.status != 0)
-        #expect(output.standardError.contains("\(role) is not yet implemented"), "\(output.standardError)")
+    /// A client needs its portal and token, refuses a token on the command line or in a file others
+    /// may read, and says so before touching the network.
+    @Test func aClientSaysWhatIsWrongWithItsToken() throws {
+        var environment = ProcessInfo.processInfo.environment
+        for variable in ["GATEHOUSE_PORTAL_URL", "GATEHOUSE_TOKEN", "GATEHOUSE_TOKEN_FILE"] { environment[variable] = nil }
+        let noURL = try Command.runBlocking([Binaries.gatehouse, "client"], check: false, environment: environment)
+        #expect(noURL.status != 0 && noURL.standardError.contains("--portal-url"), "\(noURL.standardError)")
+        let flagged = try Command.runBlocking([Binaries.gatehouse, "client", "--portal-url", "http://127.0.0.1:1", "--token", "gh_client_x"],
+                                              check: false, environment: environment)
+        #expect(flagged.status != 0 && flagged.standardError.contains("--token-file or GATEHOUSE_TOKEN"), "\(flagged.standardError)")
+        let file = FileManager.default.temporaryDirectory.appending(path: "gatehouse-token-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try "gh_client_x".write(toFile: file, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file)
+        let readable = try Command.runBlocking([Binaries.gatehouse, "client", "--portal-url", "http://127.0.0.1:1", "--token-file", file],
+                                               check: false, environment: environment)
+        #expect(readable.status != 0 && readable.standardError.contains("readable by other users"), "\(readable.standardError)")
+        let help = try Command.runBlocking([Binaries.gatehouse, "client", "--help"])
+        #expect(help.standardOutput.contains("status"), "\(help.standardOutput)")
     }
 
     /// A gateway needs its portal and token, and says which is missing.

@@ -8,22 +8,7 @@ import Testing
 @Suite struct PortalTLSTests {
     /// A CA and a certificate for localhost it signed, made with openssl in `directory`.
     static func makeCertificates(in directory: URL) async throws -> (ca: String, certificate: String, key: String) {
-        let path = { (name: String) in directory.appending(path: name).path }
-        let extensions = path("server.ext")
-        try "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n".write(toFile: extensions, atomically: true, encoding: .utf8)
-        for command in [
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", path("ca.key"),
-             "-out", path("ca.pem"), "-days", "2", "-subj", "/CN=Gatehouse Test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-            ["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", path("server.key"),
-             "-out", path("server.csr"), "-subj", "/CN=localhost"],
-            ["openssl", "x509", "-req", "-in", path("server.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"), "-CAcreateserial",
-             "-out", path("server.pem"), "-days", "2", "-extfile", extensions],
-            ["chmod", "600", path("server.key")],
-        ] {
-            _ = try await Command.run(command)
-        }
-        return (path("ca.pem"), path("server.pem"), path("server.key"))
+        try await ThrowawayCA.make(in: directory)
     }
 
     @Test(.privileged) func clientsCheckThePortalsCertificate() async throws {

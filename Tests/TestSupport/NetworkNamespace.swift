@@ -55,6 +55,15 @@ package final class NetworkNamespace: Sendable {
         try Command.runBlocking(["ip", "-n", name] + arguments)
     }
 
+    /// What programs started in the namespace (`ip netns exec`) find in /etc/hosts: `ip netns exec`
+    /// mounts /etc/netns/NAME/hosts over it (removed with the namespace).
+    package func setHosts(_ entries: [(address: String, name: String)]) throws {
+        let directory = "/etc/netns/\(name)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let text = (["127.0.0.1 localhost", "::1 localhost"] + entries.map { "\($0.address) \($0.name)" }).joined(separator: "\n") + "\n"
+        try text.write(toFile: directory + "/hosts", atomically: true, encoding: .utf8)
+    }
+
     /// Sets a sysctl inside the namespace (`net.*` sysctls are per namespace).
     package func sysctl(_ key: String, _ value: String) throws {
         try exec(["sysctl", "-q", "-w", "\(key)=\(value)"])

@@ -152,5 +152,6 @@ package final class TestNetwork: Sendable {
             }
         }
         _ = try? Command.runBlocking(["ip", "netns", "del", name], check: false)
+        try? FileManager.default.removeItem(atPath: "/etc/netns/\(name)")  // files `ip netns exec` mounts (setHosts)
     }
 }

@@ -1,0 +1,222 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// Issue #17: `gatehouse client` in a network namespace of its own, a real portal over TLS (a
+/// throwaway CA), a real `gatehouse gateway` and a resource network with an HTTP server; curl is the
+/// application.
+@Suite(.privileged) struct ClientEndToEndTests {
+    /// The namespaces, the portal, the gateway and the resources, seeded with a site, a group with a
+    /// user in it and that user's client token.
+    final class Bed: @unchecked Sendable {
+        let network: TestNetwork
+        let gatewayNamespace: NetworkNamespace
+        let resources: NetworkNamespace
+        let clientNamespace: NetworkNamespace
+        let scratch: URL
+        let ca: String
+        var admin = ""
+        var portal: BackgroundProcess!
+        var portalPort = 0
+        var gateway: BackgroundProcess!
+        var client: BackgroundProcess?
+        var site = ""
+        var group = ""
+        var actor = ""
+        var clientToken = ""
+        let gatewayEndpoint: String
+        let clientTun = TestNetwork.uniqueInterfaceName("ghc")
+
+        init(network: TestNetwork) async throws {
+            self.network = network
+            gatewayNamespace = try network.namespace("gw")
+            resources = try network.namespace("res")
+            clientNamespace = try network.namespace("client")
+            _ = try network.connect(gatewayNamespace, resources)  // 198.18.1.1 (gw) - 198.18.1.2 (res)
+            let uplink = try network.connect(clientNamespace, gatewayNamespace)  // 198.18.2.1 (client) - 198.18.2.2 (gw)
+            for host in 10...29 { try resources.ip("addr", "add", "198.18.1.\(host)/24", "dev", "eth0") }
+            try gatewayNamespace.enableForwarding()
+            gatewayEndpoint = "\(uplink.b.ipv4):51820"
+            // The portal is portal.test: itself in the gateway's namespace, its uplink address for the client.
+            try gatewayNamespace.setHosts([("127.0.0.1", "portal.test")])
+            try clientNamespace.setHosts([(uplink.b.ipv4, "portal.test")])
+            scratch = FileManager.default.temporaryDirectory.appending(path: "gatehouse-client-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+            let tls = try await ThrowawayCA.make(in: scratch, names: ["DNS:portal.test"])
+            ca = tls.ca
+            let database = scratch.appending(path: "portal.sqlite").path
+            let initialised = try await Command.run([Binaries.gatehouse, "portal", "init", "--db", database, "--admin-email", "admin@acme.test"])
+            admin = initialised.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
+            portal = try network.spawn(in: gatewayNamespace, [Binaries.gatehouse, "portal", "--db", database, "--listen", "0.0.0.0:0",
+                                                               "--tls-certificate", tls.certificate, "--tls-key", tls.key, "--heartbeat-interval", "0.5"])
+            let address = try await portal.waitForMatch(#""?address"?[=:]"?([0-9.]+:\d+).*portal listening"#, timeout: .seconds(30))
+            portalPort = Int(address.split(separator: ":").last ?? "") ?? 0
+            site = id(try await api("POST", "/sites", #"{"name": "hq"}"#, expect: 201))
+            group = id(try await api("POST", "/groups", #"{"name": "engineering"}"#, expect: 201))
+            actor = id(try await api("POST", "/actors", #"{"type": "user", "name": "Ada", "email": "ada@acme.test"}"#, expect: 201))
+            try await api("PUT", "/groups/\(group)/members/\(actor)", expect: 201)
+            clientToken = try await api("POST", "/tokens", #"{"kind": "client", "actor_id": "\#(actor)"}"#, expect: 201)["secret"] as? String ?? ""
+        }
+
+        deinit { try? FileManager.default.removeItem(at: scratch) }
+
+        var url: String { "https://portal.test:\(portalPort)" }
+
+        @discardableResult
+        func api(_ method: String, _ path: String, _ body: String = "", expect status: Int? = nil) async throws -> [String: Any] {
+            let answer = try await AdminAPIRequest.perform(url: url, token: admin, method, path, body, in: gatewayNamespace, caFile: ca)
+            if let status { #expect(answer.status == status, "\(method) \(path) \(body): \(answer.status) \(answer.text)") }
+            return answer.object
+        }
+
+        func id(_ object: [String: Any]) -> String { object["id"] as? String ?? "" }
+
+        /// A resource of the site granted to the group; its ID and its policy's.
+        func resource(_ name: String, type: String = "ip", address: String, filters: [String] = [], conditions: [String] = []) async throws
+            -> (resource: String, policy: String) {
+            let filterList = filters.map { "\"\($0)\"" }.joined(separator: ",")
+            let resource = id(try await api("POST", "/resources", #"{"name": "\#(name)", "type": "\#(type)", "address": "\#(address)", "site_id": "\#(site)", "filters": [\#(filterList)]}"#, expect: 201))
+            let conditionList = conditions.map { "\"\($0)\"" }.joined(separator: ",")
+            let policy = id(try await api("POST", "/policies", #"{"group_id": "\#(group)", "resource_id": "\#(resource)", "conditions": [\#(conditionList)]}"#, expect: 201))
+            return (resource, policy)
+        }
+
+        func startGateway() async throws {
+            let token = try await api("POST", "/tokens", #"{"kind": "gateway", "site_id": "\#(site)"}"#, expect: 201)["secret"] as? String ?? ""
+            gateway = try network.spawn(in: gatewayNamespace, [
+                "env", "GATEHOUSE_TOKEN=\(token)", Binaries.gatehouse, "gateway", "--portal-url", url, "--ca-file", ca, "--name", "gw",
+                "--endpoint", gatewayEndpoint, "--state-dir", scratch.appending(path: "gateway").path, "--operations-address", "127.0.0.1:0",
+                "--tun-name", TestNetwork.uniqueInterfaceName("ght"), "--portal-heartbeat-interval", "0.5",
+            ])
+            try await gateway.waitForMatch(#"()\[Gateway\] init"#, timeout: .seconds(30))
+        }
+
+        var clientState: String { scratch.appending(path: "client").path }
+
+        /// Starts `gatehouse client` in the client's namespace with the user's token in a file of mode 600.
+        func startClient() async throws {
+            let tokenFile = scratch.appending(path: "client-token").path
+            try clientToken.write(toFile: tokenFile, atomically: true, encoding: .utf8)
+            _ = try await Command.run(["chmod", "600", tokenFile])
+            let process = try network.spawn(in: clientNamespace, [
+                Binaries.gatehouse, "client", "--portal-url", url, "--ca-file", ca, "--token-file", tokenFile, "--state-dir", clientState,
+                "--tun-name", clientTun, "--name", "ada-laptop", "--portal-heartbeat-interval", "0.5",
+            ])
+            client = process
+            try await process.waitForMatch(#"()\[Client\] init"#, timeout: .seconds(30))
+        }
+
+        /// `gatehouse client status --json`, read.
+        func status() async throws -> [String: Any] {
+            let output = try await clientNamespace.exec([Binaries.gatehouse, "client", "status", "--json", "--state-dir", clientState])
+            return try #require(try JSONSerialization.jsonObject(with: Data(output.standardOutput.utf8)) as? [String: Any], "\(output.standardOutput)")
+        }
+
+        /// curl from the client's namespace: its exit status, the body, and the time to the first byte.
+        func fetch(_ target: String, timeout: Int = 30) async throws -> (status: Int32, body: String, firstByte: Double, error: String) {
+            let run = try await clientNamespace.exec(["curl", "-s", "-S", "-m", "\(timeout)", "-w", "\n%{time_starttransfer}", target], check: false)
+            let lines = run.standardOutput.split(separator: "\n", omittingEmptySubsequences: false)
+            return (run.status, lines.dropLast().joined(separator: "\n"), Double(lines.last ?? "") ?? 0, run.standardError)
+        }
+    }
+
+    /// The client reaches an HTTP resource through the gateway, its first packet making the flow;
+    /// `status` shows the flow and its traffic; a resource the portal refuses is answered at once with
+    /// ICMP (curl fails to connect instead of timing out); a resource covering the gateway's and the
+    /// portal's addresses does not capture them; deleting the policy cuts access and `status` says so;
+    /// SIGTERM leaves no device, route or socket behind.
+    @Test func aClientReachesAResourceThroughTheGatewayAndLosesItWithThePolicy() async throws {
+        try await TestNetwork.with { network in
+            let bed = try await Bed(network: network)
+            let web = try await bed.resource("web", address: "198.18.1.10", filters: ["tcp:8080", "icmp"])
+            // A resource of a site with no gateway: the portal answers its flow with `offline`.
+            let lab = bed.id(try await bed.api("POST", "/sites", #"{"name": "lab"}"#, expect: 201))
+            let offline = bed.id(try await bed.api("POST", "/resources", #"{"name": "lab-printer", "type": "ip", "address": "198.18.1.20", "site_id": "\#(lab)", "filters": []}"#, expect: 201))
+            try await bed.api("POST", "/policies", #"{"group_id": "\#(bed.group)", "resource_id": "\#(offline)"}"#, expect: 201)
+            try await bed.startGateway()
+            let content = scratch(bed, "hello.txt", "hello through the tunnel\n")
+            _ = try network.spawn(in: bed.resources, ["python3", "-m", "http.server", "8080", "--bind", "::", "--directory", content])
+            try await Wait.until("the HTTP server listens", timeout: .seconds(10)) {
+                try bed.resources.exec(["ss", "-tln"]).standardOutput.contains(":8080")
+            }
+
+            // A token on the command line is refused (every user of the host could read it there).
+            let flagged = try await bed.clientNamespace.exec([Binaries.gatehouse, "client", "--portal-url", bed.url, "--token", bed.clientToken],
+                                                             check: false)
+            #expect(flagged.status != 0 && flagged.standardError.contains("--token-file or GATEHOUSE_TOKEN"), "\(flagged.standardError)")
+            let notRunning = try await bed.clientNamespace.exec([Binaries.gatehouse, "client", "status", "--state-dir", bed.clientState], check: false)
+            #expect(notRunning.status != 0 && notRunning.standardError.contains("is the client running"), "\(notRunning.standardError)")
+
+            try await bed.startClient()
+            let fetched = try await bed.fetch("http://198.18.1.10:8080/hello.txt")
+            #expect(fetched.status == 0 && fetched.body == "hello through the tunnel\n", "\(fetched)")
+            print("first packet to first byte through a new flow (debug build, plain WireGuard): \(String(format: "%.0f", fetched.firstByte * 1000)) ms")
+            let again = try await bed.fetch("http://198.18.1.10:8080/hello.txt")
+            #expect(again.status == 0 && again.body == "hello through the tunnel\n")
+            print("the same over the flow made: \(String(format: "%.1f", again.firstByte * 1000)) ms")
+
+            var status = try await bed.status()
+            let flows = status["flows"] as? [[String: Any]] ?? []
+            let flow = flows.first { $0["resource"] as? String == web.resource }
+            #expect(flow?["established"] as? Bool == true, "\(status)")
+            #expect(flow?["endpoint"] as? String == bed.gatewayEndpoint)
+            #expect((flow?["bytes_received"] as? Int ?? 0) > 0 && (flow?["bytes_sent"] as? Int ?? 0) > 0, "\(flow ?? [:])")
+            #expect((status["portal"] as? [String: Any])?["connected"] as? Bool == true)
+            let text = try await bed.clientNamespace.exec([Binaries.gatehouse, "client", "status", "--state-dir", bed.clientState]).standardOutput
+            #expect(text.contains("web (ip 198.18.1.10): via gateway") && text.contains("tunnel up"), "\(text)")
+
+            // No gateway of the lab site is online: ICMP unreachable says so at once.
+            #expect((status["routes"] as? [String] ?? []).contains("198.18.1.20/32"), "\(status)")
+            let refused = try await bed.fetch("http://198.18.1.20:8080/hello.txt", timeout: 30)
+            #expect(refused.status == 7, "curl could not connect (exit 7), not a timeout (28): \(refused)")
+            status = try await bed.status()
+            let offlineEntry = (status["resources"] as? [[String: Any]] ?? []).first { $0["id"] as? String == offline }
+            #expect(offlineEntry?["failure"] as? String == "offline", "\(status)")
+            #expect(status["refused_packets"] as? Int ?? 0 > 0)
+
+            // A resource covering the whole test network, the gateway's and portal's address among it:
+            // the tunnel does not capture its own way out, and the fetch still goes through the gateway.
+            let everything = try await bed.resource("everything", type: "cidr", address: "198.18.0.0/16", filters: ["tcp:8080"])
+            try await Wait.until("the covering resource is routed", timeout: .seconds(20)) {
+                (try await bed.status()["routes"] as? [String] ?? []).contains("198.18.0.0/23")
+            }
+            let way = try bed.clientNamespace.ip("route", "get", "198.18.2.2").standardOutput
+            #expect(!way.contains(bed.clientTun), "the gateway's address is not routed into the tunnel: \(way)")
+            let viaTunnel = try bed.clientNamespace.ip("route", "get", "198.18.1.11").standardOutput
+            #expect(viaTunnel.contains(bed.clientTun), "\(viaTunnel)")
+            let covered = try await bed.fetch("http://198.18.1.11:8080/hello.txt")
+            #expect(covered.status == 0 && covered.body == "hello through the tunnel\n", "through the covering resource: \(covered)")
+            let stillWeb = try await bed.fetch("http://198.18.1.10:8080/hello.txt")
+            #expect(stillWeb.status == 0, "\(stillWeb)")
+
+            // The policies deleted: the client's access ends, and status says so.
+            try await bed.api("DELETE", "/policies/\(web.policy)", expect: 204)
+            try await bed.api("DELETE", "/policies/\(everything.policy)", expect: 204)
+            try await Wait.until("the client hears the resources are gone", timeout: .seconds(20)) {
+                Set((try await bed.status()["revoked"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }).isSuperset(of: ["web", "everything"])
+            }
+            let cut = try await bed.fetch("http://198.18.1.10:8080/hello.txt", timeout: 5)
+            #expect(cut.status != 0, "no access after the policy is deleted: \(cut)")
+            let revokedText = try await bed.clientNamespace.exec([Binaries.gatehouse, "client", "status", "--state-dir", bed.clientState]).standardOutput
+            #expect(revokedText.contains("web: access removed"), "\(revokedText)")
+
+            // SIGTERM: the device, its routes and the status socket go.
+            let client = try #require(bed.client)
+            _ = client.stop(grace: .seconds(10))
+            #expect(client.output.contains("tunnel device removed"), "\(client.output.suffix(600))")
+            let link = try await bed.clientNamespace.exec(["ip", "link", "show", bed.clientTun], check: false)
+            #expect(link.status != 0, "no TUN device left")
+            let routes = try bed.clientNamespace.ip("route", "show").standardOutput + (try bed.clientNamespace.ip("-6", "route", "show").standardOutput)
+            #expect(!routes.contains(bed.clientTun), "no route left: \(routes)")
+            #expect(!FileManager.default.fileExists(atPath: bed.clientState + "/client.sock"), "the status socket is removed")
+        }
+    }
+
+    /// A directory under the bed's scratch with one file.
+    func scratch(_ bed: Bed, _ name: String, _ text: String) -> String {
+        let directory = bed.scratch.appending(path: "www")
+        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try? text.write(to: directory.appending(path: name), atomically: true, encoding: .utf8)
+        return directory.path
+    }
+}
