@@ -160,7 +160,7 @@ let package = Package(
         ),
         .target(
             name: "Client",
-            dependencies: ["Actors", "Addresses", "ICE", "Identifiers", "Tunnel", "WireGuard", "STUN", "ControlProtocol",
+            dependencies: ["Actors", "Addresses", "DNS", "ICE", "Identifiers", "Policy", "Tunnel", "WireGuard", "STUN", "ControlProtocol",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),

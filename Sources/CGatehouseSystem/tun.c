@@ -120,6 +120,70 @@ int gatehouse_interface_add_ipv6(const char *name, const uint8_t address[16], in
     return socket_ioctl(AF_INET6, SIOCSIFADDR, &request);
 }
 
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/if_addr.h>
+
+int gatehouse_address(const char *name, int add, int family, const uint8_t *address, int prefix_length)
+{
+    unsigned int index = if_nametoindex(name);
+    if (index == 0)
+        return -1;
+    int length = family == 4 ? 4 : 16;
+    struct {
+        struct nlmsghdr header;
+        struct ifaddrmsg message;
+        char attributes[64];
+    } request;
+    memset(&request, 0, sizeof(request));
+    request.header.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
+    request.header.nlmsg_type = add ? RTM_NEWADDR : RTM_DELADDR;
+    request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? NLM_F_CREATE | NLM_F_EXCL : 0);
+    request.header.nlmsg_seq = 1;
+    request.message.ifa_family = family == 4 ? AF_INET : AF_INET6;
+    request.message.ifa_prefixlen = (unsigned char)prefix_length;
+    request.message.ifa_flags = family == 6 ? IFA_F_NODAD : 0;
+    request.message.ifa_scope = RT_SCOPE_UNIVERSE;
+    request.message.ifa_index = (int)index;
+    unsigned short types[2] = {IFA_LOCAL, IFA_ADDRESS};
+    for (int i = 0; i < 2; i++) {
+        struct rtattr *attribute = (struct rtattr *)((char *)&request + NLMSG_ALIGN(request.header.nlmsg_len));
+        attribute->rta_type = types[i];
+        attribute->rta_len = (unsigned short)RTA_LENGTH(length);
+        memcpy(RTA_DATA(attribute), address, (size_t)length);
+        request.header.nlmsg_len = NLMSG_ALIGN(request.header.nlmsg_len) + RTA_ALIGN(attribute->rta_len);
+    }
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_nl kernel;
+    memset(&kernel, 0, sizeof(kernel));
+    kernel.nl_family = AF_NETLINK;
+    if (sendto(fd, &request, request.header.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    char answer[1024];
+    ssize_t received = recv(fd, answer, sizeof(answer), 0);
+    int saved = errno;
+    close(fd);
+    if (received < 0) {
+        errno = saved;
+        return -1;
+    }
+    struct nlmsghdr *reply = (struct nlmsghdr *)answer;
+    if (received >= (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr)) && reply->nlmsg_type == NLMSG_ERROR) {
+        struct nlmsgerr *error = (struct nlmsgerr *)NLMSG_DATA(reply);
+        if (error->error != 0) {
+            errno = -error->error;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 #include <net/route.h>
 
 /* The kernel's struct in6_rtmsg (linux/ipv6_route.h). */

@@ -4,6 +4,7 @@ package import ControlProtocol
 package import Foundation
 package import Identifiers
 package import Logging
+import Policy
 import Tunnel
 import WireGuard
 
@@ -25,6 +26,7 @@ package actor ClientControl: PortalSession {
 
     /// A flow as `status` shows it.
     package struct FlowRecord: Sendable {
+        var target: ClientTunnel.Target
         var flow: FlowCreated
         var endpoint: SocketAddress
     }
@@ -32,29 +34,36 @@ package actor ClientControl: PortalSession {
     private let identity: Identity
     private let tunnel: ClientTunnel
     private let device: any ClientDevice
+    private let dns: ClientDNS?
     private let logger: Logger
-    /// Addresses the tunnel must never carry: the portal's (more come with relays and gateways).
-    private let portalAddresses: [SocketAddress.IP]
+    /// Addresses the tunnel must never carry: the portal's and the upstream resolvers' (more come with
+    /// relays and gateways).
+    private let fixedExclusions: [SocketAddress.IP]
     private var sender: PortalSender?
     private(set) var joined = false
     private(set) var interface: Interface?
     private(set) var resources: [ResourceID: ClientResource] = [:]
     private(set) var relays: [RelayID: RelayCredential] = [:]
-    private(set) var flows: [ResourceID: FlowRecord] = [:]
+    private(set) var flows: [ClientTunnel.Target: FlowRecord] = [:]
     /// Why the last request for a resource's flow failed (until a flow is made).
     private(set) var failures: [ResourceID: String] = [:]
+    /// What each `create_flow` asked for, by its `ref` (the portal echoes it in the answer).
+    private var asked: [String: ClientTunnel.Target] = [:]
+    private var nextRef = 0
     /// Resources taken away (the policy or the resource deleted), by name, and when: `status` says so.
     private(set) var revoked: [ResourceID: (name: String, at: Date)] = [:]
     /// Flows asked for and not yet answered (asked again after a reconnect).
-    private var requested: Set<ResourceID> = []
+    private var requested: Set<ClientTunnel.Target> = []
     private var routed: Set<AddressRange> = []
     private var lastRouteError: String?
 
-    package init(identity: Identity, tunnel: ClientTunnel, device: any ClientDevice, portalAddresses: [SocketAddress.IP], logger: Logger) {
+    package init(identity: Identity, tunnel: ClientTunnel, device: any ClientDevice, dns: ClientDNS?, excluding: [SocketAddress.IP],
+                 logger: Logger) {
         self.identity = identity
         self.tunnel = tunnel
         self.device = device
-        self.portalAddresses = portalAddresses
+        self.dns = dns
+        fixedExclusions = excluding
         self.logger = logger
     }
 
@@ -79,17 +88,35 @@ package actor ClientControl: PortalSession {
         }
     }
 
-    private func requestFlow(_ resource: ResourceID) {
-        guard resources[resource] != nil else {
-            tunnel.flowRefused(resource, reason: .unreachable)
+    private func requestFlow(_ target: ClientTunnel.Target) {
+        guard resources[target.resource] != nil else {
+            tunnel.flowRefused(target, reason: .unreachable)
             return
         }
-        requested.insert(resource)
+        var proxy: DNSProxy?
+        if let name = target.name {
+            guard let proxies = dns?.proxies(for: name) else {
+                tunnel.flowRefused(target, reason: .unreachable)
+                return
+            }
+            proxy = DNSProxy(name: name, addresses: proxies.all.map { SocketAddress(ip: $0, port: 0).address })
+        }
+        requested.insert(target)
         guard let sender else { return }  // asked once the portal is back
         // Gateways this client already has a tunnel with are preferred by the portal.
         let connected = Array(Set(flows.values.map(\.flow.gatewayID))).sorted()
-        sender.send(.createFlow(CreateFlow(resourceID: resource, connectedGatewayIDs: connected)), ref: "flow-\(resource)")
-        logger.info("create_flow", metadata: ["resource": "\(resource)", "name": "\(resources[resource]?.name ?? "")"])
+        nextRef += 1
+        let ref = "flow-\(nextRef)"
+        asked[ref] = target
+        sender.send(.createFlow(CreateFlow(resourceID: target.resource, connectedGatewayIDs: connected, dns: proxy)), ref: ref)
+        logger.info("create_flow", metadata: ["resource": "\(target.resource)", "name": "\(resources[target.resource]?.name ?? "")"]
+            .merging(target.name.map { ["dns_name": "\($0)"] } ?? [:]) { first, _ in first })
+    }
+
+    /// What the answer with `ref` is about (its resource's flow when the ref is unknown).
+    private func target(_ ref: String?, _ resource: ResourceID) -> ClientTunnel.Target {
+        if let ref, let target = asked.removeValue(forKey: ref), target.resource == resource { return target }
+        return ClientTunnel.Target(resource: resource)
     }
 
     package func received(_ frame: ControlFrame, sender: PortalSender) async {
@@ -124,11 +151,12 @@ package actor ClientControl: PortalSession {
             updateRoutes()
             logger.info("resource_deleted", metadata: ["resource": "\(deleted.resourceID)"])
         case let .flowCreated(created):
-            requested.remove(created.resourceID)
+            let target = target(frame.ref, created.resourceID)
+            requested.remove(target)
             guard let key = Data(base64Encoded: created.gatewayPublicKey), key.count == 32,
                   let psk = Data(base64Encoded: created.presharedKey), psk.count == 32 else {
                 logger.error("flow_created with unusable keys", metadata: ["resource": "\(created.resourceID)"])
-                tunnel.flowRefused(created.resourceID, reason: .unreachable)
+                tunnel.flowRefused(target, reason: .unreachable)
                 return
             }
             // The first endpoint of a family this host can send to (IPv4 first when both are there).
@@ -136,22 +164,23 @@ package actor ClientControl: PortalSession {
             guard let endpoint = endpoints.first(where: { !$0.isIPv6 }) ?? endpoints.first else {
                 logger.error("flow_created without a gateway endpoint", metadata: ["resource": "\(created.resourceID)", "gateway": "\(created.gatewayID)"])
                 failures[created.resourceID] = "the gateway has no endpoint"
-                tunnel.flowRefused(created.resourceID, reason: .unreachable)
+                tunnel.flowRefused(target, reason: .unreachable)
                 return
             }
-            flows[created.resourceID] = FlowRecord(flow: created, endpoint: endpoint)
+            flows[target] = FlowRecord(target: target, flow: created, endpoint: endpoint)
             failures[created.resourceID] = nil
             updateRoutes()  // the gateway's address stays out of the tunnel
-            tunnel.flowCreated(.init(resource: created.resourceID, gateway: created.gatewayID, gatewayPublicKey: [UInt8](key),
+            tunnel.flowCreated(.init(target: target, gateway: created.gatewayID, gatewayPublicKey: [UInt8](key),
                                      presharedKey: [UInt8](psk), endpoint: endpoint, expiresAt: created.expiresAt))
             logger.info("flow_created", metadata: [
                 "resource": "\(created.resourceID)", "gateway": "\(created.gatewayID)", "endpoint": "\(endpoint)", "expires_at": "\(created.expiresAt)",
             ])
         case let .flowCreationFailed(failed):
-            requested.remove(failed.resourceID)
-            flows[failed.resourceID] = nil
+            let target = target(frame.ref, failed.resourceID)
+            requested.remove(target)
+            flows[target] = nil
             failures[failed.resourceID] = failed.reason.rawValue
-            tunnel.flowRefused(failed.resourceID, reason: failed.reason == .forbidden ? .prohibited : .unreachable)
+            tunnel.flowRefused(target, reason: failed.reason == .forbidden ? .prohibited : .unreachable)
             logger.warning("flow_creation_failed", metadata: ["resource": "\(failed.resourceID)", "reason": "\(failed.reason.rawValue)"])
         case let .relaysPresence(presence):
             for gone in presence.disconnected { relays[gone] = nil }
@@ -161,10 +190,10 @@ package actor ClientControl: PortalSession {
             logger.debug("ice_candidates", metadata: ["flow": "\(candidates.flowID)", "count": "\(candidates.candidates.count)"])
         case let .reply(reply) where reply.status == .error:
             logger.warning("the portal answered an error", metadata: ["code": "\(reply.code ?? "")", "message": "\(reply.message ?? "")"])
-            if let ref = frame.ref, ref.hasPrefix("flow-"), let resource = ResourceID(String(ref.dropFirst(5))) {
-                requested.remove(resource)
-                failures[resource] = reply.message ?? reply.code ?? "error"
-                tunnel.flowRefused(resource, reason: .unreachable)
+            if let ref = frame.ref, let target = asked.removeValue(forKey: ref) {
+                requested.remove(target)
+                failures[target.resource] = reply.message ?? reply.code ?? "error"
+                tunnel.flowRefused(target, reason: .unreachable)
             }
         default:
             break
@@ -172,8 +201,8 @@ package actor ClientControl: PortalSession {
     }
 
     private func forget(_ resource: ResourceID) {
-        flows[resource] = nil
-        requested.remove(resource)
+        flows = flows.filter { $0.key.resource != resource }
+        requested = requested.filter { $0.resource != resource }
         failures[resource] = nil
         tunnel.forget(resource)
     }
@@ -193,7 +222,7 @@ package actor ClientControl: PortalSession {
 
     /// The addresses the tunnel itself travels to: the portal's, the relays', the gateways'.
     private var excludedAddresses: [SocketAddress.IP] {
-        var addresses = portalAddresses
+        var addresses = fixedExclusions
         for relay in relays.values {
             for text in [relay.ipv4, relay.ipv6].compactMap({ $0 }) {
                 if let ip = try? SocketAddress(text, port: 0).ip { addresses.append(ip) }
@@ -208,6 +237,7 @@ package actor ClientControl: PortalSession {
     private func updateRoutes() {
         let routes = ClientRoutes.compute(resources: Array(resources.values), excluding: excludedAddresses)
         tunnel.setRoutes(routes.lookup)
+        dns?.setResources(resources.values.filter { $0.type == .dns }.map { ($0.address, $0.id) })
         let wanted = Set(routes.kernel)
         do {
             try device.replaceRoutes(removing: routed.subtracting(wanted), adding: wanted.subtracting(routed))
@@ -229,10 +259,11 @@ package actor ClientControl: PortalSession {
                 ClientStatus.Resource(id: resource.id.description, name: resource.name, type: resource.type.rawValue, address: resource.address,
                                       filters: resource.filters, failure: failures[resource.id])
             },
-            flows: flows.values.sorted { $0.flow.resourceID < $1.flow.resourceID }.map { record in
+            flows: flows.values.sorted { $0.target < $1.target }.map { record in
                 let gateway = counters.gateways[record.flow.gatewayID]
                 return ClientStatus.Flow(
                     resource: record.flow.resourceID.description, resourceName: resources[record.flow.resourceID]?.name ?? "",
+                    dnsName: record.target.name,
                     gateway: record.flow.gatewayID.description, endpoint: record.endpoint.description,
                     path: "direct", candidatePair: "host \(record.endpoint) (plain WireGuard to the gateway's endpoint)",
                     established: gateway?.established ?? false, lastHandshake: gateway?.lastHandshake.map { iso($0) },
@@ -258,15 +289,19 @@ package protocol ClientDevice: Sendable {
 package enum ClientRoutes {
     /// `lookup`: every CIDR/IP resource's range with its resource (what the tunnel matches packets
     /// against); `kernel`: the routes to install, those ranges less `excluding` (a resource that covers
-    /// the portal, a relay or a gateway would otherwise loop the tunnel into itself).
+    /// the portal, a relay or a gateway would otherwise loop the tunnel into itself), and the DNS proxy
+    /// ranges when there is a DNS resource.
     package static func compute(resources: [ClientResource], excluding: [SocketAddress.IP])
-        -> (lookup: [(range: AddressRange, resource: ResourceID)], kernel: [AddressRange]) {
-        var lookup: [(range: AddressRange, resource: ResourceID)] = []
+        -> (lookup: [(range: AddressRange, target: ClientTunnel.Target)], kernel: [AddressRange]) {
+        var lookup: [(range: AddressRange, target: ClientTunnel.Target)] = []
         var kernel = Set<AddressRange>()
         for resource in resources where resource.type != .dns {
             guard let range = try? AddressRange(resource.address) else { continue }
-            lookup.append((range, resource.id))
+            lookup.append((range, ClientTunnel.Target(resource: resource.id)))
             kernel.formUnion(range.excluding(excluding))
+        }
+        if resources.contains(where: { $0.type == .dns }) {
+            kernel.formUnion(ResourceAddress.dnsProxyRanges.compactMap { try? AddressRange($0) })
         }
         return (lookup, kernel.sorted { $0.description < $1.description })
     }
@@ -292,6 +327,8 @@ package struct ClientStatus: Codable, Sendable {
     package struct Flow: Codable, Sendable {
         package var resource: String
         package var resourceName: String
+        /// For a DNS resource: the name this flow is for.
+        package var dnsName: String?
         package var gateway: String
         package var endpoint: String
         /// direct or relayed.
@@ -306,6 +343,7 @@ package struct ClientStatus: Codable, Sendable {
         enum CodingKeys: String, CodingKey {
             case resource, gateway, endpoint, path, established
             case resourceName = "resource_name"
+            case dnsName = "dns_name"
             case candidatePair = "candidate_pair"
             case lastHandshake = "last_handshake"
             case expiresAt = "expires_at"
@@ -343,11 +381,13 @@ package struct ClientStatus: Codable, Sendable {
         if let interface { lines.append("tunnel addresses: \(interface.ipv4), \(interface.ipv6)") }
         lines.append("resources: \(resources.count)")
         for resource in resources {
-            let flow = flows.first { $0.resource == resource.id }
+            let resourceFlows = flows.filter { $0.resource == resource.id }
             var line = "  \(resource.name) (\(resource.type) \(resource.address))"
-            if let flow {
-                line += ": via gateway \(flow.gateway) at \(flow.endpoint), \(flow.path), "
+            for flow in resourceFlows {
+                line += (flow.dnsName.map { "\n    \($0)" } ?? "") + ": via gateway \(flow.gateway) at \(flow.endpoint), \(flow.path), "
                     + (flow.established ? "tunnel up" : "tunnel not up yet") + ", sent \(flow.bytesSent) B, received \(flow.bytesReceived) B, until \(flow.expiresAt)"
+            }
+            if !resourceFlows.isEmpty {
             } else if let failure = resource.failure {
                 line += ": no access (\(failure))"
             } else {

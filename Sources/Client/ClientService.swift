@@ -12,14 +12,18 @@ import WireGuard
 package final class ClientService: Sendable {
     package let tunnel: ClientTunnel
     package let control: ClientControl
+    package let dns: ClientDNS?
+    private let resolver: ResolverFile?
     private let device: TUNDevice
     private let events: AsyncStream<ClientTunnel.Event>.Continuation
     private let logger: Logger
 
     /// Opens the tunnel device `tunName` (MTU `mtu`), binds the sockets and starts the data plane.
-    /// `portalHost`: the portal's host, whose addresses are never routed into the tunnel. Needs
+    /// `portalHost`: the portal's host, whose addresses are never routed into the tunnel.
+    /// `resolverFile`: the resolver file to take over for DNS resources (nil: DNS left alone). Needs
     /// CAP_NET_ADMIN; says which step failed and why.
-    package init(identity: ClientControl.Identity, tunName: String, mtu: Int, portalHost: String, logger: Logger) throws {
+    package init(identity: ClientControl.Identity, tunName: String, mtu: Int, portalHost: String, resolverFile: String?,
+                 stateDirectory: String, logger: Logger) throws {
         self.logger = logger
         guard let keyBytes = Data(base64Encoded: identity.device.privateKey.reveal()), keyBytes.count == 32 else {
             throw ClientStartError("the client's WireGuard private key is not 32 bytes of base64")
@@ -52,28 +56,79 @@ package final class ClientService: Sendable {
             device.close()
             throw ClientStartError("starting the data plane: \(error)")
         }
+        if let resolverFile {
+            // The stub's addresses live on loopback: local to this host, and never the source the
+            // kernel picks for what goes into the tunnel.
+            var stubs: [UDPSocket] = []
+            for text in ClientDNS.stubAddresses {
+                do {
+                    let ip = try SocketAddress(text, port: 0).ip
+                    try InterfaceAddress.change(AddressRange(network: ip, prefixLength: ip.bitWidth), on: "lo", add: true)
+                    stubs.append(try UDPSocket(bindTo: SocketAddress(text, port: 53)))
+                } catch {
+                    logger.warning("the DNS stub does not listen on \(text)", metadata: ["error": "\(error)"])
+                }
+            }
+            var taken: ResolverFile?
+            do {
+                guard !stubs.isEmpty else { throw ClientStartError("the DNS stub could not listen on \(ClientDNS.stubAddresses.joined(separator: " or "))") }
+                let file = try ResolverFile(path: resolverFile, stateDirectory: stateDirectory, logger: logger)
+                taken = file
+                if file.upstreams.isEmpty { logger.warning("\(resolverFile) names no nameserver: only DNS resources' names will resolve") }
+                dns = try ClientDNS(sockets: stubs, upstreams: file.upstreams, tunnel: tunnel, logger: logger)
+                resolver = file
+            } catch {
+                taken?.restore()
+                Self.removeStubAddresses()
+                device.close()
+                throw ClientStartError("taking over DNS: \(error)")
+            }
+        } else {
+            resolver = nil
+            dns = nil
+        }
         let portalAddresses = Self.addresses(of: portalHost)
-        control = ClientControl(identity: identity, tunnel: tunnel, device: TunnelDevice(device: device, mtu: mtu), portalAddresses: portalAddresses, logger: logger)
+        control = ClientControl(identity: identity, tunnel: tunnel, device: TunnelDevice(device: device, mtu: mtu), dns: dns,
+                                excluding: portalAddresses + (resolver?.upstreams.map(\.ip) ?? []), logger: logger)
         let running = tunnel
         let thread = Thread { running.run() }
         thread.name = "gatehouse-client-tunnel"
         thread.start()
+        if let dns {
+            let dnsThread = Thread { dns.run() }
+            dnsThread.name = "gatehouse-client-dns"
+            dnsThread.start()
+        }
         let control = self.control
         Task {
             for await event in stream { await control.handle(event) }
         }
         logger.info("tunnel device ready", metadata: [
             "tun": "\(device.name)", "mtu": "\(mtu)", "ports": "\(tunnel.ports.map(String.init).joined(separator: ","))",
+            "dns": "\(resolverFile.map { "\($0) -> \(ClientDNS.stubAddresses.joined(separator: ","))" } ?? "off")",
+            "upstream_dns": "\(resolver?.upstreams.map(\.description).joined(separator: ",") ?? "")",
             "portal_addresses": "\(portalAddresses.map { SocketAddress(ip: $0, port: 0).address }.joined(separator: ","))",
         ])
     }
 
     /// Stops the data plane and removes the tunnel device (its addresses and routes go with it).
     package func shutdown() {
+        resolver?.restore()
+        if let dns {
+            dns.stopAndWait()
+            Self.removeStubAddresses()
+        }
         events.finish()
         tunnel.stopAndWait()
         device.close()
         logger.info("tunnel device removed", metadata: ["tun": "\(device.name)"])
+    }
+
+    static func removeStubAddresses() {
+        for text in ClientDNS.stubAddresses {
+            guard let ip = try? SocketAddress(text, port: 0).ip else { continue }
+            try? InterfaceAddress.change(AddressRange(network: ip, prefixLength: ip.bitWidth), on: "lo", add: false)
+        }
     }
 
     /// The addresses `host` stands for (an IP literal is itself).

@@ -25,26 +25,42 @@ package final class ClientTunnel: @unchecked Sendable {
         package static let refusalMemory: TimeInterval = 5
     }
 
+    /// What a flow is to: a CIDR or IP resource, or one name of a DNS resource (whose proxy
+    /// addresses stand for that name only).
+    package struct Target: Hashable, Sendable, Comparable, CustomStringConvertible {
+        package var resource: ResourceID
+        package var name: String?
+
+        package init(resource: ResourceID, name: String? = nil) {
+            self.resource = resource
+            self.name = name
+        }
+
+        package var description: String { name.map { "\(resource) (\($0))" } ?? resource.description }
+
+        package static func < (a: Target, b: Target) -> Bool { (a.resource, a.name ?? "") < (b.resource, b.name ?? "") }
+    }
+
     /// What the loop asks of the control side (called on the loop's thread: hand it over, do not block).
     package enum Event: Sendable, Equatable {
-        /// A packet is waiting for a flow to this resource.
-        case needFlow(ResourceID)
-        /// The gateway answered a packet to this resource with "administratively prohibited".
-        case prohibited(ResourceID)
+        /// A packet is waiting for a flow to this target.
+        case needFlow(Target)
+        /// The gateway answered a packet to this target with "administratively prohibited".
+        case prohibited(Target)
     }
 
     /// A flow the portal made: through which gateway, with what keys, until when.
     package struct Flow: Sendable, Equatable {
-        package var resource: ResourceID
+        package var target: Target
         package var gateway: DeviceID
         package var gatewayPublicKey: [UInt8]
         package var presharedKey: [UInt8]
         package var endpoint: SocketAddress
         package var expiresAt: Date
 
-        package init(resource: ResourceID, gateway: DeviceID, gatewayPublicKey: [UInt8], presharedKey: [UInt8], endpoint: SocketAddress,
+        package init(target: Target, gateway: DeviceID, gatewayPublicKey: [UInt8], presharedKey: [UInt8], endpoint: SocketAddress,
                      expiresAt: Date) {
-            self.resource = resource
+            self.target = target
             self.gateway = gateway
             self.gatewayPublicKey = gatewayPublicKey
             self.presharedKey = presharedKey
@@ -88,10 +104,11 @@ package final class ClientTunnel: @unchecked Sendable {
     }
 
     private enum Command {
-        case routes([(range: AddressRange, resource: ResourceID)])
+        case routes([(range: AddressRange, target: Target)])
+        case proxy(SocketAddress.IP, Target?)
         case addresses([SocketAddress.IP])
         case flow(Flow)
-        case refused(ResourceID, ICMPUnreachable.Reason)
+        case refused(Target, ICMPUnreachable.Reason)
         case forget(ResourceID)
     }
 
@@ -107,11 +124,13 @@ package final class ClientTunnel: @unchecked Sendable {
     private let indexes = IndexCounter()
 
     // Owned by the loop's thread.
-    private var routes: [(range: AddressRange, resource: ResourceID)] = []
+    private var routes: [(range: AddressRange, target: Target)] = []
+    /// DNS proxy addresses and the name each stands for.
+    private var proxies: [SocketAddress.IP: Target] = [:]
     private var ownAddresses: Set<SocketAddress.IP> = []
-    private var flows: [ResourceID: FlowState] = [:]
-    /// Resources whose "administratively prohibited" already made the client ask again (once per flow).
-    private var askedAgain: Set<ResourceID> = []
+    private var flows: [Target: FlowState] = [:]
+    /// Targets whose "administratively prohibited" already made the client ask again (once per flow).
+    private var askedAgain: Set<Target> = []
     private var gateways: [[UInt8]: GatewayState] = [:]
     private var byIndex: [UInt32: [UInt8]] = [:]
     private var tally = Counters()
@@ -135,14 +154,17 @@ package final class ClientTunnel: @unchecked Sendable {
     // MARK: Control (any thread)
 
     /// The resources' ranges (each packet goes to the most specific one holding its destination).
-    package func setRoutes(_ routes: [(range: AddressRange, resource: ResourceID)]) { command(.routes(routes)) }
+    package func setRoutes(_ routes: [(range: AddressRange, target: Target)]) { command(.routes(routes)) }
+    /// A DNS proxy address now stands for `target` (nil: for nothing). Taken before the next packet
+    /// is read, so the answer that hands the address out may go as soon as this returns.
+    package func setProxy(_ address: SocketAddress.IP, _ target: Target?) { command(.proxy(address, target)) }
     /// The client's tunnel addresses (what comes out of a tunnel must be for one of them).
     package func setAddresses(_ addresses: [SocketAddress.IP]) { command(.addresses(addresses)) }
     /// A flow the portal made: what waits for it goes now.
     package func flowCreated(_ flow: Flow) { command(.flow(flow)) }
     /// The portal refused a flow (or could not make one): what waits gets ICMP unreachable.
-    package func flowRefused(_ resource: ResourceID, reason: ICMPUnreachable.Reason) { command(.refused(resource, reason)) }
-    /// The resource is gone or changed: its flow ends; the next packet asks again.
+    package func flowRefused(_ target: Target, reason: ICMPUnreachable.Reason) { command(.refused(target, reason)) }
+    /// The resource is gone or changed: its flows end; the next packet asks again.
     package func forget(_ resource: ResourceID) { command(.forget(resource)) }
 
     package var statistics: Counters { published.withLock { $0 } }
@@ -190,6 +212,8 @@ package final class ClientTunnel: @unchecked Sendable {
             switch command {
             case let .routes(list):
                 routes = list.sorted { $0.range.prefixLength > $1.range.prefixLength }
+            case let .proxy(address, target):
+                proxies[address] = target
             case let .addresses(list):
                 ownAddresses = Set(list)
             case let .flow(flow):
@@ -204,18 +228,18 @@ package final class ClientTunnel: @unchecked Sendable {
                 state!.endpoint = flow.endpoint
                 state!.status.endpoint = flow.endpoint
                 gateways[flow.gatewayPublicKey] = state
-                let held: [[UInt8]] = if case let .pending(_, held) = flows[flow.resource] { held } else { [] }
-                flows[flow.resource] = .ready(key: flow.gatewayPublicKey, expiresAt: flow.expiresAt)
-                askedAgain.remove(flow.resource)
+                let held: [[UInt8]] = if case let .pending(_, held) = flows[flow.target] { held } else { [] }
+                flows[flow.target] = .ready(key: flow.gatewayPublicKey, expiresAt: flow.expiresAt)
+                askedAgain.remove(flow.target)
                 for packet in held { send(packet, to: flow.gatewayPublicKey, now: now) }
-            case let .refused(resource, reason):
-                if case let .pending(_, held) = flows[resource] {
+            case let .refused(target, reason):
+                if case let .pending(_, held) = flows[target] {
                     for packet in held { refuse(packet, reason: reason) }
                 }
-                flows[resource] = .refused(until: now.addingTimeInterval(Limits.refusalMemory), reason: reason)
+                flows[target] = .refused(until: now.addingTimeInterval(Limits.refusalMemory), reason: reason)
             case let .forget(resource):
-                flows[resource] = nil
-                askedAgain.remove(resource)
+                for target in flows.keys where target.resource == resource { flows[target] = nil }
+                askedAgain = askedAgain.filter { $0.resource != resource }
             }
         }
         if !commands.isEmpty { forgetUnusedGateways() }
@@ -240,14 +264,17 @@ package final class ClientTunnel: @unchecked Sendable {
         }
     }
 
-    /// The resource whose range holds `destination`, the most specific first.
-    private func resource(for destination: SocketAddress.IP) -> ResourceID? {
-        routes.first { $0.range.contains(destination) }?.resource
+    /// What `destination` is: a DNS proxy address's name, or the resource whose range holds it (the
+    /// most specific first).
+    private func target(for destination: SocketAddress.IP) -> Target? {
+        if !proxies.isEmpty, let target = proxies[destination] { return target }
+        return routes.first { $0.range.contains(destination) }?.target
     }
 
     // MARK: From the TUN
 
     private func readPackets() {
+        applyPending()  // a proxy address handed out a moment ago is known before its first packet
         let now = Date()
         for _ in 0..<64 {
             guard let length = try? tun.read(into: buffer), length > 0 else { break }
@@ -256,7 +283,7 @@ package final class ClientTunnel: @unchecked Sendable {
                 drop("malformed")
                 continue
             }
-            guard let resource = resource(for: header.destination) else {
+            guard let resource = target(for: header.destination) else {
                 drop("no_resource")
                 continue
             }
@@ -366,9 +393,9 @@ package final class ClientTunnel: @unchecked Sendable {
     /// A packet out of a gateway's tunnel: into the TUN when it is for this client and from a resource
     /// whose flow goes through that gateway.
     private func deliver(_ packet: [UInt8], from key: [UInt8]) {
-        let checked: (header: PacketHeader, resource: ResourceID)? = packet.withUnsafeBytes { bytes in
+        let checked: (header: PacketHeader, resource: Target)? = packet.withUnsafeBytes { bytes in
             guard let header = PacketHeader(bytes), ownAddresses.contains(header.destination),
-                  let resource = resource(for: header.source), case let .ready(flowKey, _) = flows[resource], flowKey == key
+                  let resource = target(for: header.source), case let .ready(flowKey, _) = flows[resource], flowKey == key
             else { return nil }
             return (header, resource)
         }

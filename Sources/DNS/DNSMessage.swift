@@ -141,7 +141,7 @@ package enum DNSMessage {
         return text
     }
 
-    private struct Reader {
+    struct Reader {
         let bytes: [UInt8]
         var offset = 12
 

@@ -15,6 +15,21 @@ package struct TunnelError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// Addresses of any interface (the tunnel device's, the DNS stub's on loopback), over rtnetlink.
+package enum InterfaceAddress {
+    /// Adds `address` (with its prefix length) beside the interface's others, or deletes it. Adding
+    /// one that is there, or deleting one that is not, is not an error.
+    package static func change(_ address: AddressRange, on interface: String, add: Bool) throws(TunnelError) {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        bytes.withUnsafeMutableBytes { address.network.storeZeroPadded(into: $0) }
+        let family: Int32 = if case .v4 = address.network { 4 } else { 6 }
+        if gatehouse_address(interface, add ? 1 : 0, family, bytes, Int32(address.prefixLength)) != 0,
+           !(add && errno == EEXIST), !(!add && (errno == EADDRNOTAVAIL || errno == ENODEV || errno == ENOENT)) {
+            throw TunnelError(operation: "\(add ? "adding" : "removing") \(address) \(add ? "to" : "from") \(interface)", code: errno)
+        }
+    }
+}
+
 /// One queue of a layer-3 TUN device (`/dev/net/tun`, multi-queue, no packet information): each read
 /// or write is one IP packet. The device exists while a queue of it is open; other queues of the same
 /// device (another reader, or a test writing packets) open it by name.
@@ -57,19 +72,7 @@ package final class TUNDevice: Sendable {
     package func configure(mtu: Int, addresses: [AddressRange]) throws(TunnelError) {
         guard gatehouse_interface_up(name, Int32(mtu)) == 0 else { throw TunnelError(operation: "bringing \(name) up with MTU \(mtu)", code: errno) }
         for address in addresses {
-            let result: Int32
-            switch address.network {
-            case let .v4(value):
-                result = gatehouse_interface_add_ipv4(name, value.bigEndian, Int32(address.prefixLength))
-            case let .v6(high, low):
-                var bytes = [UInt8](repeating: 0, count: 16)
-                withUnsafeBytes(of: high.bigEndian) { bytes.replaceSubrange(0..<8, with: $0) }
-                withUnsafeBytes(of: low.bigEndian) { bytes.replaceSubrange(8..<16, with: $0) }
-                result = gatehouse_interface_add_ipv6(name, bytes, Int32(address.prefixLength))
-            }
-            if result != 0 && errno != EEXIST {
-                throw TunnelError(operation: "adding \(address) to \(name)", code: errno)
-            }
+            try InterfaceAddress.change(address, on: name, add: true)
         }
     }
 

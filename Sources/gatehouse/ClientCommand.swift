@@ -35,11 +35,14 @@ struct ClientRunCommand: AsyncParsableCommand {
             (mode 600) or GATEHOUSE_TOKEN, never the command line. It keeps its external ID and \
             WireGuard key in --state-dir (mode 700), joins the portal, and routes every CIDR and IP \
             resource it may reach into its tunnel device (--tun-name), leaving out the addresses of the \
-            portal, the relays and the gateways. The first packet to a resource asks the portal for a \
+            portal, the relays and the gateways. It takes over DNS (--resolv-conf, restored on exit): \
+            names of DNS resources resolve to proxy addresses in 100.96.0.0/11 and \
+            fd00:6761:7465:8000::/64, every other name goes to the resolvers the file named before. \
+            The first packet to a resource asks the portal for a \
             flow; packets wait (up to 20 s) until the tunnel to the resource's gateway is up, and get \
             ICMP unreachable when the portal refuses. `gatehouse client status` asks the running client \
             what it is doing. SIGINT or SIGTERM removes the device and its routes. Needs root \
-            (CAP_NET_ADMIN). Not yet: DNS resources, ICE and relayed paths (issue #17); the tunnel is \
+            (CAP_NET_ADMIN). Not yet: ICE and relayed paths (issue #17); the tunnel is \
             plain WireGuard to the gateway's endpoint.
             """)
 
@@ -51,6 +54,8 @@ struct ClientRunCommand: AsyncParsableCommand {
     var tunName: String?
     @Option(help: "MTU of the tunnel device (default 1280). [GATEHOUSE_CLIENT_MTU]")
     var mtu: Int?
+    @Option(help: "Resolver file to take over for DNS resources, written in place and restored on exit (default /etc/resolv.conf; \"off\": leave DNS alone, and DNS resources unreachable by name). [GATEHOUSE_CLIENT_RESOLV_CONF]")
+    var resolvConf: String?
     @Option(help: "Log format: human or json (default human). [GATEHOUSE_LOG_FORMAT]")
     var logFormat: String?
 
@@ -73,6 +78,7 @@ struct ClientRunCommand: AsyncParsableCommand {
         let name = environment.string(self.name, "GATEHOUSE_CLIENT_NAME") ?? ProcessInfo.processInfo.hostName
         guard !name.isEmpty, name.count <= 200 else { throw ValidationError("--name must be 1-200 characters") }
         let directory = state.directory(environment)
+        let resolverFile = environment.string(resolvConf, "GATEHOUSE_CLIENT_RESOLV_CONF") ?? "/etc/resolv.conf"
         let identity: DeviceIdentity
         do {
             identity = try DeviceIdentity.load(orCreateIn: directory)
@@ -84,7 +90,8 @@ struct ClientRunCommand: AsyncParsableCommand {
         let service: ClientService
         do {
             service = try ClientService(identity: .init(device: identity, name: name), tunName: tunName, mtu: mtu,
-                                        portalHost: endpoint.url.host ?? "", logger: logger)
+                                        portalHost: endpoint.url.host ?? "", resolverFile: resolverFile == "off" ? nil : resolverFile,
+                                        stateDirectory: directory, logger: logger)
         } catch {
             throw ValidationError("\(error)")
         }

@@ -40,6 +40,9 @@ import Testing
             // The portal is portal.test: itself in the gateway's namespace, its uplink address for the client.
             try gatewayNamespace.setHosts([("127.0.0.1", "portal.test")])
             try clientNamespace.setHosts([(uplink.b.ipv4, "portal.test")])
+            // The client's resolver file before the client takes it over: an upstream resolver in the
+            // gateway's namespace (for names that are not resources).
+            try clientNamespace.setEtcFile("resolv.conf", Self.originalResolvConf)
             scratch = FileManager.default.temporaryDirectory.appending(path: "gatehouse-client-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
             let tls = try await ThrowawayCA.make(in: scratch, names: ["DNS:portal.test"])
@@ -59,6 +62,8 @@ import Testing
         }
 
         deinit { try? FileManager.default.removeItem(at: scratch) }
+
+        static let originalResolvConf = "# the test's own\nnameserver 198.18.2.2\nsearch corp.test\noptions timeout:2\n"
 
         var url: String { "https://portal.test:\(portalPort)" }
 
@@ -81,13 +86,13 @@ import Testing
             return (resource, policy)
         }
 
-        func startGateway() async throws {
+        func startGateway(extraArguments: [String] = []) async throws {
             let token = try await api("POST", "/tokens", #"{"kind": "gateway", "site_id": "\#(site)"}"#, expect: 201)["secret"] as? String ?? ""
             gateway = try network.spawn(in: gatewayNamespace, [
                 "env", "GATEHOUSE_TOKEN=\(token)", Binaries.gatehouse, "gateway", "--portal-url", url, "--ca-file", ca, "--name", "gw",
                 "--endpoint", gatewayEndpoint, "--state-dir", scratch.appending(path: "gateway").path, "--operations-address", "127.0.0.1:0",
                 "--tun-name", TestNetwork.uniqueInterfaceName("ght"), "--portal-heartbeat-interval", "0.5",
-            ])
+            ] + extraArguments)
             try await gateway.waitForMatch(#"()\[Gateway\] init"#, timeout: .seconds(30))
         }
 
@@ -209,6 +214,74 @@ import Testing
             let routes = try bed.clientNamespace.ip("route", "show").standardOutput + (try bed.clientNamespace.ip("-6", "route", "show").standardOutput)
             #expect(!routes.contains(bed.clientTun), "no route left: \(routes)")
             #expect(!FileManager.default.fileExists(atPath: bed.clientState + "/client.sock"), "the status socket is removed")
+            let resolver = try String(contentsOfFile: bed.clientNamespace.etcPath("resolv.conf"), encoding: .utf8)
+            #expect(resolver == Bed.originalResolvConf, "the resolver file is restored")
+            let stub = try bed.clientNamespace.ip("addr", "show", "dev", "lo").standardOutput
+            #expect(!stub.contains("100.96.0.53"), "the DNS stub's address is gone: \(stub)")
+        }
+    }
+
+    /// DNS resources: the client's stub answers names of a DNS resource with proxy addresses (IPv4
+    /// and IPv6), the gateway resolves the name itself and the HTTP resource is fetched by name over
+    /// both families; other names go to the upstream resolver unchanged, and no resource's name leaks
+    /// to it; the resolver file is restored on exit.
+    @Test func aClientReachesADNSResourceByNameAndOtherNamesResolveAsBefore() async throws {
+        try await TestNetwork.with { network in
+            let bed = try await Bed(network: network)
+            try bed.resources.ip("-6", "addr", "add", "fd00:6768:0:1::15/64", "dev", "eth0", "nodad")
+            // The resource network's DNS server (the gateway's), and the client's upstream one.
+            let resourceLog = bed.scratch.appending(path: "dnsmasq-resources.log").path
+            let upstreamLog = bed.scratch.appending(path: "dnsmasq-upstream.log").path
+            try await bed.resources.exec([
+                "dnsmasq", "--no-resolv", "--no-hosts", "--pid-file=", "--user=root", "--log-facility=\(resourceLog)", "--log-queries",
+                "--listen-address=198.18.1.2", "--bind-interfaces", "--host-record=wiki.corp.test,198.18.1.15,fd00:6768:0:1::15",
+            ])
+            try await bed.gatewayNamespace.exec([
+                "dnsmasq", "--no-resolv", "--no-hosts", "--pid-file=", "--user=root", "--log-facility=\(upstreamLog)", "--log-queries",
+                "--listen-address=198.18.2.2", "--bind-interfaces", "--host-record=www.public.test,198.18.2.2",
+            ])
+            _ = try await bed.resource("corp", type: "dns", address: "*.corp.test", filters: ["tcp:8080", "icmp"])
+            try await bed.startGateway(extraArguments: ["--dns-server", "198.18.1.2"])
+            let content = scratch(bed, "hello.txt", "hello by name\n")
+            _ = try network.spawn(in: bed.resources, ["python3", "-m", "http.server", "8080", "--bind", "::", "--directory", content])
+            try await Wait.until("the HTTP server and both DNS servers listen", timeout: .seconds(10)) {
+                let resources = try bed.resources.exec(["ss", "-tuln"]).standardOutput
+                let gateway = try bed.gatewayNamespace.exec(["ss", "-uln"]).standardOutput
+                return resources.contains(":8080") && resources.contains("198.18.1.2:53") && gateway.contains("198.18.2.2:53")
+            }
+            try await bed.startClient()
+            let taken = try String(contentsOfFile: bed.clientNamespace.etcPath("resolv.conf"), encoding: .utf8)
+            #expect(taken.contains("nameserver 100.96.0.53") && taken.contains("search corp.test") && !taken.contains("198.18.2.2"), "\(taken)")
+
+            // By name: the stub's proxy address, then the gateway's translation to the real one.
+            let addresses = try await bed.clientNamespace.exec(["getent", "ahosts", "wiki.corp.test"]).standardOutput
+            #expect(addresses.contains("100.96.") && addresses.contains("fd00:6761:7465:8000:"), "proxy addresses: \(addresses)")
+            let fetched = try await bed.fetch("http://wiki.corp.test:8080/hello.txt")
+            #expect(fetched.status == 0 && fetched.body == "hello by name\n", "\(fetched)")
+            print("first packet to first byte through a new DNS resource flow (debug build): \(String(format: "%.0f", fetched.firstByte * 1000)) ms")
+            for family in ["-4", "-6"] {
+                let run = try await bed.clientNamespace.exec(["curl", "-sS", family, "-m", "20", "http://wiki:8080/hello.txt"], check: false)
+                #expect(run.status == 0 && run.standardOutput == "hello by name\n", "\(family) by the search domain: \(run.standardError)")
+            }
+            // Another name: the upstream resolver answers, as before the client.
+            let other = try await bed.clientNamespace.exec(["getent", "ahostsv4", "www.public.test"]).standardOutput
+            #expect(other.contains("198.18.2.2"), "\(other)")
+            let unknown = try await bed.clientNamespace.exec(["getent", "hosts", "nothing.public.test"], check: false)
+            #expect(unknown.status != 0, "a name nobody knows stays unknown")
+            let upstreamAsked = (try? String(contentsOfFile: upstreamLog, encoding: .utf8)) ?? ""
+            #expect(upstreamAsked.contains("www.public.test") && !upstreamAsked.contains("wiki.corp.test"),
+                    "the upstream resolver got the other names and none of the resource's: \(upstreamAsked)")
+            let gatewayAsked = (try? String(contentsOfFile: resourceLog, encoding: .utf8)) ?? ""
+            #expect(gatewayAsked.contains("query[A] wiki.corp.test"), "the gateway resolved the name itself: \(gatewayAsked)")
+
+            let status = try await bed.status()
+            let flow = (status["flows"] as? [[String: Any]] ?? []).first { $0["dns_name"] as? String == "wiki.corp.test" }
+            #expect(flow?["established"] as? Bool == true, "\(status)")
+
+            _ = bed.client?.stop(grace: .seconds(10))
+            let restored = try String(contentsOfFile: bed.clientNamespace.etcPath("resolv.conf"), encoding: .utf8)
+            #expect(restored == Bed.originalResolvConf, "the resolver file is restored: \(restored)")
+            #expect(!FileManager.default.fileExists(atPath: bed.clientState + "/resolv.conf.original"))
         }
     }
 

@@ -58,11 +58,20 @@ package final class NetworkNamespace: Sendable {
     /// What programs started in the namespace (`ip netns exec`) find in /etc/hosts: `ip netns exec`
     /// mounts /etc/netns/NAME/hosts over it (removed with the namespace).
     package func setHosts(_ entries: [(address: String, name: String)]) throws {
+        let text = (["127.0.0.1 localhost", "::1 localhost"] + entries.map { "\($0.address) \($0.name)" }).joined(separator: "\n") + "\n"
+        try setEtcFile("hosts", text)
+    }
+
+    /// What programs started in the namespace find in /etc/`file` (`hosts`, `resolv.conf`): `ip netns
+    /// exec` mounts /etc/netns/NAME/`file` over it. Removed with the namespace.
+    package func setEtcFile(_ file: String, _ text: String) throws {
         let directory = "/etc/netns/\(name)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let text = (["127.0.0.1 localhost", "::1 localhost"] + entries.map { "\($0.address) \($0.name)" }).joined(separator: "\n") + "\n"
-        try text.write(toFile: directory + "/hosts", atomically: true, encoding: .utf8)
+        try text.write(toFile: directory + "/" + file, atomically: true, encoding: .utf8)
     }
+
+    /// The path of /etc/`file` as programs in the namespace see it (see `setEtcFile`).
+    package func etcPath(_ file: String) -> String { "/etc/netns/\(name)/\(file)" }
 
     /// Sets a sysctl inside the namespace (`net.*` sysctls are per namespace).
     package func sysctl(_ key: String, _ value: String) throws {

@@ -69,6 +69,10 @@ int gatehouse_interface_up(const char *name, int mtu);
 /* Adds an address to an interface (network byte order for IPv4). 0, or -1 and errno. */
 int gatehouse_interface_add_ipv4(const char *name, uint32_t address_be, int prefix_length);
 int gatehouse_interface_add_ipv6(const char *name, const uint8_t address[16], int prefix_length);
+/* Adds (add != 0) or deletes an address of an interface over rtnetlink (an address added beside the
+ * others, never in place of one; IPv6 without duplicate address detection): family 4 (4 address
+ * bytes, network order) or 6 (16 bytes). 0, or -1 and errno. */
+int gatehouse_address(const char *name, int add, int family, const uint8_t *address, int prefix_length);
 /* Adds (add != 0) or deletes a route to `address`/`prefix_length` through the interface; family 4
  * (4 address bytes, network order) or 6 (16 bytes). 0, or -1 and errno. */
 int gatehouse_route(const char *name, int add, int family, const uint8_t *address, int prefix_length);
