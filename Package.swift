@@ -117,7 +117,7 @@ let package = Package(
             plugins: ["BPFCompiler"]
         ),
         // The data plane shared by gateway and client: the TUN device and the WireGuard engine over it.
-        .target(name: "Tunnel", dependencies: ["CGatehouseSystem", "Addresses", "Actors", "WireGuard"], swiftSettings: swiftSettings),
+        .target(name: "Tunnel", dependencies: ["CGatehouseSystem", "Addresses", "Actors", "ICE", "WireGuard"], swiftSettings: swiftSettings),
         .target(
             name: "Persistence",
             dependencies: ["Identifiers", "Addresses", .product(name: "GRDB", package: "GRDB.swift")],
@@ -155,7 +155,7 @@ let package = Package(
         ),
         .target(
             name: "Gateway",
-            dependencies: ["Actors", "Addresses", "BPF", "BPFMaps", "DNS", "Tunnel", "WireGuard", "Policy", "ControlProtocol", "Identifiers", .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            dependencies: ["Actors", "Addresses", "BPF", "BPFMaps", "DNS", "ICE", "Tunnel", "WireGuard", "Policy", "ControlProtocol", "Identifiers", .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: swiftSettings
         ),
         .target(

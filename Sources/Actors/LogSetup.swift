@@ -9,8 +9,10 @@ package enum LogFormat: String, Sendable, CaseIterable {
 }
 
 package enum LogSetup {
-    /// Installs the process-wide log handler. Call once, from `main`.
+    /// Installs the process-wide log handler. Call once, from `main`. `GATEHOUSE_LOG_LEVEL` (trace,
+    /// debug, info, notice, warning, error, critical) overrides `level`.
     package static func bootstrap(level: Logger.Level, format: LogFormat) {
+        let level = ProcessInfo.processInfo.environment["GATEHOUSE_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? level
         LoggingSystem.bootstrap { label in
             switch format {
             case .human:

@@ -4,6 +4,7 @@ package import ControlProtocol
 package import Foundation
 package import Identifiers
 package import Logging
+import ICE
 import Policy
 import Tunnel
 import WireGuard
@@ -85,6 +86,9 @@ package actor ClientControl: PortalSession {
             logger.info("the gateway refused a packet: asking the portal again", metadata: ["resource": "\(resource)"])
             flows[resource] = nil
             requestFlow(resource)
+        case let .candidates(flow, gateway, candidates):
+            sender?.send(.iceCandidates(ICECandidates(flowID: flow, peerID: gateway, candidates: candidates)))
+            logger.debug("ice_candidates sent", metadata: ["flow": "\(flow)", "candidates": "\(candidates.joined(separator: " | "))"])
         }
     }
 
@@ -131,6 +135,7 @@ package actor ClientControl: PortalSession {
             resources = listed
             relays = Dictionary(initial.relays.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
             updateRoutes()
+            gatherFromRelays()
             logger.info("init", metadata: [
                 "ipv4": "\(initial.interface.ipv4)", "ipv6": "\(initial.interface.ipv6)", "resources": "\(initial.resources.count)",
                 "relays": "\(initial.relays.map(\.name).joined(separator: ","))",
@@ -170,7 +175,9 @@ package actor ClientControl: PortalSession {
             flows[target] = FlowRecord(target: target, flow: created, endpoint: endpoint)
             failures[created.resourceID] = nil
             updateRoutes()  // the gateway's address stays out of the tunnel
-            tunnel.flowCreated(.init(target: target, gateway: created.gatewayID, gatewayPublicKey: [UInt8](key),
+            let ice = (local: ICEAgent.Credentials(ufrag: created.clientICE.username, password: created.clientICE.password),
+                       remote: ICEAgent.Credentials(ufrag: created.gatewayICE.username, password: created.gatewayICE.password))
+            tunnel.flowCreated(.init(flowID: created.flowID, ice: ice, target: target, gateway: created.gatewayID, gatewayPublicKey: [UInt8](key),
                                      presharedKey: [UInt8](psk), endpoint: endpoint, expiresAt: created.expiresAt))
             logger.info("flow_created", metadata: [
                 "resource": "\(created.resourceID)", "gateway": "\(created.gatewayID)", "endpoint": "\(endpoint)", "expires_at": "\(created.expiresAt)",
@@ -186,8 +193,10 @@ package actor ClientControl: PortalSession {
             for gone in presence.disconnected { relays[gone] = nil }
             for relay in presence.connected { relays[relay.id] = relay }
             updateRoutes()
+            if !presence.connected.isEmpty { gatherFromRelays() }
         case let .iceCandidates(candidates):
-            logger.debug("ice_candidates", metadata: ["flow": "\(candidates.flowID)", "count": "\(candidates.candidates.count)"])
+            logger.debug("ice_candidates", metadata: ["flow": "\(candidates.flowID)", "candidates": "\(candidates.candidates.joined(separator: " | "))"])
+            tunnel.addRemoteCandidates(candidates.candidates.compactMap(ICECandidate.init(sdp:)), flow: candidates.flowID)
         case let .reply(reply) where reply.status == .error:
             logger.warning("the portal answered an error", metadata: ["code": "\(reply.code ?? "")", "message": "\(reply.message ?? "")"])
             if let ref = frame.ref, let target = asked.removeValue(forKey: ref) {
@@ -198,6 +207,13 @@ package actor ClientControl: PortalSession {
         default:
             break
         }
+    }
+
+    /// Server-reflexive candidates from the relays (as STUN servers).
+    private func gatherFromRelays() {
+        tunnel.gatherCandidates(from: relays.values.flatMap { relay in
+            [relay.ipv4, relay.ipv6].compactMap { $0 }.compactMap { try? SocketAddress($0, port: UInt16(clamping: relay.port)) }
+        })
     }
 
     private func forget(_ resource: ResourceID) {
@@ -265,7 +281,9 @@ package actor ClientControl: PortalSession {
                     resource: record.flow.resourceID.description, resourceName: resources[record.flow.resourceID]?.name ?? "",
                     dnsName: record.target.name,
                     gateway: record.flow.gatewayID.description, endpoint: record.endpoint.description,
-                    path: "direct", candidatePair: "host \(record.endpoint) (plain WireGuard to the gateway's endpoint)",
+                    path: gateway?.pair.map { $0.local.kind == .relayed || $0.remote.kind == .relayed ? "relayed" : "direct" } ?? "direct",
+                    candidatePair: gateway?.pair.map { "\($0.local.kind.rawValue) \($0.local.address) <-> \($0.remote.kind.rawValue) \($0.remote.address)" }
+                        ?? "none: plain WireGuard to the gateway's endpoint \(record.endpoint)",
                     established: gateway?.established ?? false, lastHandshake: gateway?.lastHandshake.map { iso($0) },
                     expiresAt: iso(record.flow.expiresAt),
                     bytesSent: gateway?.bytesSent ?? 0, bytesReceived: gateway?.bytesReceived ?? 0)

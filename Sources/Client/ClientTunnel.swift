@@ -1,7 +1,7 @@
 package import Actors
 package import Addresses
 package import Foundation
-import ICE
+package import ICE
 package import Identifiers
 import Synchronization
 package import Tunnel
@@ -47,10 +47,15 @@ package final class ClientTunnel: @unchecked Sendable {
         case needFlow(Target)
         /// The gateway answered a packet to this target with "administratively prohibited".
         case prohibited(Target)
+        /// Local ICE candidates (RFC 8839 texts) to trickle to the gateway of a flow.
+        case candidates(flow: AuthorizationID, gateway: DeviceID, [String])
     }
 
     /// A flow the portal made: through which gateway, with what keys, until when.
     package struct Flow: Sendable, Equatable {
+        package var flowID: AuthorizationID
+        /// The flow's ICE credentials, the client's and the gateway's (nil: plain WireGuard to `endpoint`).
+        package var ice: (local: ICEAgent.Credentials, remote: ICEAgent.Credentials)?
         package var target: Target
         package var gateway: DeviceID
         package var gatewayPublicKey: [UInt8]
@@ -58,8 +63,15 @@ package final class ClientTunnel: @unchecked Sendable {
         package var endpoint: SocketAddress
         package var expiresAt: Date
 
-        package init(target: Target, gateway: DeviceID, gatewayPublicKey: [UInt8], presharedKey: [UInt8], endpoint: SocketAddress,
-                     expiresAt: Date) {
+        package static func == (a: Flow, b: Flow) -> Bool {
+            a.flowID == b.flowID && a.target == b.target && a.gatewayPublicKey == b.gatewayPublicKey && a.endpoint == b.endpoint
+                && a.expiresAt == b.expiresAt && a.ice?.local == b.ice?.local && a.ice?.remote == b.ice?.remote
+        }
+
+        package init(flowID: AuthorizationID, ice: (local: ICEAgent.Credentials, remote: ICEAgent.Credentials)?, target: Target, gateway: DeviceID,
+                     gatewayPublicKey: [UInt8], presharedKey: [UInt8], endpoint: SocketAddress, expiresAt: Date) {
+            self.flowID = flowID
+            self.ice = ice
             self.target = target
             self.gateway = gateway
             self.gatewayPublicKey = gatewayPublicKey
@@ -75,6 +87,8 @@ package final class ClientTunnel: @unchecked Sendable {
         package var endpoint: SocketAddress
         package var established: Bool
         package var lastHandshake: Date?
+        /// The pair ICE chose (nil: none yet, data goes to the gateway's announced endpoint).
+        package var pair: ICEPair?
         package var packetsSent = 0
         package var bytesSent = 0
         package var packetsReceived = 0
@@ -101,6 +115,8 @@ package final class ClientTunnel: @unchecked Sendable {
         var id: DeviceID
         var endpoint: SocketAddress
         var status: GatewayStatus
+        /// The local ufrag of the ICE agent finding the way to this gateway (that of its first flow).
+        var iceUfrag: String?
     }
 
     private enum Command {
@@ -110,6 +126,9 @@ package final class ClientTunnel: @unchecked Sendable {
         case flow(Flow)
         case refused(Target, ICMPUnreachable.Reason)
         case forget(ResourceID)
+        case hosts([ICECandidate])
+        case gather([SocketAddress])
+        case remoteCandidates(AuthorizationID, [ICECandidate])
     }
 
     private let tun: TUNDevice
@@ -134,6 +153,13 @@ package final class ClientTunnel: @unchecked Sendable {
     private var gateways: [[UInt8]: GatewayState] = [:]
     private var byIndex: [UInt32: [UInt8]] = [:]
     private var tally = Counters()
+    private var timersDue = Date()
+    private var ice = ICESessions<[UInt8]>()
+    /// Each ICE agent's flow and gateway (by local ufrag), each flow's ufrag, and candidates that came
+    /// before their flow.
+    private var iceFlows: [String: (flow: AuthorizationID, gateway: DeviceID)] = [:]
+    private var flowUfrags: [AuthorizationID: String] = [:]
+    private var earlyCandidates: [AuthorizationID: [ICECandidate]] = [:]
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
 
     /// `sockets`: one per address family the host has (bound to any port); `onEvent` is called on the
@@ -169,6 +195,13 @@ package final class ClientTunnel: @unchecked Sendable {
 
     package var statistics: Counters { published.withLock { $0 } }
 
+    /// The host candidates (this host's addresses at the sockets' ports).
+    package func setHostCandidates(_ candidates: [ICECandidate]) { command(.hosts(candidates)) }
+    /// Learns server-reflexive candidates from these STUN servers (the relays).
+    package func gatherCandidates(from servers: [SocketAddress]) { command(.gather(servers)) }
+    /// The gateway's candidates for a flow.
+    package func addRemoteCandidates(_ candidates: [ICECandidate], flow: AuthorizationID) { command(.remoteCandidates(flow, candidates)) }
+
     /// The UDP ports the tunnel's sockets are bound to.
     package var ports: [UInt16] { sockets.map(\.localPort) }
 
@@ -179,7 +212,6 @@ package final class ClientTunnel: @unchecked Sendable {
 
     /// Runs the loop on the calling thread until `stopAndWait()`.
     package func run() {
-        var timersDue = Date()
         while !stopped.load(ordering: .relaxed) {
             applyPending()
             publish()
@@ -212,6 +244,19 @@ package final class ClientTunnel: @unchecked Sendable {
             switch command {
             case let .routes(list):
                 routes = list.sorted { $0.range.prefixLength > $1.range.prefixLength }
+            case let .hosts(candidates):
+                performICE(ice.setHostCandidates(candidates), now: now)
+            case let .gather(servers):
+                performICE(ice.gather(from: servers, now: now), now: now)
+                timersDue = now
+            case let .remoteCandidates(flow, candidates):
+                if let ufrag = flowUfrags[flow] {
+                    ice.addRemote(candidates, ufrag: ufrag)
+                    timersDue = now
+                } else {
+                    earlyCandidates[flow, default: []] += candidates
+                    if earlyCandidates.count > 256 { earlyCandidates.removeAll() }
+                }
             case let .proxy(address, target):
                 proxies[address] = target
             case let .addresses(list):
@@ -225,8 +270,20 @@ package final class ClientTunnel: @unchecked Sendable {
                                          id: flow.gateway, endpoint: flow.endpoint,
                                          status: GatewayStatus(gateway: flow.gateway, endpoint: flow.endpoint, established: false))
                 }
-                state!.endpoint = flow.endpoint
-                state!.status.endpoint = flow.endpoint
+                if state!.status.pair == nil {
+                    state!.endpoint = flow.endpoint
+                    state!.status.endpoint = flow.endpoint
+                }
+                // ICE finds the way to a gateway once, with the credentials of its first flow.
+                if let credentials = flow.ice, state!.iceUfrag == nil {
+                    state!.iceUfrag = credentials.local.ufrag
+                    iceFlows[credentials.local.ufrag] = (flow.flowID, flow.gateway)
+                    flowUfrags[flow.flowID] = credentials.local.ufrag
+                    gateways[flow.gatewayPublicKey] = state
+                    performICE(ice.add(owner: flow.gatewayPublicKey, controlling: true, local: credentials.local, remote: credentials.remote), now: now)
+                    ice.addRemote(earlyCandidates.removeValue(forKey: flow.flowID) ?? [], ufrag: credentials.local.ufrag)
+                    timersDue = now
+                }
                 gateways[flow.gatewayPublicKey] = state
                 let held: [[UInt8]] = if case let .pending(_, held) = flows[flow.target] { held } else { [] }
                 flows[flow.target] = .ready(key: flow.gatewayPublicKey, expiresAt: flow.expiresAt)
@@ -251,6 +308,8 @@ package final class ClientTunnel: @unchecked Sendable {
         for state in flows.values { if case let .ready(key, _) = state { used.insert(key) } }
         for key in gateways.keys where !used.contains(key) {
             tally.gateways[gateways[key]!.id] = nil
+            if let ufrag = gateways[key]!.iceUfrag, let flow = iceFlows.removeValue(forKey: ufrag) { flowUfrags[flow.flow] = nil }
+            ice.remove(owner: key)
             gateways[key] = nil
         }
         reindex()
@@ -355,8 +414,13 @@ package final class ClientTunnel: @unchecked Sendable {
         switch DatagramKind(datagram) {
         case .wireGuard:
             break
-        case .stun, .channelData:
-            return drop("not_yet_handled")  // ICE and relayed paths: the rest of issue #17
+        case .stun:
+            let base = ice.localCandidates.first { $0.kind == .host && $0.address.isIPv6 == source.isIPv6 }
+                ?? ICECandidate(kind: .host, address: SocketAddress(ip: source.isIPv6 ? .v6(0, 0) : .v4(0), port: ports[0]))
+            guard let outputs = ice.receive(datagram, at: base, from: source, now: now) else { return drop("stun_unknown") }
+            return performICE(outputs, now: now)
+        case .channelData:
+            return drop("not_yet_handled")  // relayed paths: the rest of issue #17
         case .unknown:
             return drop("malformed")
         }
@@ -411,12 +475,43 @@ package final class ClientTunnel: @unchecked Sendable {
         if (try? tun.write(packet)) != true { drop("tun_full") }
     }
 
+    // MARK: ICE
+
+    private func performICE(_ outputs: [ICESessions<[UInt8]>.Output], now: Date) {
+        var trickled: [String: [String]] = [:]
+        for output in outputs {
+            switch output {
+            case let .send(bytes, _, destination):
+                let socket = sockets.first { $0.localAddress.isIPv6 == destination.isIPv6 } ?? sockets[0]
+                if (try? socket.send(bytes, to: destination)) != true { drop("send_failed") }
+            case let .candidate(candidate, ufrag):
+                trickled[ufrag, default: []].append(candidate.sdp)
+            case let .selected(pair, key):
+                guard gateways[key] != nil else { continue }
+                gateways[key]!.endpoint = pair.remote.address
+                gateways[key]!.status.endpoint = pair.remote.address
+                gateways[key]!.status.pair = pair
+                tally.gateways[gateways[key]!.id] = gateways[key]!.status
+                // A handshake that went the announced way is sent again the way ICE found.
+                perform(gateways[key]!.peer.retryHandshake(now: now), key: key, now: now)
+            case let .failed(key, _):
+                drop("ice_failed")
+                _ = key
+            }
+        }
+        for (ufrag, candidates) in trickled {
+            guard let (flow, gateway) = iceFlows[ufrag] else { continue }
+            onEvent(.candidates(flow: flow, gateway: gateway, candidates))
+        }
+    }
+
     // MARK: Timers
 
     /// Handshake retries, keepalives, and packets that waited too long for a flow; when to come back.
     private func runTimers() -> Date {
         let now = Date()
-        var next = now.addingTimeInterval(1)
+        if ice.nextDeadline <= now { performICE(ice.poll(now: now), now: now) }
+        var next = min(now.addingTimeInterval(1), ice.nextDeadline)
         for key in Array(gateways.keys) {
             let outputs = gateways[key]!.peer.tick(now: now)
             if !outputs.isEmpty { perform(outputs, key: key, now: now) }

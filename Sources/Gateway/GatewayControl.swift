@@ -1,9 +1,19 @@
 package import Actors
-import Addresses
+package import Addresses
 package import ControlProtocol
 import Foundation
 package import Identifiers
 package import Logging
+
+/// ICE on the gateway's WireGuard socket, as the control side drives it.
+package protocol GatewayICE: Sendable {
+    /// An agent for a flow: `local` the gateway's credentials, `remote` the client's.
+    func start(client publicKey: String, local: ICECredentials, remote: ICECredentials)
+    /// The client's candidates (RFC 8839 texts) for the agent named by the gateway's ufrag.
+    func addRemote(_ candidates: [String], ufrag: String)
+    /// Learns server-reflexive candidates from these STUN servers.
+    func gather(from servers: [SocketAddress])
+}
 
 /// The gateway's side of the realtime API (portal spec, "Realtime API"): joins with its identity and
 /// endpoints, and hands what the portal tells to one `ClientSession` actor per client, which rewrites
@@ -37,9 +47,17 @@ package actor GatewayControl: PortalSession {
     package private(set) var interface: Interface?
     /// Called with the gateway's tunnel addresses from each `init` (to configure the tunnel device).
     private let onInterface: @Sendable (Interface) async -> Void
+    /// ICE on the WireGuard socket: an agent per flow (the gateway controlled).
+    private let ice: (any GatewayICE)?
+    /// Each flow's gateway ufrag, and back (candidates travel named by flow).
+    private var iceUfrags: [AuthorizationID: String] = [:]
+    private var iceFlows: [String: (flow: AuthorizationID, client: DeviceID)] = [:]
+    private var sender: PortalSender?
 
     package init(identity: Identity, kernel: KernelRules, dataPlane: (any SessionDataPlane)? = nil, clock: any WallClock = SystemWallClock(),
-                 resolver: NameResolver = .system(), logger: Logger, onInterface: @escaping @Sendable (Interface) async -> Void = { _ in }) {
+                 resolver: NameResolver = .system(), ice: (any GatewayICE)? = nil, logger: Logger,
+                 onInterface: @escaping @Sendable (Interface) async -> Void = { _ in }) {
+        self.ice = ice
         self.identity = identity
         self.resolver = resolver
         self.kernel = kernel
@@ -112,7 +130,29 @@ package actor GatewayControl: PortalSession {
 
     package func connectionChanged(joined: Bool) async {}
 
+    /// Starts ICE for a flow (once).
+    private func startICE(_ flow: FlowAuthorization) {
+        guard let ice, iceUfrags[flow.flowID] == nil else { return }
+        iceUfrags[flow.flowID] = flow.gatewayICE.username
+        iceFlows[flow.gatewayICE.username] = (flow.flowID, flow.clientID)
+        ice.start(client: flow.clientPublicKey, local: flow.gatewayICE, remote: flow.clientICE)
+    }
+
+    /// The engine's local candidates for the flow named by `ufrag`, to the client through the portal.
+    package func trickle(ufrag: String, candidates: [String]) {
+        guard let (flow, client) = iceFlows[ufrag] else { return }
+        sender?.send(.iceCandidates(ICECandidates(flowID: flow, peerID: client, candidates: candidates)))
+        logger.debug("ice_candidates sent", metadata: ["flow": "\(flow)", "candidates": "\(candidates.joined(separator: " | "))"])
+    }
+
+    private func gatherFromRelays() {
+        ice?.gather(from: relays.values.flatMap { relay in
+            [relay.ipv4, relay.ipv6].compactMap { $0 }.compactMap { try? SocketAddress($0, port: UInt16(clamping: relay.port)) }
+        })
+    }
+
     package func received(_ frame: ControlFrame, sender: PortalSender) async {
+        self.sender = sender
         switch frame.message {
         case let .gatewayInit(initial):
             interface = initial.interface
@@ -132,6 +172,8 @@ package actor GatewayControl: PortalSession {
             }
             await closeEmptySessions()
             relays = Dictionary(initial.relays.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
+            for flow in initial.authorizations { startICE(flow) }
+            gatherFromRelays()
             logger.info("init", metadata: [
                 "ipv4": "\(initial.interface.ipv4)", "ipv6": "\(initial.interface.ipv6)", "flows": "\(initial.authorizations.count)",
                 "dropped": "\(dropped)", "sessions": "\(sessions.count)", "relays": "\(initial.relays.map(\.name).joined(separator: ","))",
@@ -141,6 +183,7 @@ package actor GatewayControl: PortalSession {
             let resolved = await resolve([flow])[flow.flowID]
             await session(flow.clientID, flow.clientInterface).authorize(flow, resolved: resolved)
             await closeEmptySessions()
+            startICE(flow)
             sender.send(.flowAuthorized(FlowAuthorized(flowID: flow.flowID)), ref: frame.ref)
             logger.info("authorize_flow", metadata: [
                 "flow": "\(flow.flowID)", "client": "\(flow.clientID)", "resource": "\(flow.resource.id)",
@@ -173,11 +216,13 @@ package actor GatewayControl: PortalSession {
         case let .relaysPresence(presence):
             for gone in presence.disconnected { relays[gone] = nil }
             for relay in presence.connected { relays[relay.id] = relay }
+            if !presence.connected.isEmpty { gatherFromRelays() }
             logger.info("relays_presence", metadata: [
                 "connected": "\(presence.connected.map(\.name).joined(separator: ","))", "disconnected": "\(presence.disconnected.count)",
             ])
         case let .iceCandidates(candidates):
             logger.debug("ice_candidates", metadata: ["flow": "\(candidates.flowID)", "count": "\(candidates.candidates.count)"])
+            if let ufrag = iceUfrags[candidates.flowID] { ice?.addRemote(candidates.candidates, ufrag: ufrag) }
         case let .reply(reply) where reply.status == .error:
             logger.warning("the portal answered an error", metadata: ["code": "\(reply.code ?? "")", "message": "\(reply.message ?? "")"])
         default:

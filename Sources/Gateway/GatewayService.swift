@@ -2,6 +2,7 @@ package import Actors
 package import BPF
 import Addresses
 import ControlProtocol
+import ICE
 import Identifiers
 package import Foundation
 package import Logging
@@ -95,7 +96,8 @@ package final class GatewayService: Sendable {
         let dataPlane = GatewayDataPlane(engine: engine, tunnel: tunnel, userSpaceChecks: userSpaceChecks, logger: logger)
         if !userSpaceChecks { logger.warning("user-space checks are off: only the kernel's TC program judges what clients send") }
         if resolver.servers.isEmpty { logger.warning("no DNS server: DNS resources will not resolve (none in /etc/resolv.conf; see --dns-server)") }
-        control = GatewayControl(identity: identity, kernel: kernel, dataPlane: dataPlane, clock: clock, resolver: resolver, logger: logger) { interface in
+        control = GatewayControl(identity: identity, kernel: kernel, dataPlane: dataPlane, clock: clock, resolver: resolver,
+                                 ice: EngineICE(engine: engine), logger: logger) { interface in
             // The gateway's own tunnel addresses, as host addresses of the device.
             var addresses: [AddressRange] = []
             if let ip = try? SocketAddress(interface.ipv4, port: 0).ip { addresses.append(AddressRange(network: ip, prefixLength: 32)) }
@@ -105,6 +107,17 @@ package final class GatewayService: Sendable {
             } catch {
                 logger.error("configuring the tunnel device failed", metadata: ["error": "\(error)"])
             }
+        }
+        // ICE host candidates: this host's addresses (never the tunnel's) and the endpoints it was
+        // told to announce, at the WireGuard port.
+        var hosts = HostAddresses.list(excludingInterfaces: [tunnel.name]).map { SocketAddress(ip: $0, port: engine.port) }
+        for endpoint in identity.endpoints.compactMap(SocketAddress.init(endpoint:)) where !hosts.contains(endpoint) { hosts.append(endpoint) }
+        engine.setHostCandidates(hosts.enumerated().map { index, address in
+            ICECandidate(kind: .host, address: address, localPreference: UInt16(65535 - min(index, 1000)))
+        })
+        let trickling = control
+        engine.onICECandidates { ufrag, candidates in
+            Task { await trickling.trickle(ufrag: ufrag, candidates: candidates.map(\.sdp)) }
         }
         logger.info("tunnel device ready", metadata: ["tun": "\(tunnel.name)", "mtu": "\(mtu)", "offload": "\(tunnel.offload ? (tunnel.udpOffload ? "tcp+udp" : "tcp") : "none")", "tc": "ingress", "wireguard_port": "\(engine.port)",
                                                   "forwarding": "\(forwarding)", "masquerade": "\(masquerade)"])
@@ -222,6 +235,23 @@ struct GatewayDataPlane: SessionDataPlane {
     }
 }
 
+/// ICE on the WireGuard engine's sockets.
+struct EngineICE: GatewayICE {
+    let engine: TunnelEngine
+
+    func start(client publicKey: String, local: ICECredentials, remote: ICECredentials) {
+        guard let key = Data(base64Encoded: publicKey), key.count == 32 else { return }
+        engine.startICE(client: [UInt8](key), local: .init(ufrag: local.username, password: local.password),
+                        remote: .init(ufrag: remote.username, password: remote.password))
+    }
+
+    func addRemote(_ candidates: [String], ufrag: String) {
+        engine.addRemoteCandidates(candidates.compactMap(ICECandidate.init(sdp:)), ufrag: ufrag)
+    }
+
+    func gather(from servers: [SocketAddress]) { engine.gatherCandidates(from: servers) }
+}
+
 /// Why the gateway could not start, said plainly.
 package struct GatewayStartError: Error, CustomStringConvertible {
     package let description: String
@@ -280,6 +310,9 @@ final class GatewayMetrics: Sendable {
         }
         add("gatehouse_gateway_dns_translations_expired_total", "DNS proxy translations that ended idle", [], \.natExpired)
         add("gatehouse_gateway_tun_write_errors_total", "Packets out of tunnels the TUN device refused (its queue full)", [], \.tunWriteErrors)
+        add("gatehouse_gateway_ice_selected_total", "ICE pairs selected for clients' data", [], \.iceSelected)
+        add("gatehouse_gateway_ice_failed_total", "ICE agents whose every pair failed", [], \.iceFailed)
+        add("gatehouse_gateway_ice_dropped_total", "STUN datagrams on the WireGuard socket no ICE agent took", [], \.iceDropped)
         tunnelPeers.set(Int64(current.peers))
         translations.set(Int64(current.natEntries))
     }

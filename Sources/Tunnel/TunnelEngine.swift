@@ -1,6 +1,7 @@
 package import Actors
 package import Addresses
 package import Foundation
+package import ICE
 import Synchronization
 package import WireGuard
 
@@ -61,6 +62,10 @@ package final class TunnelEngine: @unchecked Sendable {
         package var natExpired = 0
         /// Writes into the TUN the device refused (its queue full, or a packet it would not take).
         package var tunWriteErrors = 0
+        /// ICE: pairs selected, agents whose every pair failed, STUN datagrams no agent took.
+        package var iceSelected = 0
+        package var iceFailed = 0
+        package var iceDropped = 0
 
         package init() {}
 
@@ -124,6 +129,18 @@ package final class TunnelEngine: @unchecked Sendable {
     private var finished: [FlowRecord] = []
     private var lastFlowSweep = Date()
     private let stoppedRunning = DispatchSemaphore(value: 0)
+    /// ICE (gateway controlled): an agent per flow, owned by the client's public key, on the WireGuard
+    /// sockets; what it trickles goes to `onCandidates` (local ufrag, candidates) from the loop's thread.
+    private var ice = ICESessions<[UInt8]>()
+    private let iceCommands = Mutex<[ICECommand]>([])
+    private let onCandidates = Mutex<(@Sendable (String, [ICECandidate]) -> Void)?>(nil)
+
+    private enum ICECommand {
+        case hosts([ICECandidate])
+        case gather([SocketAddress])
+        case start(client: [UInt8], local: ICEAgent.Credentials, remote: ICEAgent.Credentials)
+        case remote(ufrag: String, [ICECandidate])
+    }
 
     private struct FlowKey: Hashable {
         var slot: Int
@@ -196,6 +213,71 @@ package final class TunnelEngine: @unchecked Sendable {
 
     package var statistics: Counters { counters.withLock { $0 } }
 
+    // MARK: ICE (any thread)
+
+    /// Where the local candidates of each flow's agent go (to be trickled through the portal).
+    package func onICECandidates(_ handler: @escaping @Sendable (String, [ICECandidate]) -> Void) {
+        onCandidates.withLock { $0 = handler }
+    }
+
+    /// The host candidates (this host's addresses at the WireGuard port).
+    package func setHostCandidates(_ candidates: [ICECandidate]) { iceCommand(.hosts(candidates)) }
+    /// Learns server-reflexive candidates from these STUN servers (the relays).
+    package func gatherCandidates(from servers: [SocketAddress]) { iceCommand(.gather(servers)) }
+    /// An agent for a flow of `client` (controlled), named by the gateway's ufrag `local.ufrag`.
+    package func startICE(client: [UInt8], local: ICEAgent.Credentials, remote: ICEAgent.Credentials) {
+        iceCommand(.start(client: client, local: local, remote: remote))
+    }
+    /// The client's candidates for the flow whose gateway ufrag is `ufrag`.
+    package func addRemoteCandidates(_ candidates: [ICECandidate], ufrag: String) { iceCommand(.remote(ufrag: ufrag, candidates)) }
+
+    private func iceCommand(_ command: ICECommand) {
+        iceCommands.withLock { $0.append(command) }
+        loop.wake()
+    }
+
+    private func applyICE(now: Date) {
+        let commands = iceCommands.withLock { commands in defer { commands = [] }; return commands }
+        for command in commands {
+            switch command {
+            case let .hosts(candidates): performICE(ice.setHostCandidates(candidates))
+            case let .gather(servers): performICE(ice.gather(from: servers, now: now))
+            case let .start(client, local, remote):
+                guard ice.sessions[local.ufrag] == nil else { continue }
+                performICE(ice.add(owner: client, controlling: false, local: local, remote: remote))
+            case let .remote(ufrag, candidates): ice.addRemote(candidates, ufrag: ufrag)
+            }
+        }
+        if ice.nextDeadline <= now { performICE(ice.poll(now: now)) }
+    }
+
+    private func performICE(_ outputs: [ICESessions<[UInt8]>.Output]) {
+        var trickled: [String: [ICECandidate]] = [:]
+        for output in outputs {
+            switch output {
+            case let .send(bytes, _, destination):
+                _ = try? socket(for: destination).send(bytes, to: destination)
+            case let .candidate(candidate, ufrag):
+                trickled[ufrag, default: []].append(candidate)
+            case let .selected(pair, owner):
+                // The client's data goes over the pair ICE chose (roaming moves it again as data comes).
+                if let slot = slotByKey[owner] { slots[slot]?.endpoint = pair.remote.address }
+                tally.iceSelected += 1
+            case .failed:
+                tally.iceFailed += 1
+            }
+        }
+        if !trickled.isEmpty, let handler = onCandidates.withLock({ $0 }) {
+            for (ufrag, candidates) in trickled { handler(ufrag, candidates) }
+        }
+    }
+
+    /// The host candidate a datagram to `socket` arrived at.
+    private func iceBase(_ socket: UDPSocket) -> ICECandidate {
+        ice.localCandidates.first { $0.kind == .host && $0.address.isIPv6 == socket.localAddress.isIPv6 }
+            ?? ICECandidate(kind: .host, address: socket.localAddress)
+    }
+
     /// The UDP port WireGuard listens on.
     package var port: UInt16 { sockets[0].localPort }
 
@@ -205,7 +287,9 @@ package final class TunnelEngine: @unchecked Sendable {
             applyPending()
             publish()
             let timeout = max(0, min(timersDue.timeIntervalSinceNow, 1))
-            let ready = (try? loop.wait(timeout: .milliseconds(Int64(timeout * 1000) + 1))) ?? []
+            let iceTimeout = max(0, ice.nextDeadline.timeIntervalSinceNow)
+            let ready = (try? loop.wait(timeout: .milliseconds(Int64(min(timeout, iceTimeout) * 1000) + 1))) ?? []
+            applyICE(now: Date())
             for socket in sockets where ready.contains(socket.fileDescriptor) { readDatagrams(from: socket) }
             if ready.contains(tun.fileDescriptor) { readPackets() }
             if timersDue.timeIntervalSinceNow <= 0 { runTimers() }
@@ -264,6 +348,7 @@ package final class TunnelEngine: @unchecked Sendable {
                     }
                 }
             } else if let slot = slotByKey.removeValue(forKey: change.key) {
+                ice.remove(owner: change.key)
                 let now = Date()
                 for key in flows.keys where key.slot == slot { finishFlow(key, reason: "revoked", now: now) }
                 natOut = natOut.filter { $0.key.slot != slot }
@@ -298,6 +383,15 @@ package final class TunnelEngine: @unchecked Sendable {
         for entry in 0..<count {
             guard let source = received.address(entry) else { continue }
             received.forEachDatagram(entry) { datagram in
+                if CheckMessage.isSTUN(datagram) {
+                    // A check or a Binding answer for ICE, on the WireGuard socket.
+                    if let outputs = ice.receive(Array(datagram), at: iceBase(socket), from: source, now: now) {
+                        performICE(outputs)
+                    } else {
+                        tally.iceDropped += 1
+                    }
+                    return
+                }
                 handle(UnsafeMutableRawBufferPointer(mutating: datagram), from: source, now: now)
             }
         }

@@ -235,6 +235,13 @@ package struct Peer: Sendable {
         return deadlines.min()
     }
 
+    /// A handshake under way is sent again now (a fresh initiation): the runtime learnt a better way to
+    /// the remote endpoint than the one the last one went to. Nothing when none is under way.
+    package mutating func retryHandshake(now: Date) -> [PeerOutput] {
+        guard handshake != nil else { return [] }
+        return retransmit(now: now)
+    }
+
     private mutating func initiate(now: Date) -> [PeerOutput] {
         handshakeStarted = now
         return retransmit(now: now)

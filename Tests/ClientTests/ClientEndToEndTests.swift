@@ -160,11 +160,21 @@ import Testing
             #expect(again.status == 0 && again.body == "hello through the tunnel\n")
             print("the same over the flow made: \(String(format: "%.1f", again.firstByte * 1000)) ms")
 
+            // ICE finds the direct way meanwhile (checks, then the nomination): the client's host address
+            // and the gateway's.
+            func webFlow() async throws -> [String: Any]? {
+                (try await bed.status()["flows"] as? [[String: Any]] ?? []).first { $0["resource"] as? String == web.resource }
+            }
+            try await Wait.until("ICE selects a pair", timeout: .seconds(15)) {
+                (try await webFlow()?["candidate_pair"] as? String ?? "").hasPrefix("host ")
+            }
             var status = try await bed.status()
-            let flows = status["flows"] as? [[String: Any]] ?? []
-            let flow = flows.first { $0["resource"] as? String == web.resource }
+            let flow = try await webFlow()
             #expect(flow?["established"] as? Bool == true, "\(status)")
             #expect(flow?["endpoint"] as? String == bed.gatewayEndpoint)
+            #expect(flow?["path"] as? String == "direct", "\(flow ?? [:])")
+            let pair = flow?["candidate_pair"] as? String ?? ""
+            #expect(pair.hasPrefix("host 198.18.2.1:") && pair.hasSuffix("host \(bed.gatewayEndpoint)"), "\(pair)")
             #expect((flow?["bytes_received"] as? Int ?? 0) > 0 && (flow?["bytes_sent"] as? Int ?? 0) > 0, "\(flow ?? [:])")
             #expect((status["portal"] as? [String: Any])?["connected"] as? Bool == true)
             let text = try await bed.clientNamespace.exec([Binaries.gatehouse, "client", "status", "--state-dir", bed.clientState]).standardOutput

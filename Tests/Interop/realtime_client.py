@@ -2,13 +2,14 @@
 (a WebSocket client nobody here wrote), in a process of its own so that the test process's load never
 delays it.
 
-    realtime_client.py URL TOKEN [--frames FILE] [--answers N] [--hold] [--stream] [--timeout SECONDS]
+    realtime_client.py URL TOKEN [--frames FILE] [--answers N] [--ignore EVENTS] [--hold] [--stream] [--timeout SECONDS]
 
 Sends the frames of FILE (one per line) in order, then reads: heartbeats are counted, anything else is an answer. With
 --answers N it prints "answered" and the answers once N came, and closes, or with --hold keeps the
 connection open until SIGTERM (or the portal closes it, or --timeout); without, it reads until the portal closes (or --timeout).
 With --heartbeat it answers each heartbeat with one (without, it stays silent). With --stream it also prints each frame as it comes, {"frame": {...}}, and reads until SIGTERM (or a close, or
---timeout). Prints one JSON line at the end:
+--timeout). --ignore EVENTS (comma-separated, e.g. ice_candidates, which a gateway trickles at its own pace) keeps those
+frames out of the answers. Prints one JSON line at the end:
 {"answers": [...], "heartbeats": n, "close_code": c or null, "elapsed": seconds, "refused": status or null}.
 """
 
@@ -41,6 +42,7 @@ async def main() -> None:
     parser.add_argument("token")
     parser.add_argument("--frames")
     parser.add_argument("--answers", type=int)
+    parser.add_argument("--ignore", default="", help="comma-separated events not counted as answers")
     parser.add_argument("--hold", action="store_true")
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--heartbeat", action="store_true", help="answer each heartbeat with one, as a live peer does")
@@ -69,6 +71,8 @@ async def main() -> None:
                             result["heartbeats"] += 1
                             if args.heartbeat:
                                 await socket.send('{"event": "heartbeat", "payload": {}}')
+                            continue
+                        if frame.get("event") in args.ignore.split(","):
                             continue
                         result["answers"].append(frame)
                         if args.stream:
