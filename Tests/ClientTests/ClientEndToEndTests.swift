@@ -16,6 +16,7 @@ import Testing
         let scratch: URL
         let ca: String
         var admin = ""
+        var database = ""
         var portal: BackgroundProcess!
         var portalPort = 0
         var gateway: BackgroundProcess!
@@ -27,21 +28,68 @@ import Testing
         let gatewayEndpoint: String
         let clientTun = TestNetwork.uniqueInterfaceName("ghc")
 
-        init(network: TestNetwork) async throws {
+        /// Where the portal runs and the admin API is called from.
+        let portalNamespace: NetworkNamespace
+        /// With `natted`: the relays' network (none otherwise).
+        let relayNamespace: NetworkNamespace?
+        var relays: [BackgroundProcess] = []
+
+        /// `natted` false: the client's network meets the gateway's directly (the portal in the
+        /// gateway's namespace). True: the client and the gateway each sit behind a router namespace that
+        /// masquerades and lets in only what belongs to flows that went out (stateful), both routers on
+        /// a core network with the portal and a relay network:
+        ///
+        ///     client (198.18.4.2) - crouter - core (portal, 198.18.1.1) - grouter - gateway (198.18.5.2) - resources
+        ///                                      |
+        ///                                    relays (198.18.3.2)
+        init(network: TestNetwork, natted: Bool = false) async throws {
             self.network = network
-            gatewayNamespace = try network.namespace("gw")
-            resources = try network.namespace("res")
-            clientNamespace = try network.namespace("client")
-            _ = try network.connect(gatewayNamespace, resources)  // 198.18.1.1 (gw) - 198.18.1.2 (res)
-            let uplink = try network.connect(clientNamespace, gatewayNamespace)  // 198.18.2.1 (client) - 198.18.2.2 (gw)
-            for host in 10...29 { try resources.ip("addr", "add", "198.18.1.\(host)/24", "dev", "eth0") }
-            try gatewayNamespace.enableForwarding()
-            gatewayEndpoint = "\(uplink.b.ipv4):51820"
-            // The portal is portal.test: itself in the gateway's namespace, its uplink address for the client.
-            try gatewayNamespace.setHosts([("127.0.0.1", "portal.test")])
-            try clientNamespace.setHosts([(uplink.b.ipv4, "portal.test")])
-            // The client's resolver file before the client takes it over: an upstream resolver in the
-            // gateway's namespace (for names that are not resources).
+            let portalAddress: String
+            if natted {
+                let core = try network.namespace("core")
+                let crouter = try network.namespace("crouter")
+                let grouter = try network.namespace("grouter")
+                let relayNet = try network.namespace("relay")
+                clientNamespace = try network.namespace("client")
+                gatewayNamespace = try network.namespace("gw")
+                resources = try network.namespace("res")
+                _ = try network.connect(core, crouter)  // 1: core .1, crouter .2 (its eth0, the uplink)
+                _ = try network.connect(core, grouter)  // 2: core .1, grouter .2 (eth0)
+                _ = try network.connect(core, relayNet)  // 3: core .1, relay .2
+                _ = try network.connect(crouter, clientNamespace)  // 4: crouter .1 (eth1), client .2
+                _ = try network.connect(grouter, gatewayNamespace)  // 5: grouter .1 (eth1), gateway .2
+                _ = try network.connect(gatewayNamespace, resources)  // 6: gateway .1, resources .2
+                for host in 10...29 { try resources.ip("addr", "add", "198.18.6.\(host)/24", "dev", "eth0") }
+                for (namespace, via) in [(crouter, "198.18.1.1"), (grouter, "198.18.2.1"), (relayNet, "198.18.3.1"),
+                                         (clientNamespace, "198.18.4.1"), (gatewayNamespace, "198.18.5.1")] {
+                    try network.route(in: namespace, to: "default", via: via)
+                }
+                for router in [core, crouter, grouter, gatewayNamespace] { try router.enableForwarding() }
+                for router in [crouter, grouter] { try Self.masquerade(router, uplink: "eth0") }
+                portalNamespace = core
+                relayNamespace = relayNet
+                portalAddress = "198.18.1.1"
+                gatewayEndpoint = "198.18.5.2:51820"
+                try core.setHosts([("127.0.0.1", "portal.test")])
+                for namespace in [clientNamespace, gatewayNamespace, relayNet] { try namespace.setHosts([(portalAddress, "portal.test")]) }
+            } else {
+                gatewayNamespace = try network.namespace("gw")
+                resources = try network.namespace("res")
+                clientNamespace = try network.namespace("client")
+                _ = try network.connect(gatewayNamespace, resources)  // 198.18.1.1 (gw) - 198.18.1.2 (res)
+                let uplink = try network.connect(clientNamespace, gatewayNamespace)  // 198.18.2.1 (client) - 198.18.2.2 (gw)
+                for host in 10...29 { try resources.ip("addr", "add", "198.18.1.\(host)/24", "dev", "eth0") }
+                try gatewayNamespace.enableForwarding()
+                gatewayEndpoint = "\(uplink.b.ipv4):51820"
+                // The portal is portal.test: itself in the gateway's namespace, its uplink address for the client.
+                portalNamespace = gatewayNamespace
+                relayNamespace = nil
+                portalAddress = uplink.b.ipv4
+                try gatewayNamespace.setHosts([("127.0.0.1", "portal.test")])
+                try clientNamespace.setHosts([(portalAddress, "portal.test")])
+            }
+            // The client's resolver file before the client takes it over: an upstream resolver (for
+            // names that are not resources).
             try clientNamespace.setEtcFile("resolv.conf", Self.originalResolvConf)
             scratch = FileManager.default.temporaryDirectory.appending(path: "gatehouse-client-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
@@ -50,7 +98,8 @@ import Testing
             let database = scratch.appending(path: "portal.sqlite").path
             let initialised = try await Command.run([Binaries.gatehouse, "portal", "init", "--db", database, "--admin-email", "admin@acme.test"])
             admin = initialised.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
-            portal = try network.spawn(in: gatewayNamespace, [Binaries.gatehouse, "portal", "--db", database, "--listen", "0.0.0.0:0",
+            self.database = database
+            portal = try network.spawn(in: portalNamespace, [Binaries.gatehouse, "portal", "--db", database, "--listen", "0.0.0.0:0",
                                                                "--tls-certificate", tls.certificate, "--tls-key", tls.key, "--heartbeat-interval", "0.5"])
             let address = try await portal.waitForMatch(#""?address"?[=:]"?([0-9.]+:\d+).*portal listening"#, timeout: .seconds(30))
             portalPort = Int(address.split(separator: ":").last ?? "") ?? 0
@@ -63,13 +112,45 @@ import Testing
 
         deinit { try? FileManager.default.removeItem(at: scratch) }
 
+        /// A home router: what leaves by `uplink` is masqueraded (Linux keeps the source port where it
+        /// can), and what comes in by it, to the router itself or through it, passes only when it
+        /// belongs to a flow that went out. (Unsolicited datagrams are dropped, not answered: one taken
+        /// in and refused would hold the mapping's port, and the next mapping would get another.)
+        static func masquerade(_ router: NetworkNamespace, uplink: String) throws {
+            let rules = """
+                table ip gatehouse_test_nat {
+                    chain postrouting { type nat hook postrouting priority 100; oifname "\(uplink)" masquerade; }
+                    chain forward { type filter hook forward priority 0; policy accept; iifname "\(uplink)" ct state established,related accept; iifname "\(uplink)" drop; }
+                    chain input { type filter hook input priority 0; policy accept; iifname "\(uplink)" ct state established,related accept; iifname "\(uplink)" drop; }
+                }
+                """
+            let file = FileManager.default.temporaryDirectory.appending(path: "gatehouse-nft-\(UUID().uuidString)")
+            try rules.write(to: file, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: file) }
+            try router.exec(["nft", "-f", file.path])
+        }
+
+        /// Starts a relay joined to the portal in the relay network, at 198.18.3.2:`port`.
+        func startRelay(name: String, port: Int) async throws {
+            guard let relayNamespace else { return }
+            let made = try await Command.run([Binaries.gatehouse, "portal", "relay-token", "create", "--db", database])
+            let token = made.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
+            let relay = try network.spawn(in: relayNamespace, [
+                "env", "GATEHOUSE_TOKEN=\(token)", Binaries.gatehouse, "relay", "--public-ipv4", "198.18.3.2", "--listen-port", "\(port)",
+                "--allow-peer", "198.18.0.0/15", "--operations-address", "127.0.0.1:0", "--portal-url", url, "--ca-file", ca, "--name", name,
+                "--portal-heartbeat-interval", "0.5",
+            ])
+            try await relay.waitForOutput(containing: "joined the portal", timeout: .seconds(30))
+            relays.append(relay)
+        }
+
         static let originalResolvConf = "# the test's own\nnameserver 198.18.2.2\nsearch corp.test\noptions timeout:2\n"
 
         var url: String { "https://portal.test:\(portalPort)" }
 
         @discardableResult
         func api(_ method: String, _ path: String, _ body: String = "", expect status: Int? = nil) async throws -> [String: Any] {
-            let answer = try await AdminAPIRequest.perform(url: url, token: admin, method, path, body, in: gatewayNamespace, caFile: ca)
+            let answer = try await AdminAPIRequest.perform(url: url, token: admin, method, path, body, in: portalNamespace, caFile: ca)
             if let status { #expect(answer.status == status, "\(method) \(path) \(body): \(answer.status) \(answer.text)") }
             return answer.object
         }
@@ -292,6 +373,41 @@ import Testing
             let restored = try String(contentsOfFile: bed.clientNamespace.etcPath("resolv.conf"), encoding: .utf8)
             #expect(restored == Bed.originalResolvConf, "the resolver file is restored: \(restored)")
             #expect(!FileManager.default.fileExists(atPath: bed.clientState + "/resolv.conf.original"))
+        }
+    }
+
+    /// Both edges behind masquerading, stateful routers: the gateway's announced endpoint (a private
+    /// address) cannot be reached, and no router lets in what did not go out first. Server-reflexive
+    /// candidates from the relay (as a STUN server) and checks from both ends punch the hole: the pair
+    /// is direct, between the two routers' public addresses.
+    @Test func behindNATsBothEdgesPunchAHoleWithServerReflexiveCandidates() async throws {
+        try await TestNetwork.with { network in
+            let bed = try await Bed(network: network, natted: true)
+            try await bed.startRelay(name: "relay-1", port: 3478)
+            let web = try await bed.resource("web", address: "198.18.6.10", filters: ["tcp:8080"])
+            try await bed.startGateway()
+            let content = scratch(bed, "hello.txt", "hello through two NATs\n")
+            _ = try network.spawn(in: bed.resources, ["python3", "-m", "http.server", "8080", "--bind", "::", "--directory", content])
+            try await Wait.until("the HTTP server listens", timeout: .seconds(10)) {
+                try bed.resources.exec(["ss", "-tln"]).standardOutput.contains(":8080")
+            }
+            try await bed.startClient()
+            let direct = try await bed.clientNamespace.exec(["curl", "-sS", "-m", "3", "http://198.18.5.2:51820/"], check: false)
+            #expect(direct.status != 0, "the gateway's private address is out of the client's reach")
+            let fetched = try await bed.fetch("http://198.18.6.10:8080/hello.txt")
+            #expect(fetched.status == 0 && fetched.body == "hello through two NATs\n", "\(fetched)")
+            print("first packet to first byte through two NATs (debug build, ICE with server-reflexive candidates): \(String(format: "%.0f", fetched.firstByte * 1000)) ms")
+            func webFlow() async throws -> [String: Any]? {
+                (try await bed.status()["flows"] as? [[String: Any]] ?? []).first { $0["resource"] as? String == web.resource }
+            }
+            try await Wait.until("ICE selects a pair", timeout: .seconds(15)) { (try await webFlow()?["candidate_pair"] as? String ?? "").hasPrefix("host ") }
+            let flow = try await webFlow()
+            let pair = flow?["candidate_pair"] as? String ?? ""
+            #expect(flow?["path"] as? String == "direct" && pair.hasPrefix("host 198.18.4.2:") && pair.contains("198.18.2.2:"),
+                    "from the client's address to the gateway router's public one: \(pair)")
+            #expect(pair.contains("srflx 198.18.2.2:51820") || pair.contains("prflx 198.18.2.2:"), "\(pair)")
+            let again = try await bed.fetch("http://198.18.6.10:8080/hello.txt")
+            #expect(again.status == 0, "\(again)")
         }
     }
 
