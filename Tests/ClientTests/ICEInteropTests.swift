@@ -1,0 +1,157 @@
+import Actors
+import Addresses
+import Foundation
+import ICE
+import Synchronization
+import TestSupport
+import Testing
+
+/// Issue #17: Gatehouse's ICE agent against aioice's (PyPI, an implementation nobody here wrote) over
+/// real sockets in two network namespaces (aioice leaves loopback addresses out of its candidates):
+/// checks both ways and nomination, with either side controlling, then data over the chosen pair.
+@Suite(.privileged) struct ICEInteropTests {
+    /// aioice in its namespace, its stdin and the JSON lines it printed.
+    final class AioicePeer: @unchecked Sendable {
+        let process = Process()
+        let input = Pipe()
+        private let buffer = LineBuffer()
+
+        init(in namespace: NetworkNamespace, arguments: [String]) throws {
+            process.executableURL = URL(filePath: "/usr/bin/env")
+            process.arguments = ["ip", "netns", "exec", namespace.name, Binaries.python,
+                                 Binaries.packageRoot.appending(path: "Tests/Interop/aioice_peer.py").path(percentEncoded: false)] + arguments
+            let output = Pipe()
+            process.standardInput = input
+            process.standardOutput = output
+            process.standardError = output
+            output.fileHandleForReading.readabilityHandler = { [buffer] handle in
+                buffer.append(String(decoding: handle.availableData, as: UTF8.self))
+            }
+            try Command.launch(process)
+        }
+
+        deinit {
+            if process.isRunning { process.terminate() }
+        }
+
+        var printed: [String] { buffer.lines.withLock { $0 } }
+
+        /// The first printed JSON object that has `key`.
+        func object(with key: String, timeout: Duration = .seconds(20)) async throws -> [String: Any] {
+            var found: [String: Any]?
+            try await Wait.until("aioice prints \"\(key)\"", timeout: timeout) {
+                found = self.printed.lazy.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                    .first { $0[key] != nil || $0["error"] != nil }
+                return found != nil
+            }
+            if let error = found?["error"] { throw PeerError(description: "aioice: \(error); printed \(printed)") }
+            return found ?? [:]
+        }
+
+        func send(_ object: [String: Any]) throws {
+            let data = try JSONSerialization.data(withJSONObject: object)
+            input.fileHandleForWriting.write(data + Data("\n".utf8))
+        }
+    }
+
+    /// Output cut into lines as it comes.
+    final class LineBuffer: Sendable {
+        let lines = Mutex<[String]>([])
+        private let partial = Mutex("")
+
+        func append(_ text: String) {
+            let complete = partial.withLock { buffer -> [String] in
+                buffer += text
+                var found: [String] = []
+                while let newline = buffer.firstIndex(of: "\n") {
+                    found.append(String(buffer[..<newline]))
+                    buffer = String(buffer[buffer.index(after: newline)...])
+                }
+                return found
+            }
+            lines.withLock { $0 += complete }
+        }
+    }
+
+    struct PeerError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// What our side saw: the pair it selected, and the answer aioice sent over it.
+    struct Outcome: Sendable {
+        var selected: ICEPair?
+        var answer: String?
+        var checksAnswered = 0
+    }
+
+    /// Runs our agent on `socket` until aioice's "pong" comes back over the selected pair (or 20 s).
+    static func runAgent(_ agent: ICEAgent, socket: UDPSocket) async throws -> Outcome {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                var agent = agent
+                var outcome = Outcome()
+                let base = agent.localCandidates[0]
+                let deadline = Date().addingTimeInterval(20)
+                var lastPing = Date.distantPast
+                func perform(_ outputs: [ICEAgent.Output]) {
+                    for output in outputs {
+                        switch output {
+                        case let .send(bytes, _, destination): _ = try? socket.send(bytes, to: destination)
+                        case let .selected(pair): outcome.selected = pair
+                        case .failed: break
+                        }
+                    }
+                }
+                while Date() < deadline, outcome.answer == nil {
+                    perform(agent.poll(now: Date()))
+                    if let pair = outcome.selected, Date().timeIntervalSince(lastPing) > 0.2 {
+                        lastPing = Date()
+                        _ = try? socket.send(Array("ping from gatehouse".utf8), to: pair.remote.address)
+                    }
+                    let wait = max(0.001, min(0.02, agent.nextDeadline.timeIntervalSinceNow))
+                    guard let (bytes, source) = (try? socket.receive(timeout: .milliseconds(Int64(wait * 1000)))) ?? nil else { continue }
+                    if CheckMessage.isSTUN(bytes.withUnsafeBytes { UnsafeRawBufferPointer($0) }) {
+                        if let outputs = agent.receive(bytes, at: base, from: source, now: Date()) {
+                            if case .request = CheckMessage.parse(bytes, password: { _ in agent.local.password }, answerPassword: nil) {
+                                outcome.checksAnswered += 1
+                            }
+                            perform(outputs)
+                        }
+                    } else {
+                        outcome.answer = String(decoding: bytes, as: UTF8.self)
+                    }
+                }
+                continuation.resume(returning: outcome)
+            }.start()
+        }
+    }
+
+    @Test(arguments: ["controlling", "controlled"])
+    func ourAgentAndAioiceAgreeOnAPairAndDataFlows(ourRole: String) async throws {
+        try await TestNetwork.with { network in
+            let ours = try network.namespace("ours")
+            let theirs = try network.namespace("aioice")
+            _ = try network.connect(ours, theirs)  // 198.18.1.1 (ours) - 198.18.1.2 (aioice)
+            let socket = try ours.run { try UDPSocket(bindTo: SocketAddress("198.18.1.1", port: 0)) }
+            let peer = try AioicePeer(in: theirs, arguments: [ourRole == "controlling" ? "controlled" : "controlling"])
+            let offer = try await peer.object(with: "candidates")
+            let remoteCandidates = (offer["candidates"] as? [String] ?? []).compactMap { ICECandidate(sdp: $0.hasPrefix("candidate:") ? $0 : "candidate:" + $0) }
+            #expect(remoteCandidates.contains { $0.address.address == "198.18.1.2" && $0.kind == .host }, "\(offer)")
+            let local = ICEAgent.Credentials(ufrag: "gh" + String(UUID().uuidString.prefix(6)), password: UUID().uuidString)
+            var agent = ICEAgent(controlling: ourRole == "controlling", local: local,
+                                 remote: .init(ufrag: offer["ufrag"] as? String ?? "", password: offer["password"] as? String ?? ""))
+            let host = ICECandidate(kind: .host, address: socket.localAddress)
+            agent.addLocal(host)
+            for candidate in remoteCandidates { agent.addRemote(candidate) }
+            try peer.send(["ufrag": local.ufrag, "password": local.password, "candidates": [host.sdp]])
+            let outcome = try await Self.runAgent(agent, socket: socket)
+            let connected = try await peer.object(with: "connected")
+            #expect(outcome.selected?.remote.address.address == "198.18.1.2", "our agent selected aioice's host candidate: \(String(describing: outcome.selected))")
+            #expect((connected["remote"] as? [Any])?.first as? String == "198.18.1.1", "aioice nominated our host candidate: \(connected)")
+            #expect(outcome.checksAnswered > 0, "aioice's checks were answered by ours")
+            let received = try await peer.object(with: "received")
+            #expect(received["received"] as? String == Data("ping from gatehouse".utf8).map { String(format: "%02x", $0) }.joined())
+            #expect(outcome.answer == "pong ping from gatehouse", "data came back over the pair: \(peer.printed)")
+        }
+    }
+}
