@@ -193,7 +193,7 @@ package actor ClientControl: PortalSession {
             for gone in presence.disconnected { relays[gone] = nil }
             for relay in presence.connected { relays[relay.id] = relay }
             updateRoutes()
-            if !presence.connected.isEmpty { gatherFromRelays() }
+            gatherFromRelays()
         case let .iceCandidates(candidates):
             logger.debug("ice_candidates", metadata: ["flow": "\(candidates.flowID)", "candidates": "\(candidates.candidates.joined(separator: " | "))"])
             tunnel.addRemoteCandidates(candidates.candidates.compactMap(ICECandidate.init(sdp:)), flow: candidates.flowID)
@@ -209,10 +209,16 @@ package actor ClientControl: PortalSession {
         }
     }
 
-    /// Server-reflexive candidates from the relays (as STUN servers).
+    /// Server-reflexive candidates from the relays (as STUN servers), and an allocation on each (its
+    /// relayed candidate), at their IPv4 address when they have one.
     private func gatherFromRelays() {
         tunnel.gatherCandidates(from: relays.values.flatMap { relay in
             [relay.ipv4, relay.ipv6].compactMap { $0 }.compactMap { try? SocketAddress($0, port: UInt16(clamping: relay.port)) }
+        })
+        tunnel.setRelays(relays.values.sorted { $0.name < $1.name }.compactMap { relay in
+            guard let address = [relay.ipv4, relay.ipv6].compactMap({ $0 }).compactMap({ try? SocketAddress($0, port: UInt16(clamping: relay.port)) }).first
+            else { return nil }
+            return ClientTunnel.RelayServer(name: relay.name, address: address, username: relay.username, password: relay.password)
         })
     }
 
@@ -282,6 +288,7 @@ package actor ClientControl: PortalSession {
                     dnsName: record.target.name,
                     gateway: record.flow.gatewayID.description, endpoint: record.endpoint.description,
                     path: gateway?.pair.map { $0.local.kind == .relayed || $0.remote.kind == .relayed ? "relayed" : "direct" } ?? "direct",
+                    relay: gateway?.relay,
                     candidatePair: gateway?.pair.map { "\($0.local.kind.rawValue) \($0.local.address) <-> \($0.remote.kind.rawValue) \($0.remote.address)" }
                         ?? "none: plain WireGuard to the gateway's endpoint \(record.endpoint)",
                     established: gateway?.established ?? false, lastHandshake: gateway?.lastHandshake.map { iso($0) },
@@ -351,6 +358,8 @@ package struct ClientStatus: Codable, Sendable {
         package var endpoint: String
         /// direct or relayed.
         package var path: String
+        /// The relay a relayed path goes through.
+        package var relay: String?
         package var candidatePair: String
         package var established: Bool
         package var lastHandshake: String?
@@ -359,7 +368,7 @@ package struct ClientStatus: Codable, Sendable {
         package var bytesReceived: Int
 
         enum CodingKeys: String, CodingKey {
-            case resource, gateway, endpoint, path, established
+            case resource, gateway, endpoint, path, relay, established
             case resourceName = "resource_name"
             case dnsName = "dns_name"
             case candidatePair = "candidate_pair"
@@ -402,7 +411,8 @@ package struct ClientStatus: Codable, Sendable {
             let resourceFlows = flows.filter { $0.resource == resource.id }
             var line = "  \(resource.name) (\(resource.type) \(resource.address))"
             for flow in resourceFlows {
-                line += (flow.dnsName.map { "\n    \($0)" } ?? "") + ": via gateway \(flow.gateway) at \(flow.endpoint), \(flow.path), "
+                line += (flow.dnsName.map { "\n    \($0)" } ?? "") + ": via gateway \(flow.gateway) at \(flow.endpoint), \(flow.path)"
+                    + (flow.relay.map { " through relay \($0)" } ?? "") + ", "
                     + (flow.established ? "tunnel up" : "tunnel not up yet") + ", sent \(flow.bytesSent) B, received \(flow.bytesReceived) B, until \(flow.expiresAt)"
             }
             if !resourceFlows.isEmpty {

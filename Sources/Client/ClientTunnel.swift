@@ -89,6 +89,8 @@ package final class ClientTunnel: @unchecked Sendable {
         package var lastHandshake: Date?
         /// The pair ICE chose (nil: none yet, data goes to the gateway's announced endpoint).
         package var pair: ICEPair?
+        /// The relay the pair goes through (a relayed pair only).
+        package var relay: String?
         package var packetsSent = 0
         package var bytesSent = 0
         package var packetsReceived = 0
@@ -129,6 +131,22 @@ package final class ClientTunnel: @unchecked Sendable {
         case hosts([ICECandidate])
         case gather([SocketAddress])
         case remoteCandidates(AuthorizationID, [ICECandidate])
+        case relays([RelayServer])
+    }
+
+    /// A relay this client may allocate on, with the portal's TURN REST credentials.
+    package struct RelayServer: Sendable, Equatable {
+        package var name: String
+        package var address: SocketAddress
+        package var username: String
+        package var password: String
+
+        package init(name: String, address: SocketAddress, username: String, password: String) {
+            self.name = name
+            self.address = address
+            self.username = username
+            self.password = password
+        }
     }
 
     private let tun: TUNDevice
@@ -160,6 +178,9 @@ package final class ClientTunnel: @unchecked Sendable {
     private var iceFlows: [String: (flow: AuthorizationID, gateway: DeviceID)] = [:]
     private var flowUfrags: [AuthorizationID: String] = [:]
     private var earlyCandidates: [AuthorizationID: [ICECandidate]] = [:]
+    /// TURN allocations, by relay address (at most two: the relays the portal chose).
+    private var allocations: [SocketAddress: RelayAllocation] = [:]
+    private var relayNames: [SocketAddress: String] = [:]
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
 
     /// `sockets`: one per address family the host has (bound to any port); `onEvent` is called on the
@@ -199,6 +220,9 @@ package final class ClientTunnel: @unchecked Sendable {
     package func setHostCandidates(_ candidates: [ICECandidate]) { command(.hosts(candidates)) }
     /// Learns server-reflexive candidates from these STUN servers (the relays).
     package func gatherCandidates(from servers: [SocketAddress]) { command(.gather(servers)) }
+    /// The relays to allocate on (the portal's two, with fresh credentials): allocations on relays no
+    /// longer listed end, new ones start.
+    package func setRelays(_ relays: [RelayServer]) { command(.relays(relays)) }
     /// The gateway's candidates for a flow.
     package func addRemoteCandidates(_ candidates: [ICECandidate], flow: AuthorizationID) { command(.remoteCandidates(flow, candidates)) }
 
@@ -257,6 +281,8 @@ package final class ClientTunnel: @unchecked Sendable {
                     earlyCandidates[flow, default: []] += candidates
                     if earlyCandidates.count > 256 { earlyCandidates.removeAll() }
                 }
+            case let .relays(list):
+                updateRelays(list, now: now)
             case let .proxy(address, target):
                 proxies[address] = target
             case let .addresses(list):
@@ -383,8 +409,11 @@ package final class ClientTunnel: @unchecked Sendable {
             case let .datagram(bytes):
                 guard let endpoint = gateways[key]?.endpoint else { continue }
                 if bytes.first != 4 { handshake = true }
-                let socket = sockets.first { $0.localAddress.isIPv6 == endpoint.isIPv6 } ?? sockets[0]
-                if (try? socket.send(bytes, to: endpoint)) != true { drop("send_failed") }
+                if let pair = gateways[key]?.status.pair, pair.local.kind == .relayed {
+                    sendThroughRelay(bytes, relayed: pair.local.address, to: endpoint, now: now)
+                } else {
+                    sendDirect(bytes, to: endpoint)
+                }
             case let .packet(bytes):
                 deliver(bytes, from: key)
             case let .dropped(reason):
@@ -415,12 +444,16 @@ package final class ClientTunnel: @unchecked Sendable {
         case .wireGuard:
             break
         case .stun:
+            if allocations[source] != nil, let result = allocations[source]!.receive(datagram, now: now) {
+                return relayResult(result, from: source, now: now)
+            }
             let base = ice.localCandidates.first { $0.kind == .host && $0.address.isIPv6 == source.isIPv6 }
                 ?? ICECandidate(kind: .host, address: SocketAddress(ip: source.isIPv6 ? .v6(0, 0) : .v4(0), port: ports[0]))
             guard let outputs = ice.receive(datagram, at: base, from: source, now: now) else { return drop("stun_unknown") }
             return performICE(outputs, now: now)
         case .channelData:
-            return drop("not_yet_handled")  // relayed paths: the rest of issue #17
+            guard allocations[source] != nil, let result = allocations[source]!.receive(datagram, now: now) else { return drop("channel_data_unknown") }
+            return relayResult(result, from: source, now: now)
         case .unknown:
             return drop("malformed")
         }
@@ -481,9 +514,12 @@ package final class ClientTunnel: @unchecked Sendable {
         var trickled: [String: [String]] = [:]
         for output in outputs {
             switch output {
-            case let .send(bytes, _, destination):
-                let socket = sockets.first { $0.localAddress.isIPv6 == destination.isIPv6 } ?? sockets[0]
-                if (try? socket.send(bytes, to: destination)) != true { drop("send_failed") }
+            case let .send(bytes, from, destination):
+                if from.kind == .relayed {
+                    sendThroughRelay(bytes, relayed: from.address, to: destination, now: now)
+                } else {
+                    sendDirect(bytes, to: destination)
+                }
             case let .candidate(candidate, ufrag):
                 trickled[ufrag, default: []].append(candidate.sdp)
             case let .selected(pair, key):
@@ -491,6 +527,7 @@ package final class ClientTunnel: @unchecked Sendable {
                 gateways[key]!.endpoint = pair.remote.address
                 gateways[key]!.status.endpoint = pair.remote.address
                 gateways[key]!.status.pair = pair
+                gateways[key]!.status.relay = pair.local.kind == .relayed ? relayName(of: pair.local.address) : nil
                 tally.gateways[gateways[key]!.id] = gateways[key]!.status
                 // A handshake that went the announced way is sent again the way ICE found.
                 perform(gateways[key]!.peer.retryHandshake(now: now), key: key, now: now)
@@ -505,6 +542,77 @@ package final class ClientTunnel: @unchecked Sendable {
         }
     }
 
+    private func sendDirect(_ bytes: [UInt8], to destination: SocketAddress) {
+        let socket = sockets.first { $0.localAddress.isIPv6 == destination.isIPv6 } ?? sockets[0]
+        if (try? socket.send(bytes, to: destination)) != true { drop("send_failed") }
+    }
+
+    /// Through the allocation whose relayed address is `relayed`: ChannelData once the peer's channel
+    /// is bound (the relay's kernel path carries it), else nothing yet but the ChannelBind.
+    private func sendThroughRelay(_ bytes: [UInt8], relayed: SocketAddress, to peer: SocketAddress, now: Date) {
+        guard let server = allocations.first(where: { $0.value.relayed == relayed })?.key else { return drop("relay_gone") }
+        var requests: [[UInt8]] = []
+        let framed = allocations[server]!.wrap(bytes, for: peer, now: now, requests: &requests)
+        for request in requests { sendDirect(request, to: server) }
+        if let framed { sendDirect(framed, to: server) } else { drop("channel_pending") }
+        if !requests.isEmpty { timersDue = now }
+    }
+
+    private func relayName(of relayed: SocketAddress) -> String? {
+        allocations.first { $0.value.relayed == relayed }.flatMap { relayNames[$0.key] }
+    }
+
+    private func updateRelays(_ list: [RelayServer], now: Date) {
+        let wanted = Set(list.map(\.address))
+        for (server, allocation) in allocations where !wanted.contains(server) {
+            if let relayed = allocation.relayed, let mapped = allocation.mapped {
+                ice.removeLocalCandidate(ICECandidate(kind: .relayed, address: relayed, base: mapped, server: server))
+            }
+            allocations[server] = nil
+            relayNames[server] = nil
+        }
+        for relay in list {
+            relayNames[relay.address] = relay.name
+            if allocations[relay.address] != nil {
+                allocations[relay.address]!.renew(username: relay.username, password: relay.password)
+                continue
+            }
+            var allocation = RelayAllocation(server: relay.address, username: relay.username, password: relay.password)
+            for request in allocation.start(now: now) { sendDirect(request, to: relay.address) }
+            allocations[relay.address] = allocation
+        }
+        timersDue = now
+    }
+
+    /// What an allocation said: requests to send, a relayed candidate, data from a peer through it.
+    private func relayResult(_ result: (send: [[UInt8]], events: [RelayAllocation.Event]), from server: SocketAddress, now: Date) {
+        for request in result.send { sendDirect(request, to: server) }
+        for event in result.events {
+            switch event {
+            case let .allocated(relayed, mapped):
+                let candidate = ICECandidate(kind: .relayed, address: relayed, base: mapped, server: server)
+                performICE(ice.addLocalCandidate(ICECandidate(foundation: candidate.foundation, priority: candidate.priority, address: relayed,
+                                                              kind: .relayed, related: mapped)), now: now)
+                timersDue = now
+            case .failed:
+                drop("relay_allocation_failed")
+            case let .data(payload, peer):
+                // As if it came from `peer` to the relayed candidate.
+                guard let relayed = allocations[server]?.relayed else { continue }
+                switch DatagramKind(payload) {
+                case .stun:
+                    let base = ice.localCandidates.first { $0.kind == .relayed && $0.address == relayed }
+                        ?? ICECandidate(kind: .relayed, address: relayed)
+                    if let outputs = ice.receive(payload, at: base, from: peer, now: now) { performICE(outputs, now: now) } else { drop("stun_unknown") }
+                case .wireGuard:
+                    handle(payload, from: peer, now: now)
+                default:
+                    drop("malformed")
+                }
+            }
+        }
+    }
+
     // MARK: Timers
 
     /// Handshake retries, keepalives, and packets that waited too long for a flow; when to come back.
@@ -512,6 +620,10 @@ package final class ClientTunnel: @unchecked Sendable {
         let now = Date()
         if ice.nextDeadline <= now { performICE(ice.poll(now: now), now: now) }
         var next = min(now.addingTimeInterval(1), ice.nextDeadline)
+        for server in Array(allocations.keys) where allocations[server]!.nextDeadline <= now {
+            relayResult(allocations[server]!.poll(now: now), from: server, now: now)
+        }
+        for allocation in allocations.values { next = min(next, allocation.nextDeadline) }
         for key in Array(gateways.keys) {
             let outputs = gateways[key]!.peer.tick(now: now)
             if !outputs.isEmpty { perform(outputs, key: key, now: now) }

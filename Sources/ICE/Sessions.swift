@@ -52,6 +52,17 @@ package struct ICESessions<Owner: Hashable & Sendable> {
         return outputs
     }
 
+    /// A local candidate learnt outside (a relayed one, from a TURN allocation): every agent pairs from it.
+    package mutating func addLocalCandidate(_ candidate: ICECandidate) -> [Output] {
+        guard !localCandidates.contains(candidate) else { return [] }
+        return addLocal(candidate)
+    }
+
+    /// Forgets a local candidate (its relay went away).
+    package mutating func removeLocalCandidate(_ candidate: ICECandidate) {
+        localCandidates.removeAll { $0 == candidate }
+    }
+
     private mutating func addLocal(_ candidate: ICECandidate) -> [Output] {
         localCandidates.append(candidate)
         var outputs: [Output] = []

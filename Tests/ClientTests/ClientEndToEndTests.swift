@@ -1,3 +1,4 @@
+import BPF
 import Foundation
 import TestSupport
 import Testing
@@ -30,6 +31,10 @@ import Testing
 
         /// Where the portal runs and the admin API is called from.
         let portalNamespace: NetworkNamespace
+        /// With `natted`: the core network, and the pass-through XDP program on its end of the relays'
+        /// link (veth drops XDP_TX frames unless the receiving end runs one).
+        var core: NetworkNamespace?
+        var passThrough: XDPAttachment?
         /// With `natted`: the relays' network (none otherwise).
         let relayNamespace: NetworkNamespace?
         var relays: [BackgroundProcess] = []
@@ -66,6 +71,10 @@ import Testing
                 }
                 for router in [core, crouter, grouter, gatewayNamespace] { try router.enableForwarding() }
                 for router in [crouter, grouter] { try Self.masquerade(router, uplink: "eth0") }
+                // The relay's link as from a real NIC (full checksums), for its XDP program.
+                try core.disableChecksumOffload("eth2")
+                try relayNet.disableChecksumOffload("eth0")
+                self.core = core
                 portalNamespace = core
                 relayNamespace = relayNet
                 portalAddress = "198.18.1.1"
@@ -110,7 +119,39 @@ import Testing
             clientToken = try await api("POST", "/tokens", #"{"kind": "client", "actor_id": "\#(actor)"}"#, expect: 201)["secret"] as? String ?? ""
         }
 
-        deinit { try? FileManager.default.removeItem(at: scratch) }
+        deinit {
+            try? passThrough?.detach()
+            try? FileManager.default.removeItem(at: scratch)
+        }
+
+        /// The core network drops every UDP datagram between the client's and the gateway's routers:
+        /// only the relays are reachable from both.
+        func blockUDPBetweenEdges() throws {
+            guard let core else { return }
+            let rules = """
+                table inet gatehouse_test_block {
+                    chain forward { type filter hook forward priority 0; policy accept;
+                        ip saddr 198.18.1.0/24 ip daddr 198.18.2.0/24 meta l4proto udp drop;
+                        ip saddr 198.18.2.0/24 ip daddr 198.18.1.0/24 meta l4proto udp drop; }
+                }
+                """
+            let file = scratch.appending(path: "block.nft")
+            try rules.write(to: file, atomically: true, encoding: .utf8)
+            try core.exec(["nft", "-f", file.path])
+        }
+
+        /// The relay's counters from its `/metrics`: packets relayed in the kernel (to peers, to
+        /// clients) and in user space.
+        func relayCounts(_ index: Int = 0) async throws -> (toPeer: Double, toClient: Double, userSpace: Double) {
+            guard let relayNamespace, index < relayOperations.count else { return (0, 0, 0) }
+            let metrics = try await relayNamespace.exec(["curl", "-s", "http://\(relayOperations[index])/metrics"]).standardOutput
+            func value(_ series: String) -> Double {
+                metrics.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+            }
+            return (value(#"gatehouse_relay_xdp_packets_total{action="relayed",reason="to_peer"}"#),
+                    value(#"gatehouse_relay_xdp_packets_total{action="relayed",reason="to_client"}"#),
+                    value(#"gatehouse_relay_relayed_packets_total{path="user_space"}"#))
+        }
 
         /// A home router: what leaves by `uplink` is masqueraded (Linux keeps the source port where it
         /// can), and what comes in by it, to the router itself or through it, passes only when it
@@ -130,16 +171,25 @@ import Testing
             try router.exec(["nft", "-f", file.path])
         }
 
-        /// Starts a relay joined to the portal in the relay network, at 198.18.3.2:`port`.
+        var relayOperations: [String] = []
+
+        /// Starts a relay joined to the portal in the relay network, at 198.18.3.2:`port`, with its XDP
+        /// fast path on its link.
         func startRelay(name: String, port: Int) async throws {
-            guard let relayNamespace else { return }
+            guard let relayNamespace, let core else { return }
+            if passThrough == nil {
+                let counter = try CounterProgram()
+                passThrough = try core.run { try counter.attachXDP(to: "eth2", mode: .native) }
+            }
             let made = try await Command.run([Binaries.gatehouse, "portal", "relay-token", "create", "--db", database])
             let token = made.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
             let relay = try network.spawn(in: relayNamespace, [
                 "env", "GATEHOUSE_TOKEN=\(token)", Binaries.gatehouse, "relay", "--public-ipv4", "198.18.3.2", "--listen-port", "\(port)",
                 "--allow-peer", "198.18.0.0/15", "--operations-address", "127.0.0.1:0", "--portal-url", url, "--ca-file", ca, "--name", name,
-                "--portal-heartbeat-interval", "0.5",
+                "--portal-heartbeat-interval", "0.5", "--xdp", "eth0",
             ])
+            try await relay.waitForOutput(containing: "XDP fast path attached", timeout: .seconds(30))
+            relayOperations.append(try await relay.waitForMatch(#""?address"?[=:]"?([0-9.]+:\d+).*operations listening"#, timeout: .seconds(30)))
             try await relay.waitForOutput(containing: "joined the portal", timeout: .seconds(30))
             relays.append(relay)
         }
@@ -408,6 +458,40 @@ import Testing
             #expect(pair.contains("srflx 198.18.2.2:51820") || pair.contains("prflx 198.18.2.2:"), "\(pair)")
             let again = try await bed.fetch("http://198.18.6.10:8080/hello.txt")
             #expect(again.status == 0, "\(again)")
+        }
+    }
+
+    /// The routers also drop every UDP datagram between the client's and the gateway's networks: no
+    /// hole can be punched, and only the relay is reachable from both. The client's relayed candidate
+    /// (a TURN allocation on the relay, with a channel bound to the gateway) wins, and the relay's
+    /// kernel counters show the data crossed its XDP path, not user space.
+    @Test func withNoDirectPathTheTunnelGoesThroughTheRelaysKernelPath() async throws {
+        try await TestNetwork.with { network in
+            let bed = try await Bed(network: network, natted: true)
+            try bed.blockUDPBetweenEdges()
+            try await bed.startRelay(name: "relay-1", port: 3478)
+            let web = try await bed.resource("web", address: "198.18.6.10", filters: ["tcp:8080"])
+            try await bed.startGateway()
+            let content = scratch(bed, "hello.txt", String(repeating: "relayed in the kernel\n", count: 2000))
+            _ = try network.spawn(in: bed.resources, ["python3", "-m", "http.server", "8080", "--bind", "::", "--directory", content])
+            try await Wait.until("the HTTP server listens", timeout: .seconds(10)) {
+                try bed.resources.exec(["ss", "-tln"]).standardOutput.contains(":8080")
+            }
+            try await bed.startClient()
+            let fetched = try await bed.fetch("http://198.18.6.10:8080/hello.txt")
+            #expect(fetched.status == 0 && fetched.body.count == 44_000, "\(fetched.status) \(fetched.error) \(fetched.body.prefix(100))")
+            print("first packet to first byte through the relay (debug build, ICE with a relayed candidate): \(String(format: "%.0f", fetched.firstByte * 1000)) ms")
+            let flow = (try await bed.status()["flows"] as? [[String: Any]] ?? []).first { $0["resource"] as? String == web.resource }
+            let pair = flow?["candidate_pair"] as? String ?? ""
+            #expect(flow?["path"] as? String == "relayed" && flow?["relay"] as? String == "relay-1" && pair.hasPrefix("relay 198.18.3.2:"),
+                    "\(flow ?? [:])")
+            let before = try await bed.relayCounts()
+            let again = try await bed.fetch("http://198.18.6.10:8080/hello.txt")
+            #expect(again.status == 0 && again.body.count == 44_000)
+            let after = try await bed.relayCounts()
+            print("relay counters for one 44 kB fetch: kernel to peer \(after.toPeer - before.toPeer), to client \(after.toClient - before.toClient), user space \(after.userSpace - before.userSpace)")
+            #expect(after.toPeer - before.toPeer >= 10 && after.toClient - before.toClient >= 20, "the data crossed the XDP path: \(before) -> \(after)")
+            #expect(after.userSpace == before.userSpace, "none of it through the relay's user space: \(before) -> \(after)")
         }
     }
 
