@@ -63,10 +63,13 @@ package struct PortalEndpoint: Sendable {
         return components.string ?? url.absoluteString
     }
 
-    /// Client TLS that checks the portal's certificate against the system's roots or `caFile`.
+    /// Client TLS that checks the portal's certificate against the system's roots or `caFile`. A
+    /// closing connection waits at most a second for the portal's close_notify (NIO's default, five,
+    /// held every shutdown of a relay, gateway or client that long).
     func tlsConfiguration() -> TLSConfiguration {
         var configuration = TLSConfiguration.makeClientConfiguration()
         if let caFile { configuration.trustRoots = .file(caFile) }
+        configuration.shutdownTimeout = .seconds(1)
         return configuration
     }
 }
@@ -214,7 +217,7 @@ package actor PortalConnection {
             let ending = Box(Ending.lost("the portal closed the connection"))
             let client = WebSocketClient(
                 url: endpoint.webSocketURL(peer),
-                configuration: .init(maxFrameSize: 4 * ControlFrame.maximumSize, additionalHeaders: headers, validateUTF8: true),
+                configuration: .init(maxFrameSize: 4 * ControlFrame.maximumSize, additionalHeaders: headers, closeTimeout: .seconds(1), validateUTF8: true),
                 tlsConfiguration: endpoint.isTLS ? endpoint.tlsConfiguration() : nil, logger: logger
             ) { inbound, outbound, _ in
                 let result = await self.converse(session, inbound: inbound, outbound: outbound, outgoing: outgoing, sender: sender)

@@ -86,6 +86,8 @@ package actor ClientControl: PortalSession {
             logger.info("the gateway refused a packet: asking the portal again", metadata: ["resource": "\(resource)"])
             flows[resource] = nil
             requestFlow(resource)
+        case let .pathLost(gateway, reason):
+            logger.warning("the way to a gateway was lost: finding another", metadata: ["gateway": "\(gateway)", "reason": "\(reason)"])
         case let .candidates(flow, gateway, candidates):
             sender?.send(.iceCandidates(ICECandidates(flowID: flow, peerID: gateway, candidates: candidates)))
             logger.debug("ice_candidates sent", metadata: ["flow": "\(flow)", "candidates": "\(candidates.joined(separator: " | "))"])
@@ -286,7 +288,7 @@ package actor ClientControl: PortalSession {
                 return ClientStatus.Flow(
                     resource: record.flow.resourceID.description, resourceName: resources[record.flow.resourceID]?.name ?? "",
                     dnsName: record.target.name,
-                    gateway: record.flow.gatewayID.description, endpoint: record.endpoint.description,
+                    gateway: record.flow.gatewayID.description, endpoint: (gateway?.endpoint ?? record.endpoint).description,
                     path: gateway?.pair.map { $0.local.kind == .relayed || $0.remote.kind == .relayed ? "relayed" : "direct" } ?? "direct",
                     relay: gateway?.relay,
                     candidatePair: gateway?.pair.map { "\($0.local.kind.rawValue) \($0.local.address) <-> \($0.remote.kind.rawValue) \($0.remote.address)" }

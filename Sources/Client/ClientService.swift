@@ -24,7 +24,7 @@ package final class ClientService: Sendable {
     /// `resolverFile`: the resolver file to take over for DNS resources (nil: DNS left alone). Needs
     /// CAP_NET_ADMIN; says which step failed and why.
     package init(identity: ClientControl.Identity, tunName: String, mtu: Int, portalHost: String, resolverFile: String?,
-                 stateDirectory: String, logger: Logger) throws {
+                 stateDirectory: String, keepaliveInterval: TimeInterval = 25, logger: Logger) throws {
         self.logger = logger
         guard let keyBytes = Data(base64Encoded: identity.device.privateKey.reveal()), keyBytes.count == 32 else {
             throw ClientStartError("the client's WireGuard private key is not 32 bytes of base64")
@@ -50,7 +50,8 @@ package final class ClientService: Sendable {
         let (stream, continuation) = AsyncStream<ClientTunnel.Event>.makeStream()
         events = continuation
         do {
-            tunnel = try ClientTunnel(tun: device, sockets: sockets, local: StaticKey(privateKey: [UInt8](keyBytes))) { event in
+            tunnel = try ClientTunnel(tun: device, sockets: sockets, local: StaticKey(privateKey: [UInt8](keyBytes)),
+                                      keepaliveInterval: keepaliveInterval) { event in
                 continuation.yield(event)
             }
         } catch {

@@ -49,6 +49,8 @@ package final class ClientTunnel: @unchecked Sendable {
         case prohibited(Target)
         /// Local ICE candidates (RFC 8839 texts) to trickle to the gateway of a flow.
         case candidates(flow: AuthorizationID, gateway: DeviceID, [String])
+        /// The way to a gateway was lost (a fresh establishment is under way).
+        case pathLost(gateway: DeviceID, reason: String)
     }
 
     /// A flow the portal made: through which gateway, with what keys, until when.
@@ -91,6 +93,8 @@ package final class ClientTunnel: @unchecked Sendable {
         package var pair: ICEPair?
         /// The relay the pair goes through (a relayed pair only).
         package var relay: String?
+        /// Fresh establishments after the pair was lost.
+        package var restarts = 0
         package var packetsSent = 0
         package var bytesSent = 0
         package var packetsReceived = 0
@@ -185,7 +189,10 @@ package final class ClientTunnel: @unchecked Sendable {
 
     /// `sockets`: one per address family the host has (bound to any port); `onEvent` is called on the
     /// loop's thread.
-    package init(tun: TUNDevice, sockets: [UDPSocket], local: StaticKey, onEvent: @escaping @Sendable (Event) -> Void) throws(SocketError) {
+    /// `keepaliveInterval`: how often the selected pair of each gateway is checked (25 s).
+    package init(tun: TUNDevice, sockets: [UDPSocket], local: StaticKey, keepaliveInterval: TimeInterval = 25,
+                 onEvent: @escaping @Sendable (Event) -> Void) throws(SocketError) {
+        ice.keepaliveInterval = keepaliveInterval
         precondition(!sockets.isEmpty)
         self.tun = tun
         self.sockets = sockets
@@ -534,6 +541,10 @@ package final class ClientTunnel: @unchecked Sendable {
             case let .failed(key, _):
                 drop("ice_failed")
                 _ = key
+            case let .lost(pair, key, ufrag):
+                // A fresh establishment: the other pairs (another relay, a direct one) are checked again.
+                drop("ice_pair_lost")
+                restartICE(key: key, ufrag: ufrag, reason: "the pair \(pair.local.address) <-> \(pair.remote.address) stopped answering", now: now)
             }
         }
         for (ufrag, candidates) in trickled {
@@ -562,11 +573,30 @@ package final class ClientTunnel: @unchecked Sendable {
         allocations.first { $0.value.relayed == relayed }.flatMap { relayNames[$0.key] }
     }
 
+    /// A fresh establishment of the way to a gateway (its pair is gone).
+    private func restartICE(key: [UInt8], ufrag: String, reason: String, now: Date) {
+        guard gateways[key] != nil else { return }
+        gateways[key]!.status.pair = nil
+        gateways[key]!.status.relay = nil
+        gateways[key]!.status.restarts += 1
+        tally.gateways[gateways[key]!.id] = gateways[key]!.status
+        ice.restart(ufrag: ufrag)
+        timersDue = now
+        onEvent(.pathLost(gateway: gateways[key]!.id, reason: reason))
+    }
+
     private func updateRelays(_ list: [RelayServer], now: Date) {
         let wanted = Set(list.map(\.address))
         for (server, allocation) in allocations where !wanted.contains(server) {
-            if let relayed = allocation.relayed, let mapped = allocation.mapped {
-                ice.removeLocalCandidate(ICECandidate(kind: .relayed, address: relayed, base: mapped, server: server))
+            if let relayed = allocation.relayed {
+                ice.removeLocalCandidate(ice.localCandidates.first { $0.kind == .relayed && $0.address == relayed }
+                                         ?? ICECandidate(kind: .relayed, address: relayed))
+                // Gateways reached through it find another way.
+                for (key, state) in gateways where state.status.pair?.local.address == relayed {
+                    if let ufrag = state.iceUfrag {
+                        restartICE(key: key, ufrag: ufrag, reason: "relay \(relayNames[server] ?? server.description) is gone", now: now)
+                    }
+                }
             }
             allocations[server] = nil
             relayNames[server] = nil

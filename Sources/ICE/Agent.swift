@@ -28,6 +28,9 @@ package struct ICEAgent {
         case selected(ICEPair)
         /// Every pair failed and nothing more can be tried (until new candidates come).
         case failed
+        /// The selected pair stopped answering its keepalive checks: data has no way now (the runtime
+        /// makes a fresh establishment).
+        case lost(ICEPair)
     }
 
     enum PairState { case waiting, inProgress, succeeded, failed }
@@ -45,6 +48,7 @@ package struct ICEAgent {
         var attempts: Int
         var nominating: Bool
         var bytes: [UInt8]
+        var keepalive = false
     }
 
     package private(set) var controlling: Bool
@@ -56,6 +60,10 @@ package struct ICEAgent {
     package var attempts = 6
     /// How long the controlling agent waits after its first valid pair for better ones to finish.
     package var nominationDelay: TimeInterval = 0.3
+    /// How often the controlling agent checks its selected pair once it has one (client spec: 25 s,
+    /// which keeps NAT bindings open); a keepalive that goes unanswered through every retransmission
+    /// loses the pair.
+    package var keepaliveInterval: TimeInterval = 25
 
     package private(set) var localCandidates: [ICECandidate] = []
     package private(set) var remoteCandidates: [ICECandidate] = []
@@ -67,6 +75,7 @@ package struct ICEAgent {
     private var firstValid: Date?
     private var nominating: String?
     private var reportedFailure = false
+    private var nextKeepalive = Date.distantFuture
 
     package init(controlling: Bool, local: Credentials, remote: Credentials, tieBreaker: UInt64 = .random(in: 0...UInt64.max)) {
         self.controlling = controlling
@@ -184,6 +193,7 @@ package struct ICEAgent {
         guard let pair = entries[key]?.pair, selected != pair else { return [] }
         if let selected, let current = entries[selected.redundancyKey], current.priority > entries[key]!.priority { return [] }
         selected = pair
+        if controlling { nextKeepalive = (firstValid ?? Date()).addingTimeInterval(keepaliveInterval) }
         return [.selected(pair)]
     }
 
@@ -192,7 +202,8 @@ package struct ICEAgent {
         let retransmit = transactions.values.map { $0.sentAt.addingTimeInterval(retransmitAfter) }.min() ?? .distantFuture
         let check = entries.values.contains { $0.state == .waiting } || !triggered.isEmpty ? nextCheck : .distantFuture
         let nominate = controlling && selected == nil && nominating == nil ? (firstValid?.addingTimeInterval(nominationDelay) ?? .distantFuture) : .distantFuture
-        return min(retransmit, check, nominate)
+        let keepalive = selected != nil && controlling ? nextKeepalive : .distantFuture
+        return min(retransmit, check, nominate, keepalive)
     }
 
     /// Retransmissions, the next paced check, and (controlling) the nomination.
@@ -203,11 +214,26 @@ package struct ICEAgent {
                 transactions[id] = nil
                 entries[transaction.key]?.state = .failed
                 if nominating == transaction.key { nominating = nil }
+                if let pair = selected, pair.redundancyKey == transaction.key {
+                    // The selected pair is dead.
+                    selected = nil
+                    nextKeepalive = .distantFuture
+                    outputs.append(.lost(pair))
+                }
                 continue
             }
             transactions[id]!.attempts += 1
             transactions[id]!.sentAt = now
             if let pair = entries[transaction.key]?.pair { outputs.append(.send(transaction.bytes, from: pair.local, to: pair.remote.address)) }
+        }
+        if controlling, let pair = selected, now >= nextKeepalive {
+            nextKeepalive = now.addingTimeInterval(keepaliveInterval)
+            let key = pair.redundancyKey
+            if !transactions.values.contains(where: { $0.key == key }) {
+                let state = entries[key]?.state
+                outputs.append(check(key, nominate: false, now: now))
+                entries[key]?.state = state ?? .succeeded  // a keepalive does not make the pair pending again
+            }
         }
         if now >= nextCheck, let key = nextKey() {
             nextCheck = now.addingTimeInterval(pace)

@@ -21,6 +21,8 @@ package struct ICESessions<Owner: Hashable & Sendable> {
         case selected(ICEPair, owner: Owner)
         /// Every pair of the agent failed.
         case failed(owner: Owner, ufrag: String)
+        /// The agent's selected pair stopped answering (the runtime calls `restart`).
+        case lost(ICEPair, owner: Owner, ufrag: String)
     }
 
     /// A Binding request to a STUN server, until answered or given up.
@@ -92,11 +94,27 @@ package struct ICESessions<Owner: Hashable & Sendable> {
     /// Starts an agent for a flow: `local`'s ufrag names it.
     package mutating func add(owner: Owner, controlling: Bool, local: ICEAgent.Credentials, remote: ICEAgent.Credentials) -> [Output] {
         var agent = ICEAgent(controlling: controlling, local: local, remote: remote)
+        agent.keepaliveInterval = keepaliveInterval
         for candidate in localCandidates { agent.addLocal(candidate) }
         for candidate in early.removeValue(forKey: local.ufrag) ?? [] { agent.addRemote(candidate) }
         sessions[local.ufrag] = Session(agent: agent, owner: owner)
         return localCandidates.map { .candidate($0, ufrag: local.ufrag) }
     }
+
+    /// A fresh establishment for the agent named `ufrag` (its selected pair died, or went through a
+    /// relay that is gone): a new agent with the same credentials and the other end's candidates, paired
+    /// from today's local candidates.
+    package mutating func restart(ufrag: String) {
+        guard let old = sessions[ufrag] else { return }
+        var agent = ICEAgent(controlling: old.agent.controlling, local: old.agent.local, remote: old.agent.remote)
+        agent.keepaliveInterval = old.agent.keepaliveInterval
+        for candidate in localCandidates { agent.addLocal(candidate) }
+        for candidate in old.agent.remoteCandidates where candidate.kind != .peerReflexive { agent.addRemote(candidate) }
+        sessions[ufrag] = Session(agent: agent, owner: old.owner)
+    }
+
+    /// How often controlling agents check their selected pair (25 s; tests make it short).
+    package var keepaliveInterval: TimeInterval = 25
 
     package mutating func remove(ufrag: String) {
         sessions[ufrag] = nil
@@ -151,6 +169,7 @@ package struct ICESessions<Owner: Hashable & Sendable> {
             case let .send(bytes, from, to): .send(bytes, from: from, to: to)
             case let .selected(pair): .selected(pair, owner: owner)
             case .failed: .failed(owner: owner, ufrag: ufrag)
+            case let .lost(pair): .lost(pair, owner: owner, ufrag: ufrag)
             }
         }
     }

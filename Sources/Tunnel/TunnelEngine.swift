@@ -265,6 +265,8 @@ package final class TunnelEngine: @unchecked Sendable {
                 tally.iceSelected += 1
             case .failed:
                 tally.iceFailed += 1
+            case .lost:
+                break  // only controlling agents (clients) check their pair: WireGuard roaming follows the client
             }
         }
         if !trickled.isEmpty, let handler = onCandidates.withLock({ $0 }) {

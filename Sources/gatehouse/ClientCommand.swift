@@ -42,8 +42,10 @@ struct ClientRunCommand: AsyncParsableCommand {
             flow; packets wait (up to 20 s) until the tunnel to the resource's gateway is up, and get \
             ICMP unreachable when the portal refuses. `gatehouse client status` asks the running client \
             what it is doing. SIGINT or SIGTERM removes the device and its routes. Needs root \
-            (CAP_NET_ADMIN). Not yet: ICE and relayed paths (issue #17); the tunnel is \
-            plain WireGuard to the gateway's endpoint.
+            (CAP_NET_ADMIN). The way to each gateway is found with ICE (RFC 8445): host, \
+            server-reflexive and relayed candidates (TURN allocations on the portal's relays), direct \
+            before relayed; keepalive checks every 25 s; a lost pair or a relay that goes makes a fresh \
+            establishment.
             """)
 
     @OptionGroup var portal: PortalConnectionOptions
@@ -58,6 +60,7 @@ struct ClientRunCommand: AsyncParsableCommand {
     var resolvConf: String?
     @Option(help: "Log format: human or json (default human). [GATEHOUSE_LOG_FORMAT]")
     var logFormat: String?
+    @Option(help: .hidden) var testICEKeepaliveSeconds: Double?
 
     func run() async throws {
         let environment = Environment()
@@ -77,6 +80,7 @@ struct ClientRunCommand: AsyncParsableCommand {
         }
         let name = environment.string(self.name, "GATEHOUSE_CLIENT_NAME") ?? ProcessInfo.processInfo.hostName
         guard !name.isEmpty, name.count <= 200 else { throw ValidationError("--name must be 1-200 characters") }
+        if let seconds = testICEKeepaliveSeconds, !(seconds > 0) { throw ValidationError("--test-ice-keepalive-seconds must be above 0") }
         let directory = state.directory(environment)
         let resolverFile = environment.string(resolvConf, "GATEHOUSE_CLIENT_RESOLV_CONF") ?? "/etc/resolv.conf"
         let identity: DeviceIdentity
@@ -91,7 +95,7 @@ struct ClientRunCommand: AsyncParsableCommand {
         do {
             service = try ClientService(identity: .init(device: identity, name: name), tunName: tunName, mtu: mtu,
                                         portalHost: endpoint.url.host ?? "", resolverFile: resolverFile == "off" ? nil : resolverFile,
-                                        stateDirectory: directory, logger: logger)
+                                        stateDirectory: directory, keepaliveInterval: testICEKeepaliveSeconds ?? 25, logger: logger)
         } catch {
             throw ValidationError("\(error)")
         }

@@ -34,9 +34,9 @@ import Testing
         /// With `natted`: the core network, and the pass-through XDP program on its end of the relays'
         /// link (veth drops XDP_TX frames unless the receiving end runs one).
         var core: NetworkNamespace?
-        var passThrough: XDPAttachment?
-        /// With `natted`: the relays' network (none otherwise).
-        let relayNamespace: NetworkNamespace?
+        var passThrough: [XDPAttachment] = []
+        /// With `natted`: the relays' networks, 198.18.3.2 and 198.18.7.2 (none otherwise).
+        let relayNamespaces: [NetworkNamespace]
         var relays: [BackgroundProcess] = []
 
         /// `natted` false: the client's network meets the gateway's directly (the portal in the
@@ -45,8 +45,8 @@ import Testing
         /// a core network with the portal and a relay network:
         ///
         ///     client (198.18.4.2) - crouter - core (portal, 198.18.1.1) - grouter - gateway (198.18.5.2) - resources
-        ///                                      |
-        ///                                    relays (198.18.3.2)
+        ///                                      |         |
+        ///                        relay (198.18.3.2)    relay2 (198.18.7.2)
         init(network: TestNetwork, natted: Bool = false) async throws {
             self.network = network
             let portalAddress: String
@@ -64,23 +64,25 @@ import Testing
                 _ = try network.connect(crouter, clientNamespace)  // 4: crouter .1 (eth1), client .2
                 _ = try network.connect(grouter, gatewayNamespace)  // 5: grouter .1 (eth1), gateway .2
                 _ = try network.connect(gatewayNamespace, resources)  // 6: gateway .1, resources .2
+                let relay2 = try network.namespace("relay2")
+                _ = try network.connect(core, relay2)  // 7: core .1 (its eth3), relay2 .2
                 for host in 10...29 { try resources.ip("addr", "add", "198.18.6.\(host)/24", "dev", "eth0") }
-                for (namespace, via) in [(crouter, "198.18.1.1"), (grouter, "198.18.2.1"), (relayNet, "198.18.3.1"),
+                for (namespace, via) in [(crouter, "198.18.1.1"), (grouter, "198.18.2.1"), (relayNet, "198.18.3.1"), (relay2, "198.18.7.1"),
                                          (clientNamespace, "198.18.4.1"), (gatewayNamespace, "198.18.5.1")] {
                     try network.route(in: namespace, to: "default", via: via)
                 }
                 for router in [core, crouter, grouter, gatewayNamespace] { try router.enableForwarding() }
                 for router in [crouter, grouter] { try Self.masquerade(router, uplink: "eth0") }
                 // The relay's link as from a real NIC (full checksums), for its XDP program.
-                try core.disableChecksumOffload("eth2")
-                try relayNet.disableChecksumOffload("eth0")
+                for interface in ["eth2", "eth3"] { try core.disableChecksumOffload(interface) }
+                for relay in [relayNet, relay2] { try relay.disableChecksumOffload("eth0") }
                 self.core = core
                 portalNamespace = core
-                relayNamespace = relayNet
+                relayNamespaces = [relayNet, relay2]
                 portalAddress = "198.18.1.1"
                 gatewayEndpoint = "198.18.5.2:51820"
                 try core.setHosts([("127.0.0.1", "portal.test")])
-                for namespace in [clientNamespace, gatewayNamespace, relayNet] { try namespace.setHosts([(portalAddress, "portal.test")]) }
+                for namespace in [clientNamespace, gatewayNamespace, relayNet, relay2] { try namespace.setHosts([(portalAddress, "portal.test")]) }
             } else {
                 gatewayNamespace = try network.namespace("gw")
                 resources = try network.namespace("res")
@@ -92,7 +94,7 @@ import Testing
                 gatewayEndpoint = "\(uplink.b.ipv4):51820"
                 // The portal is portal.test: itself in the gateway's namespace, its uplink address for the client.
                 portalNamespace = gatewayNamespace
-                relayNamespace = nil
+                relayNamespaces = []
                 portalAddress = uplink.b.ipv4
                 try gatewayNamespace.setHosts([("127.0.0.1", "portal.test")])
                 try clientNamespace.setHosts([(portalAddress, "portal.test")])
@@ -120,7 +122,7 @@ import Testing
         }
 
         deinit {
-            try? passThrough?.detach()
+            for attachment in passThrough { try? attachment.detach() }
             try? FileManager.default.removeItem(at: scratch)
         }
 
@@ -143,8 +145,8 @@ import Testing
         /// The relay's counters from its `/metrics`: packets relayed in the kernel (to peers, to
         /// clients) and in user space.
         func relayCounts(_ index: Int = 0) async throws -> (toPeer: Double, toClient: Double, userSpace: Double) {
-            guard let relayNamespace, index < relayOperations.count else { return (0, 0, 0) }
-            let metrics = try await relayNamespace.exec(["curl", "-s", "http://\(relayOperations[index])/metrics"]).standardOutput
+            guard index < relayOperations.count, let operations = relayOperations[index] else { return (0, 0, 0) }
+            let metrics = try await relayNamespaces[index].exec(["curl", "-s", "http://\(operations)/metrics"]).standardOutput
             func value(_ series: String) -> Double {
                 metrics.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
             }
@@ -171,25 +173,25 @@ import Testing
             try router.exec(["nft", "-f", file.path])
         }
 
-        var relayOperations: [String] = []
+        var relayOperations: [String?] = [nil, nil]
 
-        /// Starts a relay joined to the portal in the relay network, at 198.18.3.2:`port`, with its XDP
-        /// fast path on its link.
-        func startRelay(name: String, port: Int) async throws {
-            guard let relayNamespace, let core else { return }
-            if passThrough == nil {
-                let counter = try CounterProgram()
-                passThrough = try core.run { try counter.attachXDP(to: "eth2", mode: .native) }
-            }
+        /// Starts relay `index` (0: 198.18.3.2, 1: 198.18.7.2) joined to the portal, on `port`, with its
+        /// XDP fast path on its link.
+        func startRelay(name: String, port: Int, index: Int = 0) async throws {
+            guard index < relayNamespaces.count, let core else { return }
+            let relayNamespace = relayNamespaces[index]
+            let counter = try CounterProgram()
+            passThrough.append(try core.run { try counter.attachXDP(to: index == 0 ? "eth2" : "eth3", mode: .native) })
             let made = try await Command.run([Binaries.gatehouse, "portal", "relay-token", "create", "--db", database])
             let token = made.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
             let relay = try network.spawn(in: relayNamespace, [
-                "env", "GATEHOUSE_TOKEN=\(token)", Binaries.gatehouse, "relay", "--public-ipv4", "198.18.3.2", "--listen-port", "\(port)",
+                "env", "GATEHOUSE_TOKEN=\(token)", Binaries.gatehouse, "relay", "--public-ipv4", index == 0 ? "198.18.3.2" : "198.18.7.2",
+                "--listen-port", "\(port)",
                 "--allow-peer", "198.18.0.0/15", "--operations-address", "127.0.0.1:0", "--portal-url", url, "--ca-file", ca, "--name", name,
                 "--portal-heartbeat-interval", "0.5", "--xdp", "eth0",
             ])
             try await relay.waitForOutput(containing: "XDP fast path attached", timeout: .seconds(30))
-            relayOperations.append(try await relay.waitForMatch(#""?address"?[=:]"?([0-9.]+:\d+).*operations listening"#, timeout: .seconds(30)))
+            relayOperations[index] = try await relay.waitForMatch(#""?address"?[=:]"?([0-9.]+:\d+).*operations listening"#, timeout: .seconds(30))
             try await relay.waitForOutput(containing: "joined the portal", timeout: .seconds(30))
             relays.append(relay)
         }
@@ -230,14 +232,14 @@ import Testing
         var clientState: String { scratch.appending(path: "client").path }
 
         /// Starts `gatehouse client` in the client's namespace with the user's token in a file of mode 600.
-        func startClient() async throws {
+        func startClient(extraArguments: [String] = []) async throws {
             let tokenFile = scratch.appending(path: "client-token").path
             try clientToken.write(toFile: tokenFile, atomically: true, encoding: .utf8)
             _ = try await Command.run(["chmod", "600", tokenFile])
             let process = try network.spawn(in: clientNamespace, [
                 Binaries.gatehouse, "client", "--portal-url", url, "--ca-file", ca, "--token-file", tokenFile, "--state-dir", clientState,
                 "--tun-name", clientTun, "--name", "ada-laptop", "--portal-heartbeat-interval", "0.5",
-            ])
+            ] + extraArguments)
             client = process
             try await process.waitForMatch(#"()\[Client\] init"#, timeout: .seconds(30))
         }
@@ -302,10 +304,12 @@ import Testing
             var status = try await bed.status()
             let flow = try await webFlow()
             #expect(flow?["established"] as? Bool == true, "\(status)")
-            #expect(flow?["endpoint"] as? String == bed.gatewayEndpoint)
+            // Either family's host pair on the link they share (whichever was best when the client nominated).
+            let endpoint = flow?["endpoint"] as? String ?? ""
+            #expect(["198.18.2.2:51820", "[fd00:6768:0:2::2]:51820"].contains(endpoint), "\(flow ?? [:])")
             #expect(flow?["path"] as? String == "direct", "\(flow ?? [:])")
             let pair = flow?["candidate_pair"] as? String ?? ""
-            #expect(pair.hasPrefix("host 198.18.2.1:") && pair.hasSuffix("host \(bed.gatewayEndpoint)"), "\(pair)")
+            #expect((pair.hasPrefix("host 198.18.2.1:") || pair.hasPrefix("host [fd00:6768:0:2::1]:")) && pair.hasSuffix("host \(endpoint)"), "\(pair)")
             #expect((flow?["bytes_received"] as? Int ?? 0) > 0 && (flow?["bytes_sent"] as? Int ?? 0) > 0, "\(flow ?? [:])")
             #expect((status["portal"] as? [String: Any])?["connected"] as? Bool == true)
             let text = try await bed.clientNamespace.exec([Binaries.gatehouse, "client", "status", "--state-dir", bed.clientState]).standardOutput
@@ -348,7 +352,9 @@ import Testing
 
             // SIGTERM: the device, its routes and the status socket go.
             let client = try #require(bed.client)
+            let stopping = ContinuousClock.now
             _ = client.stop(grace: .seconds(10))
+            print("the client exited \(ContinuousClock.now - stopping) after SIGTERM")
             #expect(client.output.contains("tunnel device removed"), "\(client.output.suffix(600))")
             let link = try await bed.clientNamespace.exec(["ip", "link", "show", bed.clientTun], check: false)
             #expect(link.status != 0, "no TUN device left")
@@ -492,6 +498,51 @@ import Testing
             print("relay counters for one 44 kB fetch: kernel to peer \(after.toPeer - before.toPeer), to client \(after.toClient - before.toClient), user space \(after.userSpace - before.userSpace)")
             #expect(after.toPeer - before.toPeer >= 10 && after.toClient - before.toClient >= 20, "the data crossed the XDP path: \(before) -> \(after)")
             #expect(after.userSpace == before.userSpace, "none of it through the relay's user space: \(before) -> \(after)")
+        }
+    }
+
+    /// Failover: with two relays and no direct path, the relay in use is stopped in the middle of a
+    /// download; the client finds the way through the other relay (a fresh establishment), the same
+    /// WireGuard session goes on over it, and the download completes whole.
+    @Test func whenTheRelayInUseStopsTheTunnelMovesToTheOther() async throws {
+        try await TestNetwork.with { network in
+            let bed = try await Bed(network: network, natted: true)
+            try bed.blockUDPBetweenEdges()
+            try await bed.startRelay(name: "relay-1", port: 3478, index: 0)
+            try await bed.startRelay(name: "relay-2", port: 3478, index: 1)
+            let web = try await bed.resource("web", address: "198.18.6.10", filters: ["tcp:8080"])
+            try await bed.startGateway()
+            let content = scratch(bed, "big.bin", String(repeating: "0123456789abcdef", count: 256 * 1024))  // 4 MiB
+            _ = try network.spawn(in: bed.resources, ["python3", "-m", "http.server", "8080", "--bind", "::", "--directory", content])
+            try await Wait.until("the HTTP server listens", timeout: .seconds(10)) {
+                try bed.resources.exec(["ss", "-tln"]).standardOutput.contains(":8080")
+            }
+            try await bed.startClient(extraArguments: ["--test-ice-keepalive-seconds", "1"])
+            func webFlow() async throws -> [String: Any]? {
+                (try await bed.status()["flows"] as? [[String: Any]] ?? []).first { $0["resource"] as? String == web.resource }
+            }
+            // About 8 s at 512 kB/s: the relay goes in the middle.
+            let output = bed.scratch.appending(path: "downloaded.bin").path
+            let download = try network.spawn(in: bed.clientNamespace, ["curl", "-sS", "--limit-rate", "512k", "-m", "90", "-o", output,
+                                                                        "http://198.18.6.10:8080/big.bin"])
+            try await Wait.until("the download goes through a relay", timeout: .seconds(20)) {
+                (try await webFlow()?["relay"] as? String) != nil
+            }
+            let first = try #require(try await webFlow()?["relay"] as? String)
+            try await Task.sleep(for: .seconds(2))
+            let stopped = ContinuousClock.now
+            let exit = bed.relays[first == "relay-1" ? 0 : 1].stop()
+            #expect(exit == 0, "the relay stops cleanly on SIGTERM")
+            let other = first == "relay-1" ? "relay-2" : "relay-1"
+            try await Wait.until("the tunnel moves to \(other)", timeout: .seconds(30)) {
+                (try await webFlow()?["relay"] as? String) == other
+            }
+            print("moved from \(first) to \(other) \(ContinuousClock.now - stopped) after \(first) stopped")
+            try await Wait.until("the download completes", timeout: .seconds(60)) { !download.isRunning }
+            let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+            #expect(download.stop() == 0 && size == 4 * 1024 * 1024, "the download completed whole: \(size) bytes, \(download.output)")
+            let flow = try await webFlow()
+            #expect(flow?["path"] as? String == "relayed" && (flow?["candidate_pair"] as? String ?? "").hasPrefix("relay 198.18."), "\(flow ?? [:])")
         }
     }
 

@@ -98,7 +98,7 @@ import Testing
                         switch output {
                         case let .send(bytes, _, destination): _ = try? socket.send(bytes, to: destination)
                         case let .selected(pair): outcome.selected = pair
-                        case .failed: break
+                        case .failed, .lost: break
                         }
                     }
                 }

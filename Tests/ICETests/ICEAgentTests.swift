@@ -22,6 +22,7 @@ import Testing
         var clientSelected: [ICEPair] = []
         var gatewaySelected: [ICEPair] = []
         var clientFailed = false
+        var clientLost: [ICEPair] = []
 
         init(clientControlling: Bool = true, gatewayControlling: Bool = false) {
             let clientCredentials = ICEAgent.Credentials(ufrag: "clientufrag0001", password: "client-password-0123456789abcd")
@@ -55,6 +56,8 @@ import Testing
                     if fromClient { clientSelected.append(pair) } else { gatewaySelected.append(pair) }
                 case .failed:
                     if fromClient { clientFailed = true }
+                case let .lost(pair):
+                    if fromClient { clientLost.append(pair) }
                 case let .send(bytes, from, to):
                     sent += 1
                     if sent <= loseFirst || blocked.contains([from.address, to]) { continue }
@@ -107,6 +110,24 @@ import Testing
         network.run(relayed: false)
         #expect(network.clientSelected.last?.remote.address == network.gatewayHost.address)
         #expect(network.gatewaySelected.last?.remote.address == network.clientHost.address)
+    }
+
+    /// The controlling side checks its selected pair every keepalive interval; when the path dies, the
+    /// check goes unanswered through every retransmission and the pair is reported lost.
+    @Test func anUnansweredKeepaliveLosesTheSelectedPair() throws {
+        var network = Network()
+        network.client.keepaliveInterval = 1
+        network.run(seconds: 3, relayed: false)
+        let selected = try #require(network.clientSelected.last)
+        #expect(network.clientLost.isEmpty, "keepalives were answered while the path lived")
+        network.blocked = [[network.clientHost.address, network.gatewayHost.address], [network.gatewayHost.address, network.clientHost.address]]
+        var now = Date(timeIntervalSince1970: 1_800_000_003)
+        for _ in 0..<500 {
+            network.deliver(network.client.poll(now: now), fromClient: true, now: now)
+            network.deliver(network.gateway.poll(now: now), fromClient: false, now: now)
+            now = now.addingTimeInterval(0.01)
+        }
+        #expect(network.clientLost == [selected] && network.client.selected == nil, "\(network.clientLost)")
     }
 
     @Test func withNothingReachableTheAgentSaysSo() {
