@@ -55,6 +55,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+# (processes in the background are started with `ip netns exec` itself, so that $! is their pid)
 in_ns() { local ns=$1; shift; ip netns exec "$tag-$ns" "$@"; }
 wait_for() {  # wait_for FILE PATTERN [FROM_LINE]: until the log says so (30 s)
     for _ in $(seq 300); do tail -n +"${3:-1}" "$1" | grep -qE "$2" && return 0; sleep 0.1; done
@@ -95,7 +96,7 @@ openssl x509 -req -in "$work/portal.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key
 chmod 600 "$work/portal.key"
 
 admin=$("$bin/gatehouse" portal init --db "$work/portal.sqlite" --admin-email admin@bench.test | tail -1)
-in_ns core "$bin/gatehouse" portal --db "$work/portal.sqlite" --listen 0.0.0.0:8443 --tls-certificate "$work/portal.pem" \
+ip netns exec "$tag-core" "$bin/gatehouse" portal --db "$work/portal.sqlite" --listen 0.0.0.0:8443 --tls-certificate "$work/portal.pem" \
     --tls-key "$work/portal.key" >"$work/portal.log" 2>&1 &
 pids+=($!)
 wait_for "$work/portal.log" "portal listening"
@@ -116,15 +117,16 @@ gateway_token=$(api POST /tokens "{\"kind\": \"gateway\", \"site_id\": \"$site\"
 relay_token=$("$bin/gatehouse" portal relay-token create --db "$work/portal.sqlite" | tail -1)
 (umask 077; printf '%s' "$client_token" >"$work/client.token")
 
-in_ns res python3 -m http.server 8080 --bind 0.0.0.0 --directory "$work" >/dev/null 2>&1 &
+ip netns exec "$tag-res" python3 -m http.server 8080 --bind 0.0.0.0 --directory "$work" >/dev/null 2>&1 &
 pids+=($!)
-in_ns res iperf3 -s -p 5201 >/dev/null 2>&1 &
+ip netns exec "$tag-res" iperf3 -s -p 5201 >/dev/null 2>&1 &
 pids+=($!)
-in_ns relay env GATEHOUSE_TOKEN="$relay_token" "$bin/gatehouse" relay --public-ipv4 198.18.3.2 --listen-port 3478 --allow-peer 198.18.0.0/15 \
+ip netns exec "$tag-relay" env GATEHOUSE_TOKEN="$relay_token" "$bin/gatehouse" relay --public-ipv4 198.18.3.2 --listen-port 3478 --allow-peer 198.18.0.0/15 \
     --operations-address 127.0.0.1:9478 --portal-url "$url" --ca-file "$work/ca.pem" --name relay-1 --xdp eth0 >"$work/relay.log" 2>&1 &
-pids+=($!)
+relay_pid=$!
+pids+=($relay_pid)
 wait_for "$work/relay.log" "joined the portal"
-in_ns gw env GATEHOUSE_TOKEN="$gateway_token" "$bin/gatehouse" gateway --portal-url "$url" --ca-file "$work/ca.pem" --name bench \
+ip netns exec "$tag-gw" env GATEHOUSE_TOKEN="$gateway_token" "$bin/gatehouse" gateway --portal-url "$url" --ca-file "$work/ca.pem" --name bench \
     --endpoint 198.18.2.2:51820 --state-dir "$work/gateway" --operations-address 127.0.0.1:9479 --tun-name "${tag}g" >"$work/gateway.log" 2>&1 &
 gateway_pid=$!
 pids+=($gateway_pid)
@@ -132,8 +134,9 @@ wait_for "$work/gateway.log" '\[Gateway\] init'
 
 client_pid=""
 start_client() {
-    local from=$(( $(wc -l <"$work/client.log" 2>/dev/null || echo 0) + 1 ))
-    in_ns client "$bin/gatehouse" client --portal-url "$url" --ca-file "$work/ca.pem" --token-file "$work/client.token" \
+    touch "$work/client.log"
+    local from=$(( $(wc -l <"$work/client.log") + 1 ))
+    ip netns exec "$tag-client" "$bin/gatehouse" client --portal-url "$url" --ca-file "$work/ca.pem" --token-file "$work/client.token" \
         --state-dir "$work/client" --tun-name "${tag}c" --name bench-client >>"$work/client.log" 2>&1 &
     client_pid=$!
     pids+=($client_pid)
@@ -205,7 +208,7 @@ echo "  (relayed path: $path)"
 : >"$work/relayed-flow"
 for i in $(seq 1 "$trials"); do first_byte "198.18.4.$((10 + trials + i))" >>"$work/relayed-flow"; done
 summary "gatehouse relayed, new flow (tunnel up)" "$work/relayed-flow"
-relay_pid=$(pgrep -f "gatehouse relay --public-ipv4 198.18.3.2" | head -1)
+relay_pid=$relay_pid
 throughput "gatehouse relayed, iperf3 (client, gateway, relay)" 198.18.4.10 "$client_pid" "$gateway_pid" "$relay_pid"
 : >"$work/relayed-client"
 for i in $(seq 1 "$trials"); do
@@ -213,15 +216,15 @@ for i in $(seq 1 "$trials"); do
     first_byte "198.18.4.$((10 + trials + (i % trials) + 1))" >>"$work/relayed-client"
 done
 summary "gatehouse relayed, new client (ICE, handshake)" "$work/relayed-client"
-xdp=$(in_ns relay curl -s http://127.0.0.1:9478/metrics | grep -E 'gatehouse_relay_(xdp_packets_total\{action="relayed"|relayed_packets_total)' | tr '\n' ' ')
+xdp=$(in_ns relay curl -s http://127.0.0.1:9478/metrics | grep -E '^gatehouse_relay_(xdp_packets_total\{action="relayed"|relayed_packets_total)' | tr '\n' ' ')
 echo "  (relay counters: $xdp)"
 stop_client
 in_ns core nft delete table inet bench_block
 
 # The reference: wireguard-go <-> wireguard-go, direct, to a resource address routed through it.
-in_ns gw env WG_PROCESS_FOREGROUND=1 wireguard-go -f "${tag}s" >"$work/wg-server.log" 2>&1 &
+ip netns exec "$tag-gw" env WG_PROCESS_FOREGROUND=1 wireguard-go -f "${tag}s" >"$work/wg-server.log" 2>&1 &
 server_pid=$!; pids+=($server_pid)
-in_ns client env WG_PROCESS_FOREGROUND=1 wireguard-go -f "${tag}r" >"$work/wg-client.log" 2>&1 &
+ip netns exec "$tag-client" env WG_PROCESS_FOREGROUND=1 wireguard-go -f "${tag}r" >"$work/wg-client.log" 2>&1 &
 reference_pid=$!; pids+=($reference_pid)
 for _ in $(seq 100); do in_ns client ip link show "${tag}r" >/dev/null 2>&1 && in_ns gw ip link show "${tag}s" >/dev/null 2>&1 && break; sleep 0.1; done
 (umask 077; wg genkey >"$work/r.key"; wg genkey >"$work/s.key")
