@@ -207,6 +207,18 @@ package actor PortalConnection {
         joined = value
     }
 
+    /// Ends the current connection at once; `run` connects again (after a network change: the old one
+    /// may be bound to an address that is gone, and would take three heartbeats to notice).
+    package func reconnect() {
+        kick?.yield()
+    }
+
+    private var kick: AsyncStream<Void>.Continuation?
+
+    private func setKick(_ continuation: AsyncStream<Void>.Continuation?) {
+        kick = continuation
+    }
+
     private nonisolated func connectOnce(_ session: some PortalSession) async -> Ending {
         let (outgoing, continuation) = AsyncStream<ControlFrame>.makeStream()
         let sender = PortalSender(continuation: continuation)
@@ -245,7 +257,13 @@ package actor PortalConnection {
         sender.send(await session.join(), ref: joinRef)
         let lastHeard = LastHeard()
         let interval = configuration.heartbeatInterval
+        let (kicks, kick) = AsyncStream<Void>.makeStream()
+        await setKick(kick)
         return await withTaskGroup(of: Ending.self) { group in
+            group.addTask {
+                for await _ in kicks { return .lost("reconnecting after a network change") }
+                return .lost("stopped")
+            }
             group.addTask {
                 for await frame in outgoing {
                     do {
@@ -296,6 +314,8 @@ package actor PortalConnection {
                 return .lost("the portal closed the connection")
             }
             let first = await group.next() ?? .lost("stopped")
+            kick.finish()
+            await self.setKick(nil)
             group.cancelAll()
             try? await outbound.close(.normalClosure, reason: nil)
             return first

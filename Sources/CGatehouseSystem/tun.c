@@ -184,6 +184,52 @@ int gatehouse_address(const char *name, int add, int family, const uint8_t *addr
     return 0;
 }
 
+int gatehouse_netlink_watch(void)
+{
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_nl local;
+    memset(&local, 0, sizeof(local));
+    local.nl_family = AF_NETLINK;
+    local.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+    if (bind(fd, (struct sockaddr *)&local, sizeof(local)) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int gatehouse_netlink_changes(int fd, int *indexes, int capacity)
+{
+    int count = 0;
+    char buffer[8192];
+    for (;;) {
+        ssize_t received = recv(fd, buffer, sizeof(buffer), 0);
+        if (received < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return count;
+            if (errno == ENOBUFS)
+                continue; /* events were lost: what comes next still counts */
+            return count > 0 ? count : -1;
+        }
+        for (struct nlmsghdr *message = (struct nlmsghdr *)buffer; NLMSG_OK(message, (unsigned int)received);
+             message = NLMSG_NEXT(message, received)) {
+            int index = -1;
+            if ((message->nlmsg_type == RTM_NEWADDR || message->nlmsg_type == RTM_DELADDR)
+                && message->nlmsg_len >= NLMSG_LENGTH(sizeof(struct ifaddrmsg)))
+                index = (int)((struct ifaddrmsg *)NLMSG_DATA(message))->ifa_index;
+            else if ((message->nlmsg_type == RTM_NEWLINK || message->nlmsg_type == RTM_DELLINK)
+                     && message->nlmsg_len >= NLMSG_LENGTH(sizeof(struct ifinfomsg)))
+                index = ((struct ifinfomsg *)NLMSG_DATA(message))->ifi_index;
+            if (index >= 0 && count < capacity)
+                indexes[count++] = index;
+        }
+    }
+}
+
 #include <net/route.h>
 
 /* The kernel's struct in6_rtmsg (linux/ipv6_route.h). */

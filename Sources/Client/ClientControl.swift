@@ -86,6 +86,10 @@ package actor ClientControl: PortalSession {
             logger.info("the gateway refused a packet: asking the portal again", metadata: ["resource": "\(resource)"])
             flows[resource] = nil
             requestFlow(resource)
+        case let .networkChanged(reason, ports):
+            logger.notice("the network changed: sockets bound again, finding every gateway's way again", metadata: [
+                "reason": "\(reason)", "ports": "\(ports.map(String.init).joined(separator: ","))",
+            ])
         case let .pathLost(gateway, reason):
             logger.warning("the way to a gateway was lost: finding another", metadata: ["gateway": "\(gateway)", "reason": "\(reason)"])
         case let .candidates(flow, gateway, candidates):

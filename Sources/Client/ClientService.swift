@@ -3,6 +3,7 @@ package import Addresses
 package import Foundation
 import Glibc
 import ICE
+import Synchronization
 package import Logging
 package import Tunnel
 import WireGuard
@@ -17,6 +18,16 @@ package final class ClientService: Sendable {
     private let resolver: ResolverFile?
     private let device: TUNDevice
     private let events: AsyncStream<ClientTunnel.Event>.Continuation
+    private let reconnect = Handler()
+
+    /// What to do about the portal connection after a network change (make it again).
+    package func onNetworkChange(_ handler: @escaping @Sendable () async -> Void) {
+        reconnect.value.withLock { $0 = handler }
+    }
+
+    final class Handler: Sendable {
+        let value = Mutex<(@Sendable () async -> Void)?>(nil)
+    }
     private let logger: Logger
 
     /// Opens the tunnel device `tunName` (MTU `mtu`), binds the sockets and starts the data plane.
@@ -111,11 +122,15 @@ package final class ClientService: Sendable {
             dnsThread.start()
         }
         let control = self.control
+        let reconnect = self.reconnect
         Task {
-            for await event in stream { await control.handle(event) }
+            for await event in stream {
+                await control.handle(event)
+                if case .networkChanged = event, let handler = reconnect.value.withLock({ $0 }) { await handler() }
+            }
         }
         logger.info("tunnel device ready", metadata: [
-            "tun": "\(device.name)", "mtu": "\(mtu)", "ports": "\(tunnel.ports.map(String.init).joined(separator: ","))",
+            "tun": "\(device.name)", "mtu": "\(mtu)", "ports": "\(tunnel.initialPorts.map(String.init).joined(separator: ","))",
             "dns": "\(resolverFile.map { "\($0) -> \(ClientDNS.stubAddresses.joined(separator: ","))" } ?? "off")",
             "upstream_dns": "\(resolver?.upstreams.map(\.description).joined(separator: ",") ?? "")",
             "portal_addresses": "\(portalAddresses.map { SocketAddress(ip: $0, port: 0).address }.joined(separator: ","))",

@@ -3,6 +3,8 @@ package import Addresses
 package import Foundation
 package import ICE
 package import Identifiers
+import CGatehouseSystem
+import Glibc
 import Synchronization
 package import Tunnel
 package import WireGuard
@@ -51,6 +53,9 @@ package final class ClientTunnel: @unchecked Sendable {
         case candidates(flow: AuthorizationID, gateway: DeviceID, [String])
         /// The way to a gateway was lost (a fresh establishment is under way).
         case pathLost(gateway: DeviceID, reason: String)
+        /// The network changed (or SIGHUP said so): the sockets were bound again, candidates and relay
+        /// allocations are being made again; the portal connection should be made again too.
+        case networkChanged(reason: String, ports: [UInt16])
     }
 
     /// A flow the portal made: through which gateway, with what keys, until when.
@@ -136,6 +141,7 @@ package final class ClientTunnel: @unchecked Sendable {
         case gather([SocketAddress])
         case remoteCandidates(AuthorizationID, [ICECandidate])
         case relays([RelayServer])
+        case networkChanged(String)
     }
 
     /// A relay this client may allocate on, with the portal's TURN REST credentials.
@@ -154,7 +160,14 @@ package final class ClientTunnel: @unchecked Sendable {
     }
 
     private let tun: TUNDevice
-    private let sockets: [UDPSocket]
+    /// One per address family; bound again after a network change (owned by the loop's thread).
+    private var sockets: [UDPSocket]
+    /// Hears of links and addresses coming and going (nil where rtnetlink is not available).
+    private let netlink: Int32?
+    /// When a network change (seen by rtnetlink) is acted on: a second after the last event, so that
+    /// a burst of them makes one rebind.
+    private var networkChangeDue: Date?
+    private var relayList: [RelayServer] = []
     private let local: StaticKey
     private let loop: EventLoop
     private let onEvent: @Sendable (Event) -> Void
@@ -198,12 +211,23 @@ package final class ClientTunnel: @unchecked Sendable {
         self.sockets = sockets
         self.local = local
         self.onEvent = onEvent
+        initialPorts = sockets.map(\.localPort)
         loop = try EventLoop()
         for socket in sockets { try loop.add(socket.fileDescriptor) }
         try loop.add(tun.fileDescriptor)
+        let watch = gatehouse_netlink_watch()
+        netlink = watch >= 0 ? watch : nil
+        if let netlink { try loop.add(netlink) }
     }
 
-    deinit { buffer.deallocate() }
+    deinit {
+        buffer.deallocate()
+        if let netlink { close(netlink) }
+    }
+
+    /// The network changed: sockets bound again, candidates and allocations made again, every gateway's
+    /// way found again; flows and WireGuard sessions stay.
+    package func networkChanged(reason: String) { command(.networkChanged(reason)) }
 
     // MARK: Control (any thread)
 
@@ -233,8 +257,8 @@ package final class ClientTunnel: @unchecked Sendable {
     /// The gateway's candidates for a flow.
     package func addRemoteCandidates(_ candidates: [ICECandidate], flow: AuthorizationID) { command(.remoteCandidates(flow, candidates)) }
 
-    /// The UDP ports the tunnel's sockets are bound to.
-    package var ports: [UInt16] { sockets.map(\.localPort) }
+    /// The UDP ports the tunnel's sockets are bound to (at start).
+    package let initialPorts: [UInt16]
 
     private func command(_ command: Command) {
         pending.withLock { $0.append(command) }
@@ -250,6 +274,7 @@ package final class ClientTunnel: @unchecked Sendable {
             let ready = (try? loop.wait(timeout: .milliseconds(Int64(wait * 1000) + 1))) ?? []
             for socket in sockets where ready.contains(socket.fileDescriptor) { readDatagrams(from: socket) }
             if ready.contains(tun.fileDescriptor) { readPackets() }
+            if let netlink, ready.contains(netlink) { readNetlink(netlink) }
             if timersDue.timeIntervalSinceNow <= 0 { timersDue = runTimers() }
         }
         stoppedRunning.signal()
@@ -289,7 +314,10 @@ package final class ClientTunnel: @unchecked Sendable {
                     if earlyCandidates.count > 256 { earlyCandidates.removeAll() }
                 }
             case let .relays(list):
+                relayList = list
                 updateRelays(list, now: now)
+            case let .networkChanged(reason):
+                rebind(reason: reason, now: now)
             case let .proxy(address, target):
                 proxies[address] = target
             case let .addresses(list):
@@ -455,7 +483,7 @@ package final class ClientTunnel: @unchecked Sendable {
                 return relayResult(result, from: source, now: now)
             }
             let base = ice.localCandidates.first { $0.kind == .host && $0.address.isIPv6 == source.isIPv6 }
-                ?? ICECandidate(kind: .host, address: SocketAddress(ip: source.isIPv6 ? .v6(0, 0) : .v4(0), port: ports[0]))
+                ?? ICECandidate(kind: .host, address: SocketAddress(ip: source.isIPv6 ? .v6(0, 0) : .v4(0), port: sockets[0].localPort))
             guard let outputs = ice.receive(datagram, at: base, from: source, now: now) else { return drop("stun_unknown") }
             return performICE(outputs, now: now)
         case .channelData:
@@ -643,13 +671,64 @@ package final class ClientTunnel: @unchecked Sendable {
         }
     }
 
+    // MARK: Network changes
+
+    /// Links and addresses that changed: anything but this tunnel's own device and loopback (where the
+    /// DNS stub's addresses come and go) makes a rebind a second later.
+    private func readNetlink(_ fd: Int32) {
+        var indexes = [Int32](repeating: 0, count: 64)
+        let count = gatehouse_netlink_changes(fd, &indexes, 64)
+        guard count > 0 else { return }
+        let own = Int32(if_nametoindex(tun.name))
+        if indexes.prefix(Int(count)).contains(where: { $0 != own && $0 != 1 && $0 != 0 }) {
+            networkChangeDue = Date().addingTimeInterval(1)
+            timersDue = min(timersDue, networkChangeDue!)
+        }
+    }
+
+    /// New sockets (new ports), new host candidates, new allocations on the same relays, and a fresh
+    /// establishment to every gateway; the WireGuard sessions carry on over the new pairs.
+    private func rebind(reason: String, now: Date) {
+        networkChangeDue = nil
+        var fresh: [UDPSocket] = []
+        for old in sockets {
+            do {
+                fresh.append(try UDPSocket(bindTo: SocketAddress(old.localAddress.isIPv6 ? "::" : "0.0.0.0", port: 0)))
+            } catch {
+                drop("rebind_failed")
+            }
+        }
+        guard !fresh.isEmpty else { return }
+        for old in sockets { loop.remove(old.fileDescriptor) }
+        sockets = fresh
+        for socket in sockets { try? loop.add(socket.fileDescriptor) }
+        let ports = Dictionary(sockets.map { ($0.localAddress.isIPv6, $0.localPort) }, uniquingKeysWith: { first, _ in first })
+        let hosts = HostAddresses.list(excludingInterfaces: [tun.name]).compactMap { ip -> SocketAddress? in
+            let isIPv6 = if case .v6 = ip { true } else { false }
+            return ports[isIPv6].map { SocketAddress(ip: ip, port: $0) }
+        }
+        performICE(ice.resetLocalCandidates(hosts.enumerated().map { index, address in
+            ICECandidate(kind: .host, address: address, localPreference: UInt16(65535 - min(index, 1000)))
+        }), now: now)
+        allocations.removeAll()
+        updateRelays(relayList, now: now)
+        performICE(ice.gather(from: relayList.map(\.address), now: now), now: now)
+        for (key, state) in gateways {
+            if let ufrag = state.iceUfrag { restartICE(key: key, ufrag: ufrag, reason: "the network changed", now: now) }
+        }
+        timersDue = now
+        onEvent(.networkChanged(reason: reason, ports: sockets.map(\.localPort)))
+    }
+
     // MARK: Timers
 
     /// Handshake retries, keepalives, and packets that waited too long for a flow; when to come back.
     private func runTimers() -> Date {
         let now = Date()
+        if let due = networkChangeDue, due <= now { rebind(reason: "addresses or links changed", now: now) }
         if ice.nextDeadline <= now { performICE(ice.poll(now: now), now: now) }
         var next = min(now.addingTimeInterval(1), ice.nextDeadline)
+        if let due = networkChangeDue { next = min(next, due) }
         for server in Array(allocations.keys) where allocations[server]!.nextDeadline <= now {
             relayResult(allocations[server]!.poll(now: now), from: server, now: now)
         }

@@ -75,6 +75,15 @@ package struct ICESessions<Owner: Hashable & Sendable> {
         return outputs
     }
 
+    /// After a network change: every local candidate is forgotten (host, server-reflexive, relayed) and
+    /// `hosts` (the new sockets' addresses) are the new ones, trickled to every agent; Binding requests
+    /// under way are dropped. Agents are restarted by the caller.
+    package mutating func resetLocalCandidates(_ hosts: [ICECandidate]) -> [Output] {
+        localCandidates.removeAll()
+        bindings.removeAll()
+        return setHostCandidates(hosts)
+    }
+
     /// Asks `servers` (the relays, as STUN servers) what address each host candidate of their family
     /// is seen from: server-reflexive candidates follow as the answers come.
     package mutating func gather(from servers: [SocketAddress], now: Date) -> [Output] {

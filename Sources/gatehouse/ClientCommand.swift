@@ -40,7 +40,10 @@ struct ClientRunCommand: AsyncParsableCommand {
             fd00:6761:7465:8000::/64, every other name goes to the resolvers the file named before. \
             The first packet to a resource asks the portal for a \
             flow; packets wait (up to 20 s) until the tunnel to the resource's gateway is up, and get \
-            ICMP unreachable when the portal refuses. `gatehouse client status` asks the running client \
+            ICMP unreachable when the portal refuses. A network change (links or addresses, from \
+            rtnetlink) or SIGHUP binds the sockets again, makes the portal connection, candidates and \
+            relay allocations again and finds every gateway's way again; flows stay. \
+            `gatehouse client status` asks the running client \
             what it is doing. SIGINT or SIGTERM removes the device and its routes. Needs root \
             (CAP_NET_ADMIN). The way to each gateway is found with ICE (RFC 8445): host, \
             server-reflexive and relayed candidates (TURN allocations on the portal's relays), direct \
@@ -117,6 +120,13 @@ struct ClientRunCommand: AsyncParsableCommand {
         }
         defer { socket.close() }
         let connection = PortalConnection(endpoint: endpoint, peer: .client, configuration: try portal.connection(), logger: logger)
+        service.onNetworkChange { await connection.reconnect() }
+        // SIGHUP: the network changed (as rtnetlink events also say by themselves).
+        signal(SIGHUP, SIG_IGN)
+        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        hangup.setEventHandler { tunnel.networkChanged(reason: "SIGHUP") }
+        hangup.resume()
+        defer { hangup.cancel() }
         logger.info("client starting", metadata: ["external_id": "\(identity.externalID)", "public_key": "\(identity.publicKey)",
                                                   "status_socket": "\(socket.path)"])
         let group = ServiceGroup(

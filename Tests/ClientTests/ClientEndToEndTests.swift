@@ -546,6 +546,49 @@ import Testing
         }
     }
 
+    /// A network change: SIGHUP, then an address the client's host gains (seen over rtnetlink), each
+    /// bind the client's sockets again (a new port), make the portal connection and the way to the
+    /// gateway again, and keep the flows: the next fetch needs no new flow.
+    @Test func aNetworkChangeRebindsAndKeepsTheFlows() async throws {
+        try await TestNetwork.with { network in
+            let bed = try await Bed(network: network)
+            let web = try await bed.resource("web", address: "198.18.1.10", filters: ["tcp:8080"])
+            try await bed.startGateway()
+            let content = scratch(bed, "hello.txt", "still here\n")
+            _ = try network.spawn(in: bed.resources, ["python3", "-m", "http.server", "8080", "--bind", "::", "--directory", content])
+            try await Wait.until("the HTTP server listens", timeout: .seconds(10)) {
+                try bed.resources.exec(["ss", "-tln"]).standardOutput.contains(":8080")
+            }
+            try await bed.startClient()
+            let client = try #require(bed.client)
+            func pair() async throws -> String {
+                ((try await bed.status()["flows"] as? [[String: Any]] ?? []).first { $0["resource"] as? String == web.resource }?["candidate_pair"] as? String) ?? ""
+            }
+            func localPort(_ pair: String) -> String { pair.split(separator: " ").dropFirst().first.map { String($0.split(separator: ":").last ?? "") } ?? "" }
+            func count(_ text: String) -> Int { client.output.components(separatedBy: text).count - 1 }
+            let fetched = try await bed.fetch("http://198.18.1.10:8080/hello.txt")
+            #expect(fetched.status == 0 && fetched.body == "still here\n", "\(fetched)")
+            try await Wait.until("ICE selects a pair", timeout: .seconds(15)) { try await pair().hasPrefix("host ") }
+            var port = localPort(try await pair())
+            let flowsAsked = count("[Client] create_flow")
+            for (change, act) in [("SIGHUP", { () async throws in _ = kill(client.processIdentifier, SIGHUP) }),
+                                  ("a new address", { () async throws in try bed.clientNamespace.ip("addr", "add", "198.18.2.9/24", "dev", "eth0") })] {
+                let joins = count("joined the portal")
+                try await act()
+                try await Wait.until("after \(change), a pair from a new port", timeout: .seconds(20)) {
+                    let now = try await pair()
+                    return now.hasPrefix("host ") && localPort(now) != port
+                }
+                port = localPort(try await pair())
+                let again = try await bed.fetch("http://198.18.1.10:8080/hello.txt")
+                #expect(again.status == 0 && again.body == "still here\n", "after \(change): \(again)")
+                try await Wait.until("after \(change), the portal connection is made again", timeout: .seconds(20)) { count("joined the portal") > joins }
+                #expect(client.output.contains("the network changed"), "after \(change)")
+            }
+            #expect(count("[Client] create_flow") == flowsAsked, "the flow was kept: no new one asked")
+        }
+    }
+
     /// A directory under the bed's scratch with one file.
     func scratch(_ bed: Bed, _ name: String, _ text: String) -> String {
         let directory = bed.scratch.appending(path: "www")

@@ -69,6 +69,12 @@ int gatehouse_interface_up(const char *name, int mtu);
 /* Adds an address to an interface (network byte order for IPv4). 0, or -1 and errno. */
 int gatehouse_interface_add_ipv4(const char *name, uint32_t address_be, int prefix_length);
 int gatehouse_interface_add_ipv6(const char *name, const uint8_t address[16], int prefix_length);
+/* A non-blocking rtnetlink socket that hears of links and addresses coming and going (IPv4 and IPv6):
+ * the fd, or -1 and errno. */
+int gatehouse_netlink_watch(void);
+/* Drains what the socket heard: writes the interface index of each link or address change (at most
+ * `capacity`) and returns how many, 0 when nothing is waiting, -1 and errno on failure. */
+int gatehouse_netlink_changes(int fd, int *indexes, int capacity);
 /* Adds (add != 0) or deletes an address of an interface over rtnetlink (an address added beside the
  * others, never in place of one; IPv6 without duplicate address detection): family 4 (4 address
  * bytes, network order) or 6 (16 bytes). 0, or -1 and errno. */
