@@ -278,7 +278,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ClientTests",
-            dependencies: ["Client", "Addresses", "BPF", "ICE", "Tunnel", "WireGuard", "Actors", "TestSupport", "ControlProtocol", "Identifiers"],
+            dependencies: ["Client", "Addresses", "BPF", "ICE", "STUN", "Tunnel", "WireGuard", "Actors", "TestSupport", "ControlProtocol", "Identifiers"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

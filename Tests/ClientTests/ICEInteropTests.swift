@@ -2,6 +2,7 @@ import Actors
 import Addresses
 import Foundation
 import ICE
+import STUN
 import Synchronization
 import TestSupport
 import Testing
@@ -152,6 +153,63 @@ import Testing
             let received = try await peer.object(with: "received")
             #expect(received["received"] as? String == Data("ping from gatehouse".utf8).map { String(format: "%02x", $0) }.joined())
             #expect(outcome.answer == "pong ping from gatehouse", "data came back over the pair: \(peer.printed)")
+        }
+    }
+
+    /// Over relayed candidates: aioice allocates on `gatehouse relay` (TURN with REST credentials, as a
+    /// client nobody here wrote), and a router between the two ends drops every datagram between them,
+    /// so the only pair that works is ours to aioice's relayed address: checks, nomination and data all
+    /// go through the relay.
+    @Test(arguments: ["controlling", "controlled"])
+    func overAioicesRelayedCandidateWhenNothingDirectWorks(ourRole: String) async throws {
+        try await TestNetwork.with { network in
+            let router = try network.namespace("router")
+            let ours = try network.namespace("ours")
+            let theirs = try network.namespace("aioice")
+            let relay = try network.namespace("relay")
+            for end in [ours, theirs, relay] {
+                let link = try network.connect(router, end)
+                try network.route(in: end, to: "default", via: link.a.ipv4)
+            }
+            // 198.18.1.2 ours, 198.18.2.2 aioice, 198.18.3.2 the relay; nothing between ours and aioice.
+            try router.enableForwarding()
+            let rules = FileManager.default.temporaryDirectory.appending(path: "gatehouse-ice-block-\(UUID().uuidString).nft")
+            try """
+                table inet ice_block {
+                    chain forward { type filter hook forward priority 0; policy accept;
+                        ip saddr 198.18.1.0/24 ip daddr 198.18.2.0/24 drop;
+                        ip saddr 198.18.2.0/24 ip daddr 198.18.1.0/24 drop; }
+                }
+                """.write(to: rules, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: rules) }
+            try await router.exec(["nft", "-f", rules.path])
+            let secret = "ice-interop-secret"
+            _ = try network.spawn(in: relay, [Binaries.gatehouse, "relay", "--public-ipv4", "198.18.3.2", "--listen-port", "3478",
+                                              "--auth-secret", secret, "--allow-peer", "198.18.0.0/15", "--operations-address", "127.0.0.1:0"])
+            try await Wait.until("the relay listens", timeout: .seconds(20)) {
+                try await relay.exec(["ss", "-uln"]).standardOutput.contains(":3478")
+            }
+            let username = RESTCredentials.username(expiry: Int64(Date().timeIntervalSince1970) + 600, id: "aioice")
+            let socket = try ours.run { try UDPSocket(bindTo: SocketAddress("198.18.1.2", port: 0)) }
+            let peer = try AioicePeer(in: theirs, arguments: [ourRole == "controlling" ? "controlled" : "controlling", "--turn", "198.18.3.2:3478",
+                                                              "--turn-username", username,
+                                                              "--turn-password", RESTCredentials.password(secret: secret, username: username)])
+            let offer = try await peer.object(with: "candidates")
+            let remoteCandidates = (offer["candidates"] as? [String] ?? []).compactMap { ICECandidate(sdp: $0.hasPrefix("candidate:") ? $0 : "candidate:" + $0) }
+            let relayed = try #require(remoteCandidates.first { $0.kind == .relayed }, "aioice allocated on our relay: \(offer)")
+            #expect(relayed.address.address == "198.18.3.2")
+            let local = ICEAgent.Credentials(ufrag: "gh" + String(UUID().uuidString.prefix(6)), password: UUID().uuidString)
+            var agent = ICEAgent(controlling: ourRole == "controlling", local: local,
+                                 remote: .init(ufrag: offer["ufrag"] as? String ?? "", password: offer["password"] as? String ?? ""))
+            let host = ICECandidate(kind: .host, address: socket.localAddress)
+            agent.addLocal(host)
+            for candidate in remoteCandidates { agent.addRemote(candidate) }
+            try peer.send(["ufrag": local.ufrag, "password": local.password, "candidates": [host.sdp]])
+            let outcome = try await Self.runAgent(agent, socket: socket)
+            #expect(outcome.selected?.remote == relayed, "our agent selected aioice's relayed candidate: \(String(describing: outcome.selected))")
+            let received = try await peer.object(with: "received")
+            #expect(received["received"] as? String == Data("ping from gatehouse".utf8).map { String(format: "%02x", $0) }.joined())
+            #expect(outcome.answer == "pong ping from gatehouse", "data came back through the relay: \(peer.printed)")
         }
     }
 }
