@@ -4,6 +4,7 @@ import DNS
 package import Foundation
 package import Identifiers
 package import Logging
+import Glibc
 import Policy
 import Synchronization
 
@@ -46,6 +47,7 @@ package final class ClientDNS: @unchecked Sendable {
     private let stopped = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
     private let forwarders = DispatchQueue(label: "gatehouse-dns-forward", attributes: .concurrent)
+    private let tcpListeners = Mutex<[Int32]>([])
 
     /// `sockets`: bound to the stub addresses (port 53), after those were put on the tunnel device.
     package init(sockets: [UDPSocket], upstreams: [SocketAddress], tunnel: ClientTunnel, logger: Logger) throws(SocketError) {
@@ -105,14 +107,25 @@ package final class ClientDNS: @unchecked Sendable {
 
     package func stopAndWait() {
         stopped.store(true, ordering: .relaxed)
+        for fd in tcpListeners.withLock({ $0 }) {
+            shutdown(fd, Int32(SHUT_RDWR))
+            close(fd)
+        }
         loop.wake()
         finished.wait()
     }
 
-    private func handle(_ query: [UInt8], from asker: SocketAddress, on socket: UDPSocket) {
+    /// What the stub does with a query: answer it itself (a DNS resource's name, or a query it cannot
+    /// read), or pass it upstream.
+    private enum Decision {
+        case answer([UInt8])
+        case forward(DNSQuestion)
+        case drop
+    }
+
+    private func decide(_ query: [UInt8]) -> Decision {
         guard let question = DNSQuestion(query) else {
-            if let answer = DNSMessage.formatError(to: query) { _ = try? socket.send(answer, to: asker) }
-            return
+            return DNSMessage.formatError(to: query).map(Decision.answer) ?? .drop
         }
         let (proxies, target, isNew) = state.withLock { state -> (Proxies?, ClientTunnel.Target?, Bool) in
             guard let target = Self.target(for: question.name, state.patterns) else { return (nil, nil, false) }
@@ -127,7 +140,7 @@ package final class ClientDNS: @unchecked Sendable {
             state.answered += 1
             return (made, target, true)
         }
-        guard let proxies, let target else { return forward(query, question: question, from: asker, on: socket) }
+        guard let proxies, let target else { return .forward(question) }
         if isNew {
             for address in proxies.all { tunnel.setProxy(address, target) }
             logger.info("DNS resource name", metadata: [
@@ -135,7 +148,112 @@ package final class ClientDNS: @unchecked Sendable {
                 "proxies": "\(proxies.all.map { SocketAddress(ip: $0, port: 0).address }.joined(separator: ","))",
             ])
         }
-        _ = try? socket.send(DNSMessage.answer(to: query, question: question, addresses: proxies.all, ttl: Self.ttl), to: asker)
+        return .answer(DNSMessage.answer(to: query, question: question, addresses: proxies.all, ttl: Self.ttl))
+    }
+
+    private func handle(_ query: [UInt8], from asker: SocketAddress, on socket: UDPSocket) {
+        switch decide(query) {
+        case let .answer(bytes): _ = try? socket.send(bytes, to: asker)
+        case let .forward(question): forward(query, question: question, from: asker, on: socket)
+        case .drop: break
+        }
+    }
+
+    // MARK: DNS over TCP (RFC 7766): what a resolver asks again after a truncated answer
+
+    /// Listens on the stub's addresses over TCP too; each connection's queries (two-byte length, then
+    /// the message) are answered in turn, a resource's name here, any other over TCP upstream.
+    package func listenTCP() {
+        for text in Self.stubAddresses {
+            guard let address = try? SocketAddress(text, port: 53) else { continue }
+            let fd = socket(address.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { continue }
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            if address.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
+            guard address.withSockaddr({ bind(fd, $0, $1) }) == 0, listen(fd, 64) == 0 else {
+                logger.warning("the DNS stub does not listen over TCP on \(text)", metadata: ["error": "\(String(cString: strerror(errno)))"])
+                close(fd)
+                continue
+            }
+            tcpListeners.withLock { $0.append(fd) }
+            let thread = Thread { [self] in
+                while !stopped.load(ordering: .relaxed) {
+                    let connection = accept(fd, nil, nil)
+                    if connection < 0 {
+                        if errno == EINTR { continue }
+                        return
+                    }
+                    forwarders.async { [self] in serveTCP(connection) }
+                }
+            }
+            thread.name = "gatehouse-dns-tcp"
+            thread.start()
+        }
+    }
+
+    private func serveTCP(_ connection: Int32) {
+        defer { close(connection) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        while let query = Self.readMessage(connection) {
+            let answer: [UInt8]?
+            switch decide(query) {
+            case let .answer(bytes): answer = bytes
+            case .forward: answer = forwardTCP(query)
+            case .drop: answer = nil
+            }
+            guard let answer, Self.writeMessage(answer, to: connection) else { return }
+        }
+    }
+
+    /// Over TCP to the upstream resolvers in turn: the first answer, as it came.
+    private func forwardTCP(_ query: [UInt8]) -> [UInt8]? {
+        for upstream in upstreams {
+            let fd = socket(upstream.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            var timeout = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            guard upstream.withSockaddr({ connect(fd, $0, $1) }) == 0, Self.writeMessage(query, to: fd),
+                  let answer = Self.readMessage(fd), answer.count >= 2, answer[0] == query[0], answer[1] == query[1] else { continue }
+            state.withLock { $0.forwarded += 1 }
+            return answer
+        }
+        state.withLock { $0.failed += 1 }
+        return DNSQuestion(query).map { DNSMessage.answer(to: query, question: $0, addresses: [], ttl: 0, code: .serverFailure) }
+    }
+
+    /// One length-prefixed message (nil at the end of the stream, on a timeout or a short read).
+    static func readMessage(_ fd: Int32) -> [UInt8]? {
+        guard let header = readExactly(fd, 2) else { return nil }
+        let length = Int(header[0]) << 8 | Int(header[1])
+        guard length >= 12 else { return nil }
+        return readExactly(fd, length)
+    }
+
+    static func readExactly(_ fd: Int32, _ count: Int) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let got = bytes[done...].withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            guard got > 0 else { return nil }
+            done += got
+        }
+        return bytes
+    }
+
+    static func writeMessage(_ message: [UInt8], to fd: Int32) -> Bool {
+        guard message.count <= 65_535 else { return false }
+        let framed = [UInt8(message.count >> 8), UInt8(message.count & 0xFF)] + message
+        var sent = 0
+        while sent < framed.count {
+            let count = framed[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard count > 0 else { return false }
+            sent += count
+        }
+        return true
     }
 
     /// Another name: asked of the upstream resolvers in turn, their answer passed back as it came.

@@ -117,6 +117,7 @@ package final class ClientService: Sendable {
         thread.name = "gatehouse-client-tunnel"
         thread.start()
         if let dns {
+            dns.listenTCP()
             let dnsThread = Thread { dns.run() }
             dnsThread.name = "gatehouse-client-dns"
             dnsThread.start()

@@ -386,6 +386,8 @@ import Testing
             try await bed.gatewayNamespace.exec([
                 "dnsmasq", "--no-resolv", "--no-hosts", "--pid-file=", "--user=root", "--log-facility=\(upstreamLog)", "--log-queries",
                 "--listen-address=198.18.2.2", "--bind-interfaces", "--host-record=www.public.test,198.18.2.2",
+                // An answer too big for plain UDP (three strings of 250 bytes): truncated there, whole over TCP.
+                "--txt-record=big.public.test," + (0..<3).map { _ in String(repeating: "t", count: 250) }.joined(separator: ","),
             ])
             _ = try await bed.resource("corp", type: "dns", address: "*.corp.test", filters: ["tcp:8080", "icmp"])
             try await bed.startGateway(extraArguments: ["--dns-server", "198.18.1.2"])
@@ -420,6 +422,20 @@ import Testing
                     "the upstream resolver got the other names and none of the resource's: \(upstreamAsked)")
             let gatewayAsked = (try? String(contentsOfFile: resourceLog, encoding: .utf8)) ?? ""
             #expect(gatewayAsked.contains("query[A] wiki.corp.test"), "the gateway resolved the name itself: \(gatewayAsked)")
+
+            // DNS over TCP to the stub (what a resolver asks again after a truncated answer), with dnspython.
+            let overTCP = try await bed.clientNamespace.exec([Binaries.python, "-c", """
+                import dns.flags, dns.message, dns.query
+                big = dns.message.make_query("big.public.test", "TXT")
+                print("udp_truncated", bool(dns.query.udp(big, "100.96.0.53", timeout=5).flags & dns.flags.TC))
+                answer = dns.query.tcp(big, "100.96.0.53", timeout=5)
+                print("tcp_txt", sum(len(s) for rrset in answer.answer for item in rrset for s in item.strings))
+                name = dns.query.tcp(dns.message.make_query("wiki.corp.test", "A"), "100.96.0.53", timeout=5)
+                print("tcp_a", ",".join(item.address for rrset in name.answer for item in rrset))
+                """])
+            #expect(overTCP.standardOutput.contains("udp_truncated True") && overTCP.standardOutput.contains("tcp_txt 750"),
+                    "a big answer: truncated over UDP, whole over TCP through the stub: \(overTCP.standardOutput) \(overTCP.standardError)")
+            #expect(overTCP.standardOutput.contains("tcp_a 100.96."), "a resource's name over TCP: \(overTCP.standardOutput)")
 
             let status = try await bed.status()
             let flow = (status["flows"] as? [[String: Any]] ?? []).first { $0["dns_name"] as? String == "wiki.corp.test" }
