@@ -41,7 +41,10 @@ package final class ClientService: Sendable {
             throw ClientStartError("the client's WireGuard private key is not 32 bytes of base64")
         }
         do {
-            device = try TUNDevice(name: tunName)
+            // With offloads (TCP super-packets both ways) where the kernel has them, else plain.
+            let offloading = try? TUNDevice(name: tunName, offload: true)
+            if offloading == nil { logger.warning("the TUN device has no offloads here: one packet per read and write") }
+            device = try offloading ?? TUNDevice(name: tunName)
             try device.configure(mtu: mtu, addresses: [])
         } catch {
             throw ClientStartError("\(error)")
@@ -131,7 +134,7 @@ package final class ClientService: Sendable {
             }
         }
         logger.info("tunnel device ready", metadata: [
-            "tun": "\(device.name)", "mtu": "\(mtu)", "ports": "\(tunnel.initialPorts.map(String.init).joined(separator: ","))",
+            "tun": "\(device.name)", "mtu": "\(mtu)", "offload": "\(device.offload ? (device.udpOffload ? "tcp+udp" : "tcp") : "none")", "ports": "\(tunnel.initialPorts.map(String.init).joined(separator: ","))",
             "dns": "\(resolverFile.map { "\($0) -> \(ClientDNS.stubAddresses.joined(separator: ","))" } ?? "off")",
             "upstream_dns": "\(resolver?.upstreams.map(\.description).joined(separator: ",") ?? "")",
             "portal_addresses": "\(portalAddresses.map { SocketAddress(ip: $0, port: 0).address }.joined(separator: ","))",

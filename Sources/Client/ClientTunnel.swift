@@ -5,6 +5,7 @@ package import ICE
 package import Identifiers
 import CGatehouseSystem
 import Glibc
+import STUN
 import Synchronization
 package import Tunnel
 package import WireGuard
@@ -198,7 +199,15 @@ package final class ClientTunnel: @unchecked Sendable {
     /// TURN allocations, by relay address (at most two: the relays the portal chose).
     private var allocations: [SocketAddress: RelayAllocation] = [:]
     private var relayNames: [SocketAddress: String] = [:]
-    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
+    /// Where a read from the TUN lands (a `VirtioNetHeader` first when the device offloads), and where
+    /// a super-packet's segments are made.
+    private let packetBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: VirtioNetHeader.size + 65_536, alignment: 16)
+    private let segmentBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
+    /// Datagrams in (several per entry when the kernel coalesced them) and data messages out, batched.
+    private let received = DatagramBatch(capacity: 64, datagramCapacity: 65_536)
+    private let outbox = DatagramBatch(capacity: 64, datagramCapacity: 65_536)
+    /// Packets out of tunnels into the TUN, joined into super-packets where the device takes them.
+    private let writer: TUNWriter
 
     /// `sockets`: one per address family the host has (bound to any port); `onEvent` is called on the
     /// loop's thread.
@@ -212,8 +221,12 @@ package final class ClientTunnel: @unchecked Sendable {
         self.local = local
         self.onEvent = onEvent
         initialPorts = sockets.map(\.localPort)
+        writer = TUNWriter(tun: tun)
         loop = try EventLoop()
-        for socket in sockets { try loop.add(socket.fileDescriptor) }
+        for socket in sockets {
+            try loop.add(socket.fileDescriptor)
+            socket.enableReceiveCoalescing()
+        }
         try loop.add(tun.fileDescriptor)
         let watch = gatehouse_netlink_watch()
         netlink = watch >= 0 ? watch : nil
@@ -221,7 +234,8 @@ package final class ClientTunnel: @unchecked Sendable {
     }
 
     deinit {
-        buffer.deallocate()
+        packetBuffer.deallocate()
+        segmentBuffer.deallocate()
         if let netlink { close(netlink) }
     }
 
@@ -287,6 +301,7 @@ package final class ClientTunnel: @unchecked Sendable {
     }
 
     private func publish() {
+        for state in gateways.values { tally.gateways[state.id] = state.status }
         let counters = tally
         published.withLock { $0 = counters }
     }
@@ -396,36 +411,117 @@ package final class ClientTunnel: @unchecked Sendable {
     private func readPackets() {
         applyPending()  // a proxy address handed out a moment ago is known before its first packet
         let now = Date()
+        let offset = tun.offload ? VirtioNetHeader.size : 0
         for _ in 0..<64 {
-            guard let length = try? tun.read(into: buffer), length > 0 else { break }
-            let packet = UnsafeRawBufferPointer(rebasing: buffer[..<length])
-            guard let header = PacketHeader(packet) else {
+            guard let length = try? tun.read(into: packetBuffer), length > offset else { break }
+            let read = UnsafeMutableRawBufferPointer(rebasing: packetBuffer[..<length])
+            // Judged once per read: a super-packet's segments share its addresses and ports.
+            guard let header = PacketHeader(UnsafeRawBufferPointer(rebasing: read[offset...])) else {
                 drop("malformed")
                 continue
             }
-            guard let resource = target(for: header.destination) else {
+            guard let target = target(for: header.destination) else {
                 drop("no_resource")
                 continue
             }
-            switch flows[resource] {
-            case let .ready(key, expiresAt) where now < expiresAt && gateways[key] != nil:
-                send(Array(packet), to: key, now: now)
-            case let .pending(since, held):
-                flows[resource] = .pending(since: since, held: Array((held + [Array(packet)]).suffix(Limits.heldPackets)))
-            case let .refused(until, reason) where now < until:
-                refuse(Array(packet), reason: reason)
-            default:
-                // No flow yet, an expired one, or a refusal long enough ago: the portal is asked.
-                flows[resource] = .pending(since: now, held: [Array(packet)])
-                onEvent(.needFlow(resource))
+            if case let .ready(key, expiresAt) = flows[target], now < expiresAt, gateways[key] != nil {
+                forEachSegment(read) { sendFast($0, to: key, now: now) }
+                continue
+            }
+            var packets: [[UInt8]] = []
+            forEachSegment(read) { packets.append(Array($0)) }
+            for packet in packets { waitOrAsk(packet, target: target, now: now) }
+        }
+        flushOutbox()
+    }
+
+    /// Each IP packet of a read: itself, or the segments of a super-packet.
+    private func forEachSegment(_ read: UnsafeMutableRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+        if tun.offload {
+            if !Offload.forEachPacket(in: read, scratch: segmentBuffer, body) { drop("malformed") }
+        } else {
+            body(UnsafeRawBufferPointer(read))
+        }
+    }
+
+    /// A packet for a target without a usable flow: it waits while the portal is asked, or is refused.
+    private func waitOrAsk(_ packet: [UInt8], target: Target, now: Date) {
+        switch flows[target] {
+        case let .ready(key, expiresAt) where now < expiresAt && gateways[key] != nil:
+            send(packet, to: key, now: now)
+        case let .pending(since, held):
+            flows[target] = .pending(since: since, held: Array((held + [packet]).suffix(Limits.heldPackets)))
+        case let .refused(until, reason) where now < until:
+            refuse(packet, reason: reason)
+        default:
+            // No flow yet, an expired one, or a refusal long enough ago: the portal is asked.
+            flows[target] = .pending(since: now, held: [packet])
+            onEvent(.needFlow(target))
+        }
+    }
+
+    /// The hot path: sealed in place into the outbox (sent in batches, segmented where the kernel
+    /// can), straight to the gateway or framed as ChannelData for the relay of a relayed pair. What
+    /// cannot go so (no session yet, a rekey due, a channel not bound) takes the slow path.
+    private func sendFast(_ packet: UnsafeRawBufferPointer, to key: [UInt8], now: Date) {
+        guard let state = gateways[key] else { return }
+        let size = TransportSession.messageSize(forPacket: packet.count)
+        var sent = false
+        if let pair = state.status.pair, pair.local.kind == .relayed {
+            if let server = allocations.first(where: { $0.value.relayed == pair.local.address })?.key,
+               let channel = allocations[server]!.boundChannel(for: state.endpoint) {
+                sent = queue(to: server, size: ChannelData.headerLength + size) { buffer in
+                    let message = UnsafeMutableRawBufferPointer(rebasing: buffer[ChannelData.headerLength...])
+                    guard let length = gateways[key]!.peer.seal(packet, into: message, now: now) else { return nil }
+                    buffer.storeBytes(of: channel.bigEndian, toByteOffset: 0, as: UInt16.self)
+                    buffer.storeBytes(of: UInt16(length).bigEndian, toByteOffset: 2, as: UInt16.self)
+                    return ChannelData.headerLength + length
+                }
+            }
+        } else {
+            sent = queue(to: state.endpoint, size: size) { gateways[key]!.peer.seal(packet, into: $0, now: now) }
+        }
+        guard sent else { return send(Array(packet), to: key, now: now) }
+        gateways[key]!.status.packetsSent += 1
+        gateways[key]!.status.bytesSent += packet.count
+    }
+
+    /// Appends a datagram of at most `size` bytes that `write` makes to the outbox, first sending what
+    /// it holds when the new one would not go out in the same segmented send (another destination, a
+    /// bigger size, or the whole too big). False when `write` made nothing.
+    private func queue(to destination: SocketAddress, size: Int, _ write: (UnsafeMutableRawBufferPointer) -> Int?) -> Bool {
+        if outbox.count > 0 {
+            let first = outbox.outgoing(0).count
+            let last = outbox.outgoing(outbox.count - 1).count
+            if outbox.count == outbox.capacity || outbox.address(0) != destination || size > first || last < first
+                || (outbox.count + 1) * first > 65_000 {
+                flushOutbox()
             }
         }
+        var made = false
+        outbox.append(to: destination) { buffer in
+            guard let length = write(buffer) else { return 0 }
+            made = true
+            return length
+        }
+        if !made { outbox.count -= 1 }
+        return made
+    }
+
+    private func flushOutbox() {
+        guard outbox.count > 0 else { return }
+        if let destination = outbox.address(0) {
+            let socket = sockets.first { $0.localAddress.isIPv6 == destination.isIPv6 } ?? sockets[0]
+            if (try? socket.send(outbox)) != outbox.count { drop("send_failed") }
+        }
+        outbox.removeAll()
     }
 
     /// ICMP unreachable back into the TUN for a packet that cannot go.
     private func refuse(_ packet: [UInt8], reason: ICMPUnreachable.Reason) {
         tally.refusedPackets += 1
         guard let reply = packet.withUnsafeBytes({ ICMPUnreachable.reply(to: $0, reason: reason) }) else { return }
+        writer.flush()
         _ = try? tun.write(reply)
     }
 
@@ -468,9 +564,89 @@ package final class ClientTunnel: @unchecked Sendable {
 
     private func readDatagrams(from socket: UDPSocket) {
         let now = Date()
-        for _ in 0..<64 {
-            guard let received = try? socket.receive(timeout: .zero) else { break }
-            handle(received.bytes, from: received.from, now: now)
+        for _ in 0..<8 {
+            guard let count = try? socket.receive(into: received), count > 0 else { break }
+            for entry in 0..<count {
+                guard let source = received.address(entry) else { continue }
+                received.forEachDatagram(entry) { datagram in
+                    let bytes = UnsafeMutableRawBufferPointer(mutating: datagram)
+                    if !openFast(bytes, from: source, now: now) { handle(Array(datagram), from: source, now: now) }
+                }
+            }
+            writer.flush()
+            flushOutbox()
+            if count < received.capacity { break }
+        }
+    }
+
+    /// The hot path in: transport data opened where it lies (straight from a gateway, or inside the
+    /// ChannelData of a bound channel) and written into the TUN, joined where the device takes
+    /// super-packets. False for anything else (the slow path takes it).
+    private func openFast(_ datagram: UnsafeMutableRawBufferPointer, from source: SocketAddress, now: Date) -> Bool {
+        var message = datagram
+        if datagram.count >= 36, (0x40...0x7F).contains(datagram[0]), allocations[source] != nil {
+            // ChannelData from a relay: the WireGuard message after its 4-byte header.
+            let channel = UInt16(datagram[0]) << 8 | UInt16(datagram[1])
+            let length = Int(UInt16(datagram[2]) << 8 | UInt16(datagram[3]))
+            guard allocations[source]!.peer(forChannel: channel) != nil, ChannelData.headerLength + length <= datagram.count else { return false }
+            message = UnsafeMutableRawBufferPointer(rebasing: datagram[ChannelData.headerLength..<(ChannelData.headerLength + length)])
+        }
+        guard message.count >= 32, message[0] == 4, message[1] == 0, message[2] == 0, message[3] == 0 else { return false }
+        let index = UInt32(littleEndian: message.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        guard let key = byIndex[index], gateways[key] != nil else {
+            drop("unknown_session")
+            return true
+        }
+        var owed: [PeerOutput] = []
+        let range: Range<Int>
+        do {
+            range = try gateways[key]!.peer.open(inPlace: message, now: now, outputs: &owed)
+        } catch {
+            drop(error.rawValue)
+            return true
+        }
+        if !owed.isEmpty { perform(owed, key: key, now: now) }
+        guard !range.isEmpty else { return true }  // a keepalive
+        let padded = UnsafeRawBufferPointer(rebasing: message[range])
+        guard let (length, _) = Self.packetLength(padded) else {
+            drop("malformed")
+            return true
+        }
+        let packet = UnsafeRawBufferPointer(rebasing: padded[..<length])
+        let checked: (header: PacketHeader, target: Target)? = {
+            guard let header = PacketHeader(packet), ownAddresses.contains(header.destination),
+                  let target = target(for: header.source), case let .ready(flowKey, _) = flows[target], flowKey == key else { return nil }
+            return (header, target)
+        }()
+        guard let (header, target) = checked else {
+            drop("spoofed")
+            return true
+        }
+        gateways[key]!.status.packetsReceived += 1
+        gateways[key]!.status.bytesReceived += length
+        if header.icmp != nil, AdministrativelyProhibited.matches(packet), !askedAgain.contains(target) {
+            askedAgain.insert(target)
+            flows[target] = nil
+            onEvent(.prohibited(target))
+        }
+        writer.write(packet)  // the WireGuard header before it is room for the device's header
+        return true
+    }
+
+    /// The length an IP packet's header gives (padding after it is not the packet's).
+    static func packetLength(_ bytes: UnsafeRawBufferPointer) -> (Int, Bool)? {
+        guard let first = bytes.first else { return nil }
+        switch first >> 4 {
+        case 4:
+            guard bytes.count >= 20 else { return nil }
+            let length = Int(UInt16(bytes[2]) << 8 | UInt16(bytes[3]))
+            return length >= 20 && length <= bytes.count ? (length, false) : nil
+        case 6:
+            guard bytes.count >= 40 else { return nil }
+            let length = 40 + Int(UInt16(bytes[4]) << 8 | UInt16(bytes[5]))
+            return length <= bytes.count ? (length, true) : nil
+        default:
+            return nil
         }
     }
 
@@ -540,7 +716,9 @@ package final class ClientTunnel: @unchecked Sendable {
             flows[resource] = nil
             onEvent(.prohibited(resource))
         }
-        if (try? tun.write(packet)) != true { drop("tun_full") }
+        writer.flush()  // in order with what the fast path joined
+        let length = packet.withUnsafeBytes { Self.packetLength($0)?.0 } ?? packet.count
+        if (try? tun.write(Array(packet.prefix(length)))) != true { drop("tun_full") }
     }
 
     // MARK: ICE
@@ -701,7 +879,10 @@ package final class ClientTunnel: @unchecked Sendable {
         guard !fresh.isEmpty else { return }
         for old in sockets { loop.remove(old.fileDescriptor) }
         sockets = fresh
-        for socket in sockets { try? loop.add(socket.fileDescriptor) }
+        for socket in sockets {
+            try? loop.add(socket.fileDescriptor)
+            socket.enableReceiveCoalescing()
+        }
         let ports = Dictionary(sockets.map { ($0.localAddress.isIPv6, $0.localPort) }, uniquingKeysWith: { first, _ in first })
         let hosts = HostAddresses.list(excludingInterfaces: [tun.name]).compactMap { ip -> SocketAddress? in
             let isIPv6 = if case .v6 = ip { true } else { false }

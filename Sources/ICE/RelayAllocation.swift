@@ -91,6 +91,16 @@ package struct RelayAllocation {
         return bytes
     }
 
+    /// The channel bound to `peer`, when data to it can go as ChannelData now.
+    package func boundChannel(for peer: SocketAddress) -> UInt16? {
+        channels[peer].flatMap { bound[$0] != nil ? $0 : nil }
+    }
+
+    /// The peer a channel is bound to.
+    package func peer(forChannel channel: UInt16) -> SocketAddress? {
+        peers[channel]
+    }
+
     /// Whether data to `peer` can go as ChannelData now.
     package func isBound(_ peer: SocketAddress) -> Bool {
         channels[peer].map { bound[$0] != nil } ?? false

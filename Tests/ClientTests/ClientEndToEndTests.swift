@@ -512,7 +512,7 @@ import Testing
             #expect(again.status == 0 && again.body.count == 44_000)
             let after = try await bed.relayCounts()
             print("relay counters for one 44 kB fetch: kernel to peer \(after.toPeer - before.toPeer), to client \(after.toClient - before.toClient), user space \(after.userSpace - before.userSpace)")
-            #expect(after.toPeer - before.toPeer >= 10 && after.toClient - before.toClient >= 20, "the data crossed the XDP path: \(before) -> \(after)")
+            #expect(after.toPeer - before.toPeer >= 3 && after.toClient - before.toClient >= 20, "the data crossed the XDP path: \(before) -> \(after)")
             #expect(after.userSpace == before.userSpace, "none of it through the relay's user space: \(before) -> \(after)")
         }
     }

@@ -13,8 +13,15 @@ import Testing
 /// the real write that follows tells subscribers the same thing.
 @Suite struct DryRunTests {
     /// The whole database as sqlite3 dumps it.
+    /// The whole database as SQL, except when each token was last used: the admin calls of the test
+    /// record that now and then (once per `TokenRecord.useResolution`), which is the token's use, not
+    /// the dry run's write (a loaded machine once crossed that interval between two dumps).
     static func dump(_ database: String) throws -> String {
-        try Command.runBlocking(["sqlite3", database, ".dump"]).standardOutput
+        let dump = try Command.runBlocking(["sqlite3", database, ".dump"]).standardOutput
+        let tokens = try Command.runBlocking(["sqlite3", database,
+                                              "SELECT id, account_id, kind, secret_hash, expires_at, actor_id, site_id FROM token ORDER BY id"]).standardOutput
+        return dump.split(separator: "\n").filter { !$0.hasPrefix("INSERT INTO token ") && !$0.hasPrefix("INSERT INTO \"token\" ") }
+            .joined(separator: "\n") + "\n" + tokens
     }
 
     /// The preview's entries as the notifications the real write would publish.
