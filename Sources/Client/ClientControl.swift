@@ -306,6 +306,10 @@ package actor ClientControl: PortalSession {
             routes: routed.map(\.description).sorted(),
             routeError: lastRouteError,
             refusedPackets: counters.refusedPackets,
+            dns: dns.map { counts in
+                let (answered, forwarded, failed) = counts.counts
+                return ClientStatus.DNSCounts(answered: answered, forwarded: forwarded, failed: failed)
+            },
             dropped: counters.dropped)
     }
 }
@@ -385,6 +389,14 @@ package struct ClientStatus: Codable, Sendable {
         }
     }
 
+    /// What the DNS stub did: names of DNS resources it answered, other questions it passed upstream,
+    /// and those no upstream answered.
+    package struct DNSCounts: Codable, Sendable {
+        package var answered: Int
+        package var forwarded: Int
+        package var failed: Int
+    }
+
     /// A resource this client no longer has access to.
     package struct Revoked: Codable, Sendable {
         package var name: String
@@ -400,10 +412,12 @@ package struct ClientStatus: Codable, Sendable {
     package var routes: [String]
     package var routeError: String?
     package var refusedPackets: Int
+    /// Nil when DNS is left alone (`--resolv-conf off`).
+    package var dns: DNSCounts?
     package var dropped: [String: Int]
 
     enum CodingKeys: String, CodingKey {
-        case portal, interface, resources, flows, revoked, relays, routes, dropped
+        case portal, interface, resources, flows, revoked, relays, routes, dns, dropped
         case routeError = "route_error"
         case refusedPackets = "refused_packets"
     }
@@ -433,6 +447,9 @@ package struct ClientStatus: Codable, Sendable {
         lines.append("relays: \(relays.isEmpty ? "none" : relays.joined(separator: ", "))")
         if let routeError { lines.append("routes: FAILED: \(routeError)") }
         if refusedPackets > 0 { lines.append("packets refused for want of a flow: \(refusedPackets)") }
+        if let dns {
+            lines.append("DNS: \(dns.answered) answered for resources, \(dns.forwarded) passed upstream, \(dns.failed) unanswered upstream")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

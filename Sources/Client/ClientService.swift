@@ -2,7 +2,6 @@ package import Actors
 package import Addresses
 package import Foundation
 import Glibc
-import ICE
 import Synchronization
 package import Logging
 package import Tunnel
@@ -106,15 +105,6 @@ package final class ClientService: Sendable {
         let portalAddresses = Self.addresses(of: portalHost)
         control = ClientControl(identity: identity, tunnel: tunnel, device: TunnelDevice(device: device, mtu: mtu), dns: dns,
                                 excluding: portalAddresses + (resolver?.upstreams.map(\.ip) ?? []), logger: logger)
-        // ICE host candidates: this host's addresses (never the tunnel's) at the sockets' ports.
-        let ports = Dictionary(sockets.map { ($0.localAddress.isIPv6, $0.localPort) }, uniquingKeysWith: { first, _ in first })
-        let hosts = HostAddresses.list(excludingInterfaces: [device.name]).compactMap { ip -> SocketAddress? in
-            let isIPv6 = if case .v6 = ip { true } else { false }
-            return ports[isIPv6].map { SocketAddress(ip: ip, port: $0) }
-        }
-        tunnel.setHostCandidates(hosts.enumerated().map { index, address in
-            ICECandidate(kind: .host, address: address, localPreference: UInt16(65535 - min(index, 1000)))
-        })
         let running = tunnel
         let thread = Thread { running.run() }
         thread.name = "gatehouse-client-tunnel"

@@ -60,7 +60,7 @@ package final class ClientTunnel: @unchecked Sendable {
     }
 
     /// A flow the portal made: through which gateway, with what keys, until when.
-    package struct Flow: Sendable, Equatable {
+    package struct Flow: Sendable {
         package var flowID: AuthorizationID
         /// The flow's ICE credentials, the client's and the gateway's (nil: plain WireGuard to `endpoint`).
         package var ice: (local: ICEAgent.Credentials, remote: ICEAgent.Credentials)?
@@ -70,11 +70,6 @@ package final class ClientTunnel: @unchecked Sendable {
         package var presharedKey: [UInt8]
         package var endpoint: SocketAddress
         package var expiresAt: Date
-
-        package static func == (a: Flow, b: Flow) -> Bool {
-            a.flowID == b.flowID && a.target == b.target && a.gatewayPublicKey == b.gatewayPublicKey && a.endpoint == b.endpoint
-                && a.expiresAt == b.expiresAt && a.ice?.local == b.ice?.local && a.ice?.remote == b.ice?.remote
-        }
 
         package init(flowID: AuthorizationID, ice: (local: ICEAgent.Credentials, remote: ICEAgent.Credentials)?, target: Target, gateway: DeviceID,
                      gatewayPublicKey: [UInt8], presharedKey: [UInt8], endpoint: SocketAddress, expiresAt: Date) {
@@ -138,7 +133,6 @@ package final class ClientTunnel: @unchecked Sendable {
         case flow(Flow)
         case refused(Target, ICMPUnreachable.Reason)
         case forget(ResourceID)
-        case hosts([ICECandidate])
         case gather([SocketAddress])
         case remoteCandidates(AuthorizationID, [ICECandidate])
         case relays([RelayServer])
@@ -205,7 +199,7 @@ package final class ClientTunnel: @unchecked Sendable {
     private let segmentBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
     /// Datagrams in (several per entry when the kernel coalesced them) and data messages out, batched.
     private let received = DatagramBatch(capacity: 64, datagramCapacity: 65_536)
-    private let outbox = DatagramBatch(capacity: 64, datagramCapacity: 65_536)
+    private lazy var outbox = Outbox { [unowned self] in socket(for: $0) }
     /// Packets out of tunnels into the TUN, joined into super-packets where the device takes them.
     private let writer: TUNWriter
 
@@ -261,8 +255,6 @@ package final class ClientTunnel: @unchecked Sendable {
 
     package var statistics: Counters { published.withLock { $0 } }
 
-    /// The host candidates (this host's addresses at the sockets' ports).
-    package func setHostCandidates(_ candidates: [ICECandidate]) { command(.hosts(candidates)) }
     /// Learns server-reflexive candidates from these STUN servers (the relays).
     package func gatherCandidates(from servers: [SocketAddress]) { command(.gather(servers)) }
     /// The relays to allocate on (the portal's two, with fresh credentials): allocations on relays no
@@ -281,6 +273,7 @@ package final class ClientTunnel: @unchecked Sendable {
 
     /// Runs the loop on the calling thread until `stopAndWait()`.
     package func run() {
+        performICE(ice.setHostCandidates(hostCandidates()), now: Date())
         while !stopped.load(ordering: .relaxed) {
             applyPending()
             publish()
@@ -301,7 +294,9 @@ package final class ClientTunnel: @unchecked Sendable {
     }
 
     private func publish() {
+        // Each gateway's status is the gateway's own, copied here (gone gateways are taken out where they go).
         for state in gateways.values { tally.gateways[state.id] = state.status }
+        if outbox.refused > 0 { tally.dropped["send_refused"] = outbox.refused }
         let counters = tally
         published.withLock { $0 = counters }
     }
@@ -315,8 +310,6 @@ package final class ClientTunnel: @unchecked Sendable {
             switch command {
             case let .routes(list):
                 routes = list.sorted { $0.range.prefixLength > $1.range.prefixLength }
-            case let .hosts(candidates):
-                performICE(ice.setHostCandidates(candidates), now: now)
             case let .gather(servers):
                 performICE(ice.gather(from: servers, now: now), now: now)
                 timersDue = now
@@ -395,7 +388,6 @@ package final class ClientTunnel: @unchecked Sendable {
         byIndex = [:]
         for (key, state) in gateways {
             for index in state.peer.indexes { byIndex[index] = key }
-            tally.gateways[state.id] = state.status
         }
     }
 
@@ -486,35 +478,15 @@ package final class ClientTunnel: @unchecked Sendable {
         gateways[key]!.status.bytesSent += packet.count
     }
 
-    /// Appends a datagram of at most `size` bytes that `write` makes to the outbox, first sending what
-    /// it holds when the new one would not go out in the same segmented send (another destination, a
-    /// bigger size, or the whole too big). False when `write` made nothing.
     private func queue(to destination: SocketAddress, size: Int, _ write: (UnsafeMutableRawBufferPointer) -> Int?) -> Bool {
-        if outbox.count > 0 {
-            let first = outbox.outgoing(0).count
-            let last = outbox.outgoing(outbox.count - 1).count
-            if outbox.count == outbox.capacity || outbox.address(0) != destination || size > first || last < first
-                || (outbox.count + 1) * first > 65_000 {
-                flushOutbox()
-            }
-        }
-        var made = false
-        outbox.append(to: destination) { buffer in
-            guard let length = write(buffer) else { return 0 }
-            made = true
-            return length
-        }
-        if !made { outbox.count -= 1 }
-        return made
+        outbox.queue(to: destination, size: size, write)
     }
 
-    private func flushOutbox() {
-        guard outbox.count > 0 else { return }
-        if let destination = outbox.address(0) {
-            let socket = sockets.first { $0.localAddress.isIPv6 == destination.isIPv6 } ?? sockets[0]
-            if (try? socket.send(outbox)) != outbox.count { drop("send_failed") }
-        }
-        outbox.removeAll()
+    private func flushOutbox() { outbox.flush() }
+
+    /// The socket that sends to `destination` (by its address family).
+    private func socket(for destination: SocketAddress) -> UDPSocket {
+        sockets.first { $0.localAddress.isIPv6 == destination.isIPv6 } ?? sockets[0]
     }
 
     /// ICMP unreachable back into the TUN for a packet that cannot go.
@@ -552,11 +524,9 @@ package final class ClientTunnel: @unchecked Sendable {
             }
         }
         if handshake { reindex() }
-        gateways[key].map { tally.gateways[$0.id] = $0.status }
         if let state = gateways[key], state.peer.hasSession(now: now), !state.status.established {
             gateways[key]!.status.established = true
             gateways[key]!.status.lastHandshake = now
-            tally.gateways[state.id] = gateways[key]!.status
         }
     }
 
@@ -608,46 +578,14 @@ package final class ClientTunnel: @unchecked Sendable {
         if !owed.isEmpty { perform(owed, key: key, now: now) }
         guard !range.isEmpty else { return true }  // a keepalive
         let padded = UnsafeRawBufferPointer(rebasing: message[range])
-        guard let (length, _) = Self.packetLength(padded) else {
+        guard let (length, _) = TunnelEngine.packetLength(padded) else {
             drop("malformed")
             return true
         }
         let packet = UnsafeRawBufferPointer(rebasing: padded[..<length])
-        let checked: (header: PacketHeader, target: Target)? = {
-            guard let header = PacketHeader(packet), ownAddresses.contains(header.destination),
-                  let target = target(for: header.source), case let .ready(flowKey, _) = flows[target], flowKey == key else { return nil }
-            return (header, target)
-        }()
-        guard let (header, target) = checked else {
-            drop("spoofed")
-            return true
-        }
-        gateways[key]!.status.packetsReceived += 1
-        gateways[key]!.status.bytesReceived += length
-        if header.icmp != nil, AdministrativelyProhibited.matches(packet), !askedAgain.contains(target) {
-            askedAgain.insert(target)
-            flows[target] = nil
-            onEvent(.prohibited(target))
-        }
+        guard admit(packet, from: key) else { return true }
         writer.write(packet)  // the WireGuard header before it is room for the device's header
         return true
-    }
-
-    /// The length an IP packet's header gives (padding after it is not the packet's).
-    static func packetLength(_ bytes: UnsafeRawBufferPointer) -> (Int, Bool)? {
-        guard let first = bytes.first else { return nil }
-        switch first >> 4 {
-        case 4:
-            guard bytes.count >= 20 else { return nil }
-            let length = Int(UInt16(bytes[2]) << 8 | UInt16(bytes[3]))
-            return length >= 20 && length <= bytes.count ? (length, false) : nil
-        case 6:
-            guard bytes.count >= 40 else { return nil }
-            let length = 40 + Int(UInt16(bytes[4]) << 8 | UInt16(bytes[5]))
-            return length <= bytes.count ? (length, true) : nil
-        default:
-            return nil
-        }
     }
 
     private func handle(_ datagram: [UInt8], from source: SocketAddress, now: Date) {
@@ -701,24 +639,29 @@ package final class ClientTunnel: @unchecked Sendable {
     /// A packet out of a gateway's tunnel: into the TUN when it is for this client and from a resource
     /// whose flow goes through that gateway.
     private func deliver(_ packet: [UInt8], from key: [UInt8]) {
-        let checked: (header: PacketHeader, resource: Target)? = packet.withUnsafeBytes { bytes in
-            guard let header = PacketHeader(bytes), ownAddresses.contains(header.destination),
-                  let resource = target(for: header.source), case let .ready(flowKey, _) = flows[resource], flowKey == key
-            else { return nil }
-            return (header, resource)
+        let length = packet.withUnsafeBytes { TunnelEngine.packetLength($0)?.0 } ?? packet.count
+        guard packet.withUnsafeBytes({ admit(UnsafeRawBufferPointer(rebasing: $0[..<length]), from: key) }) else { return }
+        writer.flush()  // in order with what the fast path joined
+        if (try? tun.write(Array(packet.prefix(length)))) != true { drop("tun_full") }
+    }
+
+    /// Whether a packet out of `key`'s tunnel may enter the TUN: for one of the client's addresses and
+    /// from a resource whose flow goes through that gateway (counted). "Administratively prohibited"
+    /// from the gateway (it restarted, or the filters changed) makes the client ask the portal once more.
+    private func admit(_ packet: UnsafeRawBufferPointer, from key: [UInt8]) -> Bool {
+        guard let header = PacketHeader(packet), ownAddresses.contains(header.destination),
+              let target = target(for: header.source), case let .ready(flowKey, _) = flows[target], flowKey == key else {
+            drop("spoofed")
+            return false
         }
-        guard let (header, resource) = checked else { return drop("spoofed") }
         gateways[key]!.status.packetsReceived += 1
         gateways[key]!.status.bytesReceived += packet.count
-        if header.icmp != nil, packet.withUnsafeBytes(AdministrativelyProhibited.matches), !askedAgain.contains(resource) {
-            // The gateway does not hold this flow (it restarted, or its filters changed): ask once more.
-            askedAgain.insert(resource)
-            flows[resource] = nil
-            onEvent(.prohibited(resource))
+        if header.icmp != nil, AdministrativelyProhibited.matches(packet), !askedAgain.contains(target) {
+            askedAgain.insert(target)
+            flows[target] = nil
+            onEvent(.prohibited(target))
         }
-        writer.flush()  // in order with what the fast path joined
-        let length = packet.withUnsafeBytes { Self.packetLength($0)?.0 } ?? packet.count
-        if (try? tun.write(Array(packet.prefix(length)))) != true { drop("tun_full") }
+        return true
     }
 
     // MARK: ICE
@@ -741,12 +684,10 @@ package final class ClientTunnel: @unchecked Sendable {
                 gateways[key]!.status.endpoint = pair.remote.address
                 gateways[key]!.status.pair = pair
                 gateways[key]!.status.relay = pair.local.kind == .relayed ? relayName(of: pair.local.address) : nil
-                tally.gateways[gateways[key]!.id] = gateways[key]!.status
                 // A handshake that went the announced way is sent again the way ICE found.
                 perform(gateways[key]!.peer.retryHandshake(now: now), key: key, now: now)
-            case let .failed(key, _):
+            case .failed:
                 drop("ice_failed")
-                _ = key
             case let .lost(pair, key, ufrag):
                 // A fresh establishment: the other pairs (another relay, a direct one) are checked again.
                 drop("ice_pair_lost")
@@ -760,8 +701,7 @@ package final class ClientTunnel: @unchecked Sendable {
     }
 
     private func sendDirect(_ bytes: [UInt8], to destination: SocketAddress) {
-        let socket = sockets.first { $0.localAddress.isIPv6 == destination.isIPv6 } ?? sockets[0]
-        if (try? socket.send(bytes, to: destination)) != true { drop("send_failed") }
+        if (try? socket(for: destination).send(bytes, to: destination)) != true { drop("send_failed") }
     }
 
     /// Through the allocation whose relayed address is `relayed`: ChannelData once the peer's channel
@@ -785,7 +725,6 @@ package final class ClientTunnel: @unchecked Sendable {
         gateways[key]!.status.pair = nil
         gateways[key]!.status.relay = nil
         gateways[key]!.status.restarts += 1
-        tally.gateways[gateways[key]!.id] = gateways[key]!.status
         ice.restart(ufrag: ufrag)
         timersDue = now
         onEvent(.pathLost(gateway: gateways[key]!.id, reason: reason))
@@ -864,6 +803,14 @@ package final class ClientTunnel: @unchecked Sendable {
         }
     }
 
+    /// This host's addresses (never the tunnel device's) at the ports of the sockets of their family.
+    private func hostCandidates() -> [ICECandidate] {
+        let ports = Dictionary(sockets.map { ($0.localAddress.isIPv6, $0.localPort) }, uniquingKeysWith: { first, _ in first })
+        return ICECandidate.hosts(HostAddresses.list(excludingInterfaces: [tun.name]).compactMap { ip in
+            ports[ip.bitWidth == 128].map { SocketAddress(ip: ip, port: $0) }
+        })
+    }
+
     /// New sockets (new ports), new host candidates, new allocations on the same relays, and a fresh
     /// establishment to every gateway; the WireGuard sessions carry on over the new pairs.
     private func rebind(reason: String, now: Date) {
@@ -883,14 +830,7 @@ package final class ClientTunnel: @unchecked Sendable {
             try? loop.add(socket.fileDescriptor)
             socket.enableReceiveCoalescing()
         }
-        let ports = Dictionary(sockets.map { ($0.localAddress.isIPv6, $0.localPort) }, uniquingKeysWith: { first, _ in first })
-        let hosts = HostAddresses.list(excludingInterfaces: [tun.name]).compactMap { ip -> SocketAddress? in
-            let isIPv6 = if case .v6 = ip { true } else { false }
-            return ports[isIPv6].map { SocketAddress(ip: ip, port: $0) }
-        }
-        performICE(ice.resetLocalCandidates(hosts.enumerated().map { index, address in
-            ICECandidate(kind: .host, address: address, localPreference: UInt16(65535 - min(index, 1000)))
-        }), now: now)
+        performICE(ice.resetLocalCandidates(hostCandidates()), now: now)
         allocations.removeAll()
         updateRelays(relayList, now: now)
         performICE(ice.gather(from: relayList.map(\.address), now: now), now: now)
@@ -920,7 +860,6 @@ package final class ClientTunnel: @unchecked Sendable {
             if let deadline = gateways[key]?.peer.nextDeadline() { next = min(next, deadline) }
             if let state = gateways[key], state.status.established, !state.peer.hasSession(now: now) {
                 gateways[key]!.status.established = false
-                tally.gateways[state.id] = gateways[key]!.status
             }
         }
         for (resource, state) in flows {

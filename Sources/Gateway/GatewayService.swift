@@ -112,9 +112,7 @@ package final class GatewayService: Sendable {
         // told to announce, at the WireGuard port.
         var hosts = HostAddresses.list(excludingInterfaces: [tunnel.name]).map { SocketAddress(ip: $0, port: engine.port) }
         for endpoint in identity.endpoints.compactMap(SocketAddress.init(endpoint:)) where !hosts.contains(endpoint) { hosts.append(endpoint) }
-        engine.setHostCandidates(hosts.enumerated().map { index, address in
-            ICECandidate(kind: .host, address: address, localPreference: UInt16(65535 - min(index, 1000)))
-        })
+        engine.setHostCandidates(ICECandidate.hosts(hosts))
         let trickling = control
         engine.onICECandidates { ufrag, candidates in
             Task { await trickling.trickle(ufrag: ufrag, candidates: candidates.map(\.sdp)) }

@@ -48,6 +48,13 @@ package struct ICECandidate: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// priority = 2^24 × type preference + 2^8 × local preference + (256 − component ID).
+    /// Host candidates for `addresses`, in order of preference (the first the most preferred).
+    package static func hosts(_ addresses: [SocketAddress]) -> [ICECandidate] {
+        addresses.enumerated().map { index, address in
+            ICECandidate(kind: .host, address: address, localPreference: UInt16(65535 - min(index, 1000)))
+        }
+    }
+
     package static func priority(kind: Kind, localPreference: UInt16 = 65535, component: UInt8 = 1) -> UInt32 {
         kind.typePreference << 24 + UInt32(localPreference) << 8 + (256 - UInt32(component))
     }

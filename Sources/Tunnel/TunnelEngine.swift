@@ -110,7 +110,7 @@ package final class TunnelEngine: @unchecked Sendable {
     private var timersDue = Date()
     /// Datagrams in (several per entry when the kernel coalesced them), and data messages out, batched.
     private let received = DatagramBatch(capacity: 64, datagramCapacity: 65_536)
-    private let outbox = DatagramBatch(capacity: 64, datagramCapacity: 65_536)
+    private let outbox: Outbox
     /// Where a packet read from the TUN lands, and where a super-packet's segments are made.
     private let packetBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: VirtioNetHeader.size + 65_536, alignment: 16)
     private let segmentBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
@@ -132,6 +132,8 @@ package final class TunnelEngine: @unchecked Sendable {
     /// ICE (gateway controlled): an agent per flow, owned by the client's public key, on the WireGuard
     /// sockets; what it trickles goes to `onCandidates` (local ufrag, candidates) from the loop's thread.
     private var ice = ICESessions<[UInt8]>()
+    /// When the agents' timers are due next (see `applyICE`).
+    private var iceDue = Date.distantFuture
     private let iceCommands = Mutex<[ICECommand]>([])
     private let onCandidates = Mutex<(@Sendable (String, [ICECandidate]) -> Void)?>(nil)
 
@@ -187,6 +189,7 @@ package final class TunnelEngine: @unchecked Sendable {
         cookies = CookieResponder(local: local.publicKey, now: Date())
         writer = TUNWriter(tun: tun)
         loop = try EventLoop()
+        outbox = Outbox { destination in sockets.first { $0.localAddress.isIPv6 == destination.isIPv6 } ?? sockets[0] }
         for socket in sockets {
             try loop.add(socket.fileDescriptor)
             socket.enableReceiveCoalescing()
@@ -236,8 +239,12 @@ package final class TunnelEngine: @unchecked Sendable {
         loop.wake()
     }
 
+    /// Commands from control, and the agents' timers when due; `iceDue` is worked out again only
+    /// after the agents changed (the loop reads it every turn: walking every agent each turn would
+    /// put the number of flows on the hot path).
     private func applyICE(now: Date) {
         let commands = iceCommands.withLock { commands in defer { commands = [] }; return commands }
+        guard !commands.isEmpty || iceDue <= now else { return }
         for command in commands {
             switch command {
             case let .hosts(candidates): performICE(ice.setHostCandidates(candidates))
@@ -249,6 +256,7 @@ package final class TunnelEngine: @unchecked Sendable {
             }
         }
         if ice.nextDeadline <= now { performICE(ice.poll(now: now)) }
+        iceDue = ice.nextDeadline
     }
 
     private func performICE(_ outputs: [ICESessions<[UInt8]>.Output]) {
@@ -289,7 +297,7 @@ package final class TunnelEngine: @unchecked Sendable {
             applyPending()
             publish()
             let timeout = max(0, min(timersDue.timeIntervalSinceNow, 1))
-            let iceTimeout = max(0, ice.nextDeadline.timeIntervalSinceNow)
+            let iceTimeout = max(0, iceDue.timeIntervalSinceNow)
             let ready = (try? loop.wait(timeout: .milliseconds(Int64(min(timeout, iceTimeout) * 1000) + 1))) ?? []
             applyICE(now: Date())
             for socket in sockets where ready.contains(socket.fileDescriptor) { readDatagrams(from: socket) }
@@ -351,6 +359,7 @@ package final class TunnelEngine: @unchecked Sendable {
                 }
             } else if let slot = slotByKey.removeValue(forKey: change.key) {
                 ice.remove(owner: change.key)
+                iceDue = min(iceDue, Date())  // worked out again at the next turn
                 let now = Date()
                 for key in flows.keys where key.slot == slot { finishFlow(key, reason: "revoked", now: now) }
                 natOut = natOut.filter { $0.key.slot != slot }
@@ -389,6 +398,7 @@ package final class TunnelEngine: @unchecked Sendable {
                     // A check or a Binding answer for ICE, on the WireGuard socket.
                     if let outputs = ice.receive(Array(datagram), at: iceBase(socket), from: source, now: now) {
                         performICE(outputs)
+                        iceDue = ice.nextDeadline
                     } else {
                         tally.iceDropped += 1
                     }
@@ -627,33 +637,11 @@ package final class TunnelEngine: @unchecked Sendable {
         packet.withUnsafeBytes { sendThroughTunnel($0, slot: slot, now: now) }
     }
 
-    /// Appends a datagram of `size` bytes (at most) that `write` makes to the outbox, first sending
-    /// what it holds when the new one would not go out in the same segmented send (another
-    /// destination, another size, or the whole too big). False when `write` made nothing.
     private func queue(to destination: SocketAddress, size: Int, _ write: (UnsafeMutableRawBufferPointer) -> Int?) -> Bool {
-        if outbox.count > 0 {
-            let first = outbox.outgoing(0).count
-            let last = outbox.outgoing(outbox.count - 1).count
-            if outbox.count == outbox.capacity || outbox.address(0) != destination || size > first || last < first
-                || (outbox.count + 1) * first > 65_000 {
-                flushOutbox()
-            }
-        }
-        var made = false
-        outbox.append(to: destination) { buffer in
-            guard let length = write(buffer) else { return 0 }
-            made = true
-            return length
-        }
-        if !made { outbox.count -= 1 }
-        return made
+        outbox.queue(to: destination, size: size, write)
     }
 
-    private func flushOutbox() {
-        guard outbox.count > 0 else { return }
-        if let destination = outbox.address(0) { _ = try? socket(for: destination).send(outbox) }
-        outbox.removeAll()
-    }
+    private func flushOutbox() { outbox.flush() }
 
     // MARK: Timers and outputs
 
@@ -779,7 +767,8 @@ package final class TunnelEngine: @unchecked Sendable {
 
     /// The length of the packet without WireGuard's padding (the IP header's length), and its source
     /// address; nil when it is no IP packet or claims more than it holds.
-    static func packetLength(_ bytes: UnsafeRawBufferPointer) -> (Int, SocketAddress.IP)? {
+    /// The length an IP packet's header gives (what follows is padding) and its source.
+    package static func packetLength(_ bytes: UnsafeRawBufferPointer) -> (Int, SocketAddress.IP)? {
         guard let first = bytes.first else { return nil }
         switch first >> 4 {
         case 4 where bytes.count >= 20:

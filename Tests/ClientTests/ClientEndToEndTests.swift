@@ -440,6 +440,9 @@ import Testing
             let status = try await bed.status()
             let flow = (status["flows"] as? [[String: Any]] ?? []).first { $0["dns_name"] as? String == "wiki.corp.test" }
             #expect(flow?["established"] as? Bool == true, "\(status)")
+            let dns = status["dns"] as? [String: Any]
+            #expect((dns?["answered"] as? Int ?? 0) >= 2 && (dns?["forwarded"] as? Int ?? 0) >= 2 && (dns?["failed"] as? Int ?? -1) == 0,
+                    "status counts what the stub answered and passed upstream: \(String(describing: dns))")
 
             _ = bed.client?.stop(grace: .seconds(10))
             let restored = try String(contentsOfFile: bed.clientNamespace.etcPath("resolv.conf"), encoding: .utf8)
@@ -545,7 +548,10 @@ import Testing
                 (try await webFlow()?["relay"] as? String) != nil
             }
             let first = try #require(try await webFlow()?["relay"] as? String)
-            try await Task.sleep(for: .seconds(2))
+            // A quarter of it in first, so that the relay goes in the middle.
+            try await Wait.until("a quarter of the download came", timeout: .seconds(30)) {
+                ((try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0) >= 1024 * 1024
+            }
             let stopped = ContinuousClock.now
             let exit = bed.relays[first == "relay-1" ? 0 : 1].stop()
             #expect(exit == 0, "the relay stops cleanly on SIGTERM")

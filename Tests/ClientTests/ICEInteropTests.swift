@@ -127,6 +127,29 @@ import Testing
         }
     }
 
+    /// Runs ICE between our agent on `socket` (with `ourRole`) and `peer`: reads aioice's candidates,
+    /// sends ours, runs our agent until data came back, then tells aioice it may go. aioice's
+    /// candidates, what our side saw, and the data aioice received (hex).
+    static func meet(_ peer: AioicePeer, socket: UDPSocket, ourRole: String) async throws
+        -> (candidates: [ICECandidate], outcome: Outcome, received: String?) {
+        let offer = try await peer.object(with: "candidates")
+        let candidates = (offer["candidates"] as? [String] ?? []).compactMap { ICECandidate(sdp: $0.hasPrefix("candidate:") ? $0 : "candidate:" + $0) }
+        let local = ICEAgent.Credentials(ufrag: "gh" + String(UUID().uuidString.prefix(6)), password: UUID().uuidString)
+        var agent = ICEAgent(controlling: ourRole == "controlling", local: local,
+                             remote: .init(ufrag: offer["ufrag"] as? String ?? "", password: offer["password"] as? String ?? ""))
+        let host = ICECandidate(kind: .host, address: socket.localAddress)
+        agent.addLocal(host)
+        for candidate in candidates { agent.addRemote(candidate) }
+        try peer.send(["ufrag": local.ufrag, "password": local.password, "candidates": [host.sdp]])
+        let outcome = try await runAgent(agent, socket: socket)
+        let received = try await peer.object(with: "received")["received"] as? String
+        try peer.send(["done": true])
+        _ = try await peer.object(with: "done")
+        return (candidates, outcome, received)
+    }
+
+    static let pingHex = Data("ping from gatehouse".utf8).map { String(format: "%02x", $0) }.joined()
+
     @Test(arguments: ["controlling", "controlled"])
     func ourAgentAndAioiceAgreeOnAPairAndDataFlows(ourRole: String) async throws {
         try await TestNetwork.with { network in
@@ -135,23 +158,13 @@ import Testing
             _ = try network.connect(ours, theirs)  // 198.18.1.1 (ours) - 198.18.1.2 (aioice)
             let socket = try ours.run { try UDPSocket(bindTo: SocketAddress("198.18.1.1", port: 0)) }
             let peer = try AioicePeer(in: theirs, arguments: [ourRole == "controlling" ? "controlled" : "controlling"])
-            let offer = try await peer.object(with: "candidates")
-            let remoteCandidates = (offer["candidates"] as? [String] ?? []).compactMap { ICECandidate(sdp: $0.hasPrefix("candidate:") ? $0 : "candidate:" + $0) }
-            #expect(remoteCandidates.contains { $0.address.address == "198.18.1.2" && $0.kind == .host }, "\(offer)")
-            let local = ICEAgent.Credentials(ufrag: "gh" + String(UUID().uuidString.prefix(6)), password: UUID().uuidString)
-            var agent = ICEAgent(controlling: ourRole == "controlling", local: local,
-                                 remote: .init(ufrag: offer["ufrag"] as? String ?? "", password: offer["password"] as? String ?? ""))
-            let host = ICECandidate(kind: .host, address: socket.localAddress)
-            agent.addLocal(host)
-            for candidate in remoteCandidates { agent.addRemote(candidate) }
-            try peer.send(["ufrag": local.ufrag, "password": local.password, "candidates": [host.sdp]])
-            let outcome = try await Self.runAgent(agent, socket: socket)
+            let (candidates, outcome, received) = try await Self.meet(peer, socket: socket, ourRole: ourRole)
+            #expect(candidates.contains { $0.address.address == "198.18.1.2" && $0.kind == .host }, "\(candidates)")
             let connected = try await peer.object(with: "connected")
             #expect(outcome.selected?.remote.address.address == "198.18.1.2", "our agent selected aioice's host candidate: \(String(describing: outcome.selected))")
             #expect((connected["remote"] as? [Any])?.first as? String == "198.18.1.1", "aioice nominated our host candidate: \(connected)")
             #expect(outcome.checksAnswered > 0, "aioice's checks were answered by ours")
-            let received = try await peer.object(with: "received")
-            #expect(received["received"] as? String == Data("ping from gatehouse".utf8).map { String(format: "%02x", $0) }.joined())
+            #expect(received == Self.pingHex)
             #expect(outcome.answer == "pong ping from gatehouse", "data came back over the pair: \(peer.printed)")
         }
     }
@@ -194,21 +207,11 @@ import Testing
             let peer = try AioicePeer(in: theirs, arguments: [ourRole == "controlling" ? "controlled" : "controlling", "--turn", "198.18.3.2:3478",
                                                               "--turn-username", username,
                                                               "--turn-password", RESTCredentials.password(secret: secret, username: username)])
-            let offer = try await peer.object(with: "candidates")
-            let remoteCandidates = (offer["candidates"] as? [String] ?? []).compactMap { ICECandidate(sdp: $0.hasPrefix("candidate:") ? $0 : "candidate:" + $0) }
-            let relayed = try #require(remoteCandidates.first { $0.kind == .relayed }, "aioice allocated on our relay: \(offer)")
+            let (candidates, outcome, received) = try await Self.meet(peer, socket: socket, ourRole: ourRole)
+            let relayed = try #require(candidates.first { $0.kind == .relayed }, "aioice allocated on our relay: \(candidates)")
             #expect(relayed.address.address == "198.18.3.2")
-            let local = ICEAgent.Credentials(ufrag: "gh" + String(UUID().uuidString.prefix(6)), password: UUID().uuidString)
-            var agent = ICEAgent(controlling: ourRole == "controlling", local: local,
-                                 remote: .init(ufrag: offer["ufrag"] as? String ?? "", password: offer["password"] as? String ?? ""))
-            let host = ICECandidate(kind: .host, address: socket.localAddress)
-            agent.addLocal(host)
-            for candidate in remoteCandidates { agent.addRemote(candidate) }
-            try peer.send(["ufrag": local.ufrag, "password": local.password, "candidates": [host.sdp]])
-            let outcome = try await Self.runAgent(agent, socket: socket)
             #expect(outcome.selected?.remote == relayed, "our agent selected aioice's relayed candidate: \(String(describing: outcome.selected))")
-            let received = try await peer.object(with: "received")
-            #expect(received["received"] as? String == Data("ping from gatehouse".utf8).map { String(format: "%02x", $0) }.joined())
+            #expect(received == Self.pingHex)
             #expect(outcome.answer == "pong ping from gatehouse", "data came back through the relay: \(peer.printed)")
         }
     }

@@ -7,8 +7,9 @@ Gathers its candidates (host, and server-reflexive or relayed ones when given a 
 prints {"ufrag", "password", "candidates": [RFC 8839 texts]} on one line, reads the other end's
 {"ufrag", "password", "candidates"} from stdin, connects (checks and nomination), prints {"connected":
 true, "local": [host, port], "remote": [host, port]} (the nominated pair), then waits for one datagram
-of data, prints {"received": HEX}, answers it with b"pong " + the data, and prints {"done": true}. Any
-failure prints {"error": ...} and exits 1.
+of data, prints {"received": HEX}, and answers each datagram that comes with b"pong " + the data until
+the other end says on stdin that it has its answer (a line {"done": true}); then prints {"done": true}.
+Any failure prints {"error": ...} and exits 1.
 """
 import argparse
 import asyncio
@@ -54,7 +55,16 @@ async def main() -> None:
             data = await connection.recv()
             print(json.dumps({"received": data.hex()}), flush=True)
             await connection.send(b"pong " + data)
-            await asyncio.sleep(0.5)
+            # Answer again whatever else comes (the other end repeats until it has an answer), until it
+            # says it is done.
+            done = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline))
+            while not done.done():
+                receiving = asyncio.ensure_future(connection.recv())
+                finished, _ = await asyncio.wait({receiving, done}, return_when=asyncio.FIRST_COMPLETED)
+                if receiving in finished:
+                    await connection.send(b"pong " + receiving.result())
+                else:
+                    receiving.cancel()
         print(json.dumps({"done": True}), flush=True)
     except Exception as error:
         print(json.dumps({"error": repr(error)}), flush=True)
