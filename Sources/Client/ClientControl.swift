@@ -146,8 +146,9 @@ package actor ClientControl: PortalSession {
                 "ipv4": "\(initial.interface.ipv4)", "ipv6": "\(initial.interface.ipv6)", "resources": "\(initial.resources.count)",
                 "relays": "\(initial.relays.map(\.name).joined(separator: ","))",
             ])
-            // What was asked while the portal was away is asked now.
+            // What was asked while the portal was away is asked now; what was trickled then is sent again.
             for resource in requested.sorted() { requestFlow(resource) }
+            if !first { tunnel.announceCandidates() }
         case let .resourceCreatedOrUpdated(resource):
             if resources[resource.id] != nil, resources[resource.id] != resource { forget(resource.id) }
             resources[resource.id] = resource

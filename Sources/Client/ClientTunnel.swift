@@ -137,6 +137,7 @@ package final class ClientTunnel: @unchecked Sendable {
         case remoteCandidates(AuthorizationID, [ICECandidate])
         case relays([RelayServer])
         case networkChanged(String)
+        case announceCandidates
     }
 
     /// A relay this client may allocate on, with the portal's TURN REST credentials.
@@ -237,6 +238,10 @@ package final class ClientTunnel: @unchecked Sendable {
     /// way found again; flows and WireGuard sessions stay.
     package func networkChanged(reason: String) { command(.networkChanged(reason)) }
 
+    /// Every local candidate again, for every gateway's flow: the portal was away (a reconnect, often
+    /// right after a network change), and candidates trickled meanwhile never reached the gateways.
+    package func announceCandidates() { command(.announceCandidates) }
+
     // MARK: Control (any thread)
 
     /// The resources' ranges (each packet goes to the most specific one holding its destination).
@@ -326,6 +331,10 @@ package final class ClientTunnel: @unchecked Sendable {
                 updateRelays(list, now: now)
             case let .networkChanged(reason):
                 rebind(reason: reason, now: now)
+            case .announceCandidates:
+                let candidates = ice.localCandidates.map(\.sdp)
+                guard !candidates.isEmpty else { break }
+                for (flow, gateway) in iceFlows.values { onEvent(.candidates(flow: flow, gateway: gateway, candidates)) }
             case let .proxy(address, target):
                 proxies[address] = target
             case let .addresses(list):

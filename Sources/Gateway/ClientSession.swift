@@ -139,7 +139,7 @@ package actor ClientSession {
             return TunnelPeer(publicKey: [UInt8](key), presharedKey: [UInt8](psk), addresses: addresses,
                               rules: AccessRules(labelled: exact.map { ($0.destination, $0.ports, labelByPrefix[$0.destination] ?? -1) }),
                               labels: labels, unlabelled: FlowLabel(client: clientID.description, actor: flow.actorID?.description ?? ""),
-                              translations: grants.translations)
+                              translations: grants.translations, withoutAddress: grants.withoutAddress)
         }
         if wanted != peer {
             dataPlane?.peerChanged(client: clientID, from: peer, to: wanted)
@@ -173,9 +173,11 @@ package actor ClientSession {
     /// grants it), and the proxy → real address translations. A DNS flow's i-th proxy address of a
     /// family stands for the i-th resolved address of that family (wrapping around); a proxy address
     /// with no address of its family behind it is checked but not translated (the engine refuses what
-    /// is sent to it). A resource whose address or filters do not parse authorises nothing (and says so).
+    /// is sent to it: "unreachable" when the name resolved without that family, in `withoutAddress`,
+    /// "prohibited" when it did not resolve). A resource whose address or filters do not parse
+    /// authorises nothing (and says so).
     private func grants() -> (kernel: [GrantedDestination], user: [(destination: GrantedDestination, flow: FlowAuthorization)],
-                              translations: [SocketAddress.IP: SocketAddress.IP]) {
+                              translations: [SocketAddress.IP: SocketAddress.IP], withoutAddress: Set<SocketAddress.IP>) {
         if parsed.count > 2 * flows.count + 16 {
             let current = Set(flows.values.map(\.resource.id))
             parsed = parsed.filter { current.contains($0.key) }
@@ -183,6 +185,7 @@ package actor ClientSession {
         var kernel: [GrantedDestination] = []
         var user: [(destination: GrantedDestination, flow: FlowAuthorization)] = []
         var translations: [SocketAddress.IP: SocketAddress.IP] = [:]
+        var withoutAddress: Set<SocketAddress.IP> = []
         for flow in flows.values {
             let entry: (resource: GatewayResource, prefix: AddressRange?, filters: [Filter]?)
             if let cached = parsed[flow.resource.id], cached.resource == flow.resource {
@@ -215,13 +218,16 @@ package actor ClientSession {
                     position = index.v6
                     index.v6 += 1
                 }
-                guard !family.isEmpty else { continue }
+                guard !family.isEmpty else {
+                    if real != nil { withoutAddress.insert(proxy) }
+                    continue
+                }
                 let target = family[position % family.count]
                 translations[proxy] = target
                 kernel.append(GrantedDestination(prefix: AddressRange(network: target, prefixLength: target.bitWidth), filters: filters))
             }
         }
-        return (kernel, user, translations)
+        return (kernel, user, translations, withoutAddress)
     }
 
     private func parse(_ resource: GatewayResource) -> (resource: GatewayResource, prefix: AddressRange?, filters: [Filter]?) {
@@ -253,6 +259,8 @@ package struct TunnelPeer: Sendable, Equatable {
     package var unlabelled: FlowLabel
     /// DNS proxy address → the real address it stands for.
     package var translations: [SocketAddress.IP: SocketAddress.IP] = [:]
+    /// Proxy addresses of names that resolved without an address of their family.
+    package var withoutAddress: Set<SocketAddress.IP> = []
 }
 
 /// Where sessions hand their client's peer: the gateway's WireGuard data plane.

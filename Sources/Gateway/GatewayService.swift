@@ -217,7 +217,7 @@ struct GatewayDataPlane: SessionDataPlane {
         }
         engine.authorize(.init(publicKey: new.publicKey, presharedKey: new.presharedKey, addresses: new.addresses,
                                rules: userSpaceChecks ? new.rules : nil, labels: new.labels, unlabelled: new.unlabelled,
-                               translations: new.translations))
+                               translations: new.translations, withoutAddress: new.withoutAddress))
         for address in new.addresses {
             do {
                 try tunnel.route(AddressRange(network: address, prefixLength: address.bitWidth), add: true)

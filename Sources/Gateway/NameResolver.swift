@@ -58,15 +58,26 @@ package struct NameResolver: Sendable {
         NameResolver(servers: servers(inResolvConf: (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""))
     }
 
-    /// The A and AAAA addresses of `name`.
+    /// The A and AAAA addresses of `name`. One family failing (many servers refuse or fail AAAA
+    /// queries for names they only hold an A record for) leaves that family empty; both failing throws.
     package func resolve(_ name: String) async throws(Failure) -> Resolved {
         guard !servers.isEmpty else { throw .noServers }
         async let a = answer(name, .a)
         async let aaaa = answer(name, .aaaa)
-        let v4 = try await a.get()
-        let v6 = try await aaaa.get()
+        let (v4, v6) = try Self.either(await a, await aaaa)
         let ttls = [v4, v6].filter { !$0.addresses.isEmpty }.map(\.ttl)
         return Resolved(ipv4: v4.addresses, ipv6: v6.addresses, ttl: ttls.min() ?? 0)
+    }
+
+    /// Both answers, a failed one as no addresses; the first failure when both failed.
+    package static func either(_ a: Result<DNSAddresses, Failure>, _ aaaa: Result<DNSAddresses, Failure>) throws(Failure)
+        -> (DNSAddresses, DNSAddresses) {
+        switch (a, aaaa) {
+        case (.failure(let error), .failure): throw error
+        case (.success(let v4), .success(let v6)): return (v4, v6)
+        case (.success(let v4), .failure): return (v4, DNSAddresses(addresses: [], ttl: 0))
+        case (.failure, .success(let v6)): return (DNSAddresses(addresses: [], ttl: 0), v6)
+        }
     }
 
     private func answer(_ name: String, _ type: DNSRecordType) async -> Result<DNSAddresses, Failure> {

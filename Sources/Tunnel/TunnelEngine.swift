@@ -27,10 +27,13 @@ package final class TunnelEngine: @unchecked Sendable {
         package var unlabelled: FlowLabel
         /// DNS proxy address → the real address it stands for (gateway spec, "DNS resources").
         package var translations: [SocketAddress.IP: SocketAddress.IP]
+        /// Proxy addresses whose name has no address of their family: answered "unreachable" (the
+        /// client's application tries the other family), not "prohibited" (the client would ask again).
+        package var withoutAddress: Set<SocketAddress.IP>
 
         package init(publicKey: [UInt8], presharedKey: [UInt8], addresses: [SocketAddress.IP], rules: AccessRules? = nil,
                      labels: [FlowLabel] = [], unlabelled: FlowLabel = FlowLabel(client: ""),
-                     translations: [SocketAddress.IP: SocketAddress.IP] = [:]) {
+                     translations: [SocketAddress.IP: SocketAddress.IP] = [:], withoutAddress: Set<SocketAddress.IP> = []) {
             self.publicKey = publicKey
             self.presharedKey = presharedKey
             self.addresses = addresses
@@ -38,6 +41,7 @@ package final class TunnelEngine: @unchecked Sendable {
             self.labels = labels
             self.unlabelled = unlabelled
             self.translations = translations
+            self.withoutAddress = withoutAddress
         }
     }
 
@@ -458,7 +462,9 @@ package final class TunnelEngine: @unchecked Sendable {
             guard let real = translate(header, slot: slot) else {
                 count(.unresolved)
                 noteOutbound(header, bytes: packet.count, slot: slot, refusal: .unresolved)
-                if let reply = AdministrativelyProhibited.reply(to: packet) { sendThroughTunnel(reply, slot: slot, now: Date()) }
+                let reply = slots[slot]!.authorization.withoutAddress.contains(header.destination)
+                    ? ICMPUnreachable.reply(to: packet, reason: .unreachable) : AdministrativelyProhibited.reply(to: packet)
+                if let reply { sendThroughTunnel(reply, slot: slot, now: Date()) }
                 return
             }
             noteOutbound(header, bytes: packet.count, slot: slot, refusal: nil, real: real)

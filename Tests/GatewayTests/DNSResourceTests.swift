@@ -90,6 +90,16 @@ import Tunnel
         #expect(servers == [try SocketAddress("192.0.2.53", port: 53), try SocketAddress("2001:db8::53", port: 53)])
     }
 
+    /// A server that answers A but refuses AAAA (dnsmasq with only an A record and no upstream does)
+    /// still resolves the name to its IPv4 addresses; both families failing is a failure.
+    @Test func oneFamilyFailingLeavesTheOther() throws {
+        let v4 = DNSAddresses(addresses: [try SocketAddress("192.0.2.12", port: 0).ip], ttl: 60)
+        let refused = NameResolver.Failure.refused("app.corp.test", .serverError(5))
+        let (a, aaaa) = try NameResolver.either(.success(v4), .failure(refused))
+        #expect(a == v4 && aaaa.addresses.isEmpty)
+        #expect(throws: refused) { try NameResolver.either(.failure(refused), .failure(.noAnswer("app.corp.test"))) }
+    }
+
     /// After the rewrite, a packet is byte for byte the one made to the other address (every checksum
     /// updated), for TCP, UDP and ICMP echo, IPv4 and IPv6.
     @Test(arguments: [UInt8(6), 17, 1]) func theRewriteIsThePacketMadeToTheOtherAddress(protocolNumber: UInt8) {
