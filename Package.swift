@@ -282,6 +282,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "ClusterTests",
+            dependencies: ["TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "WireGuardTests",
             dependencies: ["WireGuard", "TestSupport", "Actors", "Addresses"],
             swiftSettings: swiftSettings
