@@ -277,7 +277,7 @@ struct ClusterEndToEndTests {
             try await cluster.run("up")
             try await cluster.exec("resources", ["ip", "addr", "add", "172.20.0.100/24", "dev", "br0"])
             let probe = Binaries.packageRoot.appending(path: "Tests/Interop/udp_probe.py").path(percentEncoded: false)
-            let receiver = try BackgroundProcess(arguments: ["ip", "netns", "exec", cluster.namespace("resources"), "python3", probe,
+            let receiver = try BackgroundProcess(arguments: Cluster.unblocked + ["ip", "netns", "exec", cluster.namespace("resources"), "python3", probe,
                                                              "receive", "7000", "7019"])
             defer { _ = receiver.stop() }
             try await receiver.waitForOutput(containing: "listening", timeout: .seconds(20))
@@ -290,7 +290,7 @@ struct ClusterEndToEndTests {
                     as? [String: Any])
                 let policy = try #require(try await cluster.admin(["policy", "create", "--group", "engineering", "--resource",
                                                                   "probe-\(trial)"]) as? [String: Any])
-                let sender = try BackgroundProcess(arguments: ["ip", "netns", "exec", cluster.namespace("client"), "python3", probe,
+                let sender = try BackgroundProcess(arguments: Cluster.unblocked + ["ip", "netns", "exec", cluster.namespace("client"), "python3", probe,
                                                                "send", "172.20.0.100", "\(port)", "30"])
                 defer { _ = sender.stop() }
                 _ = try await Self.within("trial \(trial): the probe passes", .seconds(60)) {
