@@ -737,6 +737,11 @@ package final class ClientTunnel: @unchecked Sendable {
         ice.restart(ufrag: ufrag)
         timersDue = now
         onEvent(.pathLost(gateway: gateways[key]!.id, reason: reason))
+        // The gateway checks its pairs again when it hears the candidates again: its NAT may have
+        // forgotten the way in for pairs it checked long ago.
+        if let (flow, gateway) = iceFlows[ufrag], !ice.localCandidates.isEmpty {
+            onEvent(.candidates(flow: flow, gateway: gateway, ice.localCandidates.map(\.sdp)))
+        }
     }
 
     private func updateRelays(_ list: [RelayServer], now: Date) {

@@ -90,8 +90,17 @@ package struct ICEAgent {
         rebuild()
     }
 
+    /// A candidate of the other side. One already known, trickled again, means the other side
+    /// restarted its checks (a lost pair, a relay gone, a network change): its pairs are checked again
+    /// from here too (the nominated one aside), so that this side's NAT lets the other side's checks in.
     package mutating func addRemote(_ candidate: ICECandidate) {
-        guard !remoteCandidates.contains(where: { $0.address == candidate.address && $0.kind == candidate.kind }) else { return }
+        guard !remoteCandidates.contains(where: { $0.address == candidate.address && $0.kind == candidate.kind }) else {
+            for (key, entry) in entries where entry.pair.remote.address == candidate.address && entry.state != .inProgress && !entry.nominated {
+                entries[key]!.state = .waiting
+                reportedFailure = false
+            }
+            return
+        }
         remoteCandidates.append(candidate)
         rebuild()
     }

@@ -130,6 +130,27 @@ import Testing
         #expect(network.clientLost == [selected] && network.client.selected == nil, "\(network.clientLost)")
     }
 
+    /// A candidate trickled again (the other side restarted its checks) has its pairs checked again:
+    /// the gateway's checks toward the client's relayed address failed long ago (its NAT forgot them),
+    /// and only checking again lets the client's new checks in through that NAT.
+    @Test func aCandidateTrickledAgainIsCheckedAgain() {
+        var network = Network()
+        network.blocked = [[network.gatewayHost.address, network.clientRelayed.address]]
+        network.run(seconds: 10, relayed: true)
+        func checksToRelayed(after trickle: Bool, at start: Double) -> Int {
+            if trickle { network.gateway.addRemote(network.clientRelayed) }
+            var count = 0
+            var now = Date(timeIntervalSince1970: start)
+            for _ in 0..<300 {
+                for case let .send(_, _, to) in network.gateway.poll(now: now) where to == network.clientRelayed.address { count += 1 }
+                now = now.addingTimeInterval(0.01)
+            }
+            return count
+        }
+        #expect(checksToRelayed(after: false, at: 1_800_000_100) == 0, "a failed pair stays failed")
+        #expect(checksToRelayed(after: true, at: 1_800_000_200) > 0, "trickled again, it is checked again")
+    }
+
     @Test func withNothingReachableTheAgentSaysSo() {
         var network = Network()
         network.blocked = [[network.clientHost.address, network.gatewayHost.address], [network.clientRelayed.address, network.gatewayHost.address]]
