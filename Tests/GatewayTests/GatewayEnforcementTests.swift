@@ -1004,7 +1004,7 @@ import WireGuard
     /// translates: HTTP over TCP both families, UDP whose reply comes back from the proxy address, and
     /// ping. The translations end after their idle time (short under a test option): a late datagram
     /// from the resource no longer reaches the client, and a new one from the client makes a new entry.
-    /// (Idle here means 6 s, so that a slow step of a loaded machine between a datagram and its answer
+    /// (Idle here means 15 s, so that a slow step of a loaded machine between a datagram and its answer
     /// does not end a translation the test still uses.)
     @Test func aDNSResourceWorksThroughItsProxyAddressesAndItsTranslationsExpire() async throws {
         try await TestNetwork.with { network in
@@ -1023,7 +1023,7 @@ import WireGuard
             }
             let grant = try await bed.grant("corp", type: "dns", address: "*.corp.test", filters: ["tcp:8080", "udp:7000", "icmp"])
             try await bed.startGateway(endpoint: "\(uplink.b.ipv4):51820", openQueue: false,
-                                       extraArguments: ["--dns-server", "198.18.1.2", "--test-translation-idle-seconds", "6"])
+                                       extraArguments: ["--dns-server", "198.18.1.2", "--test-translation-idle-seconds", "15"])
             let key = StaticKey.generate()
             let proxy4 = "100.96.0.5"
             let proxy6 = "fd00:6761:7465:8000::5"
@@ -1063,7 +1063,7 @@ import WireGuard
             #expect(try await metric("gatehouse_gateway_dns_translations") >= 1)
 
             // Idle: the translations end, and what the resource sends late is not the client's any more.
-            try await Wait.until("the translations expired", timeout: .seconds(30), interval: .milliseconds(250)) {
+            try await Wait.until("the translations expired", timeout: .seconds(60), interval: .milliseconds(250)) {
                 try await metric("gatehouse_gateway_dns_translations") == 0
             }
             #expect(try await metric("gatehouse_gateway_dns_translations_expired_total") >= 4, "TCP ×2, ICMP and UDP entries ended idle")
