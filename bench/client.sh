@@ -162,8 +162,12 @@ throughput() {  # throughput LABEL TARGET PID...: iperf3 for --seconds, Mbit/s a
     local label=$1 target=$2; shift 2
     local before=() after=() pid
     for pid in "$@"; do before+=("$(cpu_ticks "$pid")"); done
+    local machine_before
+    machine_before=$(head -n 1 /proc/stat)
     in_ns client iperf3 -c "$target" -p 5201 -t "$seconds" -J >"$work/iperf.json" || { echo "$label: iperf3 failed"; return; }
     for pid in "$@"; do after+=("$(cpu_ticks "$pid")"); done
+    local machine_after
+    machine_after=$(head -n 1 /proc/stat)
     local bytes
     bytes=$("$python" -c "import json; print(json.load(open('$work/iperf.json'))['end']['sum_received']['bytes'])")
     local line
@@ -174,6 +178,14 @@ throughput() {  # throughput LABEL TARGET PID...: iperf3 for --seconds, Mbit/s a
         index=$((index + 1))
     done
     echo "$line"
+    # The whole machine over the run (every core): how busy, and how much of it the kernel's softirq
+    # work (the XDP program, the veths, the stack) took; the tunnels' processes share these cores.
+    awk -v before="$machine_before" -v after="$machine_after" 'BEGIN {
+        split(before, b, " "); split(after, a, " ")
+        total = 0; for (i = 2; i <= 11; i++) total += a[i] - b[i]
+        idle = (a[5] - b[5]) + (a[6] - b[6]); soft = a[8] - b[8]
+        printf "%-46s machine busy %5.1f %%, softirq %5.1f %% (of all cores)\n", "", 100 * (total - idle) / total, 100 * soft / total
+    }'
 }
 
 echo "client benchmark ($configuration build, $trials trials, $(nproc) cores, $(uname -r))"
