@@ -136,10 +136,16 @@ struct ClusterEndToEndTests {
             #expect(!FileManager.default.fileExists(atPath: "/etc/netns/ghc-\(name)-client"), "\(when): /etc/netns entries left")
         }
 
-        /// Every process the cluster started (from its pid files), for the checks after `down`.
+        /// Every process the cluster started (from its pid files and its state file, which also names
+        /// what `up --foreground` itself waits on), for the checks after `down`.
         func processes() throws -> [Int32] {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.appending(path: "pids").path)) ?? []
-            return try names.map { try pid($0) }
+            let state = (try? String(contentsOf: directory.appending(path: "cluster.state"), encoding: .utf8)) ?? ""
+            let recorded = state.split(separator: "\n").compactMap { line -> Int32? in
+                let fields = line.split(separator: " ")
+                return fields.count >= 2 && fields[0] == "pid" ? Int32(fields[1]) : nil
+            }
+            return Array(Set(try names.map { try pid($0) } + recorded))
         }
 
         func cleanUp() async {
