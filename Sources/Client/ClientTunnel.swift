@@ -332,9 +332,7 @@ package final class ClientTunnel: @unchecked Sendable {
             case let .networkChanged(reason):
                 rebind(reason: reason, now: now)
             case .announceCandidates:
-                let candidates = ice.localCandidates.map(\.sdp)
-                guard !candidates.isEmpty else { break }
-                for (flow, gateway) in iceFlows.values { onEvent(.candidates(flow: flow, gateway: gateway, candidates)) }
+                for ufrag in iceFlows.keys { announceCandidates(ufrag: ufrag) }
             case let .proxy(address, target):
                 proxies[address] = target
             case let .addresses(list):
@@ -739,9 +737,13 @@ package final class ClientTunnel: @unchecked Sendable {
         onEvent(.pathLost(gateway: gateways[key]!.id, reason: reason))
         // The gateway checks its pairs again when it hears the candidates again: its NAT may have
         // forgotten the way in for pairs it checked long ago.
-        if let (flow, gateway) = iceFlows[ufrag], !ice.localCandidates.isEmpty {
-            onEvent(.candidates(flow: flow, gateway: gateway, ice.localCandidates.map(\.sdp)))
-        }
+        announceCandidates(ufrag: ufrag)
+    }
+
+    /// Every local candidate, trickled (again) to the gateway of the agent with local ufrag `ufrag`.
+    private func announceCandidates(ufrag: String) {
+        guard let (flow, gateway) = iceFlows[ufrag], !ice.localCandidates.isEmpty else { return }
+        onEvent(.candidates(flow: flow, gateway: gateway, ice.localCandidates.map(\.sdp)))
     }
 
     private func updateRelays(_ list: [RelayServer], now: Date) {
