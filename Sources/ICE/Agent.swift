@@ -6,7 +6,7 @@ package import Foundation
 /// (`poll`), and what to send and what was decided come out. The client is controlling, the gateway
 /// controlled; a role conflict is resolved by the tie-breakers (section 7.3.1.1). The controlling agent
 /// nominates (regular nomination) the best valid pair once the checks that could beat it are done, or
-/// a short while after the first success; a controlled agent accepts a nomination by USE-CANDIDATE
+/// a short while after the first success (and a better pair later, should one succeed after that); a controlled agent accepts a nomination by USE-CANDIDATE
 /// (regular or aggressive). Checks are paced every `pace` (Ta), triggered checks first, and each is
 /// retransmitted until `attempts` went unanswered.
 package struct ICEAgent {
@@ -191,7 +191,10 @@ package struct ICEAgent {
             return []
         }
         entry.state = .succeeded
-        if transaction.nominating { entry.nominated = true }
+        if transaction.nominating {
+            entry.nominated = true
+            if nominating == transaction.key { nominating = nil }  // done: a better pair may be nominated later
+        }
         entries[transaction.key] = entry
         if firstValid == nil { firstValid = now }
         if entry.nominated { return select(transaction.key) }
@@ -206,13 +209,21 @@ package struct ICEAgent {
         return [.selected(pair)]
     }
 
+    /// A succeeded pair of higher priority than the selected one, not nominated yet.
+    private var betterThanSelected: String? {
+        guard let selected, let current = entries[selected.redundancyKey] else { return nil }
+        return entries.filter { $0.value.state == .succeeded && !$0.value.nominated && $0.value.priority > current.priority }
+            .max { $0.value.priority < $1.value.priority }?.key
+    }
+
     /// When to call `poll` next.
     package var nextDeadline: Date {
         let retransmit = transactions.values.map { $0.sentAt.addingTimeInterval(retransmitAfter) }.min() ?? .distantFuture
         let check = entries.values.contains { $0.state == .waiting } || !triggered.isEmpty ? nextCheck : .distantFuture
         let nominate = controlling && selected == nil && nominating == nil ? (firstValid?.addingTimeInterval(nominationDelay) ?? .distantFuture) : .distantFuture
         let keepalive = selected != nil && controlling ? nextKeepalive : .distantFuture
-        return min(retransmit, check, nominate, keepalive)
+        let upgrade = controlling && nominating == nil && betterThanSelected != nil ? Date.distantPast : .distantFuture
+        return min(retransmit, check, nominate, keepalive, upgrade)
     }
 
     /// Retransmissions, the next paced check, and (controlling) the nomination.
@@ -247,6 +258,12 @@ package struct ICEAgent {
         if now >= nextCheck, let key = nextKey() {
             nextCheck = now.addingTimeInterval(pace)
             outputs.append(check(key, nominate: false, now: now))
+        }
+        if controlling, nominating == nil, let better = betterThanSelected {
+            // A better pair succeeded after the nomination (a direct pair whose checks a loaded machine
+            // slowed, after a relayed one was nominated): nominated too, data moves over to it.
+            nominating = better
+            outputs.append(check(better, nominate: true, now: now))
         }
         if controlling, selected == nil, nominating == nil, let first = firstValid {
             let pending = entries.values.contains { $0.state == .waiting || $0.state == .inProgress }

@@ -151,6 +151,24 @@ import Testing
         #expect(checksToRelayed(after: true, at: 1_800_000_200) > 0, "trickled again, it is checked again")
     }
 
+    /// The direct pair's checks come late (a loaded machine): the relayed pair is nominated first, and
+    /// once the direct pair succeeds it is nominated too, on both sides.
+    @Test func aDirectPairThatSucceedsLateReplacesTheRelayedOne() {
+        var network = Network()
+        network.blocked = [[network.clientHost.address, network.gatewayHost.address], [network.gatewayHost.address, network.clientHost.address]]
+        network.run(seconds: 0.6, relayed: true)
+        #expect(network.clientSelected.last?.local.kind == .relayed, "first the relayed pair: \(network.clientSelected)")
+        network.blocked = []
+        var now = Date(timeIntervalSince1970: 1_800_000_000.6)
+        for _ in 0..<300 {
+            network.deliver(network.client.poll(now: now), fromClient: true, now: now)
+            network.deliver(network.gateway.poll(now: now), fromClient: false, now: now)
+            now = now.addingTimeInterval(0.01)
+        }
+        #expect(network.clientSelected.last?.local.kind == .host, "then the direct pair: \(network.clientSelected)")
+        #expect(network.gatewaySelected.last?.remote.address == network.clientHost.address, "the gateway too: \(network.gatewaySelected)")
+    }
+
     @Test func withNothingReachableTheAgentSaysSo() {
         var network = Network()
         network.blocked = [[network.clientHost.address, network.gatewayHost.address], [network.clientRelayed.address, network.gatewayHost.address]]
