@@ -424,7 +424,7 @@ package final class ClientTunnel: @unchecked Sendable {
                 continue
             }
             if case let .ready(key, expiresAt) = flows[target], now < expiresAt, gateways[key] != nil {
-                forEachSegment(read) { sendFast($0, to: key, now: now) }
+                sendFast(read, to: key, now: now)
                 continue
             }
             var packets: [[UInt8]] = []
@@ -459,30 +459,57 @@ package final class ClientTunnel: @unchecked Sendable {
         }
     }
 
-    /// The hot path: sealed in place into the outbox (sent in batches, segmented where the kernel
-    /// can), straight to the gateway or framed as ChannelData for the relay of a relayed pair. What
-    /// cannot go so (no session yet, a rekey due, a channel not bound) takes the slow path.
-    private func sendFast(_ packet: UnsafeRawBufferPointer, to key: [UInt8], now: Date) {
-        guard let state = gateways[key] else { return }
-        let size = TransportSession.messageSize(forPacket: packet.count)
-        var sent = false
-        if let pair = state.status.pair, pair.local.kind == .relayed {
-            if let server = allocations.first(where: { $0.value.relayed == pair.local.address })?.key,
-               let channel = allocations[server]!.boundChannel(for: state.endpoint) {
-                sent = queue(to: server, size: ChannelData.headerLength + size) { buffer in
+    /// The hot path: each packet of a read (a super-packet's segments) sealed in place into the outbox
+    /// (sent in batches, segmented where the kernel can), straight to the gateway or framed as
+    /// ChannelData for the relay of a relayed pair. The gateway and the way are looked up once per
+    /// read, and its state reached by its dictionary index, neither copied nor its key hashed per
+    /// packet. What cannot go so (no session yet, a rekey due, a channel not bound) takes the slow path.
+    private func sendFast(_ read: UnsafeMutableRawBufferPointer, to key: [UInt8], now: Date) {
+        guard var gateway = gateways.index(forKey: key) else { return }
+        // Where this read's packets go: the gateway's endpoint, or its relay with the bound channel.
+        var destination: SocketAddress? = gateways.values[gateway].endpoint
+        var channel: UInt16?
+        if let pair = gateways.values[gateway].status.pair, pair.local.kind == .relayed {
+            destination = nil
+            if let index = allocations.firstIndex(where: { $0.value.relayed == pair.local.address }),
+               let bound = allocations.values[index].boundChannel(for: gateways.values[gateway].endpoint) {
+                destination = allocations.keys[index]
+                channel = bound
+            }
+        }
+        var (packets, bytes) = (0, 0)
+        var slowPath = false
+        forEachSegment(read) { packet in
+            let size = TransportSession.messageSize(forPacket: packet.count)
+            var sent = false
+            if let destination, let channel {
+                sent = queue(to: destination, size: ChannelData.headerLength + size) { buffer in
                     let message = UnsafeMutableRawBufferPointer(rebasing: buffer[ChannelData.headerLength...])
-                    guard let length = gateways[key]!.peer.seal(packet, into: message, now: now) else { return nil }
+                    guard let length = gateways.values[gateway].peer.seal(packet, into: message, now: now) else { return nil }
                     buffer.storeBytes(of: channel.bigEndian, toByteOffset: 0, as: UInt16.self)
                     buffer.storeBytes(of: UInt16(length).bigEndian, toByteOffset: 2, as: UInt16.self)
                     return ChannelData.headerLength + length
                 }
+            } else if let destination {
+                sent = queue(to: destination, size: size) { gateways.values[gateway].peer.seal(packet, into: $0, now: now) }
             }
-        } else {
-            sent = queue(to: state.endpoint, size: size) { gateways[key]!.peer.seal(packet, into: $0, now: now) }
+            if sent {
+                packets += 1
+                bytes += packet.count
+            } else {
+                // The slow path may change the gateways (and the way): the rest of the read takes it too.
+                destination = nil
+                slowPath = true
+                send(Array(packet), to: key, now: now)
+            }
         }
-        guard sent else { return send(Array(packet), to: key, now: now) }
-        gateways[key]!.status.packetsSent += 1
-        gateways[key]!.status.bytesSent += packet.count
+        guard packets > 0 else { return }
+        if slowPath {
+            guard let index = gateways.index(forKey: key) else { return }
+            gateway = index
+        }
+        gateways.values[gateway].status.packetsSent += packets
+        gateways.values[gateway].status.bytesSent += bytes
     }
 
     private func queue(to destination: SocketAddress, size: Int, _ write: (UnsafeMutableRawBufferPointer) -> Int?) -> Bool {

@@ -9,6 +9,7 @@ import Actors
 import ControlProtocol
 import Foundation
 import Logging
+import Synchronization
 
 func argument(_ name: String) -> String {
     guard let index = CommandLine.arguments.firstIndex(of: "--" + name), index + 1 < CommandLine.arguments.count else {
@@ -39,25 +40,38 @@ func percentile(_ values: [Double], _ p: Double) -> Double {
     return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
 }
 
-/// What every simulated device saw, by index.
-actor Tally {
-    var flows: [Int: Int] = [:]
-    var rejected: [Int: Int] = [:]
-    var finished: [Int: ContinuousClock.Instant] = [:]
-    var clientsJoined = 0
-    var resourceDeleted: [Int: ContinuousClock.Instant] = [:]
-
-    func initialised(_ gateway: Int, flows count: Int) { flows[gateway] = count }
-    func clientJoined() { clientsJoined += 1 }
-    var first: ContinuousClock.Instant?
-    /// `at`: when the device's connection handed the frame over (the tally, one actor for every device,
-    /// may note it later).
-    func reject(_ gateway: Int, at: ContinuousClock.Instant) {
-        if first.map({ at < $0 }) ?? true { first = at }
-        rejected[gateway, default: 0] += 1
-        if rejected[gateway] == flows[gateway] { finished[gateway] = max(finished[gateway] ?? at, at) }
+/// What every simulated device saw, by index: behind a lock, so that a device notes a frame without
+/// waiting its turn behind the other 1,999 (real gateways share nothing; an actor shared by every
+/// simulated device made each one's tenth `reject_access` wait for nine hops through it).
+final class Tally: Sendable {
+    struct State {
+        var flows: [Int: Int] = [:]
+        var rejected: [Int: Int] = [:]
+        var finished: [Int: ContinuousClock.Instant] = [:]
+        var clientsJoined = 0
+        var resourceDeleted: [Int: ContinuousClock.Instant] = [:]
+        var first: ContinuousClock.Instant?
     }
-    func deleted(_ client: Int, at: ContinuousClock.Instant) { resourceDeleted[client] = at }
+
+    private let state = Mutex(State())
+
+    var flows: [Int: Int] { state.withLock { $0.flows } }
+    var finished: [Int: ContinuousClock.Instant] { state.withLock { $0.finished } }
+    var clientsJoined: Int { state.withLock { $0.clientsJoined } }
+    var resourceDeleted: [Int: ContinuousClock.Instant] { state.withLock { $0.resourceDeleted } }
+    var first: ContinuousClock.Instant? { state.withLock { $0.first } }
+
+    func initialised(_ gateway: Int, flows count: Int) { state.withLock { $0.flows[gateway] = count } }
+    func clientJoined() { state.withLock { $0.clientsJoined += 1 } }
+    /// `at`: when the device's connection handed the frame over.
+    func reject(_ gateway: Int, at: ContinuousClock.Instant) {
+        state.withLock { state in
+            if state.first.map({ at < $0 }) ?? true { state.first = at }
+            state.rejected[gateway, default: 0] += 1
+            if state.rejected[gateway] == state.flows[gateway] { state.finished[gateway] = max(state.finished[gateway] ?? at, at) }
+        }
+    }
+    func deleted(_ client: Int, at: ContinuousClock.Instant) { state.withLock { $0.resourceDeleted[client] = at } }
 }
 
 struct SimulatedGateway: PortalSession {
@@ -71,8 +85,8 @@ struct SimulatedGateway: PortalSession {
 
     func received(_ frame: ControlFrame, sender: PortalSender) async {
         switch frame.message {
-        case let .gatewayInit(initial): await tally.initialised(index, flows: initial.authorizations.count)
-        case .rejectAccess: await tally.reject(index, at: .now)
+        case let .gatewayInit(initial): tally.initialised(index, flows: initial.authorizations.count)
+        case .rejectAccess: tally.reject(index, at: .now)
         case let .authorizeFlow(flow): sender.send(.flowAuthorized(FlowAuthorized(flowID: flow.flowID)), ref: frame.ref)
         default: break
         }
@@ -92,8 +106,8 @@ struct SimulatedClient: PortalSession {
 
     func received(_ frame: ControlFrame, sender: PortalSender) async {
         switch frame.message {
-        case .clientInit: await tally.clientJoined()
-        case .resourceDeleted: await tally.deleted(index, at: .now)
+        case .clientInit: tally.clientJoined()
+        case .resourceDeleted: tally.deleted(index, at: .now)
         default: break
         }
     }
@@ -141,16 +155,16 @@ let connections = Task {
 // Every gateway's init (with its flows) and every client's init.
 let deadline = ContinuousClock.now + .seconds(300)
 while ContinuousClock.now < deadline {
-    let (gateways, clients) = (await tally.flows.count, await tally.clientsJoined)
+    let (gateways, clients) = (tally.flows.count, tally.clientsJoined)
     if gateways == gatewayKeys.count && clients == clientKeys.count { break }
     try await Task.sleep(for: .milliseconds(100))
 }
 let joinedIn = ContinuousClock.now - connected
 try await Task.sleep(for: .seconds(2))  // settle: the portal's allocations after the joins
 let after = residentKiB(pid)
-let flows = await tally.flows.values.reduce(0, +)
+let flows = tally.flows.values.reduce(0, +)
 let connectionsCount = gatewayKeys.count + clientKeys.count
-print("joined: \(await tally.flows.count) gateways holding \(flows) flows and \(await tally.clientsJoined) clients in \(joinedIn)")
+print("joined: \(tally.flows.count) gateways holding \(flows) flows and \(tally.clientsJoined) clients in \(joinedIn)")
 print(String(format: "portal resident memory: %.1f MiB before the connections, %.1f MiB with %d; %.1f KiB per connection (goal <= 100 KiB)",
              Double(before) / 1024, Double(after) / 1024, connectionsCount, Double(after - before) / Double(connectionsCount)))
 
@@ -160,9 +174,9 @@ let ownCPUBefore = cpuMilliseconds("self")
 let start = ContinuousClock.now
 let answer = try await admin.request("DELETE", path: "/api/v1/policies/\(policy)")
 let answered = ContinuousClock.now - start
-let expected = await tally.flows.filter { $0.value > 0 }.count
+let expected = tally.flows.filter { $0.value > 0 }.count
 let waitUntil = ContinuousClock.now + .seconds(60)
-while ContinuousClock.now < waitUntil, await tally.finished.count < expected || tally.resourceDeleted.count < clientKeys.count {
+while ContinuousClock.now < waitUntil, tally.finished.count < expected || tally.resourceDeleted.count < clientKeys.count {
     try await Task.sleep(for: .milliseconds(5))
 }
 let portalCPU = cpuMilliseconds(pid) - portalCPUBefore
@@ -170,9 +184,9 @@ let ownCPU = cpuMilliseconds("self") - ownCPUBefore
 func milliseconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
 }
-let times = await tally.finished.values.map { milliseconds($0 - start) }
-let firstReject = await tally.first.map { milliseconds($0 - start) } ?? .nan
-let clientTimes = await tally.resourceDeleted.values.map { milliseconds($0 - start) }
+let times = tally.finished.values.map { milliseconds($0 - start) }
+let firstReject = tally.first.map { milliseconds($0 - start) } ?? .nan
+let clientTimes = tally.resourceDeleted.values.map { milliseconds($0 - start) }
 print("DELETE /api/v1/policies/...: HTTP \(answer.status) in \(String(format: "%.1f", milliseconds(answered))) ms")
 print(String(format: "first reject_access received after %.1f ms (the change committed and evaluated)", firstReject))
 print(String(format: "reject_access complete at %d of %d gateways: p50 %.1f ms, p99 %.1f ms, max %.1f ms (goal p99 <= 100 ms)",
