@@ -155,10 +155,11 @@ package actor PolicyEvaluator {
         }
         let receipt = await publish(accountID, result.notifications, changed: replaced || !changes.isEmpty || !result.revoked.isEmpty,
                                     standingChanged: standingChanged)
+        // After the devices online were sent what they must be told (a second at most): even finding
+        // the rows to delete would compete with the telling for the processor.
+        if !result.revoked.isEmpty { await receipt?.wait(atMost: .seconds(1)) }
         let remaining = await stillRecorded(accountID, result.revoked)
         if !remaining.isEmpty {
-            // After the devices online were sent what they must be told (a second at most).
-            await receipt?.wait(atMost: .seconds(1))
             let recorder = AccessChangeRecorder(accountID: accountID)
             try await AccessChangeRecorder.$current.withValue(recorder) {
                 _ = try await repository.deleteAuthorizations(accountID: accountID, remaining)

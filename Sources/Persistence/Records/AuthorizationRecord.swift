@@ -17,6 +17,12 @@ package struct AuthorizationRecord: GatehouseRecord, Equatable, Hashable {
     package var dnsName: String?
     package var dnsProxies: String?
 
+    /// By ID alone (equal records have equal IDs): the portal's view rebuilds and compares sets of
+    /// thousands of authorisations at every change, and hashing every field was much of that.
+    package func hash(into hasher: inout Hasher) {
+        hasher.combine(id)
+    }
+
     package enum CodingKeys: String, CodingKey {
         case id
         case accountID = "account_id"
