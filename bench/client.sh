@@ -8,7 +8,7 @@
 #                          |
 #                        relay 198.18.3.2 (gatehouse relay --xdp)
 #
-#   bench/client.sh [--trials 50] [--seconds 10] [--debug]
+#   bench/client.sh [--trials 50] [--seconds 10] [--debug] [--profile DIR]
 #
 # First byte, over --trials new flows each way: "new flow" (a resource never used before, over a tunnel
 # already up: create_flow, the gateway's confirmation, the first packets) and "new client" (the client
@@ -18,6 +18,7 @@
 # Throughput: iperf3 -c for --seconds, the CPU time each tunnel process spent (user+system from
 # /proc/PID/stat) per MB carried.
 #
+# --profile DIR: `perf record -a -g` over each throughput run; the recordings and a report of each in DIR.
 # Needs root. Builds in release (--debug: the debug build). Everything it makes is removed on exit.
 # Prints figures; asserts nothing.
 set -euo pipefail
@@ -25,16 +26,19 @@ cd "$(dirname "$0")/.."
 trials=50
 seconds=10
 configuration=release
+profile=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --trials) trials="$2"; shift 2 ;;
         --seconds) seconds="$2"; shift 2 ;;
         --debug) configuration=debug; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        --profile) profile="$2"; shift 2 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "client.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" = 0 ] || { echo "client.sh: needs root (network namespaces, TUN devices, XDP)" >&2; exit 1; }
+[ -z "$profile" ] || command -v perf >/dev/null || { echo "client.sh: --profile needs perf (Debian: apt-get install linux-perf)" >&2; exit 1; }
 for tool in wireguard-go wg iperf3 curl openssl nft clang ethtool; do
     command -v "$tool" >/dev/null || { echo "client.sh: $tool is missing (scripts/setup installs it)" >&2; exit 1; }
 done
@@ -164,7 +168,18 @@ throughput() {  # throughput LABEL TARGET PID...: iperf3 for --seconds, Mbit/s a
     for pid in "$@"; do before+=("$(cpu_ticks "$pid")"); done
     local machine_before
     machine_before=$(head -n 1 /proc/stat)
+    local recorder="" name=""
+    if [ -n "$profile" ]; then
+        name=$(printf '%s' "$label" | tr -c 'a-z0-9' '-' | cut -c1-48)
+        mkdir -p "$profile"
+        perf record -q -a -g -o "$profile/$name.data" -- sleep "$seconds" >/dev/null 2>&1 &
+        recorder=$!
+    fi
     in_ns client iperf3 -c "$target" -p 5201 -t "$seconds" -J >"$work/iperf.json" || { echo "$label: iperf3 failed"; return; }
+    if [ -n "$recorder" ]; then
+        wait "$recorder" || true
+        perf report -i "$profile/$name.data" --no-children --sort pid,dso,sym --stdio -g none 2>/dev/null | head -200 >"$profile/$name.txt" || true
+    fi
     for pid in "$@"; do after+=("$(cpu_ticks "$pid")"); done
     local machine_after
     machine_after=$(head -n 1 /proc/stat)
