@@ -713,25 +713,31 @@ package final class TunnelEngine: @unchecked Sendable {
         let now = Date()
         let key = FlowKey(slot: slot, protocolNumber: header.protocolNumber, client: header.source, clientPort: header.sourcePort,
                           resource: header.destination, resourcePort: header.destinationPort)
-        if flows[key] == nil {
+        // One lookup per packet: the flow's entry is reached by its index afterwards.
+        let index: Dictionary<FlowKey, FlowState>.Index
+        if let found = flows.index(forKey: key) {
+            index = found
+        } else {
             let authorization = slots[slot]!.authorization
-            let index = refusal == .noRule ? -1 : authorization.rules?.label(for: header.destination) ?? -1
-            let label = authorization.labels.indices.contains(index) ? authorization.labels[index] : authorization.unlabelled
-            flows[key] = FlowState(
+            let rule = refusal == .noRule ? -1 : authorization.rules?.label(for: header.destination) ?? -1
+            let label = authorization.labels.indices.contains(rule) ? authorization.labels[rule] : authorization.unlabelled
+            var state = FlowState(
                 record: FlowRecord(label: label, protocolNumber: header.protocolNumber, clientAddress: header.source, clientPort: header.sourcePort,
                                    resourceAddress: header.destination, resourcePort: header.destinationPort, start: now, end: now,
                                    verdict: refusal == nil ? .allowed : .refused, reason: refusal?.rawValue ?? ""),
                 last: now)
             if let real {
-                flows[key]!.record.resourceAddress = real
-                flows[key]!.record.proxyAddress = header.destination
+                state.record.resourceAddress = real
+                state.record.proxyAddress = header.destination
             }
+            flows[key] = state
+            index = flows.index(forKey: key)!
         }
-        flows[key]!.record.bytesFromClient += bytes
-        flows[key]!.record.packetsFromClient += 1
-        flows[key]!.last = now
-        if header.tcpFlags & 0x01 != 0 { flows[key]!.finFromClient = true }
-        if header.tcpFlags & 0x04 != 0 || flows[key]!.finFromClient && flows[key]!.finFromResource, refusal == nil {
+        flows.values[index].record.bytesFromClient += bytes
+        flows.values[index].record.packetsFromClient += 1
+        flows.values[index].last = now
+        if header.tcpFlags & 0x01 != 0 { flows.values[index].finFromClient = true }
+        if header.tcpFlags & 0x04 != 0 || flows.values[index].finFromClient && flows.values[index].finFromResource, refusal == nil {
             finishFlow(key, reason: "closed", now: now)
         }
     }
@@ -741,12 +747,12 @@ package final class TunnelEngine: @unchecked Sendable {
         guard flowLog != nil else { return }
         let key = FlowKey(slot: slot, protocolNumber: header.protocolNumber, client: header.destination, clientPort: header.destinationPort,
                           resource: header.source, resourcePort: header.sourcePort)
-        guard flows[key] != nil else { return }
-        flows[key]!.record.bytesToClient += bytes
-        flows[key]!.record.packetsToClient += packets
-        flows[key]!.last = now
-        if header.tcpFlags & 0x01 != 0 { flows[key]!.finFromResource = true }
-        if header.tcpFlags & 0x04 != 0 || flows[key]!.finFromClient && flows[key]!.finFromResource { finishFlow(key, reason: "closed", now: now) }
+        guard let index = flows.index(forKey: key) else { return }
+        flows.values[index].record.bytesToClient += bytes
+        flows.values[index].record.packetsToClient += packets
+        flows.values[index].last = now
+        if header.tcpFlags & 0x01 != 0 { flows.values[index].finFromResource = true }
+        if header.tcpFlags & 0x04 != 0 || flows.values[index].finFromClient && flows.values[index].finFromResource { finishFlow(key, reason: "closed", now: now) }
     }
 
     private func finishFlow(_ key: FlowKey, reason: String, now: Date) {
