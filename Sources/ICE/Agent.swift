@@ -6,9 +6,9 @@ package import Foundation
 /// (`poll`), and what to send and what was decided come out. The client is controlling, the gateway
 /// controlled; a role conflict is resolved by the tie-breakers (section 7.3.1.1). The controlling agent
 /// nominates (regular nomination) the best valid pair once the checks that could beat it are done, or
-/// a short while after the first success (and a better pair later, should one succeed after that); a controlled agent accepts a nomination by USE-CANDIDATE
-/// (regular or aggressive). Checks are paced every `pace` (Ta), triggered checks first, and each is
-/// retransmitted until `attempts` went unanswered.
+/// a short while after the first success, and a better pair later should one succeed after that; a
+/// controlled agent accepts a nomination by USE-CANDIDATE (regular or aggressive). Checks are paced
+/// every `pace` (Ta), triggered checks first, and each is retransmitted until `attempts` went unanswered.
 package struct ICEAgent {
     package struct Credentials: Equatable, Sendable {
         package var ufrag: String

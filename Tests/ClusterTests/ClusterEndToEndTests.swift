@@ -313,6 +313,8 @@ struct ClusterEndToEndTests {
                 try await Wait.until("trial \(trial): the probe's datagrams stop arriving", timeout: .seconds(10), interval: .milliseconds(100)) {
                     lastArrival() < Date().timeIntervalSince1970 - 0.5
                 }
+                // The stream stopped because the gateway cut it, not because the sender stopped sending.
+                #expect(sender.isRunning, "trial \(trial): the sender still sends: \(sender.output)")
                 latencies.append(lastArrival() - start)
                 _ = try await cluster.admin(["resource", "delete", resource["id"] as? String ?? ""])
             }
