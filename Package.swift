@@ -248,7 +248,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ActorsTests",
-            dependencies: ["Actors", "Addresses"],
+            dependencies: ["Actors", "Addresses", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

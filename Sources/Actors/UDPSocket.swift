@@ -17,9 +17,17 @@ package final class UDPSocket: @unchecked Sendable {
     /// Whether uniform batches still go out with UDP GSO (false once the kernel refused it).
     package var usesSegmentation: Bool { segmentationWorks.load(ordering: .relaxed) }
 
+    /// The socket buffers of a WireGuard endpoint (client and gateway), each way: 7 MiB, as wireguard-go
+    /// asks for. The default (net.core.rmem_default, 208 KiB) holds about three 64 KB batches, so a
+    /// burst of them from the network is dropped before the reader wakes, and TCP inside the tunnel
+    /// takes every drop as congestion.
+    package static let tunnelBufferBytes: Int32 = 7 << 20
+
     /// Binds to `address` (port 0: the kernel picks). IPv6 sockets are IPv6-only, so that an IPv4 and
-    /// an IPv6 socket can share a port number.
-    package init(bindTo address: SocketAddress, receiveBufferBytes: Int32? = nil) throws(SocketError) {
+    /// an IPv6 socket can share a port number. `receiveBufferBytes` and `sendBufferBytes` size the
+    /// socket's buffers: beyond net.core.{r,w}mem_max where the process may (CAP_NET_ADMIN), else up to
+    /// that limit (the kernel clamps it quietly).
+    package init(bindTo address: SocketAddress, receiveBufferBytes: Int32? = nil, sendBufferBytes: Int32? = nil) throws(SocketError) {
         let family = address.isIPv6 ? AF_INET6 : AF_INET
         let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .system("socket", errno) }
@@ -27,9 +35,8 @@ package final class UDPSocket: @unchecked Sendable {
         if address.isIPv6 {
             setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
         }
-        if var bytes = receiveBufferBytes {
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, socklen_t(MemoryLayout<Int32>.size))
-        }
+        if let bytes = receiveBufferBytes { Self.sizeBuffer(fd, forced: SO_RCVBUFFORCE, clamped: SO_RCVBUF, bytes: bytes) }
+        if let bytes = sendBufferBytes { Self.sizeBuffer(fd, forced: SO_SNDBUFFORCE, clamped: SO_SNDBUF, bytes: bytes) }
         let bound = address.withSockaddr { bind(fd, $0, $1) }
         guard bound == 0 else {
             let code = errno
@@ -48,6 +55,40 @@ package final class UDPSocket: @unchecked Sendable {
         }
         fileDescriptor = fd
         localAddress = local
+    }
+
+    /// A WireGuard endpoint's socket (client and gateway): bound to `address`, with `tunnelBufferBytes`
+    /// of buffer each way.
+    package static func tunnelEndpoint(bindTo address: SocketAddress) throws(SocketError) -> UDPSocket {
+        try UDPSocket(bindTo: address, receiveBufferBytes: tunnelBufferBytes, sendBufferBytes: tunnelBufferBytes)
+    }
+
+    /// A warning for the log when the kernel granted less receive buffer than `tunnelBufferBytes` (the
+    /// process may not exceed net.core.rmem_max, and that limit is lower), else nil.
+    package var smallBufferWarning: String? {
+        let granted = bufferBytes.receive / 2  // the kernel reports twice what it grants for data
+        guard granted < Int(Self.tunnelBufferBytes) else { return nil }
+        return "the UDP receive buffer is \(granted / 1024) KiB, not \(Self.tunnelBufferBytes >> 10) KiB: without CAP_NET_ADMIN "
+            + "it is capped by net.core.rmem_max; raise that (sysctl) or bursts on a fast link are dropped"
+    }
+
+    private static func sizeBuffer(_ fd: Int32, forced: Int32, clamped: Int32, bytes: Int32) {
+        var value = bytes
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        if setsockopt(fd, SOL_SOCKET, forced, &value, size) != 0 {
+            setsockopt(fd, SOL_SOCKET, clamped, &value, size)
+        }
+    }
+
+    /// The receive and send buffer sizes the kernel granted (it doubles the size asked for, for its
+    /// bookkeeping, and reports that).
+    package var bufferBytes: (receive: Int, send: Int) {
+        func read(_ option: Int32) -> Int {
+            var value: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            return getsockopt(fileDescriptor, SOL_SOCKET, option, &value, &length) == 0 ? Int(value) : 0
+        }
+        return (read(SO_RCVBUF), read(SO_SNDBUF))
     }
 
     /// Binds to an address given as text ("198.18.1.2", "::", ...).

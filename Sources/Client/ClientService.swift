@@ -50,13 +50,14 @@ package final class ClientService: Sendable {
         }
         var sockets: [UDPSocket] = []
         do {
-            sockets.append(try UDPSocket(bindTo: SocketAddress("0.0.0.0", port: 0)))
+            sockets.append(try UDPSocket.tunnelEndpoint(bindTo: SocketAddress("0.0.0.0", port: 0)))
         } catch {
             device.close()
             throw ClientStartError("binding a UDP socket: \(error)")
         }
+        if let warning = sockets.first?.smallBufferWarning { logger.warning("\(warning)") }
         do {
-            sockets.append(try UDPSocket(bindTo: SocketAddress("::", port: 0)))
+            sockets.append(try UDPSocket.tunnelEndpoint(bindTo: SocketAddress("::", port: 0)))
         } catch {
             logger.warning("no IPv6 socket: gateways are reached over IPv4 only", metadata: ["error": "\(error)"])
         }

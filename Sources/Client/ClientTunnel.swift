@@ -26,6 +26,10 @@ package final class ClientTunnel: @unchecked Sendable {
         package static let flowWait: TimeInterval = 20
         /// How long packets to a refused resource are answered at once before the portal is asked again.
         package static let refusalMemory: TimeInterval = 5
+        /// After a fresh establishment in which every pair failed (the relay unreachable for a while,
+        /// say), the next one comes after this, doubling each time up to `iceRetryLongest`.
+        package static let iceRetryFirst: TimeInterval = 1
+        package static let iceRetryLongest: TimeInterval = 15
     }
 
     /// What a flow is to: a CIDR or IP resource, or one name of a DNS resource (whose proxy
@@ -124,6 +128,10 @@ package final class ClientTunnel: @unchecked Sendable {
         var status: GatewayStatus
         /// The local ufrag of the ICE agent finding the way to this gateway (that of its first flow).
         var iceUfrag: String?
+        /// When the next establishment comes after one in which every pair failed, and the wait before
+        /// it (doubled after each that fails too; cleared when a pair is selected).
+        var iceRetryDue: Date?
+        var iceRetryWait: TimeInterval?
     }
 
     private enum Command {
@@ -714,14 +722,23 @@ package final class ClientTunnel: @unchecked Sendable {
                 trickled[ufrag, default: []].append(candidate.sdp)
             case let .selected(pair, key):
                 guard gateways[key] != nil else { continue }
+                gateways[key]!.iceRetryDue = nil
+                gateways[key]!.iceRetryWait = nil
                 gateways[key]!.endpoint = pair.remote.address
                 gateways[key]!.status.endpoint = pair.remote.address
                 gateways[key]!.status.pair = pair
                 gateways[key]!.status.relay = pair.local.kind == .relayed ? relayName(of: pair.local.address) : nil
                 // A handshake that went the announced way is sent again the way ICE found.
                 perform(gateways[key]!.peer.retryHandshake(now: now), key: key, now: now)
-            case .failed:
+            case let .failed(key, _):
+                // Every pair failed: tried again later, for as long as the gateway has flows (an outage
+                // of the only way, a relay that comes back).
                 drop("ice_failed")
+                guard gateways[key] != nil else { continue }
+                let wait = gateways[key]!.iceRetryWait.map { min($0 * 2, Limits.iceRetryLongest) } ?? Limits.iceRetryFirst
+                gateways[key]!.iceRetryWait = wait
+                gateways[key]!.iceRetryDue = now.addingTimeInterval(wait)
+                timersDue = min(timersDue, now.addingTimeInterval(wait))
             case let .lost(pair, key, ufrag):
                 // A fresh establishment: the other pairs (another relay, a direct one) are checked again.
                 drop("ice_pair_lost")
@@ -861,7 +878,7 @@ package final class ClientTunnel: @unchecked Sendable {
         var fresh: [UDPSocket] = []
         for old in sockets {
             do {
-                fresh.append(try UDPSocket(bindTo: SocketAddress(old.localAddress.isIPv6 ? "::" : "0.0.0.0", port: 0)))
+                fresh.append(try UDPSocket.tunnelEndpoint(bindTo: SocketAddress(old.localAddress.isIPv6 ? "::" : "0.0.0.0", port: 0)))
             } catch {
                 drop("rebind_failed")
             }
@@ -898,6 +915,15 @@ package final class ClientTunnel: @unchecked Sendable {
         }
         for allocation in allocations.values { next = min(next, allocation.nextDeadline) }
         for key in Array(gateways.keys) {
+            if let due = gateways[key]!.iceRetryDue {
+                if due <= now, let ufrag = gateways[key]!.iceUfrag {
+                    gateways[key]!.iceRetryDue = nil
+                    let wait = gateways[key]!.iceRetryWait ?? Limits.iceRetryFirst
+                    restartICE(key: key, ufrag: ufrag, reason: "no pair answered in the last establishment (tried again after \(Int(wait)) s)", now: now)
+                } else {
+                    next = min(next, due)
+                }
+            }
             let outputs = gateways[key]!.peer.tick(now: now)
             if !outputs.isEmpty { perform(outputs, key: key, now: now) }
             if let deadline = gateways[key]?.peer.nextDeadline() { next = min(next, deadline) }

@@ -60,11 +60,12 @@ package final class GatewayService: Sendable {
             throw GatewayStartError("the gateway's WireGuard private key is not 32 bytes of base64")
         }
         do {
-            let socket = try UDPSocket(bindTo: SocketAddress("0.0.0.0", port: listenPort))
+            let socket = try UDPSocket.tunnelEndpoint(bindTo: SocketAddress("0.0.0.0", port: listenPort))
+            if let warning = socket.smallBufferWarning { logger.warning("\(warning)") }
             var sockets = [socket]
             // IPv6 on the same port, where the host has IPv6.
             do {
-                sockets.append(try UDPSocket(bindTo: SocketAddress("::", port: socket.localPort)))
+                sockets.append(try UDPSocket.tunnelEndpoint(bindTo: SocketAddress("::", port: socket.localPort)))
             } catch {
                 logger.warning("WireGuard listens on IPv4 only", metadata: ["error": "\(error)"])
             }

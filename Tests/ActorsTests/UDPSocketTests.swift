@@ -1,5 +1,6 @@
 import Actors
 import Addresses
+import TestSupport
 import Testing
 
 /// Batched UDP on loopback: what goes out in one sendmmsg arrives, complete and in order, through
@@ -122,6 +123,29 @@ import Testing
         let start = ContinuousClock.now
         #expect(try socket.receive(timeout: .milliseconds(50)) == nil)
         #expect(ContinuousClock.now - start >= .milliseconds(50))
+    }
+
+    /// A burst of 64 KB batches sent while the reader is busy: a WireGuard endpoint's socket (client,
+    /// gateway) holds all of it, where a socket with the kernel's default buffer drops most of it. Needs
+    /// CAP_NET_ADMIN for the buffer beyond net.core.rmem_max.
+    @Test(.privileged) func aTunnelEndpointHoldsABurstThatADefaultSocketDrops() throws {
+        func burstDelivered(to receiver: UDPSocket) throws -> Int {
+            let sender = try UDPSocket(bindTo: "127.0.0.1")
+            let datagram = [UInt8](repeating: 0x5A, count: 60_000)
+            for _ in 0..<64 { _ = try sender.send(datagram, to: receiver.localAddress) }
+            var delivered = 0
+            while let (bytes, _) = try receiver.receive(timeout: .milliseconds(200)) {
+                if bytes.count == datagram.count { delivered += 1 }
+            }
+            return delivered
+        }
+        let endpoint = try UDPSocket.tunnelEndpoint(bindTo: SocketAddress("127.0.0.1", port: 0))
+        #expect(endpoint.bufferBytes.receive >= 2 * Int(UDPSocket.tunnelBufferBytes), "the kernel granted \(endpoint.bufferBytes)")
+        #expect(endpoint.bufferBytes.send >= 2 * Int(UDPSocket.tunnelBufferBytes))
+        #expect(endpoint.smallBufferWarning == nil)
+        #expect(try burstDelivered(to: endpoint) == 64)
+        let plain = try UDPSocket(bindTo: "127.0.0.1")
+        #expect(try burstDelivered(to: plain) < 64, "the default buffer cannot hold 3.8 MB")
     }
 
     @Test func bindingAPortInUseSaysWhich() throws {

@@ -568,6 +568,58 @@ import Testing
         }
     }
 
+    /// An outage of the only way: with no direct path and one relay, the core drops everything to and
+    /// from the relay for a while. The pair is lost, and the fresh establishments made during the
+    /// outage fail too; the client keeps trying (1 s, then doubling up to 15 s), so once the relay is
+    /// reachable again the tunnel comes back through it without anyone restarting anything.
+    @Test func afterAnOutageOfTheOnlyRelayTheTunnelComesBack() async throws {
+        try await TestNetwork.with { network in
+            let bed = try await Bed(network: network, natted: true)
+            try bed.blockUDPBetweenEdges()
+            try await bed.startRelay(name: "relay-1", port: 3478)
+            let web = try await bed.resource("web", address: "198.18.6.10", filters: ["tcp:8080"])
+            try await bed.startGateway()
+            let content = scratch(bed, "hello.txt", "through the relay again\n")
+            _ = try network.spawn(in: bed.resources, ["python3", "-m", "http.server", "8080", "--bind", "::", "--directory", content])
+            try await Wait.until("the HTTP server listens", timeout: .seconds(10)) {
+                try bed.resources.exec(["ss", "-tln"]).standardOutput.contains(":8080")
+            }
+            try await bed.startClient(extraArguments: ["--test-ice-keepalive-seconds", "1"])
+            let client = try #require(bed.client)
+            func webFlow() async throws -> [String: Any]? {
+                (try await bed.status()["flows"] as? [[String: Any]] ?? []).first { $0["resource"] as? String == web.resource }
+            }
+            func failedEstablishments() async throws -> Int { (try await bed.status()["dropped"] as? [String: Int])?["ice_failed"] ?? 0 }
+            let fetched = try await bed.fetch("http://198.18.6.10:8080/hello.txt")
+            #expect(fetched.status == 0 && fetched.body == "through the relay again\n", "\(fetched)")
+            #expect(try await webFlow()?["relay"] as? String == "relay-1")
+
+            let core = try #require(bed.core)
+            let outage = bed.scratch.appending(path: "outage.nft")
+            try """
+                table inet gatehouse_test_outage {
+                    chain forward { type filter hook forward priority 0; policy accept;
+                        ip daddr 198.18.3.2 meta l4proto udp drop;
+                        ip saddr 198.18.3.2 meta l4proto udp drop; }
+                }
+                """.write(to: outage, atomically: true, encoding: .utf8)
+            _ = try await core.exec(["nft", "-f", outage.path])
+            // The pair lost, then at least two fresh establishments that found nothing.
+            try await Wait.until("two establishments failed during the outage", timeout: .seconds(40)) {
+                try await failedEstablishments() >= 2
+            }
+            #expect(client.output.contains("no pair answered in the last establishment"))
+            _ = try await core.exec(["nft", "delete", "table", "inet", "gatehouse_test_outage"])
+            let lifted = ContinuousClock.now
+            try await Wait.until("the tunnel is relayed again", timeout: .seconds(40)) {
+                (try await webFlow()?["candidate_pair"] as? String ?? "").hasPrefix("relay 198.18.3.2:")
+            }
+            print("the tunnel came back through the relay \(ContinuousClock.now - lifted) after the outage ended")
+            let again = try await bed.fetch("http://198.18.6.10:8080/hello.txt")
+            #expect(again.status == 0 && again.body == "through the relay again\n", "after the outage: \(again)")
+        }
+    }
+
     /// A network change: SIGHUP, then an address the client's host gains (seen over rtnetlink), each
     /// bind the client's sockets again (a new port), make the portal connection and the way to the
     /// gateway again, and keep the flows: the next fetch needs no new flow.
