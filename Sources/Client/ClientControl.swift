@@ -294,10 +294,12 @@ package actor ClientControl: PortalSession {
                     resource: record.flow.resourceID.description, resourceName: resources[record.flow.resourceID]?.name ?? "",
                     dnsName: record.target.name,
                     gateway: record.flow.gatewayID.description, endpoint: (gateway?.endpoint ?? record.endpoint).description,
-                    path: gateway?.pair.map { $0.local.kind == .relayed || $0.remote.kind == .relayed ? "relayed" : "direct" } ?? "direct",
+                    path: gateway?.pair.map { $0.local.kind == .relayed || $0.remote.kind == .relayed ? "relayed" : "direct" }
+                        ?? (gateway?.searching == true ? "searching" : "direct"),
                     relay: gateway?.relay,
                     candidatePair: gateway?.pair.map { "\($0.local.kind.rawValue) \($0.local.address) <-> \($0.remote.kind.rawValue) \($0.remote.address)" }
-                        ?? "none: plain WireGuard to the gateway's endpoint \(record.endpoint)",
+                        ?? (gateway?.searching == true ? "none: the last one stopped answering, finding another (\(gateway?.restarts ?? 0) tries)"
+                            : "none: plain WireGuard to the gateway's endpoint \(record.endpoint)"),
                     established: gateway?.established ?? false, lastHandshake: gateway?.lastHandshake.map { iso($0) },
                     expiresAt: iso(record.flow.expiresAt),
                     bytesSent: gateway?.bytesSent ?? 0, bytesReceived: gateway?.bytesReceived ?? 0)

@@ -100,6 +100,9 @@ package final class ClientTunnel: @unchecked Sendable {
         package var relay: String?
         /// Fresh establishments after the pair was lost.
         package var restarts = 0
+        /// The pair was lost and no other one answers yet (a fresh establishment is under way, or waits
+        /// for its next try).
+        package var searching = false
         package var packetsSent = 0
         package var bytesSent = 0
         package var packetsReceived = 0
@@ -724,6 +727,7 @@ package final class ClientTunnel: @unchecked Sendable {
                 guard gateways[key] != nil else { continue }
                 gateways[key]!.iceRetryDue = nil
                 gateways[key]!.iceRetryWait = nil
+                gateways[key]!.status.searching = false
                 gateways[key]!.endpoint = pair.remote.address
                 gateways[key]!.status.endpoint = pair.remote.address
                 gateways[key]!.status.pair = pair
@@ -776,6 +780,7 @@ package final class ClientTunnel: @unchecked Sendable {
         gateways[key]!.status.pair = nil
         gateways[key]!.status.relay = nil
         gateways[key]!.status.restarts += 1
+        gateways[key]!.status.searching = true
         ice.restart(ufrag: ufrag)
         timersDue = now
         onEvent(.pathLost(gateway: gateways[key]!.id, reason: reason))

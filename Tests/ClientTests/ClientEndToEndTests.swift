@@ -609,6 +609,9 @@ import Testing
                 try await failedEstablishments() >= 2
             }
             #expect(client.output.contains("no pair answered in the last establishment"))
+            let during = try await webFlow()
+            #expect(during?["path"] as? String == "searching" && (during?["candidate_pair"] as? String ?? "").hasPrefix("none: the last one stopped answering"),
+                    "status says the way is being looked for: \(during ?? [:])")
             _ = try await core.exec(["nft", "delete", "table", "inet", "gatehouse_test_outage"])
             let lifted = ContinuousClock.now
             try await Wait.until("the tunnel is relayed again", timeout: .seconds(40)) {
