@@ -244,6 +244,14 @@ import Testing
             try await process.waitForMatch(#"()\[Client\] init"#, timeout: .seconds(30))
         }
 
+        /// An HTTP server on port 8080 of the resources' namespace serving `directory`, listening.
+        func serveHTTP(_ directory: String) async throws {
+            _ = try network.spawn(in: resources, ["python3", "-m", "http.server", "8080", "--bind", "::", "--directory", directory])
+            try await Wait.until("the HTTP server listens", timeout: .seconds(10)) {
+                try self.resources.exec(["ss", "-tln"]).standardOutput.contains(":8080")
+            }
+        }
+
         /// `gatehouse client status --json`, read.
         func status() async throws -> [String: Any] {
             let output = try await clientNamespace.exec([Binaries.gatehouse, "client", "status", "--json", "--state-dir", clientState])
@@ -273,10 +281,7 @@ import Testing
             try await bed.api("POST", "/policies", #"{"group_id": "\#(bed.group)", "resource_id": "\#(offline)"}"#, expect: 201)
             try await bed.startGateway()
             let content = scratch(bed, "hello.txt", "hello through the tunnel\n")
-            _ = try network.spawn(in: bed.resources, ["python3", "-m", "http.server", "8080", "--bind", "::", "--directory", content])
-            try await Wait.until("the HTTP server listens", timeout: .seconds(10)) {
-                try bed.resources.exec(["ss", "-tln"]).standardOutput.contains(":8080")
-            }
+            try await bed.serveHTTP(content)
 
             // A token on the command line is refused (every user of the host could read it there).
             let flagged = try await bed.clientNamespace.exec([Binaries.gatehouse, "client", "--portal-url", bed.url, "--token", bed.clientToken],
@@ -462,10 +467,7 @@ import Testing
             let web = try await bed.resource("web", address: "198.18.6.10", filters: ["tcp:8080"])
             try await bed.startGateway()
             let content = scratch(bed, "hello.txt", "hello through two NATs\n")
-            _ = try network.spawn(in: bed.resources, ["python3", "-m", "http.server", "8080", "--bind", "::", "--directory", content])
-            try await Wait.until("the HTTP server listens", timeout: .seconds(10)) {
-                try bed.resources.exec(["ss", "-tln"]).standardOutput.contains(":8080")
-            }
+            try await bed.serveHTTP(content)
             try await bed.startClient()
             let direct = try await bed.clientNamespace.exec(["curl", "-sS", "-m", "3", "http://198.18.5.2:51820/"], check: false)
             #expect(direct.status != 0, "the gateway's private address is out of the client's reach")
@@ -498,10 +500,7 @@ import Testing
             let web = try await bed.resource("web", address: "198.18.6.10", filters: ["tcp:8080"])
             try await bed.startGateway()
             let content = scratch(bed, "hello.txt", String(repeating: "relayed in the kernel\n", count: 2000))
-            _ = try network.spawn(in: bed.resources, ["python3", "-m", "http.server", "8080", "--bind", "::", "--directory", content])
-            try await Wait.until("the HTTP server listens", timeout: .seconds(10)) {
-                try bed.resources.exec(["ss", "-tln"]).standardOutput.contains(":8080")
-            }
+            try await bed.serveHTTP(content)
             try await bed.startClient()
             let fetched = try await bed.fetch("http://198.18.6.10:8080/hello.txt")
             #expect(fetched.status == 0 && fetched.body.count == 44_000, "\(fetched.status) \(fetched.error) \(fetched.body.prefix(100))")
@@ -532,10 +531,7 @@ import Testing
             let web = try await bed.resource("web", address: "198.18.6.10", filters: ["tcp:8080"])
             try await bed.startGateway()
             let content = scratch(bed, "big.bin", String(repeating: "0123456789abcdef", count: 256 * 1024))  // 4 MiB
-            _ = try network.spawn(in: bed.resources, ["python3", "-m", "http.server", "8080", "--bind", "::", "--directory", content])
-            try await Wait.until("the HTTP server listens", timeout: .seconds(10)) {
-                try bed.resources.exec(["ss", "-tln"]).standardOutput.contains(":8080")
-            }
+            try await bed.serveHTTP(content)
             try await bed.startClient(extraArguments: ["--test-ice-keepalive-seconds", "1"])
             func webFlow() async throws -> [String: Any]? {
                 (try await bed.status()["flows"] as? [[String: Any]] ?? []).first { $0["resource"] as? String == web.resource }
@@ -580,10 +576,7 @@ import Testing
             let web = try await bed.resource("web", address: "198.18.6.10", filters: ["tcp:8080"])
             try await bed.startGateway()
             let content = scratch(bed, "hello.txt", "through the relay again\n")
-            _ = try network.spawn(in: bed.resources, ["python3", "-m", "http.server", "8080", "--bind", "::", "--directory", content])
-            try await Wait.until("the HTTP server listens", timeout: .seconds(10)) {
-                try bed.resources.exec(["ss", "-tln"]).standardOutput.contains(":8080")
-            }
+            try await bed.serveHTTP(content)
             try await bed.startClient(extraArguments: ["--test-ice-keepalive-seconds", "1"])
             let client = try #require(bed.client)
             func webFlow() async throws -> [String: Any]? {
@@ -632,10 +625,7 @@ import Testing
             let web = try await bed.resource("web", address: "198.18.1.10", filters: ["tcp:8080"])
             try await bed.startGateway()
             let content = scratch(bed, "hello.txt", "still here\n")
-            _ = try network.spawn(in: bed.resources, ["python3", "-m", "http.server", "8080", "--bind", "::", "--directory", content])
-            try await Wait.until("the HTTP server listens", timeout: .seconds(10)) {
-                try bed.resources.exec(["ss", "-tln"]).standardOutput.contains(":8080")
-            }
+            try await bed.serveHTTP(content)
             try await bed.startClient()
             let client = try #require(bed.client)
             func pair() async throws -> String {
