@@ -298,7 +298,7 @@ package actor ClientControl: PortalSession {
                         ?? (gateway?.searching == true ? "searching" : "direct"),
                     relay: gateway?.relay,
                     candidatePair: gateway?.pair.map { "\($0.local.kind.rawValue) \($0.local.address) <-> \($0.remote.kind.rawValue) \($0.remote.address)" }
-                        ?? (gateway?.searching == true ? "none: the last one stopped answering, finding another (\(gateway?.restarts ?? 0) tries)"
+                        ?? (gateway?.searching == true ? "none: the last one stopped answering, finding another (\(gateway?.restarts ?? 0) fresh establishments so far)"
                             : "none: plain WireGuard to the gateway's endpoint \(record.endpoint)"),
                     established: gateway?.established ?? false, lastHandshake: gateway?.lastHandshake.map { iso($0) },
                     expiresAt: iso(record.flow.expiresAt),

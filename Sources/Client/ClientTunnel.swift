@@ -100,13 +100,14 @@ package final class ClientTunnel: @unchecked Sendable {
         package var relay: String?
         /// Fresh establishments after the pair was lost.
         package var restarts = 0
-        /// The pair was lost and no other one answers yet (a fresh establishment is under way, or waits
-        /// for its next try).
-        package var searching = false
         package var packetsSent = 0
         package var bytesSent = 0
         package var packetsReceived = 0
         package var bytesReceived = 0
+
+        /// The pair was lost and no other one answers yet (a fresh establishment is under way, or waits
+        /// for its next try).
+        package var searching: Bool { pair == nil && restarts > 0 }
     }
 
     /// Counters for `status` and the logs.
@@ -727,7 +728,6 @@ package final class ClientTunnel: @unchecked Sendable {
                 guard gateways[key] != nil else { continue }
                 gateways[key]!.iceRetryDue = nil
                 gateways[key]!.iceRetryWait = nil
-                gateways[key]!.status.searching = false
                 gateways[key]!.endpoint = pair.remote.address
                 gateways[key]!.status.endpoint = pair.remote.address
                 gateways[key]!.status.pair = pair
@@ -780,7 +780,7 @@ package final class ClientTunnel: @unchecked Sendable {
         gateways[key]!.status.pair = nil
         gateways[key]!.status.relay = nil
         gateways[key]!.status.restarts += 1
-        gateways[key]!.status.searching = true
+        gateways[key]!.iceRetryDue = nil  // this establishment is the retry (or supersedes it)
         ice.restart(ufrag: ufrag)
         timersDue = now
         onEvent(.pathLost(gateway: gateways[key]!.id, reason: reason))
@@ -920,9 +920,8 @@ package final class ClientTunnel: @unchecked Sendable {
         }
         for allocation in allocations.values { next = min(next, allocation.nextDeadline) }
         for key in Array(gateways.keys) {
-            if let due = gateways[key]!.iceRetryDue {
-                if due <= now, let ufrag = gateways[key]!.iceUfrag {
-                    gateways[key]!.iceRetryDue = nil
+            if let due = gateways[key]!.iceRetryDue, let ufrag = gateways[key]!.iceUfrag {
+                if due <= now {
                     let wait = gateways[key]!.iceRetryWait ?? Limits.iceRetryFirst
                     restartICE(key: key, ufrag: ufrag, reason: "no pair answered in the last establishment (tried again after \(Int(wait)) s)", now: now)
                 } else {

@@ -129,17 +129,34 @@ import Testing
         /// The core network drops every UDP datagram between the client's and the gateway's routers:
         /// only the relays are reachable from both.
         func blockUDPBetweenEdges() throws {
+            try dropUDPInCore(table: "gatehouse_test_block", [
+                "ip saddr 198.18.1.0/24 ip daddr 198.18.2.0/24", "ip saddr 198.18.2.0/24 ip daddr 198.18.1.0/24",
+            ])
+        }
+
+        /// An nftables table `table` in the core dropping forwarded UDP that matches any of `matches`
+        /// (`nft delete table inet TABLE` in the core lifts it).
+        func dropUDPInCore(table: String, _ matches: [String]) throws {
             guard let core else { return }
             let rules = """
-                table inet gatehouse_test_block {
+                table inet \(table) {
                     chain forward { type filter hook forward priority 0; policy accept;
-                        ip saddr 198.18.1.0/24 ip daddr 198.18.2.0/24 meta l4proto udp drop;
-                        ip saddr 198.18.2.0/24 ip daddr 198.18.1.0/24 meta l4proto udp drop; }
+                \(matches.map { "        \($0) meta l4proto udp drop;" }.joined(separator: "\n")) }
                 }
                 """
-            let file = scratch.appending(path: "block.nft")
+            let file = scratch.appending(path: "\(table).nft")
             try rules.write(to: file, atomically: true, encoding: .utf8)
             try core.exec(["nft", "-f", file.path])
+        }
+
+        /// No direct path and `relays` relays (1 or 2), the resource "web" (198.18.6.10, tcp:8080) and the
+        /// gateway started: the bring-up of the relayed tests.
+        func startRelayedOnly(relays: Int = 1) async throws -> (resource: String, policy: String) {
+            try blockUDPBetweenEdges()
+            for index in 0..<relays { try await startRelay(name: "relay-\(index + 1)", port: 3478, index: index) }
+            let web = try await resource("web", address: "198.18.6.10", filters: ["tcp:8080"])
+            try await startGateway()
+            return web
         }
 
         /// The relay's counters from its `/metrics`: packets relayed in the kernel (to peers, to
@@ -495,10 +512,7 @@ import Testing
     @Test func withNoDirectPathTheTunnelGoesThroughTheRelaysKernelPath() async throws {
         try await TestNetwork.with { network in
             let bed = try await Bed(network: network, natted: true)
-            try bed.blockUDPBetweenEdges()
-            try await bed.startRelay(name: "relay-1", port: 3478)
-            let web = try await bed.resource("web", address: "198.18.6.10", filters: ["tcp:8080"])
-            try await bed.startGateway()
+            let web = try await bed.startRelayedOnly()
             let content = scratch(bed, "hello.txt", String(repeating: "relayed in the kernel\n", count: 2000))
             try await bed.serveHTTP(content)
             try await bed.startClient()
@@ -525,11 +539,7 @@ import Testing
     @Test func whenTheRelayInUseStopsTheTunnelMovesToTheOther() async throws {
         try await TestNetwork.with { network in
             let bed = try await Bed(network: network, natted: true)
-            try bed.blockUDPBetweenEdges()
-            try await bed.startRelay(name: "relay-1", port: 3478, index: 0)
-            try await bed.startRelay(name: "relay-2", port: 3478, index: 1)
-            let web = try await bed.resource("web", address: "198.18.6.10", filters: ["tcp:8080"])
-            try await bed.startGateway()
+            let web = try await bed.startRelayedOnly(relays: 2)
             let content = scratch(bed, "big.bin", String(repeating: "0123456789abcdef", count: 256 * 1024))  // 4 MiB
             try await bed.serveHTTP(content)
             try await bed.startClient(extraArguments: ["--test-ice-keepalive-seconds", "1"])
@@ -571,10 +581,7 @@ import Testing
     @Test func afterAnOutageOfTheOnlyRelayTheTunnelComesBack() async throws {
         try await TestNetwork.with { network in
             let bed = try await Bed(network: network, natted: true)
-            try bed.blockUDPBetweenEdges()
-            try await bed.startRelay(name: "relay-1", port: 3478)
-            let web = try await bed.resource("web", address: "198.18.6.10", filters: ["tcp:8080"])
-            try await bed.startGateway()
+            let web = try await bed.startRelayedOnly()
             let content = scratch(bed, "hello.txt", "through the relay again\n")
             try await bed.serveHTTP(content)
             try await bed.startClient(extraArguments: ["--test-ice-keepalive-seconds", "1"])
@@ -588,15 +595,7 @@ import Testing
             #expect(try await webFlow()?["relay"] as? String == "relay-1")
 
             let core = try #require(bed.core)
-            let outage = bed.scratch.appending(path: "outage.nft")
-            try """
-                table inet gatehouse_test_outage {
-                    chain forward { type filter hook forward priority 0; policy accept;
-                        ip daddr 198.18.3.2 meta l4proto udp drop;
-                        ip saddr 198.18.3.2 meta l4proto udp drop; }
-                }
-                """.write(to: outage, atomically: true, encoding: .utf8)
-            _ = try await core.exec(["nft", "-f", outage.path])
+            try bed.dropUDPInCore(table: "gatehouse_test_outage", ["ip daddr 198.18.3.2", "ip saddr 198.18.3.2"])
             // The pair lost, then at least two fresh establishments that found nothing.
             try await Wait.until("two establishments failed during the outage", timeout: .seconds(40)) {
                 try await failedEstablishments() >= 2
