@@ -313,7 +313,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ICETests",
-            dependencies: ["ICE", "Addresses", "TestSupport"],
+            dependencies: ["ICE", "Addresses", "STUN", "TURN", "TURNTesting", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

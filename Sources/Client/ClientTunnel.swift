@@ -760,13 +760,18 @@ package final class ClientTunnel: @unchecked Sendable {
     }
 
     /// Through the allocation whose relayed address is `relayed`: ChannelData once the peer's channel
-    /// is bound (the relay's kernel path carries it), else nothing yet but the ChannelBind.
+    /// is bound (the relay's kernel path carries it); before that the allocation holds it and sends the
+    /// ChannelBind, and the relay's answer releases it.
     private func sendThroughRelay(_ bytes: [UInt8], relayed: SocketAddress, to peer: SocketAddress, now: Date) {
         guard let server = allocations.first(where: { $0.value.relayed == relayed })?.key else { return drop("relay_gone") }
         var requests: [[UInt8]] = []
-        let framed = allocations[server]!.wrap(bytes, for: peer, now: now, requests: &requests)
+        let wrapped = allocations[server]!.wrap(bytes, for: peer, now: now, requests: &requests)
         for request in requests { sendDirect(request, to: server) }
-        if let framed { sendDirect(framed, to: server) } else { drop("channel_pending") }
+        switch wrapped {
+        case let .frame(framed): sendDirect(framed, to: server)
+        case .held: break
+        case .unavailable: drop("relay_unavailable")
+        }
         if !requests.isEmpty { timersDue = now }
     }
 

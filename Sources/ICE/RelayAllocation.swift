@@ -6,7 +6,9 @@ import STUN
 /// comes out of each call, what the relay sent goes in. It allocates with the portal's TURN REST
 /// credentials (after the relay's 401 gives realm and nonce, and again after a 438 stale nonce),
 /// refreshes the allocation before its lifetime ends, binds a channel to each peer it is asked to
-/// reach (so the relay's XDP path carries the data) and refreshes channels before they expire.
+/// reach (so the relay's XDP path carries the data) and refreshes channels before they expire. What is
+/// sent to a peer before its channel is bound (the first connectivity check through the relay) is held
+/// and goes out the moment the relay confirms the binding, instead of waiting for a retransmission.
 package struct RelayAllocation {
     package enum Event: Equatable, Sendable {
         /// The relay allocated `relayed` and saw this client at `mapped`.
@@ -30,6 +32,16 @@ package struct RelayAllocation {
         var attempts: Int
     }
 
+    /// What `wrap` did with a payload.
+    package enum Wrapped: Equatable, Sendable {
+        /// ChannelData to send to the relay now.
+        case frame([UInt8])
+        /// Held until the peer's channel is bound (the ChannelBind is under way).
+        case held
+        /// Not sendable: no relayed address (yet), or every channel number is in use.
+        case unavailable
+    }
+
     package static let lifetime: TimeInterval = 600
     static let channelLifetime: TimeInterval = 600
     static let retransmitAfter: TimeInterval = 0.5
@@ -51,6 +63,9 @@ package struct RelayAllocation {
     private var peers: [UInt16: SocketAddress] = [:]
     private var bound: [UInt16: Date] = [:]
     private var nextChannel: UInt16 = 0x4000
+    /// Payloads for channels whose binding is pending, the newest few each.
+    private var held: [UInt16: [[UInt8]]] = [:]
+    package static let heldPerChannel = 8
 
     package init(server: SocketAddress, username: String, password: String) {
         self.server = server
@@ -107,20 +122,36 @@ package struct RelayAllocation {
     }
 
     /// `payload` for `peer`, framed for the relay: ChannelData once the peer's channel is bound. Until
-    /// then nil, and (once) the ChannelBind that binds it is in `requests`.
-    package mutating func wrap(_ payload: [UInt8], for peer: SocketAddress, now: Date, requests: inout [[UInt8]]) -> [UInt8]? {
-        guard relayed != nil else { return nil }
+    /// then it is held (the newest `heldPerChannel`), and the first call puts the ChannelBind that binds
+    /// the channel in `requests`; the relay's answer releases what was held.
+    package mutating func wrap(_ payload: [UInt8], for peer: SocketAddress, now: Date, requests: inout [[UInt8]]) -> Wrapped {
+        guard relayed != nil else { return .unavailable }
         if let channel = channels[peer] {
-            guard bound[channel] != nil else { return nil }
-            return payload.withUnsafeBytes { ChannelData.frame(channel: channel, payload: $0) }
+            guard bound[channel] != nil else { return hold(payload, channel) }
+            return .frame(payload.withUnsafeBytes { ChannelData.frame(channel: channel, payload: $0) })
         }
-        guard ChannelData.numbers.contains(nextChannel), nextChannel <= 0x4FFF else { return nil }
+        guard ChannelData.numbers.contains(nextChannel), nextChannel <= 0x4FFF else { return .unavailable }
         let channel = nextChannel
         nextChannel += 1
         channels[peer] = channel
         peers[channel] = peer
         requests.append(send(.channelBind(channel, peer), now: now))
-        return nil
+        return hold(payload, channel)
+    }
+
+    private mutating func hold(_ payload: [UInt8], _ channel: UInt16) -> Wrapped {
+        held[channel, default: []].append(payload)
+        if held[channel]!.count > Self.heldPerChannel { held[channel]!.removeFirst() }
+        return .held
+    }
+
+    /// A channel whose binding failed or went unanswered: forgotten with what was held for it, so that
+    /// the next data for its peer asks again.
+    private mutating func forget(channel: UInt16, peer: SocketAddress) {
+        channels[peer] = nil
+        peers[channel] = nil
+        bound[channel] = nil
+        held[channel] = nil
     }
 
     /// A datagram from the relay: what to send back and what happened; nil when it is not this
@@ -156,10 +187,7 @@ package struct RelayAllocation {
                 failure = "Allocate refused with \(code)"
                 return ([], [.failed(failure!)])
             }
-            if case let .channelBind(channel, peer) = transaction.request {
-                channels[peer] = nil
-                peers[channel] = nil
-            }
+            if case let .channelBind(channel, peer) = transaction.request { forget(channel: channel, peer: peer) }
             return ([], [])
         }
         switch transaction.request {
@@ -180,7 +208,8 @@ package struct RelayAllocation {
             return ([], [])
         case let .channelBind(channel, _):
             bound[channel] = now
-            return ([], [])
+            let waiting = held.removeValue(forKey: channel) ?? []
+            return (waiting.map { payload in payload.withUnsafeBytes { ChannelData.frame(channel: channel, payload: $0) } }, [])
         }
     }
 
@@ -209,6 +238,7 @@ package struct RelayAllocation {
                     failure = "the relay did not answer"
                     events.append(.failed(failure!))
                 }
+                if case let .channelBind(channel, peer) = transaction.request, bound[channel] == nil { forget(channel: channel, peer: peer) }
                 continue
             }
             transactions[id]!.attempts += 1
