@@ -90,6 +90,10 @@ package actor ClientControl: PortalSession {
             logger.notice("the network changed: sockets bound again, finding every gateway's way again", metadata: [
                 "reason": "\(reason)", "ports": "\(ports.map(String.init).joined(separator: ","))",
             ])
+        case let .relayUnavailable(relay, reason, retryIn):
+            logger.warning("no relayed candidate through a relay: trying again", metadata: [
+                "relay": "\(relay)", "reason": "\(reason)", "retry_in": "\(Int(retryIn)) s",
+            ])
         case let .pathLost(gateway, reason):
             logger.warning("the way to a gateway was lost: finding another", metadata: ["gateway": "\(gateway)", "reason": "\(reason)"])
         case let .candidates(flow, gateway, candidates):

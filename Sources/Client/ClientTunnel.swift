@@ -61,6 +61,9 @@ package final class ClientTunnel: @unchecked Sendable {
         /// The network changed (or SIGHUP said so): the sockets were bound again, candidates and relay
         /// allocations are being made again; the portal connection should be made again too.
         case networkChanged(reason: String, ports: [UInt16])
+        /// A relay's allocation failed (refused, unanswered, or forgotten by the relay); tried again in
+        /// `retryIn` seconds.
+        case relayUnavailable(relay: String, reason: String, retryIn: TimeInterval)
     }
 
     /// A flow the portal made: through which gateway, with what keys, until when.
@@ -301,6 +304,7 @@ package final class ClientTunnel: @unchecked Sendable {
             if let netlink, ready.contains(netlink) { readNetlink(netlink) }
             if timersDue.timeIntervalSinceNow <= 0 { timersDue = runTimers() }
         }
+        releaseAllocations()
         stoppedRunning.signal()
     }
 
@@ -802,17 +806,11 @@ package final class ClientTunnel: @unchecked Sendable {
 
     private func updateRelays(_ list: [RelayServer], now: Date) {
         let wanted = Set(list.map(\.address))
-        for (server, allocation) in allocations where !wanted.contains(server) {
-            if let relayed = allocation.relayed {
-                ice.removeLocalCandidate(ice.localCandidates.first { $0.kind == .relayed && $0.address == relayed }
-                                         ?? ICECandidate(kind: .relayed, address: relayed))
-                // Gateways reached through it find another way.
-                for (key, state) in gateways where state.status.pair?.local.address == relayed {
-                    if let ufrag = state.iceUfrag {
-                        restartICE(key: key, ufrag: ufrag, reason: "relay \(relayNames[server] ?? server.description) is gone", now: now)
-                    }
-                }
+        for server in Array(allocations.keys) where !wanted.contains(server) {
+            if let relayed = allocations[server]!.relayed {
+                forgetRelayed(relayed, of: server, reason: "relay \(relayNames[server] ?? server.description) is gone", now: now)
             }
+            for request in allocations[server]!.release(now: now) { sendQuietly(request, to: server) }
             allocations[server] = nil
             relayNames[server] = nil
         }
@@ -829,6 +827,31 @@ package final class ClientTunnel: @unchecked Sendable {
         timersDue = now
     }
 
+    /// A relayed candidate that is no more: ICE stops using it, and gateways reached through it find
+    /// another way.
+    private func forgetRelayed(_ relayed: SocketAddress, of server: SocketAddress, reason: String, now: Date) {
+        ice.removeLocalCandidate(ice.localCandidates.first { $0.kind == .relayed && $0.address == relayed }
+                                 ?? ICECandidate(kind: .relayed, address: relayed))
+        for (key, state) in gateways where state.status.pair?.local.address == relayed {
+            if let ufrag = state.iceUfrag { restartICE(key: key, ufrag: ufrag, reason: reason, now: now) }
+        }
+    }
+
+    /// Deletes every allocation on its relay (the client is stopping): a relay keeps one it is not
+    /// told about for its whole lifetime, and refuses (437) a new Allocate from the same address and
+    /// port meanwhile.
+    private func releaseAllocations() {
+        let now = Date()
+        for server in Array(allocations.keys) {
+            for request in allocations[server]!.release(now: now) { sendQuietly(request, to: server) }
+        }
+    }
+
+    /// Best effort, uncounted: a release to a relay that may be gone, from a socket that may be.
+    private func sendQuietly(_ bytes: [UInt8], to destination: SocketAddress) {
+        _ = try? socket(for: destination).send(bytes, to: destination)
+    }
+
     /// What an allocation said: requests to send, a relayed candidate, data from a peer through it.
     private func relayResult(_ result: (send: [[UInt8]], events: [RelayAllocation.Event]), from server: SocketAddress, now: Date) {
         for request in result.send { sendDirect(request, to: server) }
@@ -839,8 +862,12 @@ package final class ClientTunnel: @unchecked Sendable {
                 performICE(ice.addLocalCandidate(ICECandidate(foundation: candidate.foundation, priority: candidate.priority, address: relayed,
                                                               kind: .relayed, related: mapped)), now: now)
                 timersDue = now
-            case .failed:
+            case let .failed(reason, lost, retryIn):
                 drop("relay_allocation_failed")
+                let name = relayNames[server] ?? server.description
+                if let lost { forgetRelayed(lost, of: server, reason: "relay \(name) lost the allocation", now: now) }
+                onEvent(.relayUnavailable(relay: name, reason: reason, retryIn: retryIn))
+                timersDue = now
             case let .data(payload, peer):
                 // As if it came from `peer` to the relayed candidate.
                 guard let relayed = allocations[server]?.relayed else { continue }
@@ -894,6 +921,7 @@ package final class ClientTunnel: @unchecked Sendable {
             }
         }
         guard !fresh.isEmpty else { return }
+        releaseAllocations()  // from the old sockets, whose address and port the relays know
         for old in sockets { loop.remove(old.fileDescriptor) }
         sockets = fresh
         for socket in sockets {

@@ -9,12 +9,16 @@ import STUN
 /// reach (so the relay's XDP path carries the data) and refreshes channels before they expire. What is
 /// sent to a peer before its channel is bound (the first connectivity check through the relay) is held
 /// and goes out the moment the relay confirms the binding, instead of waiting for a retransmission.
+/// An allocation the relay refused or never answered, or lost (a Refresh answered 437: the relay forgot
+/// it), is tried again from scratch after 1 s, then twice as long each time up to a minute; `release`
+/// deletes it on the relay (a Refresh with lifetime 0) when the client is done with it.
 package struct RelayAllocation {
     package enum Event: Equatable, Sendable {
         /// The relay allocated `relayed` and saw this client at `mapped`.
         case allocated(relayed: SocketAddress, mapped: SocketAddress)
-        /// The relay refused (or never answered): the allocation is unusable.
-        case failed(String)
+        /// The relay refused, never answered, or forgot the allocation: it is unusable (`lost`: the relayed
+        /// address it had, if any) until it is tried again in `retryIn` seconds.
+        case failed(String, lost: SocketAddress?, retryIn: TimeInterval)
         /// Data from `peer` that the relay passed on (ChannelData or a Data indication).
         case data([UInt8], from: SocketAddress)
     }
@@ -46,6 +50,8 @@ package struct RelayAllocation {
     static let channelLifetime: TimeInterval = 600
     static let retransmitAfter: TimeInterval = 0.5
     static let attempts = 6
+    package static let retryFirst: TimeInterval = 1
+    package static let retryLongest: TimeInterval = 60
 
     package let server: SocketAddress
     package private(set) var username: String
@@ -66,6 +72,9 @@ package struct RelayAllocation {
     /// Payloads for channels whose binding is pending, the newest few each.
     private var held: [UInt16: [[UInt8]]] = [:]
     package static let heldPerChannel = 8
+    /// When a failed allocation is tried again, and the wait after that.
+    private var retryAt: Date?
+    private var retryWait = RelayAllocation.retryFirst
 
     package init(server: SocketAddress, username: String, password: String) {
         self.server = server
@@ -82,6 +91,41 @@ package struct RelayAllocation {
     /// The first Allocate (without credentials: the relay answers 401 with its realm and nonce).
     package mutating func start(now: Date) -> [[UInt8]] {
         [send(.allocate, now: now)]
+    }
+
+    /// The Refresh with lifetime 0 that deletes the allocation on the relay (sent once, unanswered: the
+    /// client is going, or leaving this socket); afterwards the allocation is unusable.
+    package mutating func release(now: Date) -> [[UInt8]] {
+        defer {
+            reset()
+            retryAt = nil
+        }
+        guard relayed != nil, let credentials else { return [] }
+        let id = (0..<12).map { _ in UInt8.random(in: 0...255) }
+        return [codec.encodeRequest(method: .refresh, [.lifetime(0)], transactionID: id, credentials: credentials, fingerprint: true)]
+    }
+
+    /// Forgets everything the relay gave (the relayed address, channels, what was held) and every
+    /// transaction under way.
+    private mutating func reset() {
+        relayed = nil
+        mapped = nil
+        expiresAt = .distantPast
+        transactions.removeAll()
+        channels.removeAll()
+        peers.removeAll()
+        bound.removeAll()
+        held.removeAll()
+    }
+
+    /// Unusable until `retryAt`; the next wait doubles.
+    private mutating func fail(_ reason: String, now: Date) -> Event {
+        let lost = relayed
+        reset()
+        failure = reason
+        retryAt = now.addingTimeInterval(retryWait)
+        defer { retryWait = min(retryWait * 2, Self.retryLongest) }
+        return .failed(reason, lost: lost, retryIn: retryWait)
     }
 
     private var credentials: STUNCodec.RequestCredentials? {
@@ -184,8 +228,10 @@ package struct RelayAllocation {
                 return ([send(transaction.request, now: now)], [])
             }
             if case .allocate = transaction.request {
-                failure = "Allocate refused with \(code)"
-                return ([], [.failed(failure!)])
+                return ([], [fail("Allocate refused with \(code)", now: now)])
+            }
+            if case .refresh = transaction.request, code == 437 {
+                return ([], [fail("the relay no longer has the allocation (Refresh answered 437)", now: now)])
             }
             if case let .channelBind(channel, peer) = transaction.request { forget(channel: channel, peer: peer) }
             return ([], [])
@@ -196,11 +242,12 @@ package struct RelayAllocation {
             let mappedValue = STUNCodec.firstAttribute(STUNCodec.AttributeType.xorMappedAddress, in: bytes)
             guard let relayed = relayedValue?.withUnsafeBytes({ STUNCodec.decodeXORAddress($0, transactionID: id) }),
                   let mapped = mappedValue?.withUnsafeBytes({ STUNCodec.decodeXORAddress($0, transactionID: id) }) else {
-                failure = "Allocate answered without addresses"
-                return ([], [.failed(failure!)])
+                return ([], [fail("Allocate answered without addresses", now: now)])
             }
             self.relayed = relayed
             self.mapped = mapped
+            failure = nil
+            retryWait = Self.retryFirst
             expiresAt = now.addingTimeInterval(lifetimeIn(bytes) ?? Self.lifetime)
             return ([], [.allocated(relayed: relayed, mapped: mapped)])
         case .refresh:
@@ -222,6 +269,7 @@ package struct RelayAllocation {
     package var nextDeadline: Date {
         var deadlines = transactions.values.map { $0.sentAt.addingTimeInterval(Self.retransmitAfter) }
         if relayed != nil { deadlines.append(expiresAt.addingTimeInterval(-Self.lifetime / 5)) }
+        if let retryAt { deadlines.append(retryAt) }
         for (_, confirmed) in bound { deadlines.append(confirmed.addingTimeInterval(Self.channelLifetime / 2)) }
         return deadlines.min() ?? .distantFuture
     }
@@ -231,12 +279,19 @@ package struct RelayAllocation {
     package mutating func poll(now: Date) -> (send: [[UInt8]], events: [Event]) {
         var out: [[UInt8]] = []
         var events: [Event] = []
+        if let retryAt, now >= retryAt {
+            // From scratch: a fresh realm and nonce, as at the start.
+            self.retryAt = nil
+            realm = ""
+            nonce = ""
+            out.append(send(.allocate, now: now))
+        }
         for (id, transaction) in transactions where now.timeIntervalSince(transaction.sentAt) >= Self.retransmitAfter {
             if transaction.attempts >= Self.attempts {
                 transactions[id] = nil
                 if case .allocate = transaction.request, relayed == nil {
-                    failure = "the relay did not answer"
-                    events.append(.failed(failure!))
+                    events.append(fail("the relay did not answer", now: now))
+                    break
                 }
                 if case let .channelBind(channel, peer) = transaction.request, bound[channel] == nil { forget(channel: channel, peer: peer) }
                 continue

@@ -162,14 +162,19 @@ import Testing
         /// The relay's counters from its `/metrics`: packets relayed in the kernel (to peers, to
         /// clients) and in user space.
         func relayCounts(_ index: Int = 0) async throws -> (toPeer: Double, toClient: Double, userSpace: Double) {
-            guard index < relayOperations.count, let operations = relayOperations[index] else { return (0, 0, 0) }
+            let values = try await relayMetrics([#"gatehouse_relay_xdp_packets_total{action="relayed",reason="to_peer"}"#,
+                                                 #"gatehouse_relay_xdp_packets_total{action="relayed",reason="to_client"}"#,
+                                                 #"gatehouse_relay_relayed_packets_total{path="user_space"}"#], index)
+            return (values[0], values[1], values[2])
+        }
+
+        /// Series from a relay's /metrics (0 when absent).
+        func relayMetrics(_ series: [String], _ index: Int = 0) async throws -> [Double] {
+            guard index < relayOperations.count, let operations = relayOperations[index] else { return series.map { _ in 0 } }
             let metrics = try await relayNamespaces[index].exec(["curl", "-s", "http://\(operations)/metrics"]).standardOutput
-            func value(_ series: String) -> Double {
-                metrics.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+            return series.map { name in
+                metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
             }
-            return (value(#"gatehouse_relay_xdp_packets_total{action="relayed",reason="to_peer"}"#),
-                    value(#"gatehouse_relay_xdp_packets_total{action="relayed",reason="to_client"}"#),
-                    value(#"gatehouse_relay_relayed_packets_total{path="user_space"}"#))
         }
 
         /// A home router: what leaves by `uplink` is masqueraded (Linux keeps the source port where it
@@ -530,6 +535,14 @@ import Testing
             print("relay counters for one 44 kB fetch: kernel to peer \(after.toPeer - before.toPeer), to client \(after.toClient - before.toClient), user space \(after.userSpace - before.userSpace)")
             #expect(after.toPeer - before.toPeer >= 3 && after.toClient - before.toClient >= 20, "the data crossed the XDP path: \(before) -> \(after)")
             #expect(after.userSpace == before.userSpace, "none of it through the relay's user space: \(before) -> \(after)")
+
+            // The client deletes its allocation when it stops: else the relay would keep it for its whole
+            // lifetime and refuse (437) a client started again on the same port.
+            #expect(try await bed.relayMetrics(["gatehouse_relay_allocations"]) == [1], "the client's allocation")
+            _ = try #require(bed.client).stop(grace: .seconds(10))
+            try await Wait.until("the relay has no allocation left", timeout: .seconds(5)) {
+                try await bed.relayMetrics(["gatehouse_relay_allocations"]) == [0]
+            }
         }
     }
 

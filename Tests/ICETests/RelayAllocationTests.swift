@@ -25,6 +25,8 @@ import Testing
         var allocation: RelayAllocation
         var toPeers: [[UInt8]] = []
         var events: [RelayAllocation.Event] = []
+        /// The relay's clock.
+        var serverTime: TURNTime
     }
 
     func makeLink() -> Link {
@@ -35,7 +37,8 @@ import Testing
         let username = RESTCredentials.username(expiry: serverNow.unixSeconds + 3600, id: "unit")
         return Link(server: Server(configuration: configuration, codec: STUNCodec(), random: SplitMix64(seed: 7)),
                     allocation: RelayAllocation(server: listener, username: username,
-                                                password: RESTCredentials.password(secret: secret, username: username)))
+                                                password: RESTCredentials.password(secret: secret, username: username)),
+                    serverTime: serverNow)
     }
 
     /// `datagrams` from the client to the relay, and every answer back, until nothing is left to send.
@@ -44,7 +47,7 @@ import Testing
         while !outbound.isEmpty {
             let bytes = outbound.removeFirst()
             var commands: [TURNCommand] = []
-            bytes.withUnsafeBytes { link.server.handleClientDatagram($0, from: client, to: listener, now: serverNow, into: &commands) }
+            bytes.withUnsafeBytes { link.server.handleClientDatagram($0, from: client, to: listener, now: link.serverTime, into: &commands) }
             for command in commands {
                 switch command {
                 case let .sendToClient(answer, _, _):
@@ -130,5 +133,78 @@ import Testing
         #expect(requests.count == 1, "the next data asks for the channel again")
         deliver(requests, over: &link)
         #expect(link.toPeers == [Array("later".utf8)], "only what was held for the new binding")
+    }
+
+    @Test func releaseDeletesTheAllocationOnTheRelay() throws {
+        var link = try allocated()
+        #expect(link.server.allocationCount == 1)
+        deliver(link.allocation.release(now: start), over: &link)
+        #expect(link.server.allocationCount == 0, "a Refresh with lifetime 0 freed it")
+        var requests: [[UInt8]] = []
+        #expect(link.allocation.wrap(Array("data".utf8), for: peer, now: start, requests: &requests) == .unavailable)
+        #expect(link.allocation.release(now: start).isEmpty, "released once")
+    }
+
+    /// A client killed without releasing its allocation and started again on the same address and port:
+    /// the relay still holds the old allocation and refuses the new one (437) until it expires; the
+    /// client tries again, and is allocated once the old one is gone.
+    @Test func anAllocateRefusedForAnAddressStillInUseIsTriedAgainLater() throws {
+        var link = try allocated()
+        link.allocation = makeLink().allocation
+        deliver(link.allocation.start(now: start), over: &link)
+        guard case let .failed(reason, lost, retryIn) = link.events.last else {
+            Issue.record("the Allocate fails: \(link.events)"); return
+        }
+        #expect(reason == "Allocate refused with 437" && lost == nil && retryIn == RelayAllocation.retryFirst)
+        #expect(link.allocation.relayed == nil)
+        #expect(link.allocation.nextDeadline == start.addingTimeInterval(RelayAllocation.retryFirst))
+
+        // The old allocation's lifetime ends on the relay.
+        link.serverTime = serverNow.adding(.seconds(Int(RelayAllocation.lifetime) + 1))
+        var expired: [TURNCommand] = []
+        link.server.handleTimeout(now: link.serverTime, into: &expired)
+        #expect(link.server.allocationCount == 0)
+        let retry = link.allocation.poll(now: start.addingTimeInterval(RelayAllocation.retryFirst))
+        #expect(retry.send.count == 1, "an Allocate again")
+        deliver(retry.send, over: &link)
+        #expect(link.allocation.relayed != nil, "allocated on the second try: \(link.events)")
+        #expect(link.allocation.failure == nil)
+    }
+
+    @Test func anAllocationTheRelayNeverAnswersIsTriedAgainWithBackoff() throws {
+        var allocation = makeLink().allocation
+        _ = allocation.start(now: start)
+        var failures: [TimeInterval] = []
+        var allocates = 0
+        var now = start
+        while failures.count < 3 {
+            now = allocation.nextDeadline
+            let result = allocation.poll(now: now)
+            allocates += result.send.count
+            for case let .failed(_, _, retryIn) in result.events { failures.append(retryIn) }
+        }
+        #expect(failures == [1, 2, 4], "the waits double")
+        #expect(allocation.failure == "the relay did not answer")
+        #expect(allocates >= 3 * 5, "each try retransmits its Allocate")
+    }
+
+    /// The relay restarted and forgot every allocation: the next Refresh is answered 437, the relayed
+    /// address is reported lost, and a new allocation follows.
+    @Test func anAllocationTheRelayForgotIsReportedLostAndMadeAgain() throws {
+        var link = try allocated()
+        let first = try #require(link.allocation.relayed)
+        link.server = makeLink().server
+        let refreshAt = link.allocation.nextDeadline
+        #expect(refreshAt < start.addingTimeInterval(RelayAllocation.lifetime))
+        let refresh = link.allocation.poll(now: refreshAt)
+        #expect(refresh.send.count == 1, "a Refresh")
+        deliver(refresh.send, over: &link)
+        guard case let .failed(_, lost, retryIn) = link.events.last else {
+            Issue.record("the allocation is lost: \(link.events)"); return
+        }
+        #expect(lost == first && retryIn == RelayAllocation.retryFirst)
+        #expect(link.allocation.relayed == nil)
+        deliver(link.allocation.poll(now: refreshAt.addingTimeInterval(RelayAllocation.retryFirst)).send, over: &link)
+        #expect(link.allocation.relayed != nil, "allocated again: \(link.events)")
     }
 }
