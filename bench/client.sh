@@ -20,6 +20,14 @@
 # Relayed throughput twice: with the core batching again what the relay's XDP program sends (GRO with
 # UDP GRO forwarding on its link to the relay, as the client's UDP GSO batches the direct path), then
 # with the core forwarding each packet; relayed / direct both ways.
+# Every throughput is measured in two arrangements of the machine's cores:
+# - shared: everything on every core, the emulated network's packet processing (the core's forwarding,
+#   the relay's XDP program and what veth does around it) in softirq beside the tunnels' processes;
+# - split (two cores or more): the endpoints on CPU 0 (the tunnel processes, iperf3, the packet
+#   processing of the client's, gateway's and resources' namespaces, by RPS) and the emulated network on
+#   CPU 1 (the core's and relay's namespaces: RPS, and their NAPI instances threaded and pinned there),
+#   as the routers and the relay would be machines of their own. Direct and relayed then get the same
+#   CPU for the tunnels, and relayed / direct measures what the relayed path costs them.
 #
 # --profile DIR: `perf record -a -g` over each throughput run; the recordings and a report of each in DIR.
 # Needs root. Builds in release (--debug: the debug build). Everything it makes is removed on exit.
@@ -36,7 +44,7 @@ while [ $# -gt 0 ]; do
         --seconds) seconds="$2"; shift 2 ;;
         --debug) configuration=debug; shift ;;
         --profile) profile="$2"; shift 2 ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
         *) echo "client.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -134,6 +142,7 @@ relay_token=$("$bin/gatehouse" portal relay-token create --db "$work/portal.sqli
 ip netns exec "$tag-res" python3 -m http.server 8080 --bind 0.0.0.0 --directory "$work" >/dev/null 2>&1 &
 pids+=($!)
 ip netns exec "$tag-res" iperf3 -s -p 5201 >/dev/null 2>&1 &
+iperf_server_pid=$!
 pids+=($!)
 ip netns exec "$tag-relay" env GATEHOUSE_TOKEN="$relay_token" "$bin/gatehouse" relay --public-ipv4 198.18.3.2 --listen-port 3478 --allow-peer 198.18.0.0/15 \
     --operations-address 127.0.0.1:9478 --portal-url "$url" --ca-file "$work/ca.pem" --name relay-1 --xdp eth0 >"$work/relay.log" 2>&1 &
@@ -157,7 +166,10 @@ start_client() {
     wait_for "$work/client.log" '\[Client\] init' "$from"
 }
 stop_client() { kill "$client_pid"; wait "$client_pid" 2>/dev/null || true; }
-first_byte() { in_ns client curl -s -o /dev/null -m 30 -w '%{time_starttransfer}\n' "http://$1:8080/" || echo fail; }
+first_byte() {  # seconds to the first byte, or "fail" (curl prints a time even when it fails)
+    local seconds
+    if seconds=$(in_ns client curl -s -o /dev/null -m 30 -w '%{time_starttransfer}' "http://$1:8080/"); then echo "$seconds"; else echo fail; fi
+}
 summary() {  # summary LABEL FILE: p50, p99, max in ms over the trials
     "$python" - "$1" "$2" <<'EOF'
 import sys
@@ -170,6 +182,29 @@ pick = lambda q: times[min(len(times) - 1, int(q * len(times)))]
 print(f"{sys.argv[1]:<46} p50 {pick(0.5):7.1f} ms  p99 {pick(0.99):7.1f} ms  max {times[-1]:7.1f} ms  ({len(times)} ok, {failed} failed)")
 EOF
 }
+# arrange shared | arrange split ENDPOINT_PID...: the arrangement of the cores (see the top).
+arrangement=shared
+cores=$(nproc)
+all_cpus=$(printf '%x' $(( (1 << cores) - 1 )))  # taskset's mask, in hex
+arrange() {
+    arrangement=$1; shift
+    local endpoint_rps=0 network_rps=0 threaded=0 endpoint_cpus=$all_cpus network_cpus=$all_cpus ns dev pid
+    if [ "$arrangement" = split ]; then endpoint_rps=1; network_rps=2; threaded=1; endpoint_cpus=1; network_cpus=2; fi
+    for ns in client gw res core relay; do
+        local mask=$endpoint_rps; case $ns in core|relay) mask=$network_rps ;; esac
+        for dev in $(in_ns "$ns" ls /sys/class/net); do
+            in_ns "$ns" sh -c "for q in /sys/class/net/$dev/queues/rx-*/rps_cpus; do [ ! -e \$q ] || echo $mask >\$q; done"
+        done
+    done
+    # The two NAPI instances of the emulated network: the relay's link (its XDP program) and the core's
+    # end of it (the frames the program sends back, and GRO).
+    in_ns relay sh -c "echo $threaded >/sys/class/net/eth0/threaded"
+    in_ns core sh -c "echo $threaded >/sys/class/net/eth2/threaded"
+    if [ "$threaded" = 1 ]; then for pid in $(pgrep '^napi/eth[02]-'); do taskset -p "$network_cpus" "$pid" >/dev/null; done; fi
+    for pid in "${pids[@]}"; do taskset -a -p "$network_cpus" "$pid" >/dev/null 2>&1 || true; done
+    # The endpoints: the tunnel processes given (not the relay's: it is the network's) and iperf3.
+    for pid in "$@" "$iperf_server_pid"; do [ "$pid" = "${relay_pid:-}" ] || taskset -a -p "$endpoint_cpus" "$pid" >/dev/null; done
+}
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 ticks=$(getconf CLK_TCK)
 throughput() {  # throughput LABEL TARGET PID...: iperf3 for --seconds, Mbit/s and CPU ms per MB of each pid
@@ -177,8 +212,9 @@ throughput() {  # throughput LABEL TARGET PID...: iperf3 for --seconds, Mbit/s a
     mbits=0
     local before=() after=() pid
     for pid in "$@"; do before+=("$(cpu_ticks "$pid")"); done
-    local machine_before
+    local machine_before cores_before
     machine_before=$(head -n 1 /proc/stat)
+    cores_before=$(grep -E '^cpu[01] ' /proc/stat | tr '\n' ' ')
     local recorder="" name=""
     if [ -n "$profile" ]; then
         name=$(printf '%s' "$label" | tr -c 'a-z0-9' '-' | cut -c1-48)
@@ -186,14 +222,16 @@ throughput() {  # throughput LABEL TARGET PID...: iperf3 for --seconds, Mbit/s a
         perf record -q -a -g -o "$profile/$name.data" -- sleep "$seconds" >/dev/null 2>&1 &
         recorder=$!
     fi
-    in_ns client iperf3 -c "$target" -p 5201 -t "$seconds" -J >"$work/iperf.json" || { echo "$label: iperf3 failed"; return; }
+    local pin=(taskset -c "0-$(($(nproc) - 1))"); [ "$arrangement" = shared ] || pin=(taskset -c 0)
+    in_ns client "${pin[@]}" iperf3 -c "$target" -p 5201 -t "$seconds" -J >"$work/iperf.json" || { echo "$label: iperf3 failed"; return; }
     if [ -n "$recorder" ]; then
         wait "$recorder" || true
         perf report -i "$profile/$name.data" --no-children --sort pid,dso,sym --stdio -g none 2>/dev/null | head -200 >"$profile/$name.txt" || true
     fi
     for pid in "$@"; do after+=("$(cpu_ticks "$pid")"); done
-    local machine_after
+    local machine_after cores_after
     machine_after=$(head -n 1 /proc/stat)
+    cores_after=$(grep -E '^cpu[01] ' /proc/stat | tr '\n' ' ')
     local bytes
     bytes=$("$python" -c "import json; print(json.load(open('$work/iperf.json'))['end']['sum_received']['bytes'])")
     mbits=$(awk -v b="$bytes" -v s="$seconds" 'BEGIN { printf "%.0f", b * 8 / s / 1000000 }')
@@ -207,12 +245,32 @@ throughput() {  # throughput LABEL TARGET PID...: iperf3 for --seconds, Mbit/s a
     echo "$line"
     # The whole machine over the run (every core): how busy, and how much of it the kernel's softirq
     # work (the XDP program, the veths, the stack) took; the tunnels' processes share these cores.
-    awk -v before="$machine_before" -v after="$machine_after" 'BEGIN {
-        split(before, b, " "); split(after, a, " ")
-        total = 0; for (i = 2; i <= 11; i++) total += a[i] - b[i]
-        idle = (a[5] - b[5]) + (a[6] - b[6]); soft = a[8] - b[8]
-        printf "%-46s machine busy %5.1f %%, softirq %5.1f %% (of all cores)\n", "", 100 * (total - idle) / total, 100 * soft / total
-    }'
+    if [ "$arrangement" = shared ]; then
+        awk -v before="$machine_before" -v after="$machine_after" 'BEGIN {
+            split(before, b, " "); split(after, a, " ")
+            total = 0; for (i = 2; i <= 11; i++) total += a[i] - b[i]
+            idle = (a[5] - b[5]) + (a[6] - b[6]); soft = a[8] - b[8]
+            printf "%-46s machine busy %5.1f %%, softirq %5.1f %% (of all cores)\n", "", 100 * (total - idle) / total, 100 * soft / total
+        }'
+    else
+        # Each core of the split: the endpoints' (0) and the emulated network's (1).
+        awk -v before="$cores_before" -v after="$cores_after" 'BEGIN {
+            split(before, b, " "); split(after, a, " ")
+            for (core = 0; core < 2; core++) {
+                o = core * 11; total = 0; for (i = 2; i <= 11; i++) total += a[o + i] - b[o + i]
+                busy[core] = 100 * (total - (a[o + 5] - b[o + 5]) - (a[o + 6] - b[o + 6])) / total
+            }
+            printf "%-46s CPU 0 (endpoints) busy %5.1f %%, CPU 1 (network) busy %5.1f %%\n", "", busy[0], busy[1]
+        }'
+    fi
+}
+split_throughput() {  # split_throughput LABEL TARGET PID...: throughput in the split arrangement, then back
+    split_mbits=0
+    [ "$(nproc)" -ge 2 ] || { echo "$1: needs two cores"; return; }
+    arrange split "${@:3}"
+    throughput "$@"
+    split_mbits=$mbits
+    arrange shared
 }
 
 echo "client benchmark ($configuration build, $trials trials, $(nproc) cores, $(uname -r))"
@@ -224,6 +282,8 @@ for i in $(seq 1 "$trials"); do first_byte "198.18.4.$((10 + i))" >>"$work/direc
 summary "gatehouse direct, new flow (tunnel up)" "$work/direct-flow"
 throughput "gatehouse direct, iperf3 (client, gateway)" 198.18.4.10 "$client_pid" "$gateway_pid"
 direct_mbits=$mbits
+split_throughput "  the same, split (endpoints, network)" 198.18.4.10 "$client_pid" "$gateway_pid"
+split_direct_mbits=$split_mbits
 path=$(in_ns client "$bin/gatehouse" client status --json --state-dir "$work/client" | "$python" -c "import json,sys; f=json.load(sys.stdin)['flows']; print(f[0]['path'], f[0]['candidate_pair'])")
 echo "  (path: $path)"
 : >"$work/direct-client"
@@ -254,8 +314,11 @@ relayed_mbits=$mbits
 core_batches off
 throughput "  the same, the core forwarding each packet" 198.18.4.10 "$client_pid" "$gateway_pid" "$relay_pid"
 core_batches on
-awk -v r="$relayed_mbits" -v u="$mbits" -v d="$direct_mbits" 'BEGIN {
-    if (d > 0) printf "  (relayed / direct: %.0f %%; with the core forwarding each packet: %.0f %%)\n", 100 * r / d, 100 * u / d }'
+per_packet_mbits=$mbits
+split_throughput "  the same, split (endpoints, network)" 198.18.4.10 "$client_pid" "$gateway_pid" "$relay_pid"
+awk -v r="$relayed_mbits" -v u="$per_packet_mbits" -v d="$direct_mbits" -v sr="$split_mbits" -v sd="$split_direct_mbits" 'BEGIN {
+    if (d > 0) printf "  (relayed / direct, shared: %.0f %%; with the core forwarding each packet: %.0f %%)\n", 100 * r / d, 100 * u / d
+    if (sd > 0) printf "  (relayed / direct, split: %.0f %%)\n", 100 * sr / sd }'
 : >"$work/relayed-client"
 for i in $(seq 1 "$trials"); do
     stop_client; start_client
@@ -286,8 +349,19 @@ peer_up
 first_byte 198.18.4.10 >/dev/null
 : >"$work/reference"
 for i in $(seq 1 "$trials"); do
+    # wireguard-go ignores a peer's initiation within 20 ms of the last one it took from that peer
+    # (flood protection), or not later than it (replay; timestamps are rounded down to 16.8 ms): trials
+    # closer together than that would wait out the 5 s retry, which no real peer meets. 50 ms apart,
+    # outside the measured time.
+    sleep 0.05
     in_ns client wg set "${tag}r" peer "$s_pub" remove; peer_up
     first_byte "198.18.4.$((10 + i))" >>"$work/reference"
 done
 summary "wireguard-go direct, fresh handshake" "$work/reference"
 throughput "wireguard-go direct, iperf3 (client, server)" 198.18.4.10 "$reference_pid" "$server_pid"
+reference_mbits=$mbits
+split_throughput "  the same, split (endpoints, network)" 198.18.4.10 "$reference_pid" "$server_pid"
+awk -v d="$direct_mbits" -v r="$reference_mbits" -v sd="$split_direct_mbits" -v sr="$split_mbits" 'BEGIN {
+    if (r > 0) printf "  (gatehouse direct / wireguard-go, shared: %.1fx", d / r
+    if (r > 0 && sr > 0) printf "; split: %.1fx", sd / sr
+    if (r > 0) printf ")\n" }'
