@@ -116,6 +116,7 @@ package struct RelayAllocation {
         peers.removeAll()
         bound.removeAll()
         held.removeAll()
+        nextChannel = 0x4000
     }
 
     /// Unusable until `retryAt`; the next wait doubles.
