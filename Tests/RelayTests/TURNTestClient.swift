@@ -90,7 +90,10 @@ final class TURNTestClient {
         try socket.send(bytes, to: server)
     }
 
-    func receiveReply(transactionID: [UInt8]? = nil, timeout: Duration = .seconds(2)) throws -> Reply? {
+    /// The next reply (with `transactionID`, if given). The default wait is generous: a relay started
+    /// among many other tests on a loaded machine may take seconds with its first answer, and this
+    /// client does not retransmit; tests that expect silence pass a short `timeout` of their own.
+    func receiveReply(transactionID: [UInt8]? = nil, timeout: Duration = .seconds(10)) throws -> Reply? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             guard let (bytes, _) = try socket.receive(timeout: deadline - ContinuousClock.now) else { return nil }
