@@ -837,9 +837,9 @@ package final class ClientTunnel: @unchecked Sendable {
         }
     }
 
-    /// Deletes every allocation on its relay (the client is stopping): a relay keeps one it is not
-    /// told about for its whole lifetime, and refuses (437) a new Allocate from the same address and
-    /// port meanwhile.
+    /// Deletes every allocation on its relay (the client is stopping, or leaving these sockets): a relay
+    /// keeps one it is not told about for its whole lifetime, and refuses (437) a new Allocate from the
+    /// same address and port meanwhile.
     private func releaseAllocations() {
         let now = Date()
         for server in Array(allocations.keys) {
