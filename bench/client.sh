@@ -198,9 +198,14 @@ arrange() {
     done
     # The two NAPI instances of the emulated network: the relay's link (its XDP program) and the core's
     # end of it (the frames the program sends back, and GRO).
+    # Only their kernel threads are pinned: the ones that appear when they turn threaded.
+    local napi_before
+    napi_before=$(pgrep '^napi/' | sort || true)
     in_ns relay sh -c "echo $threaded >/sys/class/net/eth0/threaded"
     in_ns core sh -c "echo $threaded >/sys/class/net/eth2/threaded"
-    if [ "$threaded" = 1 ]; then for pid in $(pgrep '^napi/eth[02]-'); do taskset -p "$network_cpus" "$pid" >/dev/null; done; fi
+    if [ "$threaded" = 1 ]; then
+        for pid in $(comm -13 <(printf '%s\n' "$napi_before") <(pgrep '^napi/' | sort || true)); do taskset -p "$network_cpus" "$pid" >/dev/null; done
+    fi
     for pid in "${pids[@]}"; do taskset -a -p "$network_cpus" "$pid" >/dev/null 2>&1 || true; done
     # The endpoints: the tunnel processes given (not the relay's: it is the network's) and iperf3.
     for pid in "$@" "$iperf_server_pid"; do [ "$pid" = "${relay_pid:-}" ] || taskset -a -p "$endpoint_cpus" "$pid" >/dev/null; done
