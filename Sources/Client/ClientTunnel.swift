@@ -810,7 +810,7 @@ package final class ClientTunnel: @unchecked Sendable {
             if let relayed = allocations[server]!.relayed {
                 forgetRelayed(relayed, of: server, reason: "relay \(relayNames[server] ?? server.description) is gone", now: now)
             }
-            for request in allocations[server]!.release(now: now) { sendQuietly(request, to: server) }
+            release(server)
             allocations[server] = nil
             relayNames[server] = nil
         }
@@ -841,15 +841,13 @@ package final class ClientTunnel: @unchecked Sendable {
     /// keeps one it is not told about for its whole lifetime, and refuses (437) a new Allocate from the
     /// same address and port meanwhile.
     private func releaseAllocations() {
-        let now = Date()
-        for server in Array(allocations.keys) {
-            for request in allocations[server]!.release(now: now) { sendQuietly(request, to: server) }
-        }
+        for server in Array(allocations.keys) { release(server) }
     }
 
-    /// Best effort, uncounted: a release to a relay that may be gone, from a socket that may be.
-    private func sendQuietly(_ bytes: [UInt8], to destination: SocketAddress) {
-        _ = try? socket(for: destination).send(bytes, to: destination)
+    /// Sends the allocation's release to its relay: best effort and uncounted (the relay may be gone, and
+    /// so may the socket's address).
+    private func release(_ server: SocketAddress) {
+        for request in allocations[server]!.release() { _ = try? socket(for: server).send(request, to: server) }
     }
 
     /// What an allocation said: requests to send, a relayed candidate, data from a peer through it.

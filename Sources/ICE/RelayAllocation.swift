@@ -95,7 +95,7 @@ package struct RelayAllocation {
 
     /// The Refresh with lifetime 0 that deletes the allocation on the relay (sent once, unanswered: the
     /// client is going, or leaving this socket); afterwards the allocation is unusable.
-    package mutating func release(now: Date) -> [[UInt8]] {
+    package mutating func release() -> [[UInt8]] {
         defer {
             reset()
             retryAt = nil

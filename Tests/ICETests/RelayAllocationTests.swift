@@ -103,7 +103,7 @@ import Testing
         #expect(link.toPeers == Array(payloads.suffix(RelayAllocation.heldPerChannel)))
     }
 
-    @Test func aRefusedChannelBindDropsWhatWasHeldAndTheNextDataAsksAgain() throws {
+    @Test func aRefusedChannelBindIsAskedForAgainByTheNextData() throws {
         var link = try allocated()
         let loopback = Self.address("127.0.0.1", 51_820)  // a peer the relay refuses (403)
         var requests: [[UInt8]] = []
@@ -138,11 +138,11 @@ import Testing
     @Test func releaseDeletesTheAllocationOnTheRelay() throws {
         var link = try allocated()
         #expect(link.server.allocationCount == 1)
-        deliver(link.allocation.release(now: start), over: &link)
+        deliver(link.allocation.release(), over: &link)
         #expect(link.server.allocationCount == 0, "a Refresh with lifetime 0 freed it")
         var requests: [[UInt8]] = []
         #expect(link.allocation.wrap(Array("data".utf8), for: peer, now: start, requests: &requests) == .unavailable)
-        #expect(link.allocation.release(now: start).isEmpty, "released once")
+        #expect(link.allocation.release().isEmpty, "released once")
     }
 
     /// A client killed without releasing its allocation and started again on the same address and port:
